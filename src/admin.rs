@@ -1,0 +1,88 @@
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the tap runs) and `/readyz`
+//! (the upstream's readiness endpoint answers 2xx).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::proxy::body::UpstreamBody;
+use crate::proxy::Shared;
+
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed; continuing");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(route(&shared, req).await) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    r
+}
+
+async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n");
+    }
+    match req.uri().path() {
+        "/metrics" => text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render()),
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
+        "/readyz" => match upstream_ready(shared).await {
+            Ok(()) => text(StatusCode::OK, "text/plain", "ready\n"),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
+        },
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /healthz or /readyz\n"),
+    }
+}
+
+/// Asks the upstream's readiness path; any 2xx within the timeout is ready.
+async fn upstream_ready(shared: &Shared) -> Result<(), String> {
+    let config = shared.config.load();
+    let path: http::Uri = config.upstream.readiness_path.parse().map_err(|e| format!("bad readiness path: {e}"))?;
+    let uri = crate::proxy::forward::upstream_uri(&shared.upstream, &path);
+    let req =
+        Request::get(uri.clone()).body(UpstreamBody::Full { data: None, trailers: None }).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(READINESS_TIMEOUT, shared.client.request(req)).await {
+        Err(_) => Err(format!("{uri} did not answer within {READINESS_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(format!("{uri}: {}", crate::proxy::forward::ProxyError::classify(&e, &config.upstream.url))),
+        Ok(Ok(resp)) => {
+            let status = resp.status();
+            let _ = resp.into_body().collect().await;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("{uri} answered {status}"))
+            }
+        }
+    }
+}

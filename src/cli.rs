@@ -1,0 +1,74 @@
+//! Command line: run the tap (default) or check a config file. Flags and `MCP_TAP_*` environment
+//! variables override the config file, which overrides the built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-tap",
+    version,
+    about = "Transparent MCP reverse proxy that measures every operation, session and auth failure"
+)]
+pub struct Cli {
+    /// YAML config file (see config/mcp-tap.example.yaml).
+    #[arg(long, short, env = "MCP_TAP_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address MCP clients connect to [default: 127.0.0.1:7070].
+    #[arg(long, env = "MCP_TAP_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Address of /metrics, /healthz and /readyz [default: 127.0.0.1:9464].
+    #[arg(long, env = "MCP_TAP_ADMIN_LISTEN", global = true)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Upstream base URL, e.g. https://backstage.example.com [default: http://127.0.0.1:7007].
+    #[arg(long, env = "MCP_TAP_UPSTREAM", global = true)]
+    pub upstream: Option<String>,
+    /// Log format [default: pretty].
+    #[arg(long, env = "MCP_TAP_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (the default).
+    Run,
+    /// Check a config file: prints every problem and exits 64, or prints `ok` and exits 0.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+impl Cli {
+    /// The config file (or defaults) with flags and environment applied, validated.
+    pub fn effective_config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(l) = self.listen {
+            config.listen = l;
+        }
+        if let Some(a) = self.admin_listen {
+            config.admin_listen = a;
+        }
+        if let Some(u) = &self.upstream {
+            config.upstream.url = u.clone();
+        }
+        if let Some(f) = self.log_format {
+            config.log.format = f;
+        }
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}

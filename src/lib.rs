@@ -1,0 +1,18 @@
+//! mcp-tap: a transparent reverse proxy in front of MCP servers (Backstage MCP Actions first) that
+//! measures every MCP operation and session without changing a byte.
+//!
+//! - [`config`]: the YAML file, strict parsing and validation.
+//! - [`app`]: wiring of listeners and background tasks.
+//! - [`proxy`]: accept, decode the request, forward, tap the response.
+//! - [`mcp`]: JSON-RPC envelopes, the SSE decoder, sessions, bounded label names.
+//! - [`metrics`]: the one `Metrics` struct.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod mcp;
+pub mod metrics;
+pub mod proxy;

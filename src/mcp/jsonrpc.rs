@@ -1,0 +1,343 @@
+//! JSON-RPC 2.0 envelopes as MCP uses them, single or batch. Only what the metrics need is read
+//! (method, id, tool or prompt name, error code, `isError`, advertised names); payloads are skipped.
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// A request id in canonical form, so `1` and `"1"` stay distinct as the spec requires.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Id {
+    Num(Box<str>),
+    Str(Box<str>),
+}
+
+/// Ids longer than this are not tracked (no pairing), so a client cannot make the tap hold big keys.
+const MAX_ID_LEN: usize = 128;
+
+/// One decoded message.
+#[derive(Debug, Default, PartialEq)]
+pub struct Message {
+    pub id: Option<Id>,
+    /// Present on requests and notifications.
+    pub method: Option<String>,
+    /// `params.name` of `tools/call` / `prompts/get`.
+    pub target: Option<String>,
+    /// `params.clientInfo.name` of `initialize`.
+    pub client_name: Option<String>,
+    /// `params.cursor` was present (a follow-up page of a list).
+    pub has_cursor: bool,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub enum Kind {
+    /// A request or notification (see `method`).
+    #[default]
+    Call,
+    Result(ResultInfo),
+    Error {
+        code: i64,
+    },
+    /// Valid JSON but not a JSON-RPC message.
+    Invalid,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct ResultInfo {
+    pub is_error: bool,
+    /// First text content of the result, truncated: tool failures say `<ErrorName>: <message>`.
+    pub error_text: Option<String>,
+    pub protocol_version: Option<String>,
+    /// Names from a `tools/list` answer.
+    pub tools: Option<Vec<String>>,
+    pub prompts: Option<Vec<String>>,
+}
+
+impl Message {
+    pub fn is_request(&self) -> bool {
+        self.method.is_some() && self.id.is_some()
+    }
+    pub fn is_notification(&self) -> bool {
+        self.method.is_some() && self.id.is_none()
+    }
+    pub fn is_response(&self) -> bool {
+        matches!(self.kind, Kind::Result(_) | Kind::Error { .. })
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum DecodeError {
+    /// Not JSON at all (or truncated).
+    Malformed,
+    /// JSON, but a batch larger than the cap.
+    BatchTooLarge,
+}
+
+/// Decodes a body that holds one message or a batch of them.
+pub fn decode(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first == Some(b'[') {
+        let items: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(body).map_err(|_| DecodeError::Malformed)?;
+        if items.len() > max_batch {
+            return Err(DecodeError::BatchTooLarge);
+        }
+        // One bad element does not hide the others.
+        Ok(items
+            .into_iter()
+            .map(|item| match serde_json::from_str::<Raw<'_>>(item.get()) {
+                Ok(raw) => raw.into_message(),
+                Err(_) => Message { kind: Kind::Invalid, ..Message::default() },
+            })
+            .collect())
+    } else {
+        match serde_json::from_slice::<Raw<'_>>(body) {
+            Ok(raw) => Ok(vec![raw.into_message()]),
+            // Valid JSON of the wrong shape is a counted oddity, not a parse failure.
+            Err(_) if serde_json::from_slice::<IgnoredAny>(body).is_ok() && first != Some(b'{') => {
+                Ok(vec![Message { kind: Kind::Invalid, ..Message::default() }])
+            }
+            Err(_) => Err(DecodeError::Malformed),
+        }
+    }
+}
+
+// The wire shapes. Borrowed `Cow`s avoid copies for strings without escapes; unknown fields and
+// whole payloads (arguments, contents, schemas) are skipped by serde without allocating.
+
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(default, deserialize_with = "loose_id")]
+    id: Option<Id>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<RawParams<'a>>,
+    #[serde(borrow, default)]
+    result: Option<RawResult<'a>>,
+    #[serde(default)]
+    error: Option<RawError>,
+    #[serde(default)]
+    jsonrpc: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawParams<'a> {
+    #[serde(borrow, deserialize_with = "string_or_skip")]
+    name: Option<Cow<'a, str>>,
+    #[serde(rename = "clientInfo")]
+    client_info: Option<RawClientInfo<'a>>,
+    cursor: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawClientInfo<'a> {
+    #[serde(borrow, deserialize_with = "string_or_skip")]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawResult<'a> {
+    #[serde(rename = "isError")]
+    is_error: Option<bool>,
+    #[serde(borrow)]
+    content: Option<Vec<RawContent<'a>>>,
+    #[serde(rename = "protocolVersion", borrow, deserialize_with = "string_or_skip")]
+    protocol_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tools: Option<Vec<RawNamed<'a>>>,
+    #[serde(borrow)]
+    prompts: Option<Vec<RawNamed<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawContent<'a> {
+    #[serde(borrow, deserialize_with = "string_or_skip")]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawNamed<'a> {
+    #[serde(borrow, deserialize_with = "string_or_skip")]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    #[serde(default)]
+    code: Option<serde_json::Number>,
+}
+
+const MAX_TEXT: usize = 256;
+
+fn truncated(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+impl Raw<'_> {
+    fn into_message(self) -> Message {
+        let params = self.params.unwrap_or_default();
+        let kind = if let Some(err) = self.error {
+            Kind::Error { code: err.code.and_then(|n| n.as_i64()).unwrap_or(0) }
+        } else if let Some(r) = self.result {
+            let is_error = r.is_error.unwrap_or(false);
+            let error_text = if is_error {
+                r.content.and_then(|c| c.into_iter().find_map(|c| c.text)).map(|t| truncated(&t, MAX_TEXT))
+            } else {
+                None
+            };
+            let names = |v: Option<Vec<RawNamed<'_>>>| {
+                v.map(|v| v.into_iter().filter_map(|n| n.name.map(|n| truncated(&n, MAX_TEXT))).collect())
+            };
+            Kind::Result(ResultInfo {
+                is_error,
+                error_text,
+                protocol_version: r.protocol_version.map(|v| truncated(&v, 32)),
+                tools: names(r.tools),
+                prompts: names(r.prompts),
+            })
+        } else if self.method.is_some() {
+            Kind::Call
+        } else {
+            Kind::Invalid
+        };
+        let _ = self.jsonrpc;
+        Message {
+            id: self.id,
+            method: self.method.map(|m| truncated(&m, MAX_TEXT)),
+            target: params.name.map(|n| truncated(&n, MAX_TEXT)),
+            client_name: params.client_info.and_then(|c| c.name).map(|n| truncated(&n, 64)),
+            has_cursor: params.cursor.is_some(),
+            kind,
+        }
+    }
+}
+
+/// Ids are strings or numbers; anything else (null, objects, overlong) is not tracked.
+fn loose_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Id>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum AnyId<'a> {
+        Num(serde_json::Number),
+        Str(#[serde(borrow)] Cow<'a, str>),
+        Other(IgnoredAny),
+    }
+    Ok(match AnyId::deserialize(d)? {
+        AnyId::Num(n) => Some(Id::Num(n.to_string().into())),
+        AnyId::Str(s) if s.len() <= MAX_ID_LEN => Some(Id::Str(s.as_ref().into())),
+        _ => None,
+    })
+}
+
+/// A field that should be a string but may be anything in hostile input: non-strings are skipped.
+fn string_or_skip<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum S<'a> {
+        Str(#[serde(borrow)] Cow<'a, str>),
+        Other(IgnoredAny),
+    }
+    Ok(match S::deserialize(d)? {
+        S::Str(s) => Some(s),
+        S::Other(_) => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn one(s: &str) -> Message {
+        let mut v = decode(s.as_bytes(), 8).unwrap();
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    }
+
+    #[test]
+    fn tools_call_request() {
+        let m = one(
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"catalog.get-catalog-entity","arguments":{"a":[1,2,{"b":null}]}}}"#,
+        );
+        assert_eq!(m.id, Some(Id::Num("3".into())));
+        assert_eq!(m.method.as_deref(), Some("tools/call"));
+        assert_eq!(m.target.as_deref(), Some("catalog.get-catalog-entity"));
+        assert!(m.is_request());
+    }
+
+    #[test]
+    fn string_and_number_ids_differ() {
+        assert_ne!(one(r#"{"id":"1","method":"ping"}"#).id, one(r#"{"id":1,"method":"ping"}"#).id);
+    }
+
+    #[test]
+    fn initialize_both_ways() {
+        let req = one(
+            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"vscode","version":"1"}}}"#,
+        );
+        assert_eq!(req.client_name.as_deref(), Some("vscode"));
+        let res = one(
+            r#"{"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"backstage"}},"jsonrpc":"2.0","id":0}"#,
+        );
+        match res.kind {
+            Kind::Result(r) => assert_eq!(r.protocol_version.as_deref(), Some("2025-06-18")),
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn tool_error_text_and_tools_list() {
+        let m = one(
+            r#"{"result":{"content":[{"type":"text","text":"NotFoundError: Action \"x\" not found"}],"isError":true},"jsonrpc":"2.0","id":"a"}"#,
+        );
+        let Kind::Result(r) = m.kind else { panic!() };
+        assert!(r.is_error);
+        assert_eq!(r.error_text.as_deref(), Some("NotFoundError: Action \"x\" not found"));
+        let m = one(
+            r#"{"result":{"tools":[{"name":"a","inputSchema":{"type":"object"}},{"name":"b"}]},"jsonrpc":"2.0","id":1}"#,
+        );
+        let Kind::Result(r) = m.kind else { panic!() };
+        assert_eq!(r.tools, Some(vec!["a".to_string(), "b".to_string()]));
+    }
+
+    #[test]
+    fn errors_and_batches() {
+        let v = decode(br#"[{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#, 8).unwrap();
+        assert_eq!(v[0].kind, Kind::Error { code: -32601 });
+        assert!(v[1].is_notification());
+        assert_eq!(decode(b"[1,2,3]", 2), Err(DecodeError::BatchTooLarge));
+        let mixed = decode(br#"[7,{"id":1,"method":"ping"}]"#, 2).unwrap();
+        assert_eq!(mixed[0].kind, Kind::Invalid);
+        assert!(mixed[1].is_request());
+        assert_eq!(decode(b"{\"id\":1", 2), Err(DecodeError::Malformed));
+        assert_eq!(one("42").kind, Kind::Invalid);
+        assert_eq!(one(r#"{"id":{"x":1}}"#).kind, Kind::Invalid);
+        // Wrongly typed envelope fields make the message undecodable; it is counted, never fatal.
+        assert_eq!(decode(br#"{"id":1,"method":7}"#, 2), Err(DecodeError::Malformed));
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode(&bytes, 4);
+        }
+
+        #[test]
+        fn any_names_roundtrip(method in ".{0,40}", tool in ".{0,40}", id in any::<i64>()) {
+            let body = serde_json::json!({"jsonrpc":"2.0","id":id,"method":method,"params":{"name":tool}}).to_string();
+            let m = one(&body);
+            prop_assert_eq!(m.method.as_deref(), Some(method.as_str()));
+            prop_assert_eq!(m.target.as_deref(), Some(tool.as_str()));
+        }
+    }
+}

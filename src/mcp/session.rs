@@ -1,0 +1,267 @@
+//! MCP sessions: header sessions (`Mcp-Session-Id`) and inferred ones for stateless upstreams
+//! such as Backstage (an `initialize` from one client identity opens a logical session).
+//! Bounded by a cap; time comes from `tokio::time` so tests can pause it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::metrics::{Metrics, SessionEnd};
+
+/// Who a stateless client is: route, a keyed hash of its credential, its address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    pub route: Box<str>,
+    pub credential: u64,
+    pub source: IpAddr,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    route: Box<str>,
+    started: Instant,
+    last_seen: Instant,
+    protocol_version: &'static str,
+}
+
+#[derive(Default)]
+struct Inner {
+    header: HashMap<(Box<str>, Box<str>), Session>,
+    /// Several clients (by `clientInfo.name`) may share one credential and address.
+    inferred: HashMap<ClientKey, Vec<(Box<str>, Session)>>,
+    count: usize,
+}
+
+pub struct SessionTracker {
+    inner: Mutex<Inner>,
+    metrics: Arc<Metrics>,
+    idle_timeout: Mutex<Duration>,
+    max_tracked: Mutex<usize>,
+}
+
+impl SessionTracker {
+    pub fn new(metrics: Arc<Metrics>, idle_timeout: Duration, max_tracked: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            metrics,
+            idle_timeout: Mutex::new(idle_timeout),
+            max_tracked: Mutex::new(max_tracked),
+        }
+    }
+
+    pub fn set_limits(&self, idle_timeout: Duration, max_tracked: usize) {
+        *self.idle_timeout.lock().expect("session lock") = idle_timeout;
+        *self.max_tracked.lock().expect("session lock") = max_tracked;
+    }
+
+    fn has_room(&self, inner: &Inner) -> bool {
+        if inner.count < *self.max_tracked.lock().expect("session lock") {
+            true
+        } else {
+            self.metrics.record_label_overflow("session");
+            false
+        }
+    }
+
+    fn end(&self, s: Session, reason: SessionEnd, now: Instant) {
+        self.metrics.record_session_end(&s.route, s.protocol_version, reason, now - s.started);
+    }
+
+    /// An `initialize` answer carried `Mcp-Session-Id`.
+    pub fn header_started(&self, route: &str, id: &str, protocol_version: &'static str) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("session lock");
+        let key = (route.into(), id.into());
+        if inner.header.contains_key(&key) || !self.has_room(&inner) {
+            return;
+        }
+        inner.header.insert(key, Session { route: route.into(), started: now, last_seen: now, protocol_version });
+        inner.count += 1;
+        self.metrics.record_session_start(route);
+    }
+
+    /// Traffic on a header session; returns its protocol version if the session is known.
+    pub fn touch_header(&self, route: &str, id: &str) -> Option<&'static str> {
+        let mut inner = self.inner.lock().expect("session lock");
+        let s = inner.header.get_mut(&(route.into(), id.into()))?;
+        s.last_seen = Instant::now();
+        Some(s.protocol_version)
+    }
+
+    pub fn end_header(&self, route: &str, id: &str, reason: SessionEnd) {
+        let now = Instant::now();
+        let removed = {
+            let mut inner = self.inner.lock().expect("session lock");
+            let s = inner.header.remove(&(route.into(), id.into()));
+            if s.is_some() {
+                inner.count -= 1;
+            }
+            s
+        };
+        if let Some(s) = removed {
+            self.end(s, reason, now);
+        }
+    }
+
+    /// A successful `initialize` without a session id: a new logical session for this identity,
+    /// ending the previous one of the same client name.
+    pub fn inferred_started(&self, key: ClientKey, client_name: &str, protocol_version: &'static str) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("session lock");
+        let route: Box<str> = key.route.clone();
+        let mut ended = None;
+        if let Some(list) = inner.inferred.get_mut(&key) {
+            if let Some(pos) = list.iter().position(|(n, _)| &**n == client_name) {
+                ended = Some(list.swap_remove(pos).1);
+            }
+        }
+        if ended.is_some() {
+            inner.count -= 1;
+        } else if !self.has_room(&inner) {
+            return;
+        }
+        let s = Session { route: route.clone(), started: now, last_seen: now, protocol_version };
+        inner.inferred.entry(key).or_default().push((client_name.into(), s));
+        inner.count += 1;
+        drop(inner);
+        if let Some(old) = ended {
+            self.end(old, SessionEnd::Reinitialized, now);
+        }
+        self.metrics.record_session_start(&route);
+    }
+
+    /// Traffic from a stateless client; returns the protocol version of its newest session.
+    pub fn touch_inferred(&self, key: &ClientKey) -> Option<&'static str> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("session lock");
+        let list = inner.inferred.get_mut(key)?;
+        for (_, s) in list.iter_mut() {
+            s.last_seen = now;
+        }
+        list.iter().max_by_key(|(_, s)| s.started).map(|(_, s)| s.protocol_version)
+    }
+
+    /// Ends sessions idle longer than the timeout; returns how many ended.
+    pub fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let idle = *self.idle_timeout.lock().expect("session lock");
+        let mut ended = Vec::new();
+        {
+            let mut inner = self.inner.lock().expect("session lock");
+            inner.header.retain(|_, s| {
+                let keep = now.saturating_duration_since(s.last_seen) < idle;
+                if !keep {
+                    ended.push(s.clone());
+                }
+                keep
+            });
+            inner.inferred.retain(|_, list| {
+                list.retain(|(_, s)| {
+                    let keep = now.saturating_duration_since(s.last_seen) < idle;
+                    if !keep {
+                        ended.push(s.clone());
+                    }
+                    keep
+                });
+                !list.is_empty()
+            });
+            inner.count -= ended.len();
+        }
+        let n = ended.len();
+        for s in ended {
+            // Idle time is not session time: the session ended when it was last seen.
+            let last = s.last_seen;
+            self.end(s, SessionEnd::Idle, last);
+        }
+        n
+    }
+
+    /// Ends every session (the tap is stopping).
+    pub fn shutdown(&self) {
+        let now = Instant::now();
+        let all: Vec<Session> = {
+            let mut inner = self.inner.lock().expect("session lock");
+            inner.count = 0;
+            let mut all: Vec<Session> = inner.header.drain().map(|(_, s)| s).collect();
+            all.extend(inner.inferred.drain().flat_map(|(_, l)| l.into_iter().map(|(_, s)| s)));
+            all
+        };
+        for s in all {
+            self.end(s, SessionEnd::Shutdown, now);
+        }
+    }
+
+    pub fn active(&self) -> usize {
+        self.inner.lock().expect("session lock").count
+    }
+
+    /// How often `sweep` should run so a session ends within ~10% of its idle timeout.
+    pub fn sweep_interval(&self) -> Duration {
+        let idle = *self.idle_timeout.lock().expect("session lock");
+        (idle / 10).clamp(Duration::from_millis(100), Duration::from_secs(30))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker(idle: u64, cap: usize) -> (Arc<Metrics>, SessionTracker) {
+        let m = Arc::new(Metrics::new(vec![1.0, 10.0, 100.0]));
+        (m.clone(), SessionTracker::new(m, Duration::from_secs(idle), cap))
+    }
+
+    fn key() -> ClientKey {
+        ClientKey { route: "default".into(), credential: 7, source: "127.0.0.1".parse().unwrap() }
+    }
+
+    fn line(m: &Metrics, prefix: &str) -> String {
+        m.render().lines().filter(|l| l.starts_with(prefix)).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn header_session_lifecycle() {
+        let (m, t) = tracker(60, 10);
+        t.header_started("everything", "abc", "2025-06-18");
+        assert_eq!(line(&m, "mcp_tap_sessions_active"), "mcp_tap_sessions_active{mcp_route=\"everything\"} 1");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(t.touch_header("everything", "abc"), Some("2025-06-18"));
+        t.end_header("everything", "abc", SessionEnd::Delete);
+        assert_eq!(t.active(), 0);
+        assert!(m.render().contains("mcp_tap_sessions_ended_total{mcp_route=\"everything\",reason=\"delete\"} 1"));
+        assert!(m.render().contains("mcp_server_session_duration_seconds_sum{error_type=\"\",mcp_protocol_version=\"2025-06-18\",mcp_route=\"everything\",network_protocol_name=\"http\",network_transport=\"tcp\"} 5"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inferred_sessions_end_on_idle_and_reinitialize() {
+        let (m, t) = tracker(60, 10);
+        t.inferred_started(key(), "vscode", "2025-06-18");
+        t.inferred_started(key(), "claude", "2025-06-18");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(t.touch_inferred(&key()), Some("2025-06-18"));
+        t.inferred_started(key(), "vscode", "2025-06-18");
+        assert!(m.render().contains("reason=\"reinitialized\"} 1"));
+        assert_eq!(t.active(), 2);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(t.sweep(), 0);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(t.sweep(), 2);
+        assert!(m.render().contains("reason=\"idle\"} 2"));
+        assert_eq!(line(&m, "mcp_tap_sessions_active"), "mcp_tap_sessions_active{mcp_route=\"default\"} 0");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cap_holds_and_shutdown_ends_all() {
+        let (m, t) = tracker(60, 2);
+        for id in ["a", "b", "c"] {
+            t.header_started("r", id, "2025-03-26");
+        }
+        assert_eq!(t.active(), 2);
+        assert!(m.render().contains("mcp_tap_label_overflow_total{label=\"session\"} 1"));
+        t.shutdown();
+        assert!(m.render().contains("reason=\"shutdown\"} 2"));
+    }
+}

@@ -1,0 +1,385 @@
+//! THE metrics of the tap: one struct that owns its own registry (no global state) and offers
+//! typed `record_*` methods; call sites pass enums and bounded names, never free label strings.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::mcp::names::OTHER;
+
+/// OpenTelemetry MCP semantic-convention buckets for `mcp.server.operation.duration`.
+pub const OPERATION_BUCKETS: [f64; 14] =
+    [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+
+const OVERHEAD_BUCKETS: [f64; 12] =
+    [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+
+/// Distinct JSON-RPC error codes kept as label values; more fold into `_OTHER`.
+const MAX_RPC_CODES: usize = 64;
+
+/// Why an operation failed; `None` is success. Rendered as the `error_type` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    None,
+    JsonRpc(i64),
+    ToolError,
+    Http(u16),
+    Timeout,
+    UpstreamUnavailable,
+    StreamAborted,
+    /// The client went away before the answer was complete.
+    Cancelled,
+}
+
+/// Why a session ended (`mcp_tap_sessions_ended_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    Delete,
+    Expired,
+    Idle,
+    Reinitialized,
+    Shutdown,
+    Error,
+}
+
+impl SessionEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delete => "delete",
+            Self::Expired => "expired",
+            Self::Idle => "idle",
+            Self::Reinitialized => "reinitialized",
+            Self::Shutdown => "shutdown",
+            Self::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    Connect,
+    Timeout,
+    Reset,
+    Tls,
+}
+
+impl UpstreamErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Reset => "reset",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+/// Why some bytes could not be decoded (`mcp_tap_decode_errors_total{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeErrorKind {
+    /// A request body that is not JSON.
+    RequestJson,
+    /// A response body or SSE event that is not JSON.
+    ResponseJson,
+    /// JSON that is not a JSON-RPC message.
+    NotJsonRpc,
+    /// A stream that ended in the middle of an SSE event.
+    SseTruncated,
+}
+
+/// Why a message was passed through without being looked at (`mcp_tap_unparsed_messages_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnparsedReason {
+    RequestTooLarge,
+    MessageTooLarge,
+    BatchTooLarge,
+    /// A body whose content type is neither JSON nor SSE.
+    ContentType,
+    /// A response message whose id matches no request of its exchange.
+    Unmatched,
+}
+
+/// One finished MCP operation, labels already bounded.
+#[derive(Debug, Clone)]
+pub struct Operation<'a> {
+    pub route: &'a str,
+    pub method: &'static str,
+    pub tool: &'a str,
+    pub prompt: &'a str,
+    pub error: ErrorType,
+    pub protocol_version: &'static str,
+    pub http_version: &'static str,
+    pub duration: Duration,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    operation_duration: HistogramVec,
+    session_duration: HistogramVec,
+    http_requests: IntCounterVec,
+    sessions_active: IntGaugeVec,
+    sessions_ended: IntCounterVec,
+    tools_advertised: IntGaugeVec,
+    upstream_errors: IntCounterVec,
+    proxy_overhead: HistogramVec,
+    decode_errors: IntCounterVec,
+    unparsed: IntCounterVec,
+    label_overflow: IntCounterVec,
+    server_messages: IntCounterVec,
+    rpc_codes: Mutex<HashSet<i64>>,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
+    registry.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+impl Metrics {
+    pub fn new(session_buckets: Vec<f64>) -> Self {
+        let registry = Registry::new();
+        let m = Self {
+            operation_duration: histogram(
+                &registry,
+                "mcp_server_operation_duration_seconds",
+                "MCP request received to matching response sent to the client (202 for notifications).",
+                &[
+                    "mcp_method_name",
+                    "gen_ai_tool_name",
+                    "gen_ai_prompt_name",
+                    "gen_ai_operation_name",
+                    "error_type",
+                    "rpc_response_status_code",
+                    "mcp_protocol_version",
+                    "network_transport",
+                    "network_protocol_name",
+                    "network_protocol_version",
+                    "mcp_route",
+                ],
+                OPERATION_BUCKETS.to_vec(),
+            ),
+            session_duration: histogram(
+                &registry,
+                "mcp_server_session_duration_seconds",
+                "Duration of MCP sessions, by header session id or inferred for stateless upstreams.",
+                &["mcp_protocol_version", "network_transport", "network_protocol_name", "error_type", "mcp_route"],
+                session_buckets,
+            ),
+            http_requests: counter(
+                &registry,
+                "mcp_tap_http_requests_total",
+                "HTTP exchanges proxied, by route, method and status sent to the client.",
+                &["mcp_route", "http_request_method", "http_response_status_code"],
+            ),
+            sessions_active: gauge(&registry, "mcp_tap_sessions_active", "MCP sessions open now.", &["mcp_route"]),
+            sessions_ended: counter(
+                &registry,
+                "mcp_tap_sessions_ended_total",
+                "MCP sessions ended, by reason.",
+                &["mcp_route", "reason"],
+            ),
+            tools_advertised: gauge(
+                &registry,
+                "mcp_tap_tools_advertised",
+                "Tools in the last tools/list answer on the route.",
+                &["mcp_route"],
+            ),
+            upstream_errors: counter(
+                &registry,
+                "mcp_tap_upstream_errors_total",
+                "Failures talking to the upstream, by kind.",
+                &["mcp_route", "kind"],
+            ),
+            proxy_overhead: histogram(
+                &registry,
+                "mcp_tap_proxy_overhead_seconds",
+                "Time the tap itself adds to an exchange (request and response header handling).",
+                &["mcp_route"],
+                OVERHEAD_BUCKETS.to_vec(),
+            ),
+            decode_errors: counter(
+                &registry,
+                "mcp_tap_decode_errors_total",
+                "Messages the tap could not decode; traffic was forwarded unchanged.",
+                &["kind"],
+            ),
+            unparsed: counter(
+                &registry,
+                "mcp_tap_unparsed_messages_total",
+                "Messages forwarded without decoding, by reason.",
+                &["reason"],
+            ),
+            label_overflow: counter(
+                &registry,
+                "mcp_tap_label_overflow_total",
+                "Label values folded into _OTHER to keep series bounded.",
+                &["label"],
+            ),
+            server_messages: counter(
+                &registry,
+                "mcp_tap_server_messages_total",
+                "Requests and notifications the server sent to the client on a stream.",
+                &["mcp_route", "mcp_method_name"],
+            ),
+            rpc_codes: Mutex::new(HashSet::new()),
+            registry,
+        };
+        let build =
+            gauge(&m.registry, "mcp_tap_build_info", "Build of the running tap; value 1.", &["version", "revision"]);
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("MCP_TAP_REVISION").unwrap_or("unknown")])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        m.registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("process collector registers once");
+        m
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("exposition is UTF-8")
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn rpc_code_label(&self, code: i64) -> String {
+        let mut codes = self.rpc_codes.lock().expect("metrics lock");
+        if codes.contains(&code) || codes.len() < MAX_RPC_CODES {
+            codes.insert(code);
+            code.to_string()
+        } else {
+            drop(codes);
+            self.record_label_overflow("rpc_response_status_code");
+            OTHER.to_string()
+        }
+    }
+
+    pub fn record_operation(&self, op: &Operation<'_>) {
+        let (error_type, rpc_code) = match op.error {
+            ErrorType::None => (String::new(), String::new()),
+            ErrorType::JsonRpc(code) => {
+                let c = self.rpc_code_label(code);
+                (c.clone(), c)
+            }
+            ErrorType::ToolError => ("tool_error".into(), String::new()),
+            ErrorType::Http(status) => (status.to_string(), String::new()),
+            ErrorType::Timeout => ("timeout".into(), String::new()),
+            ErrorType::UpstreamUnavailable => ("upstream_unavailable".into(), String::new()),
+            ErrorType::StreamAborted => ("stream_aborted".into(), String::new()),
+            ErrorType::Cancelled => ("cancelled".into(), String::new()),
+        };
+        let operation_name = if op.method == "tools/call" { "execute_tool" } else { "" };
+        self.operation_duration
+            .with_label_values(&[
+                op.method,
+                op.tool,
+                op.prompt,
+                operation_name,
+                &error_type,
+                &rpc_code,
+                op.protocol_version,
+                "tcp",
+                "http",
+                op.http_version,
+                op.route,
+            ])
+            .observe(op.duration.as_secs_f64());
+    }
+
+    pub fn record_http_exchange(&self, route: &str, method: &http::Method, status: u16) {
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::POST => "POST",
+            http::Method::DELETE => "DELETE",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            http::Method::HEAD => "HEAD",
+            http::Method::OPTIONS => "OPTIONS",
+            _ => OTHER,
+        };
+        self.http_requests.with_label_values(&[route, method, &status.to_string()]).inc();
+    }
+
+    pub fn record_session_start(&self, route: &str) {
+        self.sessions_active.with_label_values(&[route]).inc();
+    }
+
+    pub fn record_session_end(
+        &self,
+        route: &str,
+        protocol_version: &'static str,
+        reason: SessionEnd,
+        duration: Duration,
+    ) {
+        self.sessions_active.with_label_values(&[route]).dec();
+        self.sessions_ended.with_label_values(&[route, reason.as_str()]).inc();
+        let error_type = if reason == SessionEnd::Error { "error" } else { "" };
+        self.session_duration
+            .with_label_values(&[protocol_version, "tcp", "http", error_type, route])
+            .observe(duration.as_secs_f64());
+    }
+
+    pub fn set_tools_advertised(&self, route: &str, count: usize) {
+        self.tools_advertised.with_label_values(&[route]).set(count as i64);
+    }
+
+    pub fn add_tools_advertised(&self, route: &str, count: usize) {
+        self.tools_advertised.with_label_values(&[route]).add(count as i64);
+    }
+
+    pub fn record_upstream_error(&self, route: &str, kind: UpstreamErrorKind) {
+        self.upstream_errors.with_label_values(&[route, kind.as_str()]).inc();
+    }
+
+    pub fn record_overhead(&self, route: &str, overhead: Duration) {
+        self.proxy_overhead.with_label_values(&[route]).observe(overhead.as_secs_f64());
+    }
+
+    pub fn record_decode_error(&self, kind: DecodeErrorKind) {
+        let kind = match kind {
+            DecodeErrorKind::RequestJson => "request_json",
+            DecodeErrorKind::ResponseJson => "response_json",
+            DecodeErrorKind::NotJsonRpc => "not_jsonrpc",
+            DecodeErrorKind::SseTruncated => "sse_truncated",
+        };
+        self.decode_errors.with_label_values(&[kind]).inc();
+    }
+
+    pub fn record_unparsed(&self, reason: UnparsedReason) {
+        let reason = match reason {
+            UnparsedReason::RequestTooLarge => "request_too_large",
+            UnparsedReason::MessageTooLarge => "message_too_large",
+            UnparsedReason::BatchTooLarge => "batch_too_large",
+            UnparsedReason::ContentType => "content_type",
+            UnparsedReason::Unmatched => "unmatched",
+        };
+        self.unparsed.with_label_values(&[reason]).inc();
+    }
+
+    pub fn record_label_overflow(&self, label: &'static str) {
+        self.label_overflow.with_label_values(&[label]).inc();
+    }
+
+    pub fn record_server_message(&self, route: &str, method: &'static str) {
+        self.server_messages.with_label_values(&[route, method]).inc();
+    }
+}

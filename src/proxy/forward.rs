@@ -1,0 +1,264 @@
+//! The upstream side: a pooled HTTP(S) client (rustls, system roots plus an optional CA file),
+//! header rewriting per RFC 9110 §7.6.1, and the one place that maps proxy failures to responses.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+use super::body::UpstreamBody;
+use crate::config::Upstream;
+use crate::mcp::jsonrpc::Id;
+use crate::metrics::{ErrorType, UpstreamErrorKind};
+
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// Builds the pooled upstream client. Fails on an unreadable CA file.
+pub fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &cfg.ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: cannot read PEM certificates: {e}", path.display()))?;
+        if certs.is_empty() {
+            anyhow::bail!("upstream.ca_file {}: holds no PEM certificate", path.display());
+        }
+        for cert in certs {
+            roots.add(cert)?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(cfg.connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(cfg.pool_idle_timeout)
+        .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https))
+}
+
+/// The upstream URI for a client request: the upstream's scheme and authority, its path prefix
+/// (if any) joined with the request's path and query.
+pub fn upstream_uri(base: &Uri, request: &Uri) -> Uri {
+    let prefix = base.path().trim_end_matches('/');
+    let pq = request.path_and_query().map(PathAndQuery::as_str).unwrap_or("/");
+    let joined = format!("{prefix}{pq}");
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = Some(joined.parse().unwrap_or_else(|_| PathAndQuery::from_static("/")));
+    Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
+}
+
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including any that `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::TRAILER);
+}
+
+/// Prepares client request headers for the upstream: hop-by-hop out, `Host` set to the upstream,
+/// `X-Forwarded-*` added when enabled. Everything else passes unchanged.
+pub fn upstream_headers(headers: &mut HeaderMap, request_uri: &Uri, upstream: &Uri, peer: SocketAddr, forwarded: bool) {
+    strip_hop_by_hop(headers);
+    let original_host = headers
+        .remove(header::HOST)
+        .or_else(|| request_uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    if let Some(authority) = upstream.authority() {
+        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+            headers.insert(header::HOST, v);
+        }
+    }
+    if forwarded {
+        let ip = peer.ip().to_string();
+        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prior) => format!("{prior}, {ip}"),
+            None => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert("x-forwarded-for", v);
+        }
+        headers.entry("x-forwarded-proto").or_insert(HeaderValue::from_static("http"));
+        if let Some(host) = original_host {
+            headers.entry("x-forwarded-host").or_insert(host);
+        }
+    }
+}
+
+/// Why the tap could not get an answer from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot connect to the upstream {upstream}: {detail}")]
+    Connect { upstream: String, detail: String },
+    #[error("TLS handshake with the upstream {upstream} failed: {detail}")]
+    Tls { upstream: String, detail: String },
+    #[error("the upstream {upstream} sent no response headers within {timeout:?}")]
+    Timeout { upstream: String, timeout: std::time::Duration },
+    #[error("the upstream {upstream} closed the connection before answering: {detail}")]
+    Reset { upstream: String, detail: String },
+}
+
+impl ProxyError {
+    /// Classifies a client error from the upstream request.
+    pub fn classify(err: &hyper_util::client::legacy::Error, upstream: &str) -> Self {
+        let mut detail = err.to_string();
+        let mut source = std::error::Error::source(err);
+        let mut tls = false;
+        let mut timed_out = false;
+        while let Some(s) = source {
+            detail = s.to_string();
+            tls |= s.downcast_ref::<rustls::Error>().is_some();
+            timed_out |= s.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
+            source = s.source();
+        }
+        let upstream = upstream.to_string();
+        if tls {
+            ProxyError::Tls { upstream, detail }
+        } else if timed_out {
+            ProxyError::Timeout { upstream, timeout: std::time::Duration::ZERO }
+        } else if err.is_connect() {
+            ProxyError::Connect { upstream, detail }
+        } else {
+            ProxyError::Reset { upstream, detail }
+        }
+    }
+
+    pub fn kind(&self) -> UpstreamErrorKind {
+        match self {
+            ProxyError::Connect { .. } => UpstreamErrorKind::Connect,
+            ProxyError::Tls { .. } => UpstreamErrorKind::Tls,
+            ProxyError::Timeout { .. } => UpstreamErrorKind::Timeout,
+            ProxyError::Reset { .. } => UpstreamErrorKind::Reset,
+        }
+    }
+
+    /// The one status map: a timeout is 504, every other upstream failure 502.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            ProxyError::Timeout { .. } => http::StatusCode::GATEWAY_TIMEOUT,
+            _ => http::StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            ProxyError::Timeout { .. } => ErrorType::Timeout,
+            _ => ErrorType::UpstreamUnavailable,
+        }
+    }
+
+    /// A JSON-RPC error body answering each request id (an array for a batch).
+    pub fn body(&self, ids: &[Option<Id>], batch: bool) -> Bytes {
+        let code = match self {
+            ProxyError::Timeout { .. } => -32001,
+            _ => -32000,
+        };
+        let kind = match self.kind() {
+            UpstreamErrorKind::Connect => "connect",
+            UpstreamErrorKind::Tls => "tls",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Reset => "reset",
+        };
+        let one = |id: &Option<Id>| {
+            let id = match id {
+                Some(Id::Num(n)) => serde_json::from_str(n).unwrap_or(serde_json::Value::Null),
+                Some(Id::Str(s)) => serde_json::Value::String(s.to_string()),
+                None => serde_json::Value::Null,
+            };
+            serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "error": {"code": code, "message": format!("mcp-tap: {self}"), "data": {"upstream_error": kind}},
+            })
+        };
+        let value = if batch && !ids.is_empty() {
+            serde_json::Value::Array(ids.iter().map(one).collect())
+        } else {
+            one(ids.first().unwrap_or(&None))
+        };
+        Bytes::from(value.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_keeps_the_upstream_prefix() {
+        let base: Uri = "https://backstage.example.com/base/".parse().unwrap();
+        let req: Uri = "/api/mcp-actions/v1?x=1".parse().unwrap();
+        assert_eq!(upstream_uri(&base, &req).to_string(), "https://backstage.example.com/base/api/mcp-actions/v1?x=1");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go_and_the_rest_stays() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        h.insert("mcp-session-id", HeaderValue::from_static("s"));
+        h.insert(header::HOST, HeaderValue::from_static("tap:7070"));
+        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        upstream_headers(&mut h, &"/".parse().unwrap(), &"http://up:7007".parse().unwrap(), peer, true);
+        assert!(h.get("x-private").is_none() && h.get(header::CONNECTION).is_none());
+        assert!(h.get(header::TRANSFER_ENCODING).is_none());
+        assert_eq!(h["authorization"], "Bearer t");
+        assert_eq!(h["mcp-session-id"], "s");
+        assert_eq!(h["host"], "up:7007");
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(h["x-forwarded-host"], "tap:7070");
+        assert_eq!(h["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn error_body_answers_every_id_of_a_batch() {
+        let e = ProxyError::Connect { upstream: "http://x".into(), detail: "refused".into() };
+        let body = e.body(&[Some(Id::Num("1".into())), Some(Id::Str("a".into()))], true);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v[0]["id"], 1);
+        assert_eq!(v[1]["id"], "a");
+        assert_eq!(v[0]["error"]["code"], -32000);
+        assert!(v[0]["error"]["message"].as_str().unwrap().contains("cannot connect to the upstream http://x"));
+    }
+}

@@ -1,0 +1,180 @@
+//! Which paths are MCP endpoints and what `mcp_route` label they carry. Split-server keys come from
+//! config or are learned from traffic the upstream accepted (not 404), capped, so random paths
+//! cannot mint label values.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{is_server_key, Config};
+use crate::mcp::names::{NameSet, OTHER};
+
+const ACTIONS_PREFIX: &str = "/api/mcp-actions/v1";
+
+/// Label value for traffic that is not MCP (health, OAuth discovery, the rest of Backstage).
+pub const NON_MCP: &str = "_none";
+
+/// What the tap knows about one MCP route: its label and the names its upstream advertised.
+#[derive(Debug)]
+pub struct RouteState {
+    pub label: Box<str>,
+    pub tools: Mutex<NameSet>,
+    pub prompts: Mutex<NameSet>,
+}
+
+impl RouteState {
+    fn new(label: &str, config: &Config) -> Arc<Self> {
+        let mut tools = NameSet::new(config.labels.max_tools_per_route);
+        let mut prompts = NameSet::new(config.labels.max_prompts_per_route);
+        for t in &config.labels.tool_allowlist {
+            tools.learn(t);
+        }
+        for p in &config.labels.prompt_allowlist {
+            prompts.learn(p);
+        }
+        Arc::new(Self { label: label.into(), tools: Mutex::new(tools), prompts: Mutex::new(prompts) })
+    }
+}
+
+/// The result of matching a request path.
+#[derive(Debug, Clone)]
+pub enum RouteMatch {
+    /// A known MCP route.
+    Mcp(Arc<RouteState>),
+    /// `/api/mcp-actions/v1/{key}` with a key not yet known; settled once the upstream answers.
+    Candidate(Box<str>),
+    /// Anything else under the upstream: proxied, counted at HTTP level only.
+    Plain,
+}
+
+impl RouteMatch {
+    pub fn is_mcp(&self) -> bool {
+        !matches!(self, RouteMatch::Plain)
+    }
+}
+
+pub struct Routes {
+    backstage: bool,
+    default: Arc<RouteState>,
+    other: Arc<RouteState>,
+    extra: Vec<(String, Arc<RouteState>)>,
+    keys: Mutex<HashMap<Box<str>, Arc<RouteState>>>,
+    max_learned: usize,
+    configured_keys: usize,
+    config: Config,
+}
+
+impl Routes {
+    pub fn new(config: &Config) -> Self {
+        let mut keys = HashMap::new();
+        for k in &config.routes.server_keys {
+            keys.insert(k.as_str().into(), RouteState::new(k, config));
+        }
+        Self {
+            backstage: config.routes.backstage_actions,
+            default: RouteState::new("default", config),
+            other: RouteState::new(OTHER, config),
+            extra: config.routes.extra.iter().map(|r| (r.path.clone(), RouteState::new(&r.label, config))).collect(),
+            configured_keys: keys.len(),
+            keys: Mutex::new(keys),
+            max_learned: config.routes.max_learned_keys,
+            config: config.clone(),
+        }
+    }
+
+    pub fn match_path(&self, path: &str) -> RouteMatch {
+        if let Some((_, state)) = self.extra.iter().find(|(p, _)| p == path) {
+            return RouteMatch::Mcp(state.clone());
+        }
+        if !self.backstage {
+            return RouteMatch::Plain;
+        }
+        let Some(rest) = path.strip_prefix(ACTIONS_PREFIX) else {
+            return RouteMatch::Plain;
+        };
+        if rest.is_empty() {
+            return RouteMatch::Mcp(self.default.clone());
+        }
+        match rest.strip_prefix('/') {
+            Some(key) if is_server_key(key) => match self.keys.lock().expect("routes lock").get(key) {
+                Some(state) => RouteMatch::Mcp(state.clone()),
+                None => RouteMatch::Candidate(key.into()),
+            },
+            _ => RouteMatch::Plain,
+        }
+    }
+
+    /// The route state for a match once the upstream's status is known: a candidate key that the
+    /// upstream served (not 404) is learned while there is room; otherwise it is `_OTHER`.
+    pub fn settle(&self, m: &RouteMatch, status: u16, metrics: &crate::metrics::Metrics) -> Option<Arc<RouteState>> {
+        match m {
+            RouteMatch::Mcp(state) => Some(state.clone()),
+            RouteMatch::Plain => None,
+            RouteMatch::Candidate(key) => {
+                if status == 404 {
+                    return Some(self.other.clone());
+                }
+                let mut keys = self.keys.lock().expect("routes lock");
+                if let Some(state) = keys.get(key) {
+                    return Some(state.clone());
+                }
+                if keys.len() < self.configured_keys + self.max_learned {
+                    let state = RouteState::new(key, &self.config);
+                    keys.insert(key.clone(), state.clone());
+                    Some(state)
+                } else {
+                    drop(keys);
+                    metrics.record_label_overflow("mcp_route");
+                    Some(self.other.clone())
+                }
+            }
+        }
+    }
+
+    /// The label to use before the upstream answered (for failures that never reach it).
+    pub fn provisional(&self, m: &RouteMatch) -> Option<Arc<RouteState>> {
+        match m {
+            RouteMatch::Mcp(state) => Some(state.clone()),
+            RouteMatch::Candidate(_) => Some(self.other.clone()),
+            RouteMatch::Plain => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ExtraRoute;
+    use crate::metrics::Metrics;
+
+    fn routes() -> Routes {
+        let mut c = Config::default();
+        c.routes.server_keys = vec!["catalog".into()];
+        c.routes.max_learned_keys = 1;
+        c.routes.extra = vec![ExtraRoute { path: "/mcp".into(), label: "everything".into() }];
+        Routes::new(&c)
+    }
+
+    fn label(r: &Routes, path: &str, status: u16) -> String {
+        let m = Metrics::new(vec![1.0]);
+        r.settle(&r.match_path(path), status, &m).map(|s| s.label.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn paths_map_to_labels() {
+        let r = routes();
+        assert_eq!(label(&r, "/api/mcp-actions/v1", 200), "default");
+        assert_eq!(label(&r, "/api/mcp-actions/v1/catalog", 200), "catalog");
+        assert_eq!(label(&r, "/mcp", 200), "everything");
+        assert_eq!(label(&r, "/api/catalog/entities", 200), "");
+        assert_eq!(label(&r, "/api/mcp-actions/v1/Bad_Key", 200), "");
+    }
+
+    #[test]
+    fn learned_keys_are_capped_and_404s_never_learn() {
+        let r = routes();
+        assert_eq!(label(&r, "/api/mcp-actions/v1/nope", 404), OTHER);
+        assert_eq!(label(&r, "/api/mcp-actions/v1/scaffolder", 200), "scaffolder");
+        assert_eq!(label(&r, "/api/mcp-actions/v1/scaffolder", 404), "scaffolder");
+        assert_eq!(label(&r, "/api/mcp-actions/v1/third", 200), OTHER);
+    }
+}
