@@ -1,0 +1,239 @@
+//! Shared test harness: the tap started in-process on port 0, a small HTTP client, real peer
+//! processes (Python SDK, server-everything) that are killed when dropped, and metric helpers.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use mcp_tap::config::Config;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub struct Tap {
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Tap {
+    pub async fn start(config: Config) -> Tap {
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (proxy_addr, admin_addr) = (proxy.local_addr().unwrap(), admin.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(mcp_tap::app::run(config, proxy, admin, async move {
+            let _ = rx.await;
+        }));
+        Tap { proxy: proxy_addr, admin: admin_addr, stop: Some(tx), task: Some(task) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.proxy, path)
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (status, _, body) = get(&format!("http://{}/metrics", self.admin)).await;
+        assert_eq!(status, 200);
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    /// Stops the tap and waits for it, as SIGTERM would.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task).await.expect("tap stops").unwrap().unwrap();
+        }
+    }
+}
+
+/// A config pointing at `upstream` with `/mcp` as an extra MCP route labelled `label`.
+pub fn config_for(upstream: &str, label: &str) -> Config {
+    let mut c = Config::default();
+    c.upstream.url = upstream.to_string();
+    c.routes.extra = vec![mcp_tap::config::ExtraRoute { path: "/mcp".into(), label: label.into() }];
+    c
+}
+
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> (u16, http::HeaderMap, Bytes) {
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client().request(req.body(Full::new(body.into())).unwrap()).await.expect("request is answered");
+    let (parts, body) = resp.into_parts();
+    (parts.status.as_u16(), parts.headers, body.collect().await.unwrap().to_bytes())
+}
+
+pub async fn get(url: &str) -> (u16, http::HeaderMap, Bytes) {
+    request("GET", url, &[], Bytes::new()).await
+}
+
+pub const MCP_ACCEPT: (&str, &str) = ("accept", "application/json, text/event-stream");
+pub const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// POSTs one JSON-RPC body the way MCP clients do.
+pub async fn post_mcp(url: &str, extra: &[(&str, &str)], body: &str) -> (u16, http::HeaderMap, Bytes) {
+    let mut headers = vec![MCP_ACCEPT, JSON];
+    headers.extend_from_slice(extra);
+    request("POST", url, &headers, body.to_string()).await
+}
+
+/// Sum of the values of every series named `name` whose labels include all of `labels`.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    series(text, name)
+        .iter()
+        .filter(|(l, _)| labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Every series of one metric name, labels parsed.
+pub fn series(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        let (labels, value) = if let Some(rest) = rest.strip_prefix('{') {
+            let end = rest.rfind('}').unwrap();
+            (parse_labels(&rest[..end]), rest[end + 1..].trim())
+        } else if rest.starts_with(' ') {
+            (BTreeMap::new(), rest.trim())
+        } else {
+            continue;
+        };
+        out.push((labels, value.parse().unwrap()));
+    }
+    out
+}
+
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut rest = s;
+    while let Some(eq) = rest.find("=\"") {
+        let key = rest[..eq].trim_start_matches(',').to_string();
+        let after = &rest[eq + 2..];
+        let mut end = 0;
+        let bytes = after.as_bytes();
+        while end < bytes.len() && !(bytes[end] == b'"' && (end == 0 || bytes[end - 1] != b'\\')) {
+            end += 1;
+        }
+        map.insert(key, after[..end].to_string());
+        rest = &after[(end + 1).min(after.len())..];
+    }
+    map
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python with the official `mcp` SDK, installed by `scripts/test.sh`.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("MCP_TAP_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/peers-venv/bin/python"));
+    assert!(
+        p.exists(),
+        "the Python MCP SDK is not installed at {}: run scripts/test.sh, or \
+         `python3 -m venv target/peers-venv && target/peers-venv/bin/pip install -r tests/peers/requirements.txt`",
+        p.display()
+    );
+    p
+}
+
+/// `@modelcontextprotocol/server-everything`, installed by `scripts/test.sh`.
+pub fn server_everything() -> PathBuf {
+    let p = repo().join("tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        p.exists(),
+        "server-everything is not installed at {}: run scripts/test.sh, or `npm ci --prefix tests/peers`",
+        p.display()
+    );
+    p
+}
+
+/// A child process killed on drop.
+pub struct Peer {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts a peer process and waits until its port accepts connections.
+pub async fn spawn_peer(mut cmd: Command, port: u16, what: &str) -> Peer {
+    let child =
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut peer = Peer { child, port };
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return peer;
+        }
+        if let Ok(Some(status)) = peer.child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = peer.child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("{what} exited with {status} before listening:\n{err}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not listen on port {port} within 15 s");
+}
+
+pub async fn python_server(stateless_json: bool) -> Peer {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("tests/peers/py_server.py")).arg("--port").arg(port.to_string());
+    if stateless_json {
+        cmd.args(["--stateless", "--json"]);
+    }
+    spawn_peer(cmd, port, "the Python MCP server").await
+}
+
+pub async fn everything_server() -> Peer {
+    let port = free_port();
+    let mut cmd = Command::new("node");
+    cmd.arg(server_everything()).arg("streamableHttp").env("PORT", port.to_string());
+    spawn_peer(cmd, port, "server-everything").await
+}
+
+/// Runs the Python SDK client; returns what it printed (one JSON object).
+pub async fn python_client(url: &str, args: &[&str]) -> serde_json::Value {
+    let out = tokio::process::Command::new(python())
+        .arg(repo().join("tests/peers/py_client.py"))
+        .arg(url)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "python client failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad client output {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}

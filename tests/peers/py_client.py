@@ -1,0 +1,57 @@
+"""The official Python MCP client, driven through the tap (or directly) by the tap's tests.
+
+python py_client.py URL --mode legacy|auto [--token T] [--tool NAME --args JSON]...
+Prints one JSON object with what the client saw, so a test can compare tap and direct runs.
+"""
+import argparse
+import asyncio
+import json
+import sys
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+parser = argparse.ArgumentParser()
+parser.add_argument("url")
+parser.add_argument("--mode", default="legacy")
+parser.add_argument("--token")
+parser.add_argument("--call", action="append", default=[], help="NAME=JSON_ARGS")
+parser.add_argument("--prompt", action="append", default=[], help="NAME=JSON_ARGS")
+parser.add_argument("--no-list", action="store_true")
+args = parser.parse_args()
+
+
+def content_text(result):
+    out = []
+    for c in result.content:
+        out.append(getattr(c, "text", None) or c.type)
+    return out
+
+
+async def main():
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
+    http = create_mcp_http_client(headers=headers)
+    seen = {}
+    async with http:
+        transport = streamable_http_client(args.url, http_client=http)
+        async with Client(transport, mode=args.mode, cache=None) as client:
+            seen["protocol_version"] = client.protocol_version
+            if not args.no_list:
+                tools = await client.list_tools()
+                seen["tools"] = sorted(t.name for t in tools.tools)
+            seen["calls"] = []
+            for spec in args.call:
+                name, _, raw = spec.partition("=")
+                result = await client.call_tool(name, json.loads(raw or "{}"))
+                seen["calls"].append({"tool": name, "is_error": bool(result.is_error), "content": content_text(result)})
+            seen["prompts"] = []
+            for spec in args.prompt:
+                name, _, raw = spec.partition("=")
+                result = await client.get_prompt(name, json.loads(raw or "{}"))
+                seen["prompts"].append({"prompt": name, "messages": len(result.messages)})
+    print(json.dumps(seen, sort_keys=True))
+
+
+asyncio.run(main())
