@@ -170,8 +170,21 @@ struct RawNamed<'a> {
 
 #[derive(Deserialize)]
 struct RawError {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number_or_skip")]
     code: Option<serde_json::Number>,
+}
+
+fn number_or_skip<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Number>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Num(serde_json::Number),
+        Other(IgnoredAny),
+    }
+    Ok(match N::deserialize(d)? {
+        N::Num(n) => Some(n),
+        N::Other(_) => None,
+    })
 }
 
 const MAX_TEXT: usize = 256;
@@ -188,7 +201,11 @@ impl Raw<'_> {
     fn into_message(self) -> Message {
         let params = self.params.unwrap_or_default();
         let kind = if let Some(err) = self.error {
-            Kind::Error { code: err.code.and_then(|n| n.as_i64()).unwrap_or(0) }
+            // Backstage's own error bodies have `error` without a code: not JSON-RPC.
+            match err.code.and_then(|n| n.as_i64()) {
+                Some(code) => Kind::Error { code },
+                None => Kind::Invalid,
+            }
         } else if let Some(r) = self.result {
             let is_error = r.is_error.unwrap_or(false);
             let error_text = if is_error {
@@ -322,6 +339,9 @@ mod tests {
         assert_eq!(decode(b"{\"id\":1", 2), Err(DecodeError::Malformed));
         assert_eq!(one("42").kind, Kind::Invalid);
         assert_eq!(one(r#"{"id":{"x":1}}"#).kind, Kind::Invalid);
+        let backstage_401 =
+            r#"{"error":{"name":"AuthenticationError","message":"Missing credentials"},"response":{"statusCode":401}}"#;
+        assert_eq!(one(backstage_401).kind, Kind::Invalid);
         // Wrongly typed envelope fields make the message undecodable; it is counted, never fatal.
         assert_eq!(decode(br#"{"id":1,"method":7}"#, 2), Err(DecodeError::Malformed));
     }

@@ -212,7 +212,10 @@ impl Exchange {
             return;
         }
         if !m.is_response() {
-            self.shared.metrics.record_decode_error(DecodeErrorKind::NotJsonRpc);
+            // Rejections carry the upstream's own error bodies (Backstage JSON errors): expected.
+            if self.status < 400 {
+                self.shared.metrics.record_decode_error(DecodeErrorKind::NotJsonRpc);
+            }
             return;
         }
         let Some(id) = &m.id else {
@@ -327,18 +330,17 @@ impl Exchange {
 
     /// The response body ended: decode a JSON body, and settle every request still unanswered.
     pub fn finish(mut self, end: End) {
-        if let Decoder::Json { buf, overflow } = std::mem::replace(&mut self.decoder, Decoder::None) {
-            if overflow {
-                self.on_messages(Err(DecodeFailure::TooLarge));
-            } else if !buf.iter().all(u8::is_ascii_whitespace) {
+        match std::mem::replace(&mut self.decoder, Decoder::None) {
+            Decoder::Json { overflow: true, .. } => self.on_messages(Err(DecodeFailure::TooLarge)),
+            Decoder::Json { buf, .. } if !buf.iter().all(u8::is_ascii_whitespace) => {
                 let max_batch = self.shared.config.load().decode.max_batch;
                 self.on_messages(decode(&buf, max_batch));
             }
-        }
-        if let Decoder::Sse(d) = &self.decoder {
-            if d.has_partial_event() && end == End::Complete {
+            Decoder::Sse(d) if d.has_partial_event() && end == End::Complete => {
+                self.undecodable = true;
                 self.shared.metrics.record_decode_error(DecodeErrorKind::SseTruncated);
             }
+            _ => {}
         }
         let now = Instant::now();
         let error = match (self.null_id_error, end) {

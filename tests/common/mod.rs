@@ -237,3 +237,66 @@ pub async fn python_client(url: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("bad client output {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+pub type TestBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+pub fn full(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A response body the test writes frame by frame; an `Err` item breaks the stream.
+pub struct ChannelBody(pub tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|r| r.map(http_body::Frame::data)))
+    }
+}
+
+pub fn channel_body() -> (tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>, TestBody) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    (tx, ChannelBody(rx).boxed())
+}
+
+/// An in-process upstream (HTTP/1.1) answering with `handler`; for unit-level proxy behaviour.
+pub async fn upstream<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = http::Response<TestBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+pub fn sse_response(body: TestBody) -> http::Response<TestBody> {
+    http::Response::builder().status(200).header("content-type", "text/event-stream").body(body).unwrap()
+}
+
+pub fn json_response(status: u16, body: &str) -> http::Response<TestBody> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(full(body.to_string()))
+        .unwrap()
+}
