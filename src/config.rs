@@ -286,7 +286,7 @@ impl Config {
         if !self.upstream.readiness_path.starts_with('/') {
             p.push(format!("upstream.readiness_path `{}` must start with `/`", self.upstream.readiness_path));
         }
-        if self.listen == self.admin_listen {
+        if self.listen == self.admin_listen && self.listen.port() != 0 {
             p.push(format!("listen and admin_listen are both {}; give each its own port", self.listen));
         }
         for key in &self.routes.server_keys {

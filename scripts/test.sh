@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (real MCP peers from PyPI and npm, Debian
+# packages), then runs formatting, lints and the whole test suite. Safe to run again: installs
+# are skipped when already current.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n== %s\n' "$*"; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "apt-get install ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+command -v python3 >/dev/null || apt_install python3 python3-venv
+
+# The official Python MCP SDK (client and server), pinned in tests/peers/requirements.txt.
+venv="$root/target/peers-venv"
+stamp="$venv/.installed-$(sha256sum tests/peers/requirements.txt | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  step "pip install -r tests/peers/requirements.txt into target/peers-venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/peers/requirements.txt
+  touch "$stamp"
+fi
+
+# @modelcontextprotocol/server-everything, pinned by tests/peers/package-lock.json.
+lock_stamp="tests/peers/node_modules/.installed-$(sha256sum tests/peers/package-lock.json | cut -c1-16)"
+if [ ! -f "$lock_stamp" ]; then
+  step "npm ci in tests/peers"
+  (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$lock_stamp"
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --locked --all-targets 2>&1 | tee target/test-output.txt

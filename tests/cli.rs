@@ -1,0 +1,122 @@
+//! The binary as an operator meets it: exit codes, every config problem at once, the start-up
+//! log line, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-tap");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).env_remove("RUST_LOG").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcp-tap-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn version_and_help_exit_zero() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("mcp-tap {}", env!("CARGO_PKG_VERSION")));
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("check-config") && out.contains("--upstream"), "{out}");
+}
+
+#[test]
+fn check_config_accepts_the_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mcp-tap.example.yaml");
+    let (code, out, _) = run(&["check-config", example]);
+    assert_eq!(code, 0);
+    assert!(out.ends_with(": ok\n"), "{out}");
+}
+
+#[test]
+fn check_config_prints_every_problem_and_exits_64() {
+    let bad = temp_file("bad.yaml", "listen: 127.0.0.1:1\nadmin_listen: 127.0.0.1:1\nupstream:\n  url: backstage\n  timeout: 3s\nlog:\n  level: '[[['\n");
+    let (code, _, err) = run(&["check-config", bad.to_str().unwrap()]);
+    assert_eq!(code, 64);
+    let lines: Vec<&str> = err.lines().collect();
+    let path = bad.display().to_string();
+    assert_eq!(
+        lines,
+        vec![
+            format!("{path}: unknown key `upstream.timeout`"),
+            format!("{path}: upstream.url `backstage` must be an absolute http:// or https:// URL"),
+            format!("{path}: listen and admin_listen are both 127.0.0.1:1; give each its own port"),
+            format!("{path}: log.level `[[[` is not a valid filter such as `info` or `mcp_tap=debug`"),
+        ]
+    );
+}
+
+#[test]
+fn unreadable_or_unparsable_files_exit_64() {
+    let (code, _, err) = run(&["check-config", "/nonexistent/mcp-tap.yaml"]);
+    assert_eq!(code, 64);
+    assert!(err.contains("cannot read the config file"), "{err}");
+    let broken = temp_file("broken.yaml", "listen: [\n");
+    let (code, _, err) = run(&["check-config", broken.to_str().unwrap()]);
+    assert_eq!(code, 64);
+    assert!(!err.is_empty());
+}
+
+#[test]
+fn bad_usage_exits_64() {
+    assert_eq!(run(&["--listen", "not-an-address"]).0, 64);
+    assert_eq!(run(&["no-such-command"]).0, 64);
+    assert_eq!(run(&["--upstream", "ftp://x", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]).0, 64);
+}
+
+#[test]
+fn a_port_in_use_is_a_runtime_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = run(&["--listen", &addr, "--admin-listen", "127.0.0.1:0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("cannot listen on {addr} (listen)")), "{err}");
+}
+
+#[test]
+fn runs_logs_json_and_exits_zero_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--upstream", "http://127.0.0.1:9"])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["level"], "INFO");
+    assert!(first["message"].as_str().unwrap().starts_with("mcp-tap is proxying MCP traffic"));
+    assert_eq!(first["upstream"], "http://127.0.0.1:9/");
+    let admin = first["admin"].as_str().unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(&admin).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the tap did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
