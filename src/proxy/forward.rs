@@ -141,14 +141,21 @@ impl ProxyError {
     /// Classifies a client error from the upstream request.
     pub fn classify(err: &hyper_util::client::legacy::Error, upstream: &str) -> Self {
         let mut detail = err.to_string();
-        let mut source = std::error::Error::source(err);
-        let mut tls = false;
-        let mut timed_out = false;
-        while let Some(s) = source {
-            detail = s.to_string();
-            tls |= s.downcast_ref::<rustls::Error>().is_some();
-            timed_out |= s.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
-            source = s.source();
+        let (mut tls, mut timed_out) = (false, false);
+        // Walk the whole chain; io::Error hides what it wraps from `source()`, so look inside it too.
+        let mut stack: Vec<&(dyn std::error::Error + 'static)> = std::error::Error::source(err).into_iter().collect();
+        while let Some(e) = stack.pop() {
+            detail = e.to_string();
+            tls |= e.downcast_ref::<rustls::Error>().is_some();
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+                if let Some(inner) = io.get_ref() {
+                    stack.push(inner);
+                }
+            }
+            if let Some(next) = e.source() {
+                stack.push(next);
+            }
         }
         let upstream = upstream.to_string();
         if tls {
