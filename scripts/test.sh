@@ -41,6 +41,16 @@ if [ ! -f "$lock_stamp" ]; then
   touch "$lock_stamp"
 fi
 
+# A real Backstage backend (catalog + MCP Actions), pinned by tests/backstage/package-lock.json.
+# better-sqlite3 compiles from source here (its prebuilt download is unreachable): needs g++ and make.
+command -v g++ >/dev/null && command -v make >/dev/null || apt_install g++ make
+bs_stamp="tests/backstage/node_modules/.installed-$(sha256sum tests/backstage/package-lock.json | cut -c1-16)"
+if [ ! -f "$bs_stamp" ]; then
+  step "npm ci in tests/backstage (a few minutes on a cold machine)"
+  (cd tests/backstage && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$bs_stamp"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -108,6 +108,13 @@ impl Exchange {
             "application/json" => Decoder::Json { buf: Vec::new(), overflow: false },
             _ => Decoder::None,
         };
+        let mut session = req.session;
+        // A route key learned from this very answer was provisionally `_OTHER` on the request side.
+        if let Some(SessionRef::Inferred(key)) = &mut session {
+            if *key.route != *route.label {
+                key.route = route.label.clone();
+            }
+        }
         let new_session_id = headers
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
@@ -125,7 +132,7 @@ impl Exchange {
             max_message,
             null_id_error: None,
             undecodable: false,
-            session: req.session,
+            session,
             new_session_id,
             client_name: req.client_name,
         };

@@ -300,3 +300,49 @@ pub fn json_response(status: u16, body: &str) -> http::Response<TestBody> {
         .body(full(body.to_string()))
         .unwrap()
 }
+
+/// Static tokens the test Backstage accepts (see tests/backstage/app-config.yaml). They are test
+/// secrets: the leak tests search every output of the tap for them.
+pub const TOKEN_FULL: &str = "tap-test-full-7c1e9a52d4";
+pub const TOKEN_CATALOG_ONLY: &str = "tap-test-catalog-3f8b61e0aa";
+pub const TOKEN_MCP_ONLY: &str = "tap-test-mcponly-95d2c7b14e";
+
+/// A real Backstage backend (catalog + MCP Actions), installed by `scripts/test.sh` into
+/// tests/backstage/node_modules. Ready when its readiness endpoint answers 200.
+pub async fn backstage() -> Peer {
+    let dir = repo().join("tests/backstage");
+    assert!(
+        dir.join("node_modules/@backstage/plugin-mcp-actions-backend").exists(),
+        "the test Backstage is not installed: run scripts/test.sh, or `npm ci --prefix tests/backstage`"
+    );
+    let port = free_port();
+    let overrides = std::env::temp_dir().join(format!("mcp-tap-backstage-{port}.yaml"));
+    std::fs::write(
+        &overrides,
+        format!("backend:\n  baseUrl: http://127.0.0.1:{port}\n  listen:\n    host: 127.0.0.1\n    port: {port}\n"),
+    )
+    .unwrap();
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&dir)
+        .arg("index.js")
+        .args(["--config", "app-config.yaml", "--config"])
+        .arg(&overrides)
+        .env("MCP_TAP_TEST_TOKEN", TOKEN_FULL)
+        .env("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY)
+        .env("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY)
+        .env("NODE_ENV", "development");
+    let peer = spawn_peer(cmd, port, "the test Backstage").await;
+    let ready = format!("http://127.0.0.1:{port}/.backstage/health/v1/readiness");
+    // Ready, and the catalog has ingested tests/backstage/entities.yaml.
+    let entity = format!("http://127.0.0.1:{port}/api/catalog/entities/by-name/component/default/payments-api");
+    let auth = format!("Bearer {TOKEN_FULL}");
+    for _ in 0..600 {
+        if get(&ready).await.0 == 200
+            && request("GET", &entity, &[("authorization", &auth)], Bytes::new()).await.0 == 200
+        {
+            return peer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the test Backstage was not ready with its catalog within 60 s");
+}

@@ -1,0 +1,9 @@
+// A real Backstage backend (new backend system) with the catalog and MCP Actions plugins, started
+// as plain CommonJS for mcp-tap's end-to-end tests:
+//   node index.js --config app-config.yaml --config <per-test overrides>
+const { createBackend } = require('@backstage/backend-defaults');
+
+const backend = createBackend();
+backend.add(require('@backstage/plugin-catalog-backend').default);
+backend.add(require('@backstage/plugin-mcp-actions-backend').default);
+backend.start();

@@ -1,0 +1,96 @@
+//! End to end in front of a real Backstage backend (catalog + MCP Actions, static tokens): the
+//! Python SDK client sees the same answers through the tap, and the metrics describe what
+//! Backstage really did (routes, tools, tool errors, 401/403, 404 on an unknown server key, 405).
+
+mod common;
+
+use common::*;
+
+fn op(m: &str, labels: &[(&str, &str)]) -> f64 {
+    metric(m, "mcp_server_operation_duration_seconds_count", labels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_front_of_a_real_backstage() {
+    let backstage = backstage().await;
+    let upstream = format!("http://127.0.0.1:{}", backstage.port);
+    let mut config = mcp_tap::config::Config::default();
+    config.upstream.url = upstream.clone();
+    let tap = Tap::start(config).await;
+    let path = "/api/mcp-actions/v1";
+
+    let args = [
+        "--mode",
+        "legacy",
+        "--token",
+        TOKEN_FULL,
+        "--call",
+        r#"catalog.get-catalog-entity={"kind":"Component","name":"payments-api"}"#,
+        "--call",
+        r#"catalog.no-such-action={}"#,
+    ];
+    let direct = python_client(&format!("{upstream}{path}"), &args).await;
+    let tapped = python_client(&tap.url(path), &args).await;
+    // Entity uids and etags are stable within one Backstage run, so whole answers compare equal.
+    assert_eq!(direct, tapped);
+    assert!(tapped["calls"][0]["content"][0].as_str().unwrap().contains("payments-api"));
+    assert_eq!(tapped["calls"][1]["is_error"], true);
+
+    // A split server learned from traffic, with its own inferred session.
+    let split = python_client(&tap.url(&format!("{path}/catalog")), &["--mode", "legacy", "--token", TOKEN_FULL]).await;
+    assert_eq!(split["tools"].as_array().unwrap().len(), 7);
+
+    // Rejections: no token (401), a token restricted to the catalog plugin (403), unknown server key (404).
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    assert_eq!(post_mcp(&tap.url(path), &[], list).await.0, 401);
+    let restricted = format!("Bearer {TOKEN_CATALOG_ONLY}");
+    assert_eq!(post_mcp(&tap.url(path), &[("authorization", &restricted)], list).await.0, 403);
+    let full = format!("Bearer {TOKEN_FULL}");
+    assert_eq!(post_mcp(&tap.url(&format!("{path}/no-such-server")), &[("authorization", &full)], list).await.0, 404);
+    // GET is not part of Backstage's stateless transport.
+    let (status, _, _) =
+        request("GET", &tap.url(path), &[("authorization", &full), MCP_ACCEPT], bytes::Bytes::new()).await;
+    assert_eq!(status, 405);
+    // A batch is still accepted: one SSE event per answer.
+    let batch = r#"[{"jsonrpc":"2.0","id":"a","method":"tools/list"},{"jsonrpc":"2.0","id":"b","method":"ping"}]"#;
+    let (status, _, body) = post_mcp(&tap.url(path), &[("authorization", &full)], batch).await;
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8_lossy(&body).matches("event: message").count(), 2);
+
+    let m = tap.metrics().await;
+    let ok = ("error_type", "");
+    let d = ("mcp_route", "default");
+    assert_eq!(
+        op(&m, &[d, ("mcp_method_name", "tools/call"), ("gen_ai_tool_name", "catalog.get-catalog-entity"), ok]),
+        1.0
+    );
+    // The unknown action was never advertised, so its name folds into _OTHER.
+    assert_eq!(
+        op(&m, &[d, ("mcp_method_name", "tools/call"), ("gen_ai_tool_name", "_OTHER"), ("error_type", "tool_error")]),
+        1.0
+    );
+    assert_eq!(op(&m, &[d, ("mcp_method_name", "tools/list"), ("error_type", "401")]), 1.0);
+    assert_eq!(op(&m, &[d, ("mcp_method_name", "tools/list"), ("error_type", "403")]), 1.0);
+    assert_eq!(op(&m, &[("mcp_route", "_OTHER"), ("mcp_method_name", "tools/list"), ("error_type", "404")]), 1.0);
+    assert_eq!(op(&m, &[d, ("mcp_method_name", "ping"), ok]), 1.0);
+    assert_eq!(op(&m, &[("mcp_route", "catalog"), ("mcp_method_name", "initialize"), ok]), 1.0);
+    assert_eq!(metric(&m, "mcp_tap_tools_advertised", &[d]), 7.0);
+    assert_eq!(metric(&m, "mcp_tap_tools_advertised", &[("mcp_route", "catalog")]), 7.0);
+    // Backstage is stateless: sessions are inferred, one per client identity and route.
+    assert_eq!(metric(&m, "mcp_tap_sessions_active", &[d]), 1.0);
+    assert_eq!(metric(&m, "mcp_tap_sessions_active", &[("mcp_route", "catalog")]), 1.0);
+    assert_eq!(metric(&m, "mcp_tap_sessions_active", &[("mcp_route", "_OTHER")]), 0.0);
+    assert_eq!(
+        metric(
+            &m,
+            "mcp_tap_http_requests_total",
+            &[d, ("http_request_method", "GET"), ("http_response_status_code", "405")]
+        ),
+        1.0
+    );
+    assert_eq!(metric(&m, "mcp_tap_decode_errors_total", &[]), 0.0);
+    for token in [TOKEN_FULL, TOKEN_CATALOG_ONLY] {
+        assert!(!m.contains(token), "a token leaked into /metrics");
+    }
+    tap.stop().await;
+}
