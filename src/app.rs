@@ -1,17 +1,33 @@
-//! Wiring: build the metrics and shared state, run the proxy and admin listeners and the session
-//! sweeper, and stop them all when the shutdown future resolves.
+//! Wiring: build the metrics, the auditor and the shared state, run the proxy and admin
+//! listeners and the background ticks, and stop them all when the shutdown future resolves.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::audit::identity::Fingerprinter;
+use crate::audit::sink::AuditSink;
+use crate::audit::Auditor;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxy::{self, Shared};
 
-/// Runs the tap on already-bound listeners until `shutdown` resolves, then ends sessions.
+/// Route labels known before any traffic: their auth-failure series start at zero.
+fn known_routes(config: &Config) -> Vec<&str> {
+    let mut labels: Vec<&str> = Vec::new();
+    if config.routes.backstage_actions {
+        labels.push("default");
+        labels.extend(config.routes.server_keys.iter().map(String::as_str));
+    }
+    labels.extend(config.routes.extra.iter().map(|r| r.label.as_str()));
+    labels
+}
+
+/// Runs the tap on already-bound listeners until `shutdown` resolves, then ends sessions and
+/// bursts and flushes the audit trail.
 pub async fn run(
     config: Config,
     proxy_listener: TcpListener,
@@ -19,7 +35,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(config.sessions.duration_buckets.clone()));
-    let shared = Arc::new(Shared::new(config, metrics)?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // The audit trail stops last, after the final burst and session events are queued.
+    let (sink_stop_tx, sink_stop_rx) = watch::channel(false);
+    let (sink, sink_task) =
+        AuditSink::start(&config.audit.output, config.audit.queue_capacity, metrics.clone(), sink_stop_rx);
+    let fingerprinter = Fingerprinter::from_config(&config.audit)?;
+    let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &known_routes(&config)));
+    let resend_interval = config.alertmanager.resend_interval;
+    let shared = Arc::new(Shared::new(config, metrics, auditor.clone())?);
     tracing::info!(
         listen = %proxy_listener.local_addr()?,
         admin = %admin_listener.local_addr()?,
@@ -27,7 +51,6 @@ pub async fn run(
         "mcp-tap is proxying MCP traffic; metrics on http://{}/metrics",
         admin_listener.local_addr()?
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -45,6 +68,23 @@ pub async fn run(
             }
         })
     };
+    // Bursts end and summaries are written on a one-second tick; active alerts are re-sent.
+    let ticker = {
+        let auditor = auditor.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut resend = tokio::time::interval(resend_interval);
+            resend.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => auditor.tick(),
+                    _ = resend.tick() => auditor.resend_alerts(),
+                    _ = rx.wait_for(|s| *s) => break,
+                }
+            }
+        })
+    };
     let admin = tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), stopped(stop_rx.clone())));
     let proxy = tokio::spawn(proxy::serve(proxy_listener, shared.clone(), stopped(stop_rx.clone())));
 
@@ -53,6 +93,10 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = proxy.await;
     shared.sessions.shutdown();
+    let _ = ticker.await;
+    auditor.drain();
+    let _ = sink_stop_tx.send(true);
+    let _ = sink_task.await;
     let _ = sweeper.await;
     let _ = admin.await;
     tracing::info!("stopped");

@@ -14,8 +14,7 @@ fn op(m: &str, labels: &[(&str, &str)]) -> f64 {
 async fn in_front_of_a_real_backstage() {
     let backstage = backstage().await;
     let upstream = format!("http://127.0.0.1:{}", backstage.port);
-    let mut config = mcp_tap::config::Config::default();
-    config.upstream.url = upstream.clone();
+    let config = test_config(&upstream);
     let tap = Tap::start(config).await;
     let path = "/api/mcp-actions/v1";
 

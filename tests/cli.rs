@@ -87,17 +87,37 @@ fn a_port_in_use_is_a_runtime_failure() {
     assert!(err.contains(&format!("cannot listen on {addr} (listen)")), "{err}");
 }
 
+/// Kills the child if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn runs_logs_json_and_exits_zero_on_sigterm() {
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--upstream", "http://127.0.0.1:9"])
         .env_remove("RUST_LOG")
+        .env_remove("MCP_TAP_FINGERPRINT_KEY")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let logs: Vec<serde_json::Value> =
+        lines.by_ref().take(3).map(|l| serde_json::from_str(&l.unwrap()).expect("every log line is JSON")).collect();
+    // Without a fingerprint key the operator is warned that fingerprints will not survive a restart.
+    assert!(logs.iter().any(
+        |l| l["level"] == "WARN" && l["message"].as_str().unwrap().contains("fingerprints change at every restart")
+    ));
+    let first =
+        logs.iter().find(|l| l["message"].as_str().unwrap().starts_with("mcp-tap is proxying")).expect("start-up line");
     assert_eq!(first["level"], "INFO");
     assert!(first["message"].as_str().unwrap().starts_with("mcp-tap is proxying MCP traffic"));
     assert_eq!(first["upstream"], "http://127.0.0.1:9/");
@@ -109,10 +129,10 @@ fn runs_logs_json_and_exits_zero_on_sigterm() {
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             assert_eq!(status.code(), Some(0));
             break;
         }

@@ -246,8 +246,7 @@ async fn notifications_are_timed_to_their_202_and_rejections_keep_the_method() {
         }
     })
     .await;
-    let mut config = mcp_tap::config::Config::default();
-    config.upstream.url = format!("http://{addr}");
+    let config = test_config(&format!("http://{addr}"));
     let tap = Tap::start(config).await;
     let url = tap.url("/api/mcp-actions/v1");
     let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
@@ -284,8 +283,7 @@ async fn ten_thousand_random_names_leave_the_series_bounded() {
         json_response(200, &serde_json::to_string(&answers).unwrap())
     })
     .await;
-    let mut config = mcp_tap::config::Config::default();
-    config.upstream.url = format!("http://{addr}");
+    let mut config = test_config(&format!("http://{addr}"));
     config.labels.max_tools_per_route = 50;
     config.routes.max_learned_keys = 4;
     let tap = Tap::start(config).await;

@@ -1,17 +1,20 @@
 //! One HTTP exchange on an MCP route: the requests it carried, the response messages decoded as
 //! they pass, pairing by id, and the operations recorded when each answer (or the end) is seen.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
 use super::route::RouteState;
 use super::Shared;
+use crate::audit::identity::Credential;
+use crate::audit::reason::{is_delegation_denied, BackstageError};
 use crate::mcp::jsonrpc::{self, Id, Kind, Message, ResultInfo};
 use crate::mcp::names::{self, method_label, protocol_version_label, OTHER};
 use crate::mcp::session::ClientKey;
 use crate::mcp::sse::{SseDecoder, SseItem};
-use crate::metrics::{DecodeErrorKind, ErrorType, Operation, UnparsedReason};
+use crate::metrics::{DecodeErrorKind, ErrorType, Operation, Outcome, UnparsedReason};
 
 /// How a response body ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,8 @@ pub struct Pending {
     /// The raw tool or prompt name, bounded to a label only when recorded.
     pub target: Option<String>,
     pub cursor: bool,
+    /// A tool result said the token may not reach the action's plugin.
+    pub denied: bool,
 }
 
 /// What the exchange knows of its session, for protocol version and session events.
@@ -47,13 +52,14 @@ enum Decoder {
 }
 
 pub struct Exchange {
-    shared: Arc<Shared>,
-    route: Arc<RouteState>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) route: Arc<RouteState>,
     started: Instant,
     http_version: &'static str,
     protocol_version: &'static str,
-    status: u16,
-    pending: Vec<Pending>,
+    pub(super) status: u16,
+    pub(super) pending: Vec<Pending>,
+    pub(super) caller: Caller,
     decoder: Decoder,
     max_message: usize,
     /// A JSON-RPC error with `"id": null` (a transport rejection answering the whole exchange).
@@ -74,6 +80,18 @@ pub struct RequestInfo {
     pub pending: Vec<Pending>,
     pub session: Option<SessionRef>,
     pub client_name: Option<String>,
+    pub caller: Caller,
+}
+
+/// Who sent the request, as the audit may record it (the credential is a fingerprint).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub credential: Credential,
+    pub source: IpAddr,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub http_method: http::Method,
 }
 
 impl RequestInfo {
@@ -87,6 +105,7 @@ impl RequestInfo {
                 method: method_label(m.method.as_deref().unwrap_or_default()),
                 target: m.target.clone(),
                 cursor: m.has_cursor,
+                denied: false,
             })
             .collect()
     }
@@ -135,7 +154,13 @@ impl Exchange {
             session,
             new_session_id,
             client_name: req.client_name,
+            caller: req.caller,
         };
+        if status < 400 {
+            if let Some(fp) = ex.caller.credential.fingerprint() {
+                ex.shared.auditor.history.succeeded(fp);
+            }
+        }
         // Notifications (and client answers to server requests) are done at the headers: 202.
         let now = Instant::now();
         let error = if status >= 400 { ErrorType::Http(status) } else { ErrorType::None };
@@ -235,12 +260,16 @@ impl Exchange {
             self.shared.metrics.record_unparsed(UnparsedReason::Unmatched);
             return;
         };
-        let p = self.pending.swap_remove(pos);
+        let mut p = self.pending.swap_remove(pos);
         let error = match &m.kind {
             Kind::Error { code } => ErrorType::JsonRpc(*code),
             Kind::Result(r) => {
                 self.on_result(&p, r);
                 if r.is_error && p.method == "tools/call" {
+                    if r.error_text.as_deref().is_some_and(is_delegation_denied) {
+                        p.denied = true;
+                        self.delegation_denied(&p);
+                    }
                     ErrorType::ToolError
                 } else {
                     ErrorType::None
@@ -325,6 +354,14 @@ impl Exchange {
             http_version: self.http_version,
             duration: now - self.started,
         });
+        let outcome = match error {
+            ErrorType::None => Outcome::Ok,
+            ErrorType::ToolError if p.denied => Outcome::Denied,
+            ErrorType::ToolError => Outcome::ToolError,
+            ErrorType::Http(401 | 403) => Outcome::Denied,
+            _ => Outcome::Error,
+        };
+        metrics.record_client_operation(self.caller.credential.client(), p.method, &tool, outcome);
     }
 
     /// The upstream never answered: every request of the exchange failed with `error`.
@@ -337,6 +374,13 @@ impl Exchange {
 
     /// The response body ended: decode a JSON body, and settle every request still unanswered.
     pub fn finish(mut self, end: End) {
+        if self.status == 401 || self.status == 403 {
+            let body = match &self.decoder {
+                Decoder::Json { buf, overflow: false } => BackstageError::parse(buf),
+                _ => BackstageError::default(),
+            };
+            self.rejected(&body);
+        }
         match std::mem::replace(&mut self.decoder, Decoder::None) {
             Decoder::Json { overflow: true, .. } => self.on_messages(Err(DecodeFailure::TooLarge)),
             Decoder::Json { buf, .. } if !buf.iter().all(u8::is_ascii_whitespace) => {

@@ -1,14 +1,14 @@
 //! The proxy listener: accepts HTTP/1.1 and h2c, decodes MCP requests, forwards to the upstream,
 //! and hands the response to a tapped body. The tap never fails traffic it cannot decode.
 
+mod auth;
 pub mod body;
 pub mod exchange;
 pub mod forward;
 pub mod route;
 
 use std::convert::Infallible;
-use std::hash::BuildHasher;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -21,9 +21,11 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use self::body::{read_capped, ClientBody, ReadBody, UpstreamBody};
-use self::exchange::{Exchange, Pending, RequestInfo, SessionRef};
+use self::exchange::{Caller, Exchange, Pending, RequestInfo, SessionRef};
 use self::forward::{ProxyError, UpstreamClient};
 use self::route::{RouteMatch, Routes, NON_MCP};
+use crate::audit::identity::Credential;
+use crate::audit::Auditor;
 use crate::config::Config;
 use crate::mcp::jsonrpc::{self, Message};
 use crate::mcp::names::{protocol_version_label, DEFAULT_PROTOCOL_VERSION};
@@ -38,12 +40,11 @@ pub struct Shared {
     pub sessions: SessionTracker,
     pub client: UpstreamClient,
     pub upstream: Uri,
-    /// Keys the hash that groups a stateless client's requests; never leaves the process.
-    credential_hasher: std::collections::hash_map::RandomState,
+    pub auditor: Arc<Auditor>,
 }
 
 impl Shared {
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub fn new(config: Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> anyhow::Result<Self> {
         let client = forward::build_client(&config.upstream)?;
         let upstream: Uri = config.upstream.url.parse()?;
         Ok(Self {
@@ -53,16 +54,30 @@ impl Shared {
             upstream,
             metrics,
             config: ArcSwap::from_pointee(config),
-            credential_hasher: Default::default(),
+            auditor,
         })
     }
+}
 
-    fn client_key(&self, route: &str, headers: &http::HeaderMap, peer: SocketAddr) -> ClientKey {
-        let credential = headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| self.credential_hasher.hash_one(v.as_bytes()))
-            .unwrap_or(0);
-        ClientKey { route: route.into(), credential, source: peer.ip() }
+/// Who sent a request, as the audit may record it. Read before the forwarding headers change.
+fn caller(shared: &Shared, parts: &http::request::Parts, peer: SocketAddr, config: &Config) -> Caller {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let mut source = peer.ip();
+    if config.audit.source_from_forwarded_for {
+        // The rightmost address is the one the trusted proxy in front of the tap saw.
+        if let Some(ip) =
+            header("x-forwarded-for").and_then(|v| v.rsplit(',').next()).and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            source = ip;
+        }
+    }
+    Caller {
+        credential: shared.auditor.credential(parts.headers.get(http::header::AUTHORIZATION)),
+        source,
+        user_agent: header("user-agent").map(|s| s.chars().take(config.audit.max_user_agent).collect()),
+        request_id: header("x-request-id").map(|s| s.chars().take(128).collect()),
+        trace_id: header("traceparent").and_then(|t| t.split('-').nth(1)).filter(|t| t.len() == 32).map(str::to_string),
+        http_method: parts.method.clone(),
     }
 }
 
@@ -157,7 +172,8 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     };
     let body_read = Instant::now();
 
-    let request_info = route_request_info(&shared, &route, &parts, &messages, peer, started, version);
+    let caller = caller(&shared, &parts, peer, &config);
+    let request_info = route_request_info(&shared, &route, &parts, &messages, caller, started, version);
     let ids: Vec<_> = request_info.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
 
     let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
@@ -183,6 +199,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     };
     let status = resp.status().as_u16();
     let route_state = shared.routes.settle(&route, status, &shared.metrics);
+    if let (RouteMatch::Candidate(_), Some(state)) = (&route, &route_state) {
+        shared.auditor.preinit_route(&state.label);
+    }
     let label = route_state.as_ref().map_or(NON_MCP, |r| &*r.label).to_string();
     let (mut resp_parts, resp_body) = resp.into_parts();
     forward::strip_hop_by_hop(&mut resp_parts.headers);
@@ -209,7 +228,7 @@ fn route_request_info(
     route: &RouteMatch,
     parts: &http::request::Parts,
     messages: &[Message],
-    peer: SocketAddr,
+    caller: Caller,
     started: Instant,
     http_version: &'static str,
 ) -> RequestInfo {
@@ -228,7 +247,12 @@ fn route_request_info(
             }
             session = Some(SessionRef::Header(id.into()));
         } else {
-            let key = shared.client_key(&state.label, &parts.headers, peer);
+            let credential = match &caller.credential {
+                Credential::Token { fingerprint, .. } => fingerprint.short(),
+                Credential::Malformed => 1,
+                Credential::Missing => 0,
+            };
+            let key = ClientKey { route: state.label.clone(), credential, source: caller.source };
             if let Some(v) = shared.sessions.touch_inferred(&key) {
                 protocol_version = protocol_version.or(Some(v));
             }
@@ -242,6 +266,7 @@ fn route_request_info(
         pending,
         session,
         client_name,
+        caller,
     }
 }
 

@@ -56,10 +56,30 @@ impl Tap {
     }
 }
 
-/// A config pointing at `upstream` with `/mcp` as an extra MCP route labelled `label`.
-pub fn config_for(upstream: &str, label: &str) -> Config {
+/// Defaults for tests: the audit trail goes to a fresh file (see `audit_lines`), not stdout.
+pub fn test_config(upstream: &str) -> Config {
     let mut c = Config::default();
     c.upstream.url = upstream.to_string();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("mcp-tap-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    c.audit.output = dir.join(format!("audit-{n}.jsonl")).to_string_lossy().into_owned();
+    c
+}
+
+/// The audit lines written so far.
+pub fn audit_lines(config: &Config) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&config.audit.output)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+        .collect()
+}
+
+/// A config pointing at `upstream` with `/mcp` as an extra MCP route labelled `label`.
+pub fn config_for(upstream: &str, label: &str) -> Config {
+    let mut c = test_config(upstream);
     c.routes.extra = vec![mcp_tap::config::ExtraRoute { path: "/mcp".into(), label: label.into() }];
     c
 }

@@ -9,6 +9,9 @@ use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVe
 
 use crate::mcp::names::OTHER;
 
+mod auth;
+pub use auth::{AuthMetrics, Outcome};
+
 /// OpenTelemetry MCP semantic-convention buckets for `mcp.server.operation.duration`.
 pub const OPERATION_BUCKETS: [f64; 14] =
     [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
@@ -129,15 +132,16 @@ pub struct Metrics {
     label_overflow: IntCounterVec,
     server_messages: IntCounterVec,
     rpc_codes: Mutex<HashSet<i64>>,
+    auth: AuthMetrics,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+pub(crate) fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     registry.register(Box::new(c.clone())).expect("unique metric");
     c
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+pub(crate) fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
     registry.register(Box::new(g.clone())).expect("unique metric");
     g
@@ -236,6 +240,7 @@ impl Metrics {
                 &["mcp_route", "mcp_method_name"],
             ),
             rpc_codes: Mutex::new(HashSet::new()),
+            auth: AuthMetrics::new(&registry),
             registry,
         };
         let build =

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod audit;
+pub use audit::{Alertmanager, Audit, Bursts, ClientToken, Clients, Stuffing, Threshold};
+
 /// Exit code for bad usage or a bad config file (BSD `EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
 
@@ -24,6 +27,10 @@ pub struct Config {
     pub sessions: Sessions,
     pub labels: Labels,
     pub log: Log,
+    pub audit: Audit,
+    pub clients: Clients,
+    pub bursts: Bursts,
+    pub alertmanager: Alertmanager,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -132,6 +139,10 @@ impl Default for Config {
             sessions: Sessions::default(),
             labels: Labels::default(),
             log: Log::default(),
+            audit: Audit::default(),
+            clients: Clients::default(),
+            bursts: Bursts::default(),
+            alertmanager: Alertmanager::default(),
         }
     }
 }
@@ -318,6 +329,10 @@ impl Config {
         if b.is_empty() || b.windows(2).any(|w| w[0] >= w[1]) || b.iter().any(|v| !v.is_finite() || *v <= 0.0) {
             p.push("sessions.duration_buckets must be positive and strictly increasing".into());
         }
+        self.audit.validate(&mut p);
+        self.clients.validate(&mut p);
+        self.bursts.validate(&mut p);
+        self.alertmanager.validate(&mut p);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p.push(format!("log.level `{}` is not a valid filter such as `info` or `mcp_tap=debug`", self.log.level));
         }

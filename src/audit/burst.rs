@@ -1,0 +1,424 @@
+//! Burst detection over auth failures, pure and driven by the caller's clock: leaky buckets per
+//! source address, per credential and globally, distinct failing credentials per source
+//! (stuffing). Keys are bounded by LRU caches; during a burst per-failure audit lines are capped
+//! and the rest are counted exactly into summaries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use lru::LruCache;
+use tokio::time::Instant;
+
+use super::identity::Fingerprint;
+use super::reason::Reason;
+use crate::config::Bursts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Source,
+    Credential,
+    Stuffing,
+    Global,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Source, Scope::Credential, Scope::Stuffing, Scope::Global];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Source => "source",
+            Scope::Credential => "credential",
+            Scope::Stuffing => "stuffing",
+            Scope::Global => "global",
+        }
+    }
+}
+
+/// One burst's identity: the scope and the key within it (an address, a fingerprint, `all`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BurstKey {
+    pub scope: Scope,
+    pub key: String,
+}
+
+/// Failures of a burst that got no line of their own, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub count: u64,
+    pub by_reason: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BurstEvent {
+    Started { key: BurstKey, client: String, failures: u64 },
+    Summary { key: BurstKey, summary: Summary },
+    Ended { key: BurstKey, client: String, failures: u64, duration: Duration, summary: Summary },
+}
+
+#[derive(Debug)]
+struct Active {
+    started: Instant,
+    last_failure: Instant,
+    failures: u64,
+    lines_written: usize,
+    pending: Summary,
+    last_summary: Instant,
+    client: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    level: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    /// Adds one failure after leaking at `threshold / window`; returns the new level.
+    fn add(&mut self, now: Instant, threshold: u32, window: Duration) -> f64 {
+        let rate = f64::from(threshold) / window.as_secs_f64();
+        let leaked = rate * now.saturating_duration_since(self.last).as_secs_f64();
+        self.level = (self.level - leaked).max(0.0) + 1.0;
+        self.last = now;
+        self.level
+    }
+}
+
+/// What to do with one failure.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// Write this failure's own audit (and log) line; false when a burst's line cap took it.
+    pub write_line: bool,
+    pub events: Vec<BurstEvent>,
+    /// Keys evicted from a full cache, per scope.
+    pub evicted: Vec<Scope>,
+}
+
+pub struct BurstDetector {
+    cfg: Bursts,
+    lines_per_burst: usize,
+    summary_interval: Duration,
+    sources: LruCache<IpAddr, Bucket>,
+    credentials: LruCache<Fingerprint, Bucket>,
+    stuffing: LruCache<IpAddr, Vec<(Fingerprint, Instant)>>,
+    global: Option<Bucket>,
+    active: HashMap<BurstKey, Active>,
+}
+
+impl BurstDetector {
+    pub fn new(cfg: Bursts, lines_per_burst: usize, summary_interval: Duration) -> Self {
+        let cap = NonZeroUsize::new(cfg.max_tracked_keys.max(1)).expect("non-zero");
+        Self {
+            cfg,
+            lines_per_burst,
+            summary_interval,
+            sources: LruCache::new(cap),
+            credentials: LruCache::new(cap),
+            stuffing: LruCache::new(cap),
+            global: None,
+            active: HashMap::new(),
+        }
+    }
+
+    /// New thresholds take effect for the next failure; tracked state is kept.
+    pub fn reconfigure(&mut self, cfg: Bursts, lines_per_burst: usize, summary_interval: Duration) {
+        if let Some(cap) = NonZeroUsize::new(cfg.max_tracked_keys) {
+            self.sources.resize(cap);
+            self.credentials.resize(cap);
+            self.stuffing.resize(cap);
+        }
+        self.cfg = cfg;
+        self.lines_per_burst = lines_per_burst;
+        self.summary_interval = summary_interval;
+    }
+
+    /// Records one failure and decides whether it gets its own audit line.
+    pub fn failure(
+        &mut self,
+        now: Instant,
+        source: IpAddr,
+        credential: Option<Fingerprint>,
+        reason: Reason,
+        client: &str,
+    ) -> Verdict {
+        let mut verdict = Verdict::default();
+        let cfg = self.cfg.clone();
+        let fresh = Bucket { level: 0.0, last: now };
+
+        let mut crossed = Vec::new();
+        if bump(
+            Scope::Source,
+            &mut self.sources,
+            source,
+            fresh,
+            now,
+            cfg.source.failures,
+            cfg.source.window,
+            &mut verdict,
+        ) {
+            crossed.push(BurstKey { scope: Scope::Source, key: source.to_string() });
+        }
+        if let Some(fp) = credential {
+            if bump(
+                Scope::Credential,
+                &mut self.credentials,
+                fp,
+                fresh,
+                now,
+                cfg.credential.failures,
+                cfg.credential.window,
+                &mut verdict,
+            ) {
+                crossed.push(BurstKey { scope: Scope::Credential, key: fp.to_string() });
+            }
+            if self.stuffing.len() == self.stuffing.cap().get() && !self.stuffing.contains(&source) {
+                verdict.evicted.push(Scope::Stuffing);
+            }
+            let seen = self.stuffing.get_or_insert_mut(source, Vec::new);
+            seen.retain(|(_, t)| now.saturating_duration_since(*t) < cfg.stuffing.window);
+            let limit = cfg.stuffing.credentials as usize;
+            if let Some(entry) = seen.iter_mut().find(|(f, _)| *f == fp) {
+                entry.1 = now;
+            } else if seen.len() < limit {
+                seen.push((fp, now));
+            }
+            if seen.len() >= cfg.stuffing.credentials as usize {
+                crossed.push(BurstKey { scope: Scope::Stuffing, key: source.to_string() });
+            }
+        }
+        let global = self.global.get_or_insert(fresh);
+        if global.add(now, cfg.global.failures, cfg.global.window) >= f64::from(cfg.global.failures) {
+            crossed.push(BurstKey { scope: Scope::Global, key: "all".into() });
+        }
+
+        for key in crossed {
+            if !self.active.contains_key(&key) && self.active.len() < cfg.max_tracked_keys * Scope::ALL.len() {
+                self.active.insert(
+                    key.clone(),
+                    Active {
+                        started: now,
+                        last_failure: now,
+                        failures: 0,
+                        lines_written: 0,
+                        pending: Summary::default(),
+                        last_summary: now,
+                        client: client.to_string(),
+                    },
+                );
+                verdict.events.push(BurstEvent::Started { key, client: client.to_string(), failures: 0 });
+            }
+        }
+
+        // Every active burst this failure belongs to counts it; the first one (in scope order)
+        // decides whether it still gets a line of its own.
+        let mut owner_decided = false;
+        verdict.write_line = true;
+        for key in self.keys_of(source, credential) {
+            if let Some(a) = self.active.get_mut(&key) {
+                a.failures += 1;
+                a.last_failure = now;
+                if !owner_decided {
+                    owner_decided = true;
+                    if a.lines_written < self.lines_per_burst {
+                        a.lines_written += 1;
+                    } else {
+                        verdict.write_line = false;
+                        a.pending.count += 1;
+                        *a.pending.by_reason.entry(reason.as_str()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        for e in &mut verdict.events {
+            if let BurstEvent::Started { key, failures, .. } = e {
+                *failures = self.active.get(key).map_or(0, |a| a.failures);
+            }
+        }
+        verdict
+    }
+
+    fn keys_of(&self, source: IpAddr, credential: Option<Fingerprint>) -> Vec<BurstKey> {
+        let mut keys = vec![BurstKey { scope: Scope::Source, key: source.to_string() }];
+        if let Some(fp) = credential {
+            keys.push(BurstKey { scope: Scope::Credential, key: fp.to_string() });
+            keys.push(BurstKey { scope: Scope::Stuffing, key: source.to_string() });
+        }
+        keys.push(BurstKey { scope: Scope::Global, key: "all".into() });
+        keys
+    }
+
+    /// Ends bursts quiet for the quiet period and emits summaries that are due.
+    pub fn tick(&mut self, now: Instant) -> Vec<BurstEvent> {
+        let quiet = self.cfg.quiet_period;
+        let mut events = Vec::new();
+        let mut ended: Vec<BurstKey> = Vec::new();
+        for (key, a) in &mut self.active {
+            if now.saturating_duration_since(a.last_failure) >= quiet {
+                ended.push(key.clone());
+            } else if a.pending.count > 0 && now.saturating_duration_since(a.last_summary) >= self.summary_interval {
+                a.last_summary = now;
+                events.push(BurstEvent::Summary { key: key.clone(), summary: std::mem::take(&mut a.pending) });
+            }
+        }
+        ended.sort();
+        for key in ended {
+            let a = self.active.remove(&key).expect("present");
+            events.push(BurstEvent::Ended {
+                key,
+                client: a.client,
+                failures: a.failures,
+                duration: a.last_failure - a.started,
+                summary: a.pending,
+            });
+        }
+        events
+    }
+
+    /// Ends every burst (the tap is stopping).
+    pub fn drain(&mut self) -> Vec<BurstEvent> {
+        let mut keys: Vec<BurstKey> = self.active.keys().cloned().collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|key| {
+                let a = self.active.remove(&key).expect("present");
+                BurstEvent::Ended {
+                    key,
+                    client: a.client,
+                    failures: a.failures,
+                    duration: a.last_failure - a.started,
+                    summary: a.pending,
+                }
+            })
+            .collect()
+    }
+
+    pub fn active(&self, scope: Scope) -> usize {
+        self.active.keys().filter(|k| k.scope == scope).count()
+    }
+}
+
+/// Adds a failure to a key's bucket (creating it, evicting the least recent key if full);
+/// returns whether the bucket is at or over the threshold.
+#[allow(clippy::too_many_arguments)]
+fn bump<K: std::hash::Hash + Eq + Copy>(
+    scope: Scope,
+    cache: &mut LruCache<K, Bucket>,
+    key: K,
+    fresh: Bucket,
+    now: Instant,
+    threshold: u32,
+    window: Duration,
+    verdict: &mut Verdict,
+) -> bool {
+    if cache.len() == cache.cap().get() && !cache.contains(&key) {
+        verdict.evicted.push(scope);
+    }
+    cache.get_or_insert_mut(key, || fresh).add(now, threshold, window) >= f64::from(threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::identity::{Fingerprinter, KeySource};
+    use crate::config::{Stuffing, Threshold};
+
+    fn cfg() -> Bursts {
+        Bursts {
+            source: Threshold { failures: 5, window: Duration::from_secs(10) },
+            credential: Threshold { failures: 100, window: Duration::from_secs(10) },
+            stuffing: Stuffing { credentials: 3, window: Duration::from_secs(60) },
+            global: Threshold { failures: 1000, window: Duration::from_secs(10) },
+            quiet_period: Duration::from_secs(30),
+            max_tracked_keys: 3,
+        }
+    }
+
+    fn fp(t: &str) -> Fingerprint {
+        Fingerprinter::new(b"0123456789abcdef", KeySource::File).fingerprint(t)
+    }
+
+    const IP: &str = "10.0.0.1";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_starts_at_the_threshold_and_ends_after_the_quiet_period() {
+        let mut d = BurstDetector::new(cfg(), 2, Duration::from_secs(5));
+        let ip: IpAddr = IP.parse().unwrap();
+        let mut lines = 0;
+        let mut started_at = None;
+        for i in 0..10 {
+            let v = d.failure(Instant::now(), ip, None, Reason::MissingCredentials, "none");
+            lines += usize::from(v.write_line);
+            if v.events.iter().any(|e| matches!(e, BurstEvent::Started { .. })) {
+                started_at = Some(i);
+            }
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        // The bucket drains 0.5 failures/s: after five failures 100 ms apart it holds 4.8, so the
+        // sixth reaches the threshold of 5.
+        assert_eq!(started_at, Some(5));
+        assert_eq!(d.active(Scope::Source), 1);
+        // 5 lines before the burst, then 2 inside it; the other 3 went into the summary.
+        assert_eq!(lines, 7);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let events = d.tick(Instant::now());
+        assert_eq!(
+            events,
+            vec![BurstEvent::Summary {
+                key: BurstKey { scope: Scope::Source, key: IP.into() },
+                summary: Summary { count: 3, by_reason: [("missing_credentials", 3)].into() },
+            }]
+        );
+        tokio::time::advance(Duration::from_secs(24)).await;
+        assert!(d.tick(Instant::now()).is_empty(), "not quiet long enough yet");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        match d.tick(Instant::now()).as_slice() {
+            [BurstEvent::Ended { failures, summary, .. }] => {
+                assert_eq!(*failures, 5, "the crossing failure and the 4 after it");
+                assert_eq!(summary.count, 0);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.active(Scope::Source), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_failures_leak_away_and_never_burst() {
+        let mut d = BurstDetector::new(cfg(), 2, Duration::from_secs(5));
+        for _ in 0..50 {
+            let v = d.failure(Instant::now(), IP.parse().unwrap(), None, Reason::UnknownToken, "unknown");
+            assert!(v.events.is_empty() && v.write_line);
+            tokio::time::advance(Duration::from_secs(3)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_credentials_from_one_source_is_stuffing() {
+        let mut c = cfg();
+        c.source.failures = 1000;
+        let mut d = BurstDetector::new(c, 10, Duration::from_secs(5));
+        let mut scopes = Vec::new();
+        for t in ["a", "b", "c", "c"] {
+            for e in d.failure(Instant::now(), IP.parse().unwrap(), Some(fp(t)), Reason::UnknownToken, "unknown").events
+            {
+                if let BurstEvent::Started { key, .. } = e {
+                    scopes.push(key.scope);
+                }
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert_eq!(scopes, vec![Scope::Stuffing]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tracked_keys_are_bounded_and_evictions_reported() {
+        let mut d = BurstDetector::new(cfg(), 2, Duration::from_secs(5));
+        let mut evicted = 0;
+        for i in 0..10u8 {
+            let ip = IpAddr::from([10, 0, 0, i]);
+            evicted += d.failure(Instant::now(), ip, None, Reason::Other, "unknown").evicted.len();
+        }
+        assert_eq!(evicted, 7);
+        assert_eq!(d.sources.len(), 3);
+    }
+}

@@ -1,0 +1,243 @@
+//! The auth audit: every 401/403 (and delegated-access denial) explained with a reason, named by
+//! client (never by token), fed to the burst detector, and written once to metrics, logs and the
+//! JSON-lines audit trail from one emit point.
+
+pub mod alertmanager;
+pub mod burst;
+pub mod identity;
+pub mod reason;
+pub mod sink;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+
+use self::alertmanager::Pager;
+use self::burst::{BurstDetector, BurstEvent, Scope};
+use self::identity::{ClientDirectory, Credential, Fingerprinter, KeySource, CLIENT_NONE, CLIENT_UNKNOWN};
+use self::reason::{Reason, SuccessHistory};
+use self::sink::{AuditLine, AuditSink};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+pub struct Auditor {
+    pub fingerprinter: Fingerprinter,
+    pub directory: ArcSwap<ClientDirectory>,
+    pub history: SuccessHistory,
+    bursts: Mutex<BurstDetector>,
+    sink: AuditSink,
+    metrics: Arc<Metrics>,
+    pager: Option<Pager>,
+    max_user_agent: usize,
+}
+
+/// One refused request, with everything the audit may know about it (never the token).
+#[derive(Debug)]
+pub struct AuthFailure<'a> {
+    pub route: &'a str,
+    pub status: u16,
+    pub reason: Reason,
+    pub http_method: &'a str,
+    pub mcp_method: &'static str,
+    pub tool: Option<&'a str>,
+    pub credential: &'a Credential,
+    pub source: IpAddr,
+    pub user_agent: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub jsonrpc_id: Option<String>,
+    pub trace_id: Option<&'a str>,
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+impl Auditor {
+    pub fn new(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        sink: AuditSink,
+        fingerprinter: Fingerprinter,
+        route_labels: &[&str],
+    ) -> Self {
+        if fingerprinter.source == KeySource::Random {
+            tracing::warn!(
+                env = %config.audit.fingerprint_key_env,
+                "no fingerprint key configured: credential fingerprints change at every restart; \
+                 set audit.fingerprint_key_file or the environment variable"
+            );
+        }
+        let (directory, warnings) = ClientDirectory::load(&config.clients, &fingerprinter);
+        for w in warnings {
+            tracing::warn!("client token left out: {w}");
+        }
+        tracing::info!(subjects = directory.subjects().len(), "client tokens loaded");
+        let auditor = Self {
+            history: SuccessHistory::new(config.audit.max_remembered_credentials, config.audit.revoked_retention),
+            bursts: Mutex::new(BurstDetector::new(
+                config.bursts.clone(),
+                config.audit.lines_per_burst,
+                config.audit.summary_interval,
+            )),
+            pager: config.alertmanager.url.as_ref().map(|_| Pager::new(&config.alertmanager, metrics.clone())),
+            max_user_agent: config.audit.max_user_agent,
+            directory: ArcSwap::from_pointee(directory),
+            fingerprinter,
+            sink,
+            metrics,
+        };
+        for route in route_labels {
+            auditor.preinit_route(route);
+        }
+        auditor.metrics.preinit_bursts(&Scope::ALL.map(Scope::as_str));
+        auditor
+    }
+
+    /// Zero series for the failures a route can see, per known client.
+    pub fn preinit_route(&self, route: &str) {
+        let directory = self.directory.load();
+        let subjects: Vec<&str> = directory.subjects().iter().map(|s| &**s).collect();
+        let methods = ["initialize", "tools/list", "tools/call"];
+        let unknown = [CLIENT_UNKNOWN];
+        self.metrics.preinit_auth_failures(route, &[("missing_credentials", 401)], &[CLIENT_NONE], &methods);
+        self.metrics.preinit_auth_failures(
+            route,
+            &[("malformed_authorization", 401), ("unknown_token", 401)],
+            &unknown,
+            &methods,
+        );
+        let mut known = subjects.clone();
+        known.push(CLIENT_UNKNOWN);
+        self.metrics.preinit_auth_failures(
+            route,
+            &[("revoked_token", 401), ("plugin_not_allowed", 403), ("delegation_denied", 200)],
+            &known,
+            &methods,
+        );
+    }
+
+    pub fn credential(&self, header: Option<&http::HeaderValue>) -> Credential {
+        self.directory.load().credential(header, &self.fingerprinter)
+    }
+
+    /// Counts, logs, audits and feeds the burst detector: the one place an auth failure goes.
+    pub fn emit(&self, f: &AuthFailure<'_>) {
+        let client = f.credential.client();
+        self.metrics.record_auth_failure(f.route, f.status, f.reason.as_str(), client, f.mcp_method);
+        let fingerprint = f.credential.fingerprint();
+        let verdict =
+            self.bursts.lock().expect("burst lock").failure(Instant::now(), f.source, fingerprint, f.reason, client);
+        for scope in &verdict.evicted {
+            self.metrics.record_burst_eviction(scope.as_str());
+        }
+        if verdict.write_line {
+            let credential = fingerprint.map(|fp| fp.to_string());
+            tracing::warn!(
+                route = f.route,
+                status = f.status,
+                reason = f.reason.as_str(),
+                client,
+                credential = credential.as_deref().unwrap_or("-"),
+                source = %f.source,
+                mcp_method = f.mcp_method,
+                "request refused by the upstream"
+            );
+            let mut line = AuditLine::new("auth_failure");
+            line.status = Some(f.status);
+            line.reason = Some(f.reason.as_str());
+            line.route = Some(f.route.to_string());
+            line.http_method = Some(f.http_method.to_string());
+            line.mcp_method = Some(f.mcp_method);
+            line.tool = f.tool.map(|t| truncate(t, 128));
+            line.client = Some(client.to_string());
+            line.credential = credential;
+            line.source = Some(f.source.to_string());
+            line.user_agent = f.user_agent.map(|ua| truncate(ua, self.max_user_agent));
+            line.request_id = f.request_id.map(|r| truncate(r, 128));
+            line.jsonrpc_id = f.jsonrpc_id.clone();
+            line.trace_id = f.trace_id.map(str::to_string);
+            self.sink.write(&line);
+        }
+        self.burst_events(verdict.events);
+    }
+
+    /// Ends quiet bursts and writes due summaries; call about once a second.
+    pub fn tick(&self) {
+        let events = self.bursts.lock().expect("burst lock").tick(Instant::now());
+        self.burst_events(events);
+    }
+
+    /// Ends every burst (shutdown).
+    pub fn drain(&self) {
+        let events = self.bursts.lock().expect("burst lock").drain();
+        self.burst_events(events);
+    }
+
+    fn burst_events(&self, events: Vec<BurstEvent>) {
+        for e in events {
+            match e {
+                BurstEvent::Started { key, client, failures } => {
+                    self.metrics.record_burst_started(key.scope.as_str());
+                    tracing::warn!(scope = key.scope.as_str(), key = %key.key, client, "auth-failure burst started");
+                    let mut line = AuditLine::new("burst_start");
+                    line.scope = Some(key.scope.as_str());
+                    line.key = Some(key.key.clone());
+                    line.client = Some(client.clone());
+                    line.count = Some(failures);
+                    self.sink.write(&line);
+                    if let Some(p) = &self.pager {
+                        p.burst_started(&key, &client);
+                    }
+                }
+                BurstEvent::Summary { key, summary } => {
+                    let mut line = AuditLine::new("auth_failure_summary");
+                    line.scope = Some(key.scope.as_str());
+                    line.key = Some(key.key);
+                    line.count = Some(summary.count);
+                    line.by_reason = Some(summary.by_reason);
+                    self.sink.write(&line);
+                }
+                BurstEvent::Ended { key, client, failures, duration, summary } => {
+                    if summary.count > 0 {
+                        let mut line = AuditLine::new("auth_failure_summary");
+                        line.scope = Some(key.scope.as_str());
+                        line.key = Some(key.key.clone());
+                        line.count = Some(summary.count);
+                        line.by_reason = Some(summary.by_reason);
+                        self.sink.write(&line);
+                    }
+                    self.metrics.record_burst_ended(key.scope.as_str());
+                    tracing::info!(scope = key.scope.as_str(), key = %key.key, failures, "auth-failure burst ended");
+                    let mut line = AuditLine::new("burst_end");
+                    line.scope = Some(key.scope.as_str());
+                    line.key = Some(key.key.clone());
+                    line.client = Some(client.clone());
+                    line.count = Some(failures);
+                    line.duration_seconds = Some(duration.as_secs_f64());
+                    self.sink.write(&line);
+                    if let Some(p) = &self.pager {
+                        p.burst_ended(&key, &client);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-sends active alerts so Alertmanager keeps them firing.
+    pub fn resend_alerts(&self) {
+        if let Some(p) = &self.pager {
+            p.resend();
+        }
+    }
+
+    /// Writes one audit line as it is (used for token-set changes and other lifecycle events).
+    pub fn write(&self, line: &AuditLine) {
+        self.sink.write(line);
+    }
+}

@@ -1,0 +1,221 @@
+//! The audit trail: JSON lines (schema `mcp-tap.audit.v1`) written by a task behind a bounded
+//! queue, so writing never blocks the proxy. Drops and write errors are counted; a file that
+//! logrotate moves or removes is reopened.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics::Metrics;
+
+pub const SCHEMA: &str = "mcp-tap.audit.v1";
+
+/// One audit line. Fields that do not apply to an event are left out of the JSON.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditLine {
+    pub ts: String,
+    pub schema: &'static str,
+    pub event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_method: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Keyed HMAC-SHA256 fingerprint of the bearer token, 16 hex digits. Never the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The `X-Request-Id` header, if the client or a gateway set one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jsonrpc_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
+    /// The burst key: a source address, a credential fingerprint, or `all`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Failures in the burst so far (burst events) or summarised by this line (summaries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_reason: Option<BTreeMap<&'static str, u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Vec<String>>,
+}
+
+impl AuditLine {
+    pub fn new(event: &'static str) -> Self {
+        Self {
+            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            schema: SCHEMA,
+            event,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<String>,
+    metrics: Arc<Metrics>,
+}
+
+enum Output {
+    Stdout(std::io::Stdout),
+    File { path: PathBuf, file: Option<std::io::BufWriter<std::fs::File>>, id: Option<(u64, u64)> },
+}
+
+impl AuditSink {
+    /// Starts the writer task; it drains and flushes the queue when `stop` turns true.
+    pub fn start(
+        output: &str,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+        stop: watch::Receiver<bool>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let out = if output == "-" {
+            Output::Stdout(std::io::stdout())
+        } else {
+            Output::File { path: PathBuf::from(output), file: None, id: None }
+        };
+        let task = tokio::spawn(writer(rx, out, metrics.clone(), stop));
+        (Self { tx, metrics }, task)
+    }
+
+    /// Queues a line; never waits. Returns false when the line was dropped (queue full).
+    pub fn write(&self, line: &AuditLine) -> bool {
+        let text = serde_json::to_string(line).expect("audit lines serialize");
+        match self.tx.try_send(text) {
+            Ok(()) => {
+                self.metrics.record_audit_event(line.event);
+                true
+            }
+            Err(_) => {
+                self.metrics.record_audit_write_error("queue_full");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    (m.len(), 0)
+}
+
+const ROTATION_CHECK: Duration = Duration::from_secs(1);
+
+/// Writes are small buffered appends, done inline; the queue absorbs any stall.
+async fn writer(
+    mut rx: mpsc::Receiver<String>,
+    mut out: Output,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut rotation = tokio::time::interval(ROTATION_CHECK);
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            line = rx.recv() => {
+                let Some(line) = line else { break };
+                batch.push(line);
+                while batch.len() < 1024 {
+                    match rx.try_recv() {
+                        Ok(line) => batch.push(line),
+                        Err(_) => break,
+                    }
+                }
+                write_batch(&mut out, &batch, &metrics);
+                batch.clear();
+            }
+            _ = rotation.tick() => check_rotation(&mut out),
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    // Stopping: whatever is queued is still written.
+    while let Ok(line) = rx.try_recv() {
+        batch.push(line);
+    }
+    write_batch(&mut out, &batch, &metrics);
+}
+
+fn check_rotation(out: &mut Output) {
+    if let Output::File { path, file, id } = out {
+        let current = std::fs::metadata(&*path).ok().map(|m| file_id(&m));
+        if file.is_some() && current != *id {
+            // Moved or removed by logrotate: the next write opens the path afresh.
+            if let Some(mut f) = file.take() {
+                let _ = f.flush();
+            }
+        }
+    }
+}
+
+fn write_batch(out: &mut Output, batch: &[String], metrics: &Metrics) {
+    if batch.is_empty() {
+        return;
+    }
+    let result = match out {
+        Output::Stdout(s) => {
+            let mut lock = s.lock();
+            batch.iter().try_for_each(|l| writeln!(lock, "{l}")).and_then(|_| lock.flush())
+        }
+        Output::File { path, file, id } => {
+            if file.is_none() {
+                match std::fs::OpenOptions::new().create(true).append(true).open(&*path) {
+                    Ok(f) => {
+                        *id = f.metadata().ok().map(|m| file_id(&m));
+                        *file = Some(std::io::BufWriter::new(f));
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "cannot open the audit log; lines are lost until it opens");
+                        for _ in batch {
+                            metrics.record_audit_write_error("io");
+                        }
+                        return;
+                    }
+                }
+            }
+            let f = file.as_mut().expect("opened above");
+            batch.iter().try_for_each(|l| writeln!(f, "{l}")).and_then(|_| f.flush())
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "writing the audit log failed");
+        metrics.record_audit_write_error("io");
+        if let Output::File { file, .. } = out {
+            *file = None;
+        }
+    }
+}

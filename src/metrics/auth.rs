@@ -1,0 +1,126 @@
+//! The auth-audit part of the metrics: failures by reason and client, who called what, bursts,
+//! and the audit trail's own health. Registered in the same registry as the rest.
+
+use prometheus::{IntCounterVec, IntGaugeVec, Registry};
+
+use super::{counter, gauge};
+
+pub struct AuthMetrics {
+    failures: IntCounterVec,
+    client_operations: IntCounterVec,
+    burst_active: IntGaugeVec,
+    bursts: IntCounterVec,
+    burst_evictions: IntCounterVec,
+    audit_events: IntCounterVec,
+    audit_write_errors: IntCounterVec,
+}
+
+/// `outcome` of `mcp_tap_client_operations_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Error,
+    ToolError,
+    Denied,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::ToolError => "tool_error",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+impl AuthMetrics {
+    pub(super) fn new(registry: &Registry) -> Self {
+        Self {
+            failures: counter(
+                registry,
+                "mcp_tap_auth_failures_total",
+                "Requests Backstage refused (401/403) and delegated-access denials in tool results.",
+                &["mcp_route", "http_response_status_code", "reason", "client", "mcp_method_name"],
+            ),
+            client_operations: counter(
+                registry,
+                "mcp_tap_client_operations_total",
+                "MCP operations by client (Backstage static-token subject) and outcome.",
+                &["client", "mcp_method_name", "gen_ai_tool_name", "outcome"],
+            ),
+            burst_active: gauge(
+                registry,
+                "mcp_tap_auth_burst_active",
+                "Keys (sources, credentials, global) currently in an auth-failure burst.",
+                &["scope"],
+            ),
+            bursts: counter(registry, "mcp_tap_auth_bursts_total", "Auth-failure bursts started.", &["scope"]),
+            burst_evictions: counter(
+                registry,
+                "mcp_tap_auth_burst_keys_evicted_total",
+                "Burst-tracking keys forgotten because the per-scope cap was reached.",
+                &["scope"],
+            ),
+            audit_events: counter(registry, "mcp_tap_audit_events_total", "Audit lines queued, by event.", &["event"]),
+            audit_write_errors: counter(
+                registry,
+                "mcp_tap_audit_write_errors_total",
+                "Audit lines lost: the queue was full, or the file could not be written.",
+                &["cause"],
+            ),
+        }
+    }
+}
+
+impl super::Metrics {
+    pub fn record_auth_failure(&self, route: &str, status: u16, reason: &str, client: &str, method: &str) {
+        self.auth.failures.with_label_values(&[route, &status.to_string(), reason, client, method]).inc();
+    }
+
+    /// Creates the series a route and client may produce, at 0, so `rate()` and alerts work from
+    /// the first failure on.
+    pub fn preinit_auth_failures(&self, route: &str, reasons: &[(&str, u16)], clients: &[&str], methods: &[&str]) {
+        for (reason, status) in reasons {
+            for client in clients {
+                for method in methods {
+                    self.auth.failures.with_label_values(&[route, &status.to_string(), reason, client, method]);
+                }
+            }
+        }
+    }
+
+    pub fn record_client_operation(&self, client: &str, method: &str, tool: &str, outcome: Outcome) {
+        self.auth.client_operations.with_label_values(&[client, method, tool, outcome.as_str()]).inc();
+    }
+
+    pub fn record_burst_started(&self, scope: &str) {
+        self.auth.bursts.with_label_values(&[scope]).inc();
+        self.auth.burst_active.with_label_values(&[scope]).inc();
+    }
+
+    pub fn record_burst_ended(&self, scope: &str) {
+        self.auth.burst_active.with_label_values(&[scope]).dec();
+    }
+
+    pub fn preinit_bursts(&self, scopes: &[&str]) {
+        for s in scopes {
+            self.auth.bursts.with_label_values(&[s]);
+            self.auth.burst_active.with_label_values(&[s]);
+            self.auth.burst_evictions.with_label_values(&[s]);
+        }
+    }
+
+    pub fn record_burst_eviction(&self, scope: &str) {
+        self.auth.burst_evictions.with_label_values(&[scope]).inc();
+    }
+
+    pub fn record_audit_event(&self, event: &str) {
+        self.auth.audit_events.with_label_values(&[event]).inc();
+    }
+
+    pub fn record_audit_write_error(&self, cause: &str) {
+        self.auth.audit_write_errors.with_label_values(&[cause]).inc();
+    }
+}
