@@ -91,8 +91,16 @@ pub fn classify_rejection(status: u16, credential: &Credential, body: &Backstage
 }
 
 /// A tool result that Backstage refused because the token may not reach the action's plugin.
-pub fn is_delegation_denied(tool_error_text: &str) -> bool {
+///
+/// Backstage lists actions with the caller's own credentials. For a token whose
+/// `accessRestrictions` leave out the owning plugin, delegation fails while listing, that
+/// plugin's actions silently vanish, and `tools/call` answers `NotFoundError: Action "…" not
+/// found` (measured on plugin-mcp-actions-backend 0.2.2). So a not-found for a tool this route
+/// *did* advertise to someone is a delegation denial. An explicit `NotAllowedError: Access to
+/// target plugin …` (delegation refused at invoke time) is one too.
+pub fn is_delegation_denied(tool_error_text: &str, advertised_on_route: bool) -> bool {
     tool_error_text.starts_with("NotAllowedError: Access to target plugin")
+        || (advertised_on_route && tool_error_text.starts_with("NotFoundError: Action \""))
 }
 
 /// Credentials that succeeded recently; bounded, least recently used forgotten first.
@@ -148,8 +156,12 @@ mod tests {
         assert_eq!(classify_rejection(403, &token(), &restricted, false), Reason::PluginNotAllowed);
         assert_eq!(classify_rejection(403, &token(), &none, false), Reason::Other);
         assert!(is_delegation_denied(
-            "NotAllowedError: Access to target plugin 'scaffolder' is not included in token's access restrictions"
+            "NotAllowedError: Access to target plugin 'scaffolder' is not included in token's access restrictions",
+            false
         ));
+        let not_found = "NotFoundError: Action \"catalog.get-catalog-entity\" not found";
+        assert!(is_delegation_denied(not_found, true));
+        assert!(!is_delegation_denied(not_found, false), "a tool nobody was offered is just unknown");
     }
 
     #[tokio::test(start_paused = true)]

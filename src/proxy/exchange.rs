@@ -266,7 +266,9 @@ impl Exchange {
             Kind::Result(r) => {
                 self.on_result(&p, r);
                 if r.is_error && p.method == "tools/call" {
-                    if r.error_text.as_deref().is_some_and(is_delegation_denied) {
+                    let advertised =
+                        p.target.as_deref().is_some_and(|t| self.route.tools.lock().expect("route lock").contains(t));
+                    if r.error_text.as_deref().is_some_and(|text| is_delegation_denied(text, advertised)) {
                         p.denied = true;
                         self.delegation_denied(&p);
                     }

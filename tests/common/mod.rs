@@ -330,12 +330,17 @@ pub const TOKEN_MCP_ONLY: &str = "tap-test-mcponly-95d2c7b14e";
 /// A real Backstage backend (catalog + MCP Actions), installed by `scripts/test.sh` into
 /// tests/backstage/node_modules. Ready when its readiness endpoint answers 200.
 pub async fn backstage() -> Peer {
+    backstage_on(free_port(), TOKEN_FULL).await
+}
+
+/// A test Backstage on `port` whose full-access token is `full_token` (a rotation restarts it
+/// on the same port with another token).
+pub async fn backstage_on(port: u16, full_token: &str) -> Peer {
     let dir = repo().join("tests/backstage");
     assert!(
         dir.join("node_modules/@backstage/plugin-mcp-actions-backend").exists(),
         "the test Backstage is not installed: run scripts/test.sh, or `npm ci --prefix tests/backstage`"
     );
-    let port = free_port();
     let overrides = std::env::temp_dir().join(format!("mcp-tap-backstage-{port}.yaml"));
     std::fs::write(
         &overrides,
@@ -347,7 +352,7 @@ pub async fn backstage() -> Peer {
         .arg("index.js")
         .args(["--config", "app-config.yaml", "--config"])
         .arg(&overrides)
-        .env("MCP_TAP_TEST_TOKEN", TOKEN_FULL)
+        .env("MCP_TAP_TEST_TOKEN", full_token)
         .env("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY)
         .env("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY)
         .env("NODE_ENV", "development");
@@ -355,7 +360,7 @@ pub async fn backstage() -> Peer {
     let ready = format!("http://127.0.0.1:{port}/.backstage/health/v1/readiness");
     // Ready, and the catalog has ingested tests/backstage/entities.yaml.
     let entity = format!("http://127.0.0.1:{port}/api/catalog/entities/by-name/component/default/payments-api");
-    let auth = format!("Bearer {TOKEN_FULL}");
+    let auth = format!("Bearer {full_token}");
     for _ in 0..600 {
         if get(&ready).await.0 == 200
             && request("GET", &entity, &[("authorization", &auth)], Bytes::new()).await.0 == 200

@@ -1,0 +1,362 @@
+//! The auth audit end to end in front of a real Backstage: every reason explained with the
+//! client's Backstage subject (never the token), audit lines with the documented schema, bursts
+//! and credential stuffing detected, a rotated token still in use called `revoked_token`, and
+//! no token anywhere in the tap's output.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mcp_tap::audit::identity::{Fingerprinter, KeySource};
+
+const FINGERPRINT_KEY: &str = "mcp-tap-test-fingerprint-key-0001";
+const BOGUS_TOKEN: &str = "tap-test-never-issued-5a5a5a5a";
+const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit-test","version":"1"}}}"#;
+const CALL: &str = r#"{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"catalog.get-catalog-entity","arguments":{"kind":"Component","name":"payments-api"}}}"#;
+
+fn fingerprint(token: &str) -> String {
+    Fingerprinter::new(FINGERPRINT_KEY.as_bytes(), KeySource::File).fingerprint(token).to_string()
+}
+
+fn auth(m: &str, labels: &[(&str, &str)]) -> f64 {
+    metric(m, "mcp_tap_auth_failures_total", labels)
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The tap's own config for these tests: tokens imported from the test Backstage's app-config,
+/// a fixed fingerprint key from a file.
+fn audit_config(upstream: &str) -> mcp_tap::config::Config {
+    // Backstage's `${VAR}` substitution reads these; the tap imports the same file.
+    std::env::set_var("MCP_TAP_TEST_TOKEN", TOKEN_FULL);
+    std::env::set_var("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY);
+    std::env::set_var("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY);
+    let mut c = test_config(upstream);
+    let key = std::path::Path::new(&c.audit.output).with_extension("key");
+    std::fs::write(&key, FINGERPRINT_KEY).unwrap();
+    c.audit.fingerprint_key_file = Some(key);
+    c.clients.backstage_app_config = vec![repo().join("tests/backstage/app-config.yaml")];
+    c
+}
+
+/// Sends one request of every kind the audit must explain.
+async fn drive_every_reason(base: &str) {
+    let url = format!("{base}/api/mcp-actions/v1");
+    // A full token lists the tools (the tap learns them) and calls one.
+    assert_eq!(post_mcp(&url, &[("authorization", &bearer(TOKEN_FULL))], LIST).await.0, 200);
+    assert_eq!(post_mcp(&url, &[("authorization", &bearer(TOKEN_FULL))], CALL).await.0, 200);
+    // No credentials, with a trace and a request id the audit line carries.
+    let traced = [
+        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ("x-request-id", "req-missing-1"),
+        ("user-agent", "audit-test/1.0"),
+    ];
+    assert_eq!(post_mcp(&url, &traced, INIT).await.0, 401);
+    assert_eq!(post_mcp(&url, &[("authorization", "Basic Zm9vOmJhcg==")], LIST).await.0, 401);
+    assert_eq!(post_mcp(&url, &[("authorization", &bearer(BOGUS_TOKEN))], CALL).await.0, 401);
+    assert_eq!(post_mcp(&url, &[("authorization", &bearer(TOKEN_CATALOG_ONLY))], LIST).await.0, 403);
+    // May call MCP but not the catalog: the tool call fails inside a 200.
+    let (status, _, body) = post_mcp(&url, &[("authorization", &bearer(TOKEN_MCP_ONLY))], CALL).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("\"isError\":true"));
+}
+
+fn find<'a>(lines: &'a [serde_json::Value], reason: &str) -> &'a serde_json::Value {
+    lines
+        .iter()
+        .find(|l| l["event"] == "auth_failure" && l["reason"] == reason)
+        .unwrap_or_else(|| panic!("no audit line for {reason}: {lines:#?}"))
+}
+
+/// The real binary, with debug logs, in front of a real Backstage: every reason is in the
+/// metrics and the audit trail, and no token appears in logs, audit lines or /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reason_is_explained_and_no_token_leaks() {
+    let backstage = backstage().await;
+    let upstream = format!("http://127.0.0.1:{}", backstage.port);
+    let config = audit_config(&upstream);
+    let config_file = std::path::Path::new(&config.audit.output).with_extension("yaml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream:\n  url: {upstream}\naudit:\n  output: {}\n  fingerprint_key_file: {}\nclients:\n  backstage_app_config: [{}]\nlog:\n  format: json\n  level: debug\n",
+            config.audit.output,
+            config.audit.fingerprint_key_file.as_ref().unwrap().display(),
+            repo().join("tests/backstage/app-config.yaml").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
+        .arg("--config")
+        .arg(&config_file)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (log_tx, log_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+    let mut logs = Vec::new();
+    let (proxy, admin) = loop {
+        let line = log_rx.recv_timeout(Duration::from_secs(20)).expect("the tap logs its start");
+        logs.push(line.clone());
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON logs");
+        if v["message"].as_str().is_some_and(|m| m.starts_with("mcp-tap is proxying")) {
+            break (v["listen"].as_str().unwrap().to_string(), v["admin"].as_str().unwrap().to_string());
+        }
+    };
+    drive_every_reason(&format!("http://{proxy}")).await;
+    let (_, _, metrics_body) = get(&format!("http://{admin}/metrics")).await;
+    let m = String::from_utf8(metrics_body.to_vec()).unwrap();
+
+    let d = ("mcp_route", "default");
+    assert_eq!(
+        auth(
+            &m,
+            &[
+                d,
+                ("http_response_status_code", "401"),
+                ("reason", "missing_credentials"),
+                ("client", "none"),
+                ("mcp_method_name", "initialize")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        auth(
+            &m,
+            &[
+                d,
+                ("http_response_status_code", "401"),
+                ("reason", "malformed_authorization"),
+                ("client", "unknown"),
+                ("mcp_method_name", "tools/list")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        auth(
+            &m,
+            &[
+                d,
+                ("http_response_status_code", "401"),
+                ("reason", "unknown_token"),
+                ("client", "unknown"),
+                ("mcp_method_name", "tools/call")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        auth(
+            &m,
+            &[
+                d,
+                ("http_response_status_code", "403"),
+                ("reason", "plugin_not_allowed"),
+                ("client", "catalog-reader"),
+                ("mcp_method_name", "tools/list")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        auth(
+            &m,
+            &[
+                d,
+                ("http_response_status_code", "200"),
+                ("reason", "delegation_denied"),
+                ("client", "mcp-only"),
+                ("mcp_method_name", "tools/call")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(auth(&m, &[]), 5.0, "exactly the five refusals");
+    // Series for what has not happened yet exist at zero, so rate() and alerts work at once.
+    assert!(m.contains(r#"mcp_tap_auth_failures_total{client="ci-agent",http_response_status_code="401",mcp_method_name="tools/call",mcp_route="default",reason="revoked_token"} 0"#));
+    let ops = |labels: &[(&str, &str)]| metric(&m, "mcp_tap_client_operations_total", labels);
+    assert_eq!(
+        ops(&[
+            ("client", "ci-agent"),
+            ("mcp_method_name", "tools/call"),
+            ("gen_ai_tool_name", "catalog.get-catalog-entity"),
+            ("outcome", "ok")
+        ]),
+        1.0
+    );
+    assert_eq!(
+        ops(&[("client", "mcp-only"), ("gen_ai_tool_name", "catalog.get-catalog-entity"), ("outcome", "denied")]),
+        1.0
+    );
+    assert_eq!(ops(&[("client", "catalog-reader"), ("mcp_method_name", "tools/list"), ("outcome", "denied")]), 1.0);
+
+    // Stop the tap (SIGTERM) so every log and audit line is flushed, then read everything.
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    while let Ok(line) = log_rx.recv_timeout(Duration::from_millis(500)) {
+        logs.push(line);
+    }
+    let audit = audit_lines(&config);
+    assert_eq!(audit.iter().filter(|l| l["event"] == "auth_failure").count(), 5, "{audit:#?}");
+    let missing = find(&audit, "missing_credentials");
+    assert_eq!(missing["schema"], "mcp-tap.audit.v1");
+    assert_eq!(missing["status"], 401);
+    assert_eq!(missing["route"], "default");
+    assert_eq!(missing["http_method"], "POST");
+    assert_eq!(missing["mcp_method"], "initialize");
+    assert_eq!(missing["client"], "none");
+    assert_eq!(missing["source"], "127.0.0.1");
+    assert_eq!(missing["user_agent"], "audit-test/1.0");
+    assert_eq!(missing["request_id"], "req-missing-1");
+    assert_eq!(missing["jsonrpc_id"], "0");
+    assert_eq!(missing["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(missing.get("credential").is_none());
+    assert!(missing["ts"].as_str().unwrap().ends_with('Z'));
+    let unknown = find(&audit, "unknown_token");
+    assert_eq!(unknown["credential"], fingerprint(BOGUS_TOKEN));
+    assert_eq!(unknown["tool"], "catalog.get-catalog-entity");
+    assert_eq!(find(&audit, "plugin_not_allowed")["credential"], fingerprint(TOKEN_CATALOG_ONLY));
+    assert_eq!(find(&audit, "plugin_not_allowed")["client"], "catalog-reader");
+    assert_eq!(find(&audit, "delegation_denied")["client"], "mcp-only");
+    assert_eq!(find(&audit, "delegation_denied")["status"], 200);
+
+    // The leak test: no token in any output of the run.
+    let audit_text = std::fs::read_to_string(&config.audit.output).unwrap();
+    let all_logs = logs.join("\n");
+    assert!(all_logs.contains("request refused by the upstream"), "the debug logs were captured");
+    for token in [TOKEN_FULL, TOKEN_CATALOG_ONLY, TOKEN_MCP_ONLY, BOGUS_TOKEN, "Zm9vOmJhcg=="] {
+        for (what, text) in [("logs", &all_logs), ("stdout", &stdout), ("audit log", &audit_text), ("/metrics", &m)] {
+            assert!(!text.contains(token), "a token leaked into the {what}");
+        }
+    }
+
+    // The same Backstage serves the burst and stuffing scenarios, each with its own tap.
+    bursts_are_detected_and_summaries_count_every_failure(&upstream).await;
+    credential_stuffing_is_its_own_scope(&upstream).await;
+}
+
+async fn bursts_are_detected_and_summaries_count_every_failure(upstream: &str) {
+    let mut config = audit_config(upstream);
+    config.bursts.source.failures = 10;
+    config.bursts.source.window = Duration::from_secs(10);
+    config.bursts.global.failures = 100_000;
+    config.bursts.stuffing.credentials = 1000;
+    config.bursts.quiet_period = Duration::from_secs(2);
+    config.audit.lines_per_burst = 3;
+    config.audit.summary_interval = Duration::from_secs(1);
+    let tap = Tap::start(config.clone()).await;
+    let url = tap.url("/api/mcp-actions/v1");
+    let mut crossed_at = None;
+    for i in 0..40 {
+        assert_eq!(post_mcp(&url, &[], LIST).await.0, 401);
+        if i == 9 {
+            crossed_at = Some(Instant::now());
+        }
+    }
+    let m = tap.metrics().await;
+    assert_eq!(metric(&m, "mcp_tap_auth_burst_active", &[("scope", "source")]), 1.0);
+    assert_eq!(metric(&m, "mcp_tap_auth_bursts_total", &[("scope", "source")]), 1.0);
+    // The burst started with the failure that crossed the threshold: its line is already written.
+    let started = loop {
+        if let Some(l) = audit_lines(&config).into_iter().find(|l| l["event"] == "burst_start") {
+            break l;
+        }
+        assert!(crossed_at.unwrap().elapsed() < Duration::from_secs(1), "burst_start within a second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(started["scope"], "source");
+    assert_eq!(started["key"], "127.0.0.1");
+    // After the quiet period the burst ends; every failure is a line or counted in a summary.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let lines = loop {
+        let lines = audit_lines(&config);
+        if lines.iter().any(|l| l["event"] == "burst_end") {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "the burst did not end: {lines:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let single = lines.iter().filter(|l| l["event"] == "auth_failure").count() as u64;
+    let summarised: u64 =
+        lines.iter().filter(|l| l["event"] == "auth_failure_summary").map(|l| l["count"].as_u64().unwrap()).sum();
+    assert!(single < 40, "a flood must not write a line per failure");
+    assert_eq!(single + summarised, 40, "summaries carry the exact count");
+    let end = lines.iter().find(|l| l["event"] == "burst_end").unwrap();
+    assert!(end["count"].as_u64().unwrap() >= 30, "{end}");
+    let m = tap.metrics().await;
+    assert_eq!(metric(&m, "mcp_tap_auth_burst_active", &[("scope", "source")]), 0.0);
+    assert_eq!(metric(&m, "mcp_tap_auth_failures_total", &[("reason", "missing_credentials")]), 40.0);
+    tap.stop().await;
+}
+
+async fn credential_stuffing_is_its_own_scope(upstream: &str) {
+    let mut config = audit_config(upstream);
+    config.bursts.source.failures = 1000;
+    config.bursts.credential.failures = 1000;
+    config.bursts.stuffing.credentials = 5;
+    let tap = Tap::start(config.clone()).await;
+    let url = tap.url("/api/mcp-actions/v1");
+    for i in 0..8 {
+        let token = format!("tap-test-stuffing-guess-{i:04}");
+        assert_eq!(post_mcp(&url, &[("authorization", &bearer(&token))], LIST).await.0, 401);
+    }
+    let m = tap.metrics().await;
+    assert_eq!(metric(&m, "mcp_tap_auth_bursts_total", &[("scope", "stuffing")]), 1.0);
+    assert_eq!(metric(&m, "mcp_tap_auth_bursts_total", &[("scope", "source")]), 0.0);
+    assert_eq!(metric(&m, "mcp_tap_auth_bursts_total", &[("scope", "credential")]), 0.0);
+    tap.stop().await;
+    let lines = audit_lines(&config);
+    let start = lines.iter().find(|l| l["event"] == "burst_start").expect("burst_start line");
+    assert_eq!(start["scope"], "stuffing");
+    assert_eq!(start["key"], "127.0.0.1");
+    assert!(lines.iter().any(|l| l["event"] == "burst_end"), "shutdown ends open bursts");
+}
+
+/// A token that worked and is then rotated out of Backstage is `revoked_token`, named by the
+/// subject it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_still_in_use_is_revoked_token() {
+    let port = free_port();
+    let upstream = format!("http://127.0.0.1:{port}");
+    let config = audit_config(&upstream);
+    let tap = Tap::start(config.clone()).await;
+    let url = tap.url("/api/mcp-actions/v1");
+    {
+        let _before = backstage_on(port, TOKEN_FULL).await;
+        assert_eq!(post_mcp(&url, &[("authorization", &bearer(TOKEN_FULL))], LIST).await.0, 200);
+    }
+    let rotated = "tap-test-rotated-full-77d1c0ffee";
+    let _after = backstage_on(port, rotated).await;
+    assert_eq!(post_mcp(&url, &[("authorization", &bearer(TOKEN_FULL))], LIST).await.0, 401);
+    assert_eq!(post_mcp(&url, &[("authorization", &bearer(rotated))], LIST).await.0, 200);
+    assert_eq!(post_mcp(&url, &[("authorization", &bearer(BOGUS_TOKEN))], LIST).await.0, 401);
+    let m = tap.metrics().await;
+    assert_eq!(
+        auth(&m, &[("reason", "revoked_token"), ("client", "ci-agent"), ("mcp_method_name", "tools/list")]),
+        1.0
+    );
+    assert_eq!(auth(&m, &[("reason", "unknown_token")]), 1.0, "a token never seen working is only unknown");
+    tap.stop().await;
+    let lines = audit_lines(&config);
+    let revoked = find(&lines, "revoked_token");
+    assert_eq!(revoked["credential"], fingerprint(TOKEN_FULL));
+    assert_eq!(revoked["client"], "ci-agent");
+}
