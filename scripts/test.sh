@@ -20,6 +20,8 @@ apt_install() {
 }
 
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+# A real Prometheus (promtool) and Alertmanager for the alerting tests.
+apt_install prometheus prometheus-alertmanager
 command -v python3 >/dev/null || apt_install python3 python3-venv
 
 # The official Python MCP SDK (client and server), pinned in tests/peers/requirements.txt.

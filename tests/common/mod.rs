@@ -371,3 +371,23 @@ pub async fn backstage_on(port: u16, full_token: &str) -> Peer {
     }
     panic!("the test Backstage was not ready with its catalog within 60 s");
 }
+
+/// A real Alertmanager (Debian `prometheus-alertmanager`, installed by `scripts/test.sh`) with a
+/// receiver that drops notifications; tests read its v2 API.
+pub async fn alertmanager() -> Peer {
+    let bin = PathBuf::from("/usr/bin/prometheus-alertmanager");
+    assert!(
+        bin.exists(),
+        "Alertmanager is not installed: run scripts/test.sh, or `apt-get install prometheus-alertmanager`"
+    );
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("mcp-tap-am-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("am.yml"), "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n").unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--config.file={}", dir.join("am.yml").display()))
+        .arg(format!("--storage.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=");
+    spawn_peer(cmd, port, "Alertmanager").await
+}
