@@ -36,7 +36,15 @@ fn version_and_help_exit_zero() {
 
 #[test]
 fn check_config_accepts_the_example() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mcp-tap.example.yaml");
+    // The example's file paths, pointed at files that exist here.
+    let key = temp_file("fingerprint.key", "0123456789abcdef0123");
+    let app_config = temp_file("app-config.yaml", "backend: {}\n");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/mcp-tap.example.yaml"))
+        .unwrap()
+        .replace("/etc/mcp-tap/fingerprint.key", key.to_str().unwrap())
+        .replace("/etc/backstage/app-config.yaml", app_config.to_str().unwrap());
+    let example = temp_file("example.yaml", &text);
+    let example = example.to_str().unwrap();
     let (code, out, _) = run(&["check-config", example]);
     assert_eq!(code, 0);
     assert!(out.ends_with(": ok\n"), "{out}");

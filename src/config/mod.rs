@@ -407,11 +407,27 @@ mod tests {
         assert!(err.problems[0].contains("upstream.connect_timeout"), "{}", err.problems[0]);
     }
 
+    /// The example with its file paths pointed at files that exist here.
+    pub fn example_with_local_files() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mcp-tap.example.yaml");
+        let dir = std::env::temp_dir().join(format!("mcp-tap-example-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("fingerprint.key");
+        std::fs::write(&key, "0123456789abcdef0123").unwrap();
+        let app_config = dir.join("app-config.yaml");
+        std::fs::write(&app_config, "backend: {}\n").unwrap();
+        std::fs::read_to_string(path)
+            .unwrap()
+            .replace("/etc/mcp-tap/fingerprint.key", key.to_str().unwrap())
+            .replace("/etc/backstage/app-config.yaml", app_config.to_str().unwrap())
+    }
+
     #[test]
     fn the_example_file_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mcp-tap.example.yaml");
-        let c = Config::load(&path).unwrap();
+        let c = Config::parse(&example_with_local_files()).unwrap();
         assert_eq!(c.routes.extra[0].path, "/mcp");
+        assert_eq!(c.clients.tokens.len(), 3);
+        assert_eq!(c.alertmanager.url.as_deref(), Some("http://alertmanager:9093"));
     }
 
     #[test]
