@@ -219,3 +219,52 @@ fn write_batch(out: &mut Output, batch: &[String], metrics: &Metrics) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mcp-tap-sink-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("audit.jsonl")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_moved_by_logrotate_is_reopened() {
+        let path = temp_path("rotate");
+        let metrics = Arc::new(Metrics::new(vec![1.0]));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (sink, task) = AuditSink::start(path.to_str().unwrap(), 16, metrics, stop_rx);
+        assert!(sink.write(&AuditLine::new("auth_failure")));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rotated = path.with_extension("jsonl.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        tokio::time::sleep(ROTATION_CHECK + Duration::from_millis(300)).await;
+        assert!(sink.write(&AuditLine::new("burst_start")));
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+        let old = std::fs::read_to_string(&rotated).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert!(old.contains("\"event\":\"auth_failure\"") && !old.contains("burst_start"), "{old}");
+        assert!(new.contains("\"event\":\"burst_start\"") && new.lines().count() == 1, "{new}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let path = temp_path("full");
+        let metrics = Arc::new(Metrics::new(vec![1.0]));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (sink, task) = AuditSink::start(path.to_str().unwrap(), 10, metrics.clone(), stop_rx);
+        // On one thread the writer cannot run between these writes: the queue fills.
+        let written = (0..100).filter(|_| sink.write(&AuditLine::new("auth_failure"))).count();
+        assert_eq!(written, 10);
+        let text = metrics.render();
+        assert!(text.contains("mcp_tap_audit_write_errors_total{cause=\"queue_full\"} 90"), "{text}");
+        assert!(text.contains("mcp_tap_audit_events_total{event=\"auth_failure\"} 10"));
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 10, "what was queued is written at stop");
+    }
+}
