@@ -35,6 +35,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(config.sessions.duration_buckets.clone()));
+    metrics.record_config_loaded(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     // The audit trail stops last, after the final burst and session events are queued.
     let (sink_stop_tx, sink_stop_rx) = watch::channel(false);

@@ -133,6 +133,9 @@ pub struct Metrics {
     server_messages: IntCounterVec,
     rpc_codes: Mutex<HashSet<i64>>,
     auth: AuthMetrics,
+    config_reload_ok: prometheus::IntGauge,
+    config_reload_timestamp: prometheus::Gauge,
+    config_reloads: IntCounterVec,
 }
 
 pub(crate) fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -241,6 +244,30 @@ impl Metrics {
             ),
             rpc_codes: Mutex::new(HashSet::new()),
             auth: AuthMetrics::new(&registry),
+            config_reload_ok: {
+                let g = prometheus::IntGauge::new(
+                    "mcp_tap_config_last_reload_successful",
+                    "1 if the last load of the config file succeeded (the start-up load counts).",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            config_reload_timestamp: {
+                let g = prometheus::Gauge::new(
+                    "mcp_tap_config_last_reload_success_timestamp_seconds",
+                    "Unix time of the last successful load of the config file.",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            config_reloads: counter(
+                &registry,
+                "mcp_tap_config_reloads_total",
+                "Reloads of the config file after start-up, by result.",
+                &["result"],
+            ),
             registry,
         };
         let build =
@@ -248,11 +275,30 @@ impl Metrics {
         build
             .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("MCP_TAP_REVISION").unwrap_or("unknown")])
             .set(1);
+        for result in ["success", "failure"] {
+            m.config_reloads.with_label_values(&[result]);
+        }
         #[cfg(target_os = "linux")]
         m.registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("process collector registers once");
         m
+    }
+
+    /// A config load succeeded (at start-up or on reload).
+    pub fn record_config_loaded(&self, reload: bool) {
+        self.config_reload_ok.set(1);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.config_reload_timestamp.set(now.as_secs_f64());
+        if reload {
+            self.config_reloads.with_label_values(&["success"]).inc();
+        }
+    }
+
+    /// A reload was refused; the running config stays.
+    pub fn record_config_reload_failed(&self) {
+        self.config_reload_ok.set(0);
+        self.config_reloads.with_label_values(&["failure"]).inc();
     }
 
     /// The Prometheus text exposition of every series.
