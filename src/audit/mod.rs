@@ -96,11 +96,13 @@ impl Auditor {
             auditor.preinit_route(route);
         }
         auditor.metrics.preinit_bursts(&Scope::ALL.map(Scope::as_str));
+        auditor.metrics.preinit_audit();
         auditor
     }
 
     /// Zero series for the failures a route can see, per known client.
     pub fn preinit_route(&self, route: &str) {
+        self.metrics.preinit_route(route);
         let directory = self.directory.load();
         let subjects: Vec<&str> = directory.subjects().iter().map(|s| &**s).collect();
         let methods = ["initialize", "tools/list", "tools/call"];

@@ -104,6 +104,15 @@ impl super::Metrics {
         self.auth.burst_active.with_label_values(&[scope]).dec();
     }
 
+    pub fn preinit_audit(&self) {
+        for event in ["auth_failure", "auth_failure_summary", "burst_start", "burst_end"] {
+            self.auth.audit_events.with_label_values(&[event]);
+        }
+        for cause in ["queue_full", "io", "alertmanager"] {
+            self.auth.audit_write_errors.with_label_values(&[cause]);
+        }
+    }
+
     pub fn preinit_bursts(&self, scopes: &[&str]) {
         for s in scopes {
             self.auth.bursts.with_label_values(&[s]);

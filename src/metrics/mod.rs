@@ -275,14 +275,40 @@ impl Metrics {
         build
             .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("MCP_TAP_REVISION").unwrap_or("unknown")])
             .set(1);
-        for result in ["success", "failure"] {
-            m.config_reloads.with_label_values(&[result]);
-        }
+        m.preinit_global();
         #[cfg(target_os = "linux")]
         m.registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("process collector registers once");
         m
+    }
+
+    /// Zero series for a route's counters, so `rate()` and alerts see the first increment.
+    pub fn preinit_route(&self, route: &str) {
+        for kind in
+            [UpstreamErrorKind::Connect, UpstreamErrorKind::Timeout, UpstreamErrorKind::Reset, UpstreamErrorKind::Tls]
+        {
+            self.upstream_errors.with_label_values(&[route, kind.as_str()]);
+        }
+        for reason in ["delete", "expired", "idle", "reinitialized", "shutdown", "error"] {
+            self.sessions_ended.with_label_values(&[route, reason]);
+        }
+        self.sessions_active.with_label_values(&[route]);
+    }
+
+    fn preinit_global(&self) {
+        for kind in ["request_json", "response_json", "not_jsonrpc", "sse_truncated"] {
+            self.decode_errors.with_label_values(&[kind]);
+        }
+        for reason in ["request_too_large", "message_too_large", "batch_too_large", "content_type", "unmatched"] {
+            self.unparsed.with_label_values(&[reason]);
+        }
+        for label in ["mcp_route", "gen_ai_tool_name", "gen_ai_prompt_name", "rpc_response_status_code", "session"] {
+            self.label_overflow.with_label_values(&[label]);
+        }
+        for result in ["success", "failure"] {
+            self.config_reloads.with_label_values(&[result]);
+        }
     }
 
     /// A config load succeeded (at start-up or on reload).

@@ -375,6 +375,11 @@ pub async fn backstage_on(port: u16, full_token: &str) -> Peer {
 /// A real Alertmanager (Debian `prometheus-alertmanager`, installed by `scripts/test.sh`) with a
 /// receiver that drops notifications; tests read its v2 API.
 pub async fn alertmanager() -> Peer {
+    alertmanager_with("route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n").await
+}
+
+/// A real Alertmanager with the given config file text.
+pub async fn alertmanager_with(config: &str) -> Peer {
     let bin = PathBuf::from("/usr/bin/prometheus-alertmanager");
     assert!(
         bin.exists(),
@@ -383,11 +388,27 @@ pub async fn alertmanager() -> Peer {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("mcp-tap-am-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("am.yml"), "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n").unwrap();
+    std::fs::write(dir.join("am.yml"), config).unwrap();
     let mut cmd = Command::new(bin);
     cmd.arg(format!("--config.file={}", dir.join("am.yml").display()))
         .arg(format!("--storage.path={}", dir.join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=");
     spawn_peer(cmd, port, "Alertmanager").await
+}
+
+/// A real Prometheus (Debian `prometheus`) with the given config, in a fresh data directory.
+pub async fn prometheus(config: &str) -> Peer {
+    let bin = PathBuf::from("/usr/bin/prometheus");
+    assert!(bin.exists(), "Prometheus is not installed: run scripts/test.sh, or `apt-get install prometheus`");
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("mcp-tap-prom-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("prometheus.yml");
+    std::fs::write(&file, config).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--config.file={}", file.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    spawn_peer(cmd, port, "Prometheus").await
 }
