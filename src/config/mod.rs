@@ -27,6 +27,9 @@ pub struct Config {
     pub sessions: Sessions,
     pub labels: Labels,
     pub log: Log,
+    /// On SIGTERM/SIGINT, in-flight exchanges get this long to finish before they are cut.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace_period: Duration,
     pub audit: Audit,
     pub clients: Clients,
     pub bursts: Bursts,
@@ -139,6 +142,7 @@ impl Default for Config {
             sessions: Sessions::default(),
             labels: Labels::default(),
             log: Log::default(),
+            shutdown_grace_period: Duration::from_secs(30),
             audit: Audit::default(),
             clients: Clients::default(),
             bursts: Bursts::default(),

@@ -112,7 +112,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl st
             }
         });
     }
-    graceful.shutdown().await;
+    // In-flight exchanges (SSE streams included) may finish within the grace period.
+    let grace = shared.config.load().shutdown_grace_period;
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace = ?grace, "exchanges still open after the shutdown grace period were cut");
+    }
 }
 
 fn http_version(v: Version) -> &'static str {

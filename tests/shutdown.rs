@@ -1,0 +1,67 @@
+//! Graceful shutdown of the real binary: an SSE exchange in flight when SIGTERM arrives still
+//! completes, the tap logs its stop, and the process exits 0.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::BodyExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_exchange_in_flight_at_sigterm_completes_and_the_tap_exits_zero() {
+    // Answers with a progress event at once and the result 1.5 s later.
+    let addr = upstream(|_| async {
+        let (tx, body) = channel_body();
+        tokio::spawn(async move {
+            let progress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
+            tx.send(Ok(Bytes::from(progress))).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let result = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n";
+            let _ = tx.send(Ok(Bytes::from(result))).await;
+        });
+        sse_response(body)
+    })
+    .await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--upstream", &format!("http://{addr}")])
+        .env("MCP_TAP_FINGERPRINT_KEY", "shutdown-test-key-0123456789")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let proxy = loop {
+        let v: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        if v["message"].as_str().is_some_and(|m| m.starts_with("mcp-tap is proxying")) {
+            break v["listen"].as_str().unwrap().to_string();
+        }
+    };
+    let req = http::Request::post(format!("http://{proxy}/api/mcp-actions/v1"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow"}}"#,
+        )))
+        .unwrap();
+    let resp = client().request(req).await.unwrap();
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("notifications/progress"));
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    // The rest of the stream still arrives.
+    let rest = body.collect().await.expect("the stream completes after SIGTERM").to_bytes();
+    assert!(String::from_utf8_lossy(&rest).contains("\"result\""), "{}", String::from_utf8_lossy(&rest));
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    let logs: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:?}");
+    assert!(logs.iter().any(|l| l.contains("\"stopped\"")), "{logs:?}");
+    assert!(tokio::net::TcpStream::connect(&proxy).await.is_err(), "the proxy port is closed after exit");
+}
