@@ -1,0 +1,22 @@
+# mcp-tap: build with the Rust toolchain, run on a minimal non-root image.
+#   docker build -t mcp-tap .
+#   docker run -p 7070:7070 -p 9464:9464 -e MCP_TAP_UPSTREAM=https://backstage.example.com mcp-tap
+
+FROM rust:1.88-slim-bookworm AS build
+WORKDIR /src
+# Dependencies first, so code changes do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+COPY src ./src
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin mcp-tap
+
+# distroless/cc: glibc, CA certificates, a nonroot user (65532), no shell.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/mcp-tap /usr/local/bin/mcp-tap
+COPY config/mcp-tap.container.yaml /etc/mcp-tap/config.yaml
+ENV MCP_TAP_CONFIG=/etc/mcp-tap/config.yaml
+USER 65532:65532
+EXPOSE 7070 9464
+ENTRYPOINT ["mcp-tap"]

@@ -1,0 +1,69 @@
+//! The deployment files: the Dockerfile passes hadolint, the image's default config and the
+//! Kubernetes ConfigMap's config are valid, the probes and ports match the config, and the
+//! Prometheus scrape config passes promtool.
+
+mod common;
+
+use std::process::Command;
+
+use mcp_tap::config::Config;
+use serde_yaml_ng::Value;
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let hadolint = common::repo().join("target/peers-venv/bin/hadolint");
+    assert!(
+        hadolint.exists(),
+        "hadolint is missing: run scripts/test.sh, or `target/peers-venv/bin/pip install -r tests/peers/requirements.txt`"
+    );
+    let out = Command::new(hadolint).arg("Dockerfile").current_dir(common::repo()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let dockerfile = std::fs::read_to_string(common::repo().join("Dockerfile")).unwrap();
+    for needed in ["cargo build --release --locked", "USER 65532", "EXPOSE 7070 9464", "ENTRYPOINT [\"mcp-tap\"]"] {
+        assert!(dockerfile.contains(needed), "the Dockerfile lacks {needed}");
+    }
+}
+
+#[test]
+fn the_image_default_config_is_valid_and_listens_everywhere() {
+    let c = Config::load(&common::repo().join("config/mcp-tap.container.yaml")).unwrap();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:7070");
+    assert_eq!(c.admin_listen.to_string(), "0.0.0.0:9464");
+}
+
+#[test]
+fn the_kubernetes_example_is_consistent() {
+    let text = std::fs::read_to_string(common::repo().join("deploy/kubernetes.yaml")).unwrap();
+    let docs: Vec<Value> =
+        serde_yaml_ng::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let kind = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap_or_else(|| panic!("no {k}"));
+    let config = Config::parse(kind("ConfigMap")["data"]["config.yaml"].as_str().unwrap())
+        .expect("the ConfigMap's config is valid");
+    let container = &kind("Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let ports: Vec<u64> =
+        container["ports"].as_sequence().unwrap().iter().map(|p| p["containerPort"].as_u64().unwrap()).collect();
+    assert_eq!(ports, vec![u64::from(config.listen.port()), u64::from(config.admin_listen.port())]);
+    let env: Vec<&str> = container["env"].as_sequence().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert!(env.contains(&config.audit.fingerprint_key_env.as_str()), "the Secret feeds the fingerprint key");
+    for t in &config.clients.tokens {
+        assert!(env.contains(&t.token_env.as_deref().unwrap()), "token of {} comes from the Secret", t.subject);
+    }
+    let grace = kind("Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(config.shutdown_grace_period.as_secs() < grace, "the tap finishes before Kubernetes kills it");
+}
+
+#[test]
+fn the_scrape_config_passes_promtool() {
+    assert!(
+        std::path::Path::new("/usr/bin/promtool").exists(),
+        "promtool is missing: run scripts/test.sh, or `apt-get install prometheus`"
+    );
+    let out = Command::new("promtool")
+        .args(["check", "config", "--syntax-only", "deploy/prometheus-scrape.yml"])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
