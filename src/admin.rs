@@ -72,7 +72,7 @@ async fn upstream_ready(shared: &Shared) -> Result<(), String> {
     let uri = crate::proxy::forward::upstream_uri(&shared.upstream, &path);
     let req =
         Request::get(uri.clone()).body(UpstreamBody::Full { data: None, trailers: None }).map_err(|e| e.to_string())?;
-    match tokio::time::timeout(READINESS_TIMEOUT, shared.client.request(req)).await {
+    match tokio::time::timeout(READINESS_TIMEOUT, shared.client.load().request(req)).await {
         Err(_) => Err(format!("{uri} did not answer within {READINESS_TIMEOUT:?}")),
         Ok(Err(e)) => Err(format!("{uri}: {}", crate::proxy::forward::ProxyError::classify(&e, &config.upstream.url))),
         Ok(Ok(resp)) => {

@@ -26,6 +26,16 @@ fn known_routes(config: &Config) -> Vec<&str> {
     labels
 }
 
+/// Optional parts of a run: hot reload of a config file, SIGHUP, a log-level handle.
+#[derive(Default)]
+pub struct Options {
+    /// The config file to watch and how to load it (with the command line's overrides).
+    pub reload: Option<(std::path::PathBuf, crate::reload::Loader)>,
+    /// Reload on SIGHUP as well (the binary; tests leave it off).
+    pub sighup: bool,
+    pub log_level: Option<crate::reload::LogLevelHandle>,
+}
+
 /// Runs the tap on already-bound listeners until `shutdown` resolves, then ends sessions and
 /// bursts and flushes the audit trail.
 pub async fn run(
@@ -33,6 +43,17 @@ pub async fn run(
     proxy_listener: TcpListener,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(config, proxy_listener, admin_listener, shutdown, Options::default()).await
+}
+
+/// `run` with hot reload and the other options.
+pub async fn run_with(
+    config: Config,
+    proxy_listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: Options,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(config.sessions.duration_buckets.clone()));
     metrics.record_config_loaded(false);
@@ -86,6 +107,10 @@ pub async fn run(
             }
         })
     };
+    let reloader = options.reload.map(|(path, load)| {
+        let r = Arc::new(crate::reload::Reloader::new(path, load, shared.clone(), options.log_level));
+        crate::reload::start(r, options.sighup, stop_rx.clone())
+    });
     let admin = tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), stopped(stop_rx.clone())));
     let proxy = tokio::spawn(proxy::serve(proxy_listener, shared.clone(), stopped(stop_rx.clone())));
 
@@ -99,6 +124,9 @@ pub async fn run(
     let _ = sink_stop_tx.send(true);
     let _ = sink_task.await;
     let _ = sweeper.await;
+    if let Some(r) = reloader {
+        let _ = r.await;
+    }
     let _ = admin.await;
     tracing::info!("stopped");
     Ok(())

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, LogFormat};
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "mcp-tap",
     version,
@@ -34,7 +34,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the proxy (the default).
     Run,
@@ -48,10 +48,15 @@ pub enum Command {
 impl Cli {
     /// The config file (or defaults) with flags and environment applied, validated.
     pub fn effective_config(&self) -> Result<Config, ConfigError> {
-        let mut config = match &self.config {
+        let config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
+        self.apply_overrides(config)
+    }
+
+    /// Flags and `MCP_TAP_*` variables over a loaded config (also on every reload).
+    pub fn apply_overrides(&self, mut config: Config) -> Result<Config, ConfigError> {
         if let Some(l) = self.listen {
             config.listen = l;
         }

@@ -17,3 +17,4 @@ pub mod config;
 pub mod mcp;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE as u8);
         }
     };
-    init_logging(&config);
+    let log_level = init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -44,7 +44,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let reload = cli.config.clone().map(|path| {
+        let (cli, file) = (cli.clone(), path.clone());
+        let load: mcp_tap::reload::Loader =
+            std::sync::Arc::new(move || Config::load(&file).and_then(|c| cli.apply_overrides(c)));
+        (path, load)
+    });
+    let options = mcp_tap::app::Options { reload, sighup: true, log_level: Some(log_level) };
+    match runtime.block_on(run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -53,7 +60,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, options: mcp_tap::app::Options) -> anyhow::Result<()> {
     use anyhow::Context;
     let proxy = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -61,7 +68,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin_listen)", config.admin_listen))?;
-    mcp_tap::app::run(config, proxy, admin, shutdown_signal()).await
+    mcp_tap::app::run_with(config, proxy, admin, shutdown_signal(), options).await
 }
 
 async fn shutdown_signal() {
@@ -79,12 +86,19 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
+/// Starts logging; returns the handle a reload uses to change `log.level`.
+fn init_logging(config: &Config) -> mcp_tap::reload::LogLevelHandle {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
     match config.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_writer(std::io::stderr)).init(),
+        LogFormat::Pretty => registry.with(fmt::layer().with_writer(std::io::stderr)).init(),
     }
+    std::sync::Arc::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
 }

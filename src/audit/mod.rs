@@ -9,14 +9,17 @@ pub mod reason;
 pub mod sink;
 
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use lru::LruCache;
 use tokio::time::Instant;
 
 use self::alertmanager::Pager;
 use self::burst::{BurstDetector, BurstEvent, Scope};
-use self::identity::{ClientDirectory, Credential, Fingerprinter, KeySource, CLIENT_NONE, CLIENT_UNKNOWN};
+use self::identity::{ClientDirectory, Credential, Fingerprint, Fingerprinter, KeySource, CLIENT_NONE, CLIENT_UNKNOWN};
 use self::reason::{Reason, SuccessHistory};
 use self::sink::{AuditLine, AuditSink};
 use crate::config::Config;
@@ -30,7 +33,12 @@ pub struct Auditor {
     sink: AuditSink,
     metrics: Arc<Metrics>,
     pager: Option<Pager>,
-    max_user_agent: usize,
+    max_user_agent: AtomicUsize,
+    /// Tokens removed from the directory by a reload, with the subject they had: their next use
+    /// is `revoked_token`, still named by that subject.
+    retired: Mutex<LruCache<Fingerprint, Arc<str>>>,
+    /// Routes whose zero series exist (new subjects after a reload get theirs too).
+    routes: Mutex<Vec<String>>,
 }
 
 /// One refused request, with everything the audit may know about it (never the token).
@@ -86,7 +94,11 @@ impl Auditor {
                 config.audit.summary_interval,
             )),
             pager: config.alertmanager.url.as_ref().map(|_| Pager::new(&config.alertmanager, metrics.clone())),
-            max_user_agent: config.audit.max_user_agent,
+            max_user_agent: AtomicUsize::new(config.audit.max_user_agent),
+            retired: Mutex::new(LruCache::new(
+                NonZeroUsize::new(config.audit.max_remembered_credentials.max(1)).expect("non-zero"),
+            )),
+            routes: Mutex::new(Vec::new()),
             directory: ArcSwap::from_pointee(directory),
             fingerprinter,
             sink,
@@ -102,6 +114,12 @@ impl Auditor {
 
     /// Zero series for the failures a route can see, per known client.
     pub fn preinit_route(&self, route: &str) {
+        {
+            let mut routes = self.routes.lock().expect("routes lock");
+            if !routes.iter().any(|r| r == route) {
+                routes.push(route.to_string());
+            }
+        }
         self.metrics.preinit_route(route);
         let directory = self.directory.load();
         let subjects: Vec<&str> = directory.subjects().iter().map(|s| &**s).collect();
@@ -125,7 +143,56 @@ impl Auditor {
     }
 
     pub fn credential(&self, header: Option<&http::HeaderValue>) -> Credential {
-        self.directory.load().credential(header, &self.fingerprinter)
+        match self.directory.load().credential(header, &self.fingerprinter) {
+            Credential::Token { fingerprint, client } if &*client == CLIENT_UNKNOWN => {
+                let retired = self.retired.lock().expect("retired lock").get(&fingerprint).cloned();
+                Credential::Token { fingerprint, client: retired.unwrap_or(client) }
+            }
+            other => other,
+        }
+    }
+
+    /// Applies a reloaded config: the token directory (writing the fingerprint diff to the audit
+    /// log), burst thresholds and audit limits.
+    pub fn reload(&self, config: &Config) {
+        let (directory, warnings) = ClientDirectory::load(&config.clients, &self.fingerprinter);
+        for w in warnings {
+            tracing::warn!("client token left out: {w}");
+        }
+        let old: Vec<(Fingerprint, Arc<str>)> = self.directory.load().fingerprints();
+        let new: Vec<(Fingerprint, Arc<str>)> = directory.fingerprints();
+        let added: Vec<&(Fingerprint, Arc<str>)> =
+            new.iter().filter(|(f, _)| !old.iter().any(|(o, _)| o == f)).collect();
+        let removed: Vec<&(Fingerprint, Arc<str>)> =
+            old.iter().filter(|(f, _)| !new.iter().any(|(n, _)| n == f)).collect();
+        if !added.is_empty() || !removed.is_empty() {
+            let mut retired = self.retired.lock().expect("retired lock");
+            for (fp, subject) in &removed {
+                retired.put(*fp, subject.clone());
+                // A token taken out of service counts as having worked: its next use is revoked.
+                self.history.succeeded(*fp);
+            }
+            drop(retired);
+            let names =
+                |v: &[&(Fingerprint, Arc<str>)]| v.iter().map(|(f, s)| format!("{f} ({s})")).collect::<Vec<_>>();
+            tracing::info!(added = ?names(&added), removed = ?names(&removed), "the set of known client tokens changed");
+            let mut line = AuditLine::new("token_set_changed");
+            line.added = Some(added.iter().map(|(f, _)| f.to_string()).collect());
+            line.removed = Some(removed.iter().map(|(f, _)| f.to_string()).collect());
+            self.sink.write(&line);
+        }
+        self.directory.store(Arc::new(directory));
+        self.history.set_limits(config.audit.max_remembered_credentials, config.audit.revoked_retention);
+        self.bursts.lock().expect("burst lock").reconfigure(
+            config.bursts.clone(),
+            config.audit.lines_per_burst,
+            config.audit.summary_interval,
+        );
+        self.max_user_agent.store(config.audit.max_user_agent, Ordering::Relaxed);
+        let routes = self.routes.lock().expect("routes lock").clone();
+        for route in routes {
+            self.preinit_route(&route);
+        }
     }
 
     /// Counts, logs, audits and feeds the burst detector: the one place an auth failure goes.
@@ -160,7 +227,7 @@ impl Auditor {
             line.client = Some(client.to_string());
             line.credential = credential;
             line.source = Some(f.source.to_string());
-            line.user_agent = f.user_agent.map(|ua| truncate(ua, self.max_user_agent));
+            line.user_agent = f.user_agent.map(|ua| truncate(ua, self.max_user_agent.load(Ordering::Relaxed)));
             line.request_id = f.request_id.map(|r| truncate(r, 128));
             line.jsonrpc_id = f.jsonrpc_id.clone();
             line.trace_id = f.trace_id.map(str::to_string);

@@ -65,6 +65,9 @@ pub struct AuditLine {
     pub added: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed: Option<Vec<String>>,
+    /// Why a config reload was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
 }
 
 impl AuditLine {

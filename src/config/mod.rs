@@ -358,6 +358,26 @@ impl Config {
         if self.upstream.ca_file != new.upstream.ca_file {
             changed.push("upstream.ca_file");
         }
+        if self.routes != new.routes {
+            changed.push("routes");
+        }
+        if self.sessions.duration_buckets != new.sessions.duration_buckets {
+            changed.push("sessions.duration_buckets");
+        }
+        if self.audit.output != new.audit.output {
+            changed.push("audit.output");
+        }
+        if self.audit.fingerprint_key_file != new.audit.fingerprint_key_file
+            || self.audit.fingerprint_key_env != new.audit.fingerprint_key_env
+        {
+            changed.push("audit.fingerprint_key_file/env");
+        }
+        if self.alertmanager.url != new.alertmanager.url {
+            changed.push("alertmanager.url");
+        }
+        if self.log.format != new.log.format {
+            changed.push("log.format");
+        }
         changed
     }
 }

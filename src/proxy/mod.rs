@@ -38,7 +38,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub routes: Routes,
     pub sessions: SessionTracker,
-    pub client: UpstreamClient,
+    /// Rebuilt when a reload changes connect or pool settings.
+    pub client: ArcSwap<UpstreamClient>,
     pub upstream: Uri,
     pub auditor: Arc<Auditor>,
 }
@@ -50,7 +51,7 @@ impl Shared {
         Ok(Self {
             routes: Routes::new(&config),
             sessions: SessionTracker::new(metrics.clone(), config.sessions.idle_timeout, config.sessions.max_tracked),
-            client,
+            client: ArcSwap::from_pointee(client),
             upstream,
             metrics,
             config: ArcSwap::from_pointee(config),
@@ -190,7 +191,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
 
     let sent = Instant::now();
     let timeout = config.upstream.response_timeout;
-    let result = match tokio::time::timeout(timeout, shared.client.request(upstream_req)).await {
+    let result = match tokio::time::timeout(timeout, shared.client.load().request(upstream_req)).await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(ProxyError::classify(&e, &config.upstream.url)),
         Err(_) => Err(ProxyError::Timeout { upstream: config.upstream.url.clone(), timeout }),

@@ -130,6 +130,26 @@ impl Routes {
         }
     }
 
+    /// Applies reloaded label caps and allowlists to every route.
+    pub fn apply_labels(&self, config: &Config) {
+        let keys = self.keys.lock().expect("routes lock");
+        let states =
+            [&self.default, &self.other].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
+        for state in states {
+            let mut tools = state.tools.lock().expect("route lock");
+            tools.set_cap(config.labels.max_tools_per_route);
+            for t in &config.labels.tool_allowlist {
+                tools.learn(t);
+            }
+            drop(tools);
+            let mut prompts = state.prompts.lock().expect("route lock");
+            prompts.set_cap(config.labels.max_prompts_per_route);
+            for p in &config.labels.prompt_allowlist {
+                prompts.learn(p);
+            }
+        }
+    }
+
     /// The label to use before the upstream answered (for failures that never reach it).
     pub fn provisional(&self, m: &RouteMatch) -> Option<Arc<RouteState>> {
         match m {

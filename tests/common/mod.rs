@@ -35,6 +35,28 @@ impl Tap {
         Tap { proxy: proxy_addr, admin: admin_addr, stop: Some(tx), task: Some(task) }
     }
 
+    /// Starts the tap with hot reload of `path` (loaded as the binary loads it, without flags).
+    pub async fn start_watching(path: &std::path::Path) -> Tap {
+        let config = Config::load(path).expect("the initial config is valid");
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (proxy_addr, admin_addr) = (proxy.local_addr().unwrap(), admin.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let file = path.to_path_buf();
+        let load: mcp_tap::reload::Loader = std::sync::Arc::new(move || Config::load(&file));
+        let options = mcp_tap::app::Options { reload: Some((path.to_path_buf(), load)), ..Default::default() };
+        let task = tokio::spawn(mcp_tap::app::run_with(
+            config,
+            proxy,
+            admin,
+            async move {
+                let _ = rx.await;
+            },
+            options,
+        ));
+        Tap { proxy: proxy_addr, admin: admin_addr, stop: Some(tx), task: Some(task) }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.proxy, path)
     }
