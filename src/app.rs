@@ -111,6 +111,7 @@ pub async fn run_with(
         let r = Arc::new(crate::reload::Reloader::new(path, load, shared.clone(), options.log_level));
         crate::reload::start(r, options.sighup, stop_rx.clone())
     });
+    let canary = shared.config.load().canary.enabled.then(|| tokio::spawn(canary(shared.clone(), stop_rx.clone())));
     let admin = tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), stopped(stop_rx.clone())));
     let proxy = tokio::spawn(proxy::serve(proxy_listener, shared.clone(), stopped(stop_rx.clone())));
 
@@ -127,7 +128,36 @@ pub async fn run_with(
     if let Some(r) = reloader {
         let _ = r.await;
     }
+    if let Some(c) = canary {
+        let _ = c.await;
+    }
     let _ = admin.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The in-daemon canary: the `probe` checks against the upstream, every `canary.interval`.
+async fn canary(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let config = shared.config.load_full();
+        let c = &config.canary;
+        let spec = crate::probe::ProbeSpec {
+            base_url: config.upstream.url.clone(),
+            mcp_path: c.mcp_path.clone(),
+            readiness_path: config.upstream.readiness_path.clone(),
+            token: std::env::var(&c.token_env).ok(),
+            expect_tools: c.expect_tools.clone(),
+            timeout: c.timeout,
+        };
+        for r in crate::probe::run(&spec).await {
+            if !r.ok {
+                tracing::warn!(check = r.check, "canary check failed: {}", r.detail);
+            }
+            shared.metrics.record_probe(r.check, r.ok, r.duration_seconds);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(c.interval) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
 }

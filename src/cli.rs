@@ -43,6 +43,33 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Smoke-check a Backstage MCP endpoint (or a tap in front of one): readiness, unauthenticated
+    /// and invalid tokens refused, initialize and tools/list succeed. Exits 1 if any check fails.
+    Probe {
+        /// Base URL, e.g. https://backstage.example.com or http://mcp-tap:7070.
+        url: String,
+        /// A valid static token. Prefer the environment variable: arguments show in `ps`.
+        #[arg(long, env = "MCP_TAP_PROBE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// A tool that must be offered (repeatable), e.g. catalog.get-catalog-entity.
+        #[arg(long = "expect-tool")]
+        expect_tools: Vec<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        output: ProbeOutput,
+        #[arg(long, default_value = "/api/mcp-actions/v1")]
+        mcp_path: String,
+        #[arg(long, default_value = "/.backstage/health/v1/readiness")]
+        readiness_path: String,
+        /// Time allowed per check.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProbeOutput {
+    Human,
+    Json,
 }
 
 impl Cli {

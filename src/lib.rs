@@ -16,5 +16,6 @@ pub mod cli;
 pub mod config;
 pub mod mcp;
 pub mod metrics;
+pub mod probe;
 pub mod proxy;
 pub mod reload;

@@ -29,6 +29,29 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Probe { url, token, expect_tools, output, mcp_path, readiness_path, timeout }) = &cli.command {
+        let spec = mcp_tap::probe::ProbeSpec {
+            base_url: url.clone(),
+            mcp_path: mcp_path.clone(),
+            readiness_path: readiness_path.clone(),
+            token: token.clone(),
+            expect_tools: expect_tools.clone(),
+            timeout: *timeout,
+        };
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let results = runtime.block_on(mcp_tap::probe::run(&spec));
+        match output {
+            mcp_tap::cli::ProbeOutput::Human => print!("{}", mcp_tap::probe::render_human(&results)),
+            mcp_tap::cli::ProbeOutput::Json => println!("{}", mcp_tap::probe::render_json(&results)),
+        }
+        return if results.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
     let config = match cli.effective_config() {
         Ok(c) => c,
         Err(e) => {

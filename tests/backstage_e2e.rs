@@ -91,5 +91,65 @@ async fn in_front_of_a_real_backstage() {
     for token in [TOKEN_FULL, TOKEN_CATALOG_ONLY] {
         assert!(!m.contains(token), "a token leaked into /metrics");
     }
+
+    // The post-deployment probe, against Backstage directly and through the tap.
+    for base in [upstream.clone(), format!("http://{}", tap.proxy)] {
+        let (code, out) = probe(&base, TOKEN_FULL, &["--expect-tool", "catalog.get-catalog-entity"]).await;
+        assert_eq!(code, 0, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["ok"], true);
+        let checks: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
+        assert_eq!(checks, mcp_tap::probe::CHECKS);
+    }
+    // A wrong token: exactly the authenticated checks fail, with advice, and the exit code says so.
+    let (code, out) = probe(&upstream, "tap-test-wrong-token-000000", &[]).await;
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let failed: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, vec!["initialize", "tools_list"]);
+    assert!(v["checks"][2]["detail"].as_str().unwrap().contains("got 401: the token is unknown to Backstage"));
+    // A tool that is not offered fails tools_list.
+    let (code, out) = probe(&upstream, TOKEN_FULL, &["--expect-tool", "scaffolder.create"]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("missing [\\\"scaffolder.create\\\"]"), "{out}");
+    assert!(!out.contains(TOKEN_FULL));
     tap.stop().await;
+
+    // The same checks as an in-daemon canary, exported as metrics.
+    std::env::set_var("MCP_TAP_E2E_CANARY_TOKEN", TOKEN_FULL);
+    let mut config = test_config(&upstream);
+    config.canary.enabled = true;
+    config.canary.token_env = "MCP_TAP_E2E_CANARY_TOKEN".into();
+    config.canary.interval = std::time::Duration::from_secs(1);
+    let canary_tap = Tap::start(config).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let m = canary_tap.metrics().await;
+        let ok: f64 = mcp_tap::probe::CHECKS.iter().map(|c| metric(&m, "mcp_tap_probe_success", &[("check", c)])).sum();
+        if ok == 5.0 {
+            assert!(metric(&m, "mcp_tap_probe_duration_seconds", &[("check", "tools_list")]) > 0.0);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the canary never reported 5 passing checks:\n{m}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    canary_tap.stop().await;
+}
+
+/// Runs `mcp-tap probe BASE --output json` with the token in the environment.
+async fn probe(base: &str, token: &str, extra: &[&str]) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
+        .args(["probe", base, "--output", "json"])
+        .args(extra)
+        .env("MCP_TAP_PROBE_TOKEN", token)
+        .output()
+        .await
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }

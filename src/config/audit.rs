@@ -233,3 +233,43 @@ impl Alertmanager {
         }
     }
 }
+
+/// The in-daemon canary: the `probe` checks against the upstream on an interval.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Canary {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Environment variable holding a dedicated static token for the canary.
+    pub token_env: String,
+    /// Tools that must be offered.
+    pub expect_tools: Vec<String>,
+    pub mcp_path: String,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for Canary {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval: Duration::from_secs(60),
+            token_env: "MCP_TAP_CANARY_TOKEN".into(),
+            expect_tools: Vec::new(),
+            mcp_path: "/api/mcp-actions/v1".into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Canary {
+    pub fn validate(&self, p: &mut Vec<String>) {
+        if self.enabled && (self.interval.is_zero() || self.timeout.is_zero()) {
+            p.push("canary.interval and canary.timeout must be greater than zero".into());
+        }
+        if !self.mcp_path.starts_with('/') {
+            p.push(format!("canary.mcp_path `{}` must start with `/`", self.mcp_path));
+        }
+    }
+}

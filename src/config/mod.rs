@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod audit;
-pub use audit::{Alertmanager, Audit, Bursts, ClientToken, Clients, Stuffing, Threshold};
+pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Stuffing, Threshold};
 
 /// Exit code for bad usage or a bad config file (BSD `EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
@@ -34,6 +34,7 @@ pub struct Config {
     pub clients: Clients,
     pub bursts: Bursts,
     pub alertmanager: Alertmanager,
+    pub canary: Canary,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -147,6 +148,7 @@ impl Default for Config {
             clients: Clients::default(),
             bursts: Bursts::default(),
             alertmanager: Alertmanager::default(),
+            canary: Canary::default(),
         }
     }
 }
@@ -337,6 +339,7 @@ impl Config {
         self.clients.validate(&mut p);
         self.bursts.validate(&mut p);
         self.alertmanager.validate(&mut p);
+        self.canary.validate(&mut p);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p.push(format!("log.level `{}` is not a valid filter such as `info` or `mcp_tap=debug`", self.log.level));
         }

@@ -13,6 +13,8 @@ pub struct AuthMetrics {
     burst_evictions: IntCounterVec,
     audit_events: IntCounterVec,
     audit_write_errors: IntCounterVec,
+    probe_success: IntGaugeVec,
+    probe_duration: prometheus::GaugeVec,
 }
 
 /// `outcome` of `mcp_tap_client_operations_total`.
@@ -70,6 +72,24 @@ impl AuthMetrics {
                 "Audit lines lost: the queue was full, or the file could not be written.",
                 &["cause"],
             ),
+            probe_success: gauge(
+                registry,
+                "mcp_tap_probe_success",
+                "1 if the canary's last run of this check passed.",
+                &["check"],
+            ),
+            probe_duration: {
+                let g = prometheus::GaugeVec::new(
+                    prometheus::Opts::new(
+                        "mcp_tap_probe_duration_seconds",
+                        "Duration of the canary's last run of this check.",
+                    ),
+                    &["check"],
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
         }
     }
 }
@@ -123,6 +143,11 @@ impl super::Metrics {
 
     pub fn record_burst_eviction(&self, scope: &str) {
         self.auth.burst_evictions.with_label_values(&[scope]).inc();
+    }
+
+    pub fn record_probe(&self, check: &str, ok: bool, seconds: f64) {
+        self.auth.probe_success.with_label_values(&[check]).set(i64::from(ok));
+        self.auth.probe_duration.with_label_values(&[check]).set(seconds);
     }
 
     pub fn record_audit_event(&self, event: &str) {

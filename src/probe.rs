@@ -1,0 +1,218 @@
+//! The post-deployment smoke check every Backstage MCP operator runs by hand, as one command (and
+//! as an in-daemon canary): readiness answers, an unauthenticated request is refused, an
+//! authenticated `initialize` and `tools/list` succeed (with the expected tools), and an invalid
+//! token is refused.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde::Serialize;
+
+use crate::mcp::jsonrpc::{self, Kind, Message};
+use crate::mcp::sse::{SseDecoder, SseItem};
+use crate::proxy::body::UpstreamBody;
+use crate::proxy::forward::{self, UpstreamClient};
+
+/// What to check, against which Backstage (or tap) base URL.
+#[derive(Debug, Clone)]
+pub struct ProbeSpec {
+    pub base_url: String,
+    pub mcp_path: String,
+    pub readiness_path: String,
+    /// A valid static token; without one the authenticated checks fail.
+    pub token: Option<String>,
+    /// Tools that must be in the `tools/list` answer.
+    pub expect_tools: Vec<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CheckResult {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    pub duration_seconds: f64,
+}
+
+pub const CHECKS: [&str; 5] =
+    ["readiness", "unauthenticated_rejected", "initialize", "tools_list", "invalid_token_rejected"];
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcp-tap-probe","version":"1"}}}"#;
+const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+/// Never a valid token: Backstage needs 8+ characters, this one is random per run.
+fn invalid_token() -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    format!("mcp-tap-probe-invalid-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+struct Answer {
+    status: u16,
+    messages: Vec<Message>,
+}
+
+async fn post(
+    client: &UpstreamClient,
+    url: &str,
+    token: Option<&str>,
+    body: &'static str,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    let mut req = http::Request::post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req
+        .body(UpstreamBody::Full { data: Some(Bytes::from_static(body.as_bytes())), trailers: None })
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(timeout, client.request(req))
+        .await
+        .map_err(|_| format!("no answer from {url} within {timeout:?}"))?
+        .map_err(|e| forward::ProxyError::classify(&e, url).to_string())?;
+    let status = resp.status().as_u16();
+    let sse = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"));
+    let bytes = tokio::time::timeout(timeout, resp.into_body().collect())
+        .await
+        .map_err(|_| format!("{url}: the answer did not complete within {timeout:?}"))?
+        .map_err(|e| format!("{url}: {e}"))?
+        .to_bytes();
+    let mut messages = Vec::new();
+    if sse {
+        let mut d = SseDecoder::new(1 << 20);
+        d.feed(&bytes, &mut |item| {
+            if let SseItem::Message(m) = item {
+                messages.extend(jsonrpc::decode(m, 64).unwrap_or_default());
+            }
+        });
+    } else {
+        messages = jsonrpc::decode(&bytes, 64).unwrap_or_default();
+    }
+    Ok(Answer { status, messages })
+}
+
+/// Runs every check and returns their results in order.
+pub async fn run(spec: &ProbeSpec) -> Vec<CheckResult> {
+    let upstream = crate::config::Upstream { url: spec.base_url.clone(), ..Default::default() };
+    let client = match forward::build_client(&upstream) {
+        Ok(c) => c,
+        Err(e) => {
+            return CHECKS
+                .iter()
+                .map(|c| CheckResult { check: c, ok: false, detail: e.to_string(), duration_seconds: 0.0 })
+                .collect()
+        }
+    };
+    let base = spec.base_url.trim_end_matches('/');
+    let mcp = format!("{base}{}", spec.mcp_path);
+    let mut results = Vec::new();
+
+    let started = Instant::now();
+    let ready = async {
+        let req = http::Request::get(format!("{base}{}", spec.readiness_path))
+            .body(UpstreamBody::Full { data: None, trailers: None })
+            .map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(spec.timeout, client.request(req))
+            .await
+            .map_err(|_| format!("readiness did not answer within {:?}", spec.timeout))?
+            .map_err(|e| forward::ProxyError::classify(&e, base).to_string())?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(format!("{} answered {}", spec.readiness_path, resp.status())),
+            s => Err(format!("{} answered {s}: the backend is not ready", spec.readiness_path)),
+        }
+    }
+    .await;
+    results.push(result("readiness", ready, started));
+
+    let started = Instant::now();
+    let unauth = match post(&client, &mcp, None, INITIALIZE, spec.timeout).await {
+        Ok(a) if a.status == 401 => Ok("refused with 401 as it should be".to_string()),
+        Ok(a) => Err(format!("an initialize without a token got {}: the endpoint is not protected", a.status)),
+        Err(e) => Err(e),
+    };
+    results.push(result("unauthenticated_rejected", unauth, started));
+
+    let token = spec.token.as_deref();
+    let started = Instant::now();
+    let init = match (token, post(&client, &mcp, token, INITIALIZE, spec.timeout).await) {
+        (None, _) => Err("no token given (--token or MCP_TAP_PROBE_TOKEN)".to_string()),
+        (_, Ok(a)) if a.status == 200 => match a.messages.iter().find(|m| m.is_response()) {
+            Some(Message { kind: Kind::Result(r), .. }) => {
+                Ok(format!("protocol {}", r.protocol_version.as_deref().unwrap_or("unknown")))
+            }
+            Some(Message { kind: Kind::Error { code }, .. }) => Err(format!("initialize answered JSON-RPC error {code}")),
+            _ => Err("initialize answered 200 without a JSON-RPC result".into()),
+        },
+        (_, Ok(a)) if a.status == 401 || a.status == 403 => Err(format!(
+            "initialize with the token got {}: the token is unknown to Backstage or its accessRestrictions leave out mcp-actions",
+            a.status
+        )),
+        (_, Ok(a)) if a.status == 404 => Err(format!("{} answered 404: is the mcp-actions plugin installed?", spec.mcp_path)),
+        (_, Ok(a)) => Err(format!("initialize got HTTP {}", a.status)),
+        (_, Err(e)) => Err(e),
+    };
+    results.push(result("initialize", init, started));
+
+    let started = Instant::now();
+    let list = match (token, post(&client, &mcp, token, TOOLS_LIST, spec.timeout).await) {
+        (None, _) => Err("no token given (--token or MCP_TAP_PROBE_TOKEN)".to_string()),
+        (_, Ok(a)) if a.status == 200 => match a.messages.iter().find(|m| m.is_response()) {
+            Some(Message { kind: Kind::Result(r), .. }) => {
+                let tools = r.tools.clone().unwrap_or_default();
+                let missing: Vec<&String> = spec.expect_tools.iter().filter(|t| !tools.contains(t)).collect();
+                if missing.is_empty() {
+                    Ok(format!("{} tools", tools.len()))
+                } else {
+                    Err(format!(
+                        "{} tools, missing {missing:?}: check backend.actions.pluginSources and the token's plugin access",
+                        tools.len()
+                    ))
+                }
+            }
+            _ => Err("tools/list answered without a result".into()),
+        },
+        (_, Ok(a)) => Err(format!("tools/list got HTTP {}", a.status)),
+        (_, Err(e)) => Err(e),
+    };
+    results.push(result("tools_list", list, started));
+
+    let started = Instant::now();
+    let bogus = invalid_token();
+    let invalid = match post(&client, &mcp, Some(&bogus), INITIALIZE, spec.timeout).await {
+        Ok(a) if a.status == 401 => Ok("refused with 401 as it should be".to_string()),
+        Ok(a) => Err(format!("an invalid token got {}: Backstage accepts unknown tokens", a.status)),
+        Err(e) => Err(e),
+    };
+    results.push(result("invalid_token_rejected", invalid, started));
+    results
+}
+
+fn result(check: &'static str, outcome: Result<String, String>, started: Instant) -> CheckResult {
+    let duration_seconds = started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(detail) => CheckResult { check, ok: true, detail, duration_seconds },
+        Err(detail) => CheckResult { check, ok: false, detail, duration_seconds },
+    }
+}
+
+/// Human output: one line per check.
+pub fn render_human(results: &[CheckResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        let mark = if r.ok { "ok  " } else { "FAIL" };
+        out.push_str(&format!("{mark} {:<26} {:>6.0} ms  {}\n", r.check, r.duration_seconds * 1000.0, r.detail));
+    }
+    let failed = results.iter().filter(|r| !r.ok).count();
+    out.push_str(&if failed == 0 { "all checks passed\n".to_string() } else { format!("{failed} check(s) failed\n") });
+    out
+}
+
+pub fn render_json(results: &[CheckResult]) -> String {
+    serde_json::json!({"ok": results.iter().all(|r| r.ok), "checks": results}).to_string()
+}
