@@ -14,6 +14,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod mcp;
 pub mod metrics;
 pub mod probe;

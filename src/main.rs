@@ -74,6 +74,15 @@ fn main() -> ExitCode {
         (path, load)
     });
     let options = mcp_tap::app::Options { reload, sighup: true, log_level: Some(log_level) };
+    if let Some(Command::Demo) = &cli.command {
+        return match runtime.block_on(demo(config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -92,6 +101,17 @@ async fn run(config: Config, options: mcp_tap::app::Options) -> anyhow::Result<(
         .await
         .with_context(|| format!("cannot listen on {} (admin_listen)", config.admin_listen))?;
     mcp_tap::app::run_with(config, proxy, admin, shutdown_signal(), options).await
+}
+
+async fn demo(config: Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let proxy = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (use --listen to pick another address)", config.listen))?;
+    let admin = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (use --admin-listen)", config.admin_listen))?;
+    mcp_tap::demo::run(config, proxy, admin, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
