@@ -62,6 +62,7 @@ pub async fn run_with(
     let (sink_stop_tx, sink_stop_rx) = watch::channel(false);
     let (sink, sink_task) =
         AuditSink::start(&config.audit.output, config.audit.queue_capacity, metrics.clone(), sink_stop_rx);
+    let export = crate::export::start(&config.otlp, metrics.clone())?;
     let fingerprinter = Fingerprinter::from_config(&config.audit)?;
     let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &known_routes(&config)));
     let resend_interval = config.alertmanager.resend_interval;
@@ -122,6 +123,10 @@ pub async fn run_with(
     shared.sessions.shutdown();
     let _ = ticker.await;
     auditor.drain();
+    if let Some(export) = export {
+        // The SDK's shutdown blocks until the last export is done (bounded by its timeout).
+        let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
+    }
     let _ = sink_stop_tx.send(true);
     let _ = sink_task.await;
     let _ = sweeper.await;

@@ -273,3 +273,41 @@ impl Canary {
         }
     }
 }
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// OTLP push of the metrics. What is set here wins; what is left unset comes from the standard
+/// `OTEL_EXPORTER_OTLP_*` / `OTEL_EXPORTER_OTLP_METRICS_*` / `OTEL_METRIC_EXPORT_*` variables.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct Otlp {
+    /// Collector endpoint, e.g. http://otel-collector:4317 (grpc) or http://otel-collector:4318
+    /// (http/protobuf). Export is on when this or an `OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT`
+    /// variable is set.
+    pub endpoint: Option<String>,
+    pub protocol: Option<OtlpProtocol>,
+    pub headers: BTreeMap<String, String>,
+    #[serde(with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+impl Otlp {
+    pub fn validate(&self, p: &mut Vec<String>) {
+        if let Some(e) = &self.endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                p.push(format!("otlp.endpoint `{e}` must be an http:// or https:// URL"));
+            }
+        }
+        if self.interval.is_some_and(|d| d.is_zero()) || self.timeout.is_some_and(|d| d.is_zero()) {
+            p.push("otlp.interval and otlp.timeout must be greater than zero".into());
+        }
+    }
+}

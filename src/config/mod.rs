@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod audit;
-pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Stuffing, Threshold};
+pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold};
 
 /// Exit code for bad usage or a bad config file (BSD `EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
@@ -35,6 +35,7 @@ pub struct Config {
     pub bursts: Bursts,
     pub alertmanager: Alertmanager,
     pub canary: Canary,
+    pub otlp: Otlp,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -149,6 +150,7 @@ impl Default for Config {
             bursts: Bursts::default(),
             alertmanager: Alertmanager::default(),
             canary: Canary::default(),
+            otlp: Otlp::default(),
         }
     }
 }
@@ -340,6 +342,7 @@ impl Config {
         self.bursts.validate(&mut p);
         self.alertmanager.validate(&mut p);
         self.canary.validate(&mut p);
+        self.otlp.validate(&mut p);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p.push(format!("log.level `{}` is not a valid filter such as `info` or `mcp_tap=debug`", self.log.level));
         }
@@ -380,6 +383,9 @@ impl Config {
         }
         if self.log.format != new.log.format {
             changed.push("log.format");
+        }
+        if self.otlp != new.otlp {
+            changed.push("otlp");
         }
         changed
     }

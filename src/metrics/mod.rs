@@ -16,7 +16,7 @@ pub use auth::{AuthMetrics, Outcome};
 pub const OPERATION_BUCKETS: [f64; 14] =
     [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
-const OVERHEAD_BUCKETS: [f64; 12] =
+pub const OVERHEAD_BUCKETS: [f64; 12] =
     [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 
 /// Distinct JSON-RPC error codes kept as label values; more fold into `_OTHER`.
@@ -136,6 +136,10 @@ pub struct Metrics {
     config_reload_ok: prometheus::IntGauge,
     config_reload_timestamp: prometheus::Gauge,
     config_reloads: IntCounterVec,
+    otlp_failures: IntCounterVec,
+    session_buckets: Vec<f64>,
+    /// Set when OTLP export is on: histograms are recorded there too.
+    otel: std::sync::OnceLock<crate::export::Histograms>,
 }
 
 pub(crate) fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -184,7 +188,7 @@ impl Metrics {
                 "mcp_server_session_duration_seconds",
                 "Duration of MCP sessions, by header session id or inferred for stateless upstreams.",
                 &["mcp_protocol_version", "network_transport", "network_protocol_name", "error_type", "mcp_route"],
-                session_buckets,
+                session_buckets.clone(),
             ),
             http_requests: counter(
                 &registry,
@@ -268,6 +272,14 @@ impl Metrics {
                 "Reloads of the config file after start-up, by result.",
                 &["result"],
             ),
+            otlp_failures: counter(
+                &registry,
+                "mcp_tap_otlp_export_failures_total",
+                "OTLP exports that failed (collector down, slow or refusing), by signal.",
+                &["signal"],
+            ),
+            session_buckets,
+            otel: std::sync::OnceLock::new(),
             registry,
         };
         let build =
@@ -309,6 +321,19 @@ impl Metrics {
         for result in ["success", "failure"] {
             self.config_reloads.with_label_values(&[result]);
         }
+        self.otlp_failures.with_label_values(&["metrics"]);
+    }
+
+    pub fn record_otlp_export_failure(&self, signal: &str) {
+        self.otlp_failures.with_label_values(&[signal]).inc();
+    }
+
+    pub fn session_buckets(&self) -> &[f64] {
+        &self.session_buckets
+    }
+
+    pub fn set_otel_histograms(&self, h: crate::export::Histograms) {
+        let _ = self.otel.set(h);
     }
 
     /// A config load succeeded (at start-up or on reload).
@@ -365,21 +390,24 @@ impl Metrics {
             ErrorType::Cancelled => ("cancelled".into(), String::new()),
         };
         let operation_name = if op.method == "tools/call" { "execute_tool" } else { "" };
-        self.operation_duration
-            .with_label_values(&[
-                op.method,
-                op.tool,
-                op.prompt,
-                operation_name,
-                &error_type,
-                &rpc_code,
-                op.protocol_version,
-                "tcp",
-                "http",
-                op.http_version,
-                op.route,
-            ])
-            .observe(op.duration.as_secs_f64());
+        let labels = [
+            ("mcp_method_name", op.method),
+            ("gen_ai_tool_name", op.tool),
+            ("gen_ai_prompt_name", op.prompt),
+            ("gen_ai_operation_name", operation_name),
+            ("error_type", error_type.as_str()),
+            ("rpc_response_status_code", rpc_code.as_str()),
+            ("mcp_protocol_version", op.protocol_version),
+            ("network_transport", "tcp"),
+            ("network_protocol_name", "http"),
+            ("network_protocol_version", op.http_version),
+            ("mcp_route", op.route),
+        ];
+        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
+        self.operation_duration.with_label_values(&values).observe(op.duration.as_secs_f64());
+        if let Some(otel) = self.otel.get() {
+            otel.operation.record(op.duration.as_secs_f64(), &crate::export::attributes(&labels));
+        }
     }
 
     pub fn record_http_exchange(&self, route: &str, method: &http::Method, status: u16) {
@@ -413,6 +441,16 @@ impl Metrics {
         self.session_duration
             .with_label_values(&[protocol_version, "tcp", "http", error_type, route])
             .observe(duration.as_secs_f64());
+        if let Some(otel) = self.otel.get() {
+            let labels = [
+                ("mcp_protocol_version", protocol_version),
+                ("network_transport", "tcp"),
+                ("network_protocol_name", "http"),
+                ("error_type", error_type),
+                ("mcp_route", route),
+            ];
+            otel.session.record(duration.as_secs_f64(), &crate::export::attributes(&labels));
+        }
     }
 
     pub fn set_tools_advertised(&self, route: &str, count: usize) {
@@ -429,6 +467,9 @@ impl Metrics {
 
     pub fn record_overhead(&self, route: &str, overhead: Duration) {
         self.proxy_overhead.with_label_values(&[route]).observe(overhead.as_secs_f64());
+        if let Some(otel) = self.otel.get() {
+            otel.overhead.record(overhead.as_secs_f64(), &crate::export::attributes(&[("mcp_route", route)]));
+        }
     }
 
     pub fn record_decode_error(&self, kind: DecodeErrorKind) {
