@@ -199,6 +199,8 @@ def health():
             [(f"sum by (cause) (rate(mcp_tap_audit_write_errors_total{{{SEL}}}[$__rate_interval]))", "{{cause}}")], w=8)
     b.panel("Burst keys evicted", "Burst-tracking keys forgotten at the per-scope cap.", "ops",
             [(f"sum by (scope) (rate(mcp_tap_auth_burst_keys_evicted_total{{{SEL}}}[$__rate_interval]))", "{{scope}}")], w=8)
+    b.panel("OTLP export failures", "Failed OTLP pushes per second by signal (Collector down, slow or refusing). Traffic is never affected.", "ops",
+            [(f"sum by (signal) (rate(mcp_tap_otlp_export_failures_total{{{SEL}}}[$__rate_interval]))", "{{signal}}")], w=24)
     b.row("Process")
     b.panel("CPU", "CPU seconds used per second by each tap process.", "percentunit",
             [(f"rate(process_cpu_seconds_total{{{SEL}}}[$__rate_interval])", "{{instance}}")], w=8)

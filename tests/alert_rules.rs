@@ -170,6 +170,14 @@ fn cases() -> Vec<Case> {
             silent_at: vec!["10m"],
         },
         Case {
+            alert: "MCPTapOTLPExportFailing",
+            interval: "30s",
+            series: vec![(leak(s("mcp_tap_otlp_export_failures_total", ",signal=\"metrics\"")), "0x10 0+1x60")],
+            fires_at: "25m",
+            labels: vec![("severity", "ticket"), ("signal", "metrics")],
+            silent_at: vec!["4m", "12m"],
+        },
+        Case {
             alert: "MCPTapConfigReloadFailing",
             interval: "30s",
             series: vec![(leak(s("mcp_tap_config_last_reload_successful", "")), "1x4 0x40")],
@@ -224,6 +232,7 @@ fn healthy_series() -> Vec<Value> {
         json!({"series": s("mcp_tap_tools_advertised", ",mcp_route=\"default\""), "values": "7x120"}),
         json!({"series": s("mcp_tap_upstream_errors_total", ",mcp_route=\"default\",kind=\"timeout\""), "values": "0x120"}),
         json!({"series": s("mcp_tap_config_last_reload_successful", ""), "values": "1x120"}),
+        json!({"series": s("mcp_tap_otlp_export_failures_total", ",signal=\"metrics\""), "values": "0x120"}),
     ]
 }
 
