@@ -67,6 +67,9 @@ pub async fn run_with(
     let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &known_routes(&config)));
     let resend_interval = config.alertmanager.resend_interval;
     let shared = Arc::new(Shared::new(config, metrics, auditor.clone())?);
+    if let Some(tracer) = export.as_ref().and_then(|e| e.tracer()) {
+        let _ = shared.tracer.set(tracer);
+    }
     tracing::info!(
         listen = %proxy_listener.local_addr()?,
         admin = %admin_listener.local_addr()?,

@@ -121,14 +121,85 @@ pub struct Histograms {
 /// The running export; `shutdown` flushes what is pending.
 pub struct Export {
     provider: SdkMeterProvider,
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl Export {
+    /// The tracer for MCP spans, when `otlp.traces` is on.
+    pub fn tracer(&self) -> Option<opentelemetry_sdk::trace::SdkTracer> {
+        use opentelemetry::trace::TracerProvider;
+        let scope = InstrumentationScope::builder("mcp-tap").with_version(env!("CARGO_PKG_VERSION")).build();
+        self.traces.as_ref().map(|p| p.tracer_with_scope(scope))
+    }
+
     pub fn shutdown(&self) {
+        if let Some(t) = &self.traces {
+            if let Err(e) = t.shutdown() {
+                tracing::warn!(error = %e, "the last OTLP span export at shutdown failed");
+            }
+        }
         if let Err(e) = self.provider.shutdown() {
             tracing::warn!(error = %e, "the last OTLP export at shutdown failed");
         }
     }
+}
+
+/// Counts failed span exports, as `Counting` does for metrics.
+struct CountingSpans<E> {
+    inner: E,
+    metrics: Arc<Metrics>,
+}
+
+impl<E: std::fmt::Debug> std::fmt::Debug for CountingSpans<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountingSpans").field("inner", &self.inner).finish()
+    }
+}
+
+impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter for CountingSpans<E> {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> OTelSdkResult {
+        let result = self.inner.export(batch).await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "OTLP span export failed; those spans are dropped");
+            self.metrics.record_otlp_export_failure("traces");
+        }
+        result
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Spans waiting for export are capped; beyond it the SDK drops them rather than grow.
+const SPAN_QUEUE: usize = 2048;
+
+fn traces(
+    config: &Otlp,
+    protocol: OtlpProtocol,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler};
+    let exporter = match protocol {
+        OtlpProtocol::Grpc => {
+            tonic_options(opentelemetry_otlp::SpanExporter::builder().with_tonic(), config)?.build()?
+        }
+        OtlpProtocol::HttpProtobuf => {
+            http_options(opentelemetry_otlp::SpanExporter::builder().with_http(), config, "/v1/traces")?.build()?
+        }
+    };
+    let delay = config.interval.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(5));
+    let batch = BatchConfigBuilder::default().with_max_queue_size(SPAN_QUEUE).with_scheduled_delay(delay).build();
+    let processor =
+        BatchSpanProcessor::builder(CountingSpans { inner: exporter, metrics }).with_batch_config(batch).build();
+    let ratio = config.trace_sample_ratio.unwrap_or(1.0);
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))))
+        .with_resource(resource())
+        .build())
 }
 
 /// Counts failed exports in the tap's own metrics, so a dead collector is visible.
@@ -198,6 +269,51 @@ fn env(names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
+/// Endpoint, timeout and headers (as gRPC metadata) from the config, on any tonic exporter.
+fn tonic_options<B: WithExportConfig + WithTonicConfig>(mut b: B, config: &Otlp) -> anyhow::Result<B> {
+    if let Some(e) = &config.endpoint {
+        b = b.with_endpoint(e.clone());
+    }
+    if let Some(t) = config.timeout {
+        b = b.with_timeout(t);
+    }
+    if !config.headers.is_empty() {
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in &config.headers {
+            let name = http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| anyhow::anyhow!("otlp.headers: `{k}` is not a valid header name: {e}"))?;
+            let value = http::HeaderValue::from_str(v).map_err(|e| anyhow::anyhow!("otlp.headers.{k}: {e}"))?;
+            headers.insert(name, value);
+        }
+        b = b.with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers));
+    }
+    Ok(b)
+}
+
+/// The same for an HTTP/protobuf exporter; `path` is the signal's (`/v1/metrics`, `/v1/traces`).
+fn http_options<B: WithExportConfig + WithHttpConfig>(b: B, config: &Otlp, path: &str) -> anyhow::Result<B> {
+    let client = crate::proxy::forward::build_client(&crate::config::Upstream::default())?;
+    let http_client = RuntimeHttpClient {
+        client,
+        runtime: tokio::runtime::Handle::current(),
+        timeout: config.timeout.unwrap_or(Duration::from_secs(10)),
+    };
+    let mut b = b.with_protocol(Protocol::HttpBinary).with_http_client(http_client);
+    if let Some(e) = &config.endpoint {
+        // Like OTEL_EXPORTER_OTLP_ENDPOINT, a base URL gets the signal path.
+        let e = e.trim_end_matches('/');
+        let e = e.strip_suffix("/v1/metrics").or_else(|| e.strip_suffix("/v1/traces")).unwrap_or(e);
+        b = b.with_endpoint(format!("{e}{path}"));
+    }
+    if let Some(t) = config.timeout {
+        b = b.with_timeout(t);
+    }
+    if !config.headers.is_empty() {
+        b = b.with_headers(config.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>());
+    }
+    Ok(b)
+}
+
 /// Starts the OTLP export if the config or the environment names an endpoint.
 pub fn start(config: &Otlp, metrics: Arc<Metrics>) -> anyhow::Result<Option<Export>> {
     let env_endpoint = env(&["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
@@ -213,51 +329,10 @@ pub fn start(config: &Otlp, metrics: Arc<Metrics>) -> anyhow::Result<Option<Expo
     });
     let exporter = match protocol {
         OtlpProtocol::Grpc => {
-            let mut b = opentelemetry_otlp::MetricExporter::builder().with_tonic();
-            if let Some(e) = &config.endpoint {
-                b = b.with_endpoint(e.clone());
-            }
-            if let Some(t) = config.timeout {
-                b = b.with_timeout(t);
-            }
-            if !config.headers.is_empty() {
-                let mut headers = http::HeaderMap::new();
-                for (k, v) in &config.headers {
-                    let name = http::HeaderName::from_bytes(k.as_bytes())
-                        .map_err(|e| anyhow::anyhow!("otlp.headers: `{k}` is not a valid header name: {e}"))?;
-                    let value = http::HeaderValue::from_str(v).map_err(|e| anyhow::anyhow!("otlp.headers.{k}: {e}"))?;
-                    headers.insert(name, value);
-                }
-                b = b.with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers));
-            }
-            b.build()?
+            tonic_options(opentelemetry_otlp::MetricExporter::builder().with_tonic(), config)?.build()?
         }
         OtlpProtocol::HttpProtobuf => {
-            let client = crate::proxy::forward::build_client(&crate::config::Upstream::default())?;
-            let http_client = RuntimeHttpClient {
-                client,
-                runtime: tokio::runtime::Handle::current(),
-                timeout: config.timeout.unwrap_or(Duration::from_secs(10)),
-            };
-            let mut b = opentelemetry_otlp::MetricExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_http_client(http_client);
-            if let Some(e) = &config.endpoint {
-                // Like OTEL_EXPORTER_OTLP_ENDPOINT, a base URL gets the signal path.
-                let e = e.trim_end_matches('/');
-                let url = if e.ends_with("/v1/metrics") { e.to_string() } else { format!("{e}/v1/metrics") };
-                b = b.with_endpoint(url);
-            }
-            if let Some(t) = config.timeout {
-                b = b.with_timeout(t);
-            }
-            if !config.headers.is_empty() {
-                b = b.with_headers(
-                    config.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>(),
-                );
-            }
-            b.build()?
+            http_options(opentelemetry_otlp::MetricExporter::builder().with_http(), config, "/v1/metrics")?.build()?
         }
     };
     let mut reader = PeriodicReader::builder(Counting { inner: exporter, metrics: metrics.clone() });
@@ -268,13 +343,16 @@ pub fn start(config: &Otlp, metrics: Arc<Metrics>) -> anyhow::Result<Option<Expo
     let scope = InstrumentationScope::builder("mcp-tap").with_version(env!("CARGO_PKG_VERSION")).build();
     let meter = provider.meter_with_scope(scope);
     metrics.set_otel_histograms(histograms(&meter, &metrics));
+    let metrics_for_traces = metrics.clone();
     bridge(&meter, metrics);
+    let traces = if config.traces { Some(traces(config, protocol, metrics_for_traces)?) } else { None };
     tracing::info!(
         ?protocol,
         endpoint = config.endpoint.as_deref().or(env_endpoint.as_deref()).unwrap_or(""),
-        "OTLP metrics export on"
+        traces = config.traces,
+        "OTLP export on"
     );
-    Ok(Some(Export { provider }))
+    Ok(Some(Export { provider, traces }))
 }
 
 /// `service.name` is `mcp-tap` unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` name it.

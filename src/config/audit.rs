@@ -297,6 +297,10 @@ pub struct Otlp {
     pub interval: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Also export one SERVER span per MCP request (same endpoint and protocol).
+    pub traces: bool,
+    /// Share of new traces sampled; a sampled or unsampled parent is followed (parent-based).
+    pub trace_sample_ratio: Option<f64>,
 }
 
 impl Otlp {
@@ -305,6 +309,9 @@ impl Otlp {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
                 p.push(format!("otlp.endpoint `{e}` must be an http:// or https:// URL"));
             }
+        }
+        if self.trace_sample_ratio.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+            p.push("otlp.trace_sample_ratio must be between 0 and 1".into());
         }
         if self.interval.is_some_and(|d| d.is_zero()) || self.timeout.is_some_and(|d| d.is_zero()) {
             p.push("otlp.interval and otlp.timeout must be greater than zero".into());

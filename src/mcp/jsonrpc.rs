@@ -27,6 +27,8 @@ pub struct Message {
     pub client_name: Option<String>,
     /// `params.cursor` was present (a follow-up page of a list).
     pub has_cursor: bool,
+    /// `params._meta.traceparent`: trace context carried inside the message.
+    pub traceparent: Option<String>,
     pub kind: Kind,
 }
 
@@ -130,6 +132,15 @@ struct RawParams<'a> {
     #[serde(rename = "clientInfo")]
     client_info: Option<RawClientInfo<'a>>,
     cursor: Option<IgnoredAny>,
+    #[serde(rename = "_meta", borrow)]
+    meta: Option<RawMeta<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawMeta<'a> {
+    #[serde(borrow, deserialize_with = "string_or_skip")]
+    traceparent: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -235,6 +246,7 @@ impl Raw<'_> {
             target: params.name.map(|n| truncated(&n, MAX_TEXT)),
             client_name: params.client_info.and_then(|c| c.name).map(|n| truncated(&n, 64)),
             has_cursor: params.cursor.is_some(),
+            traceparent: params.meta.and_then(|m| m.traceparent).filter(|t| t.len() <= 128).map(|t| t.into_owned()),
             kind,
         }
     }

@@ -36,6 +36,22 @@ pub enum ErrorType {
     Cancelled,
 }
 
+impl ErrorType {
+    /// The `error.type` value, without the label bounds (for spans); `None` on success.
+    pub fn label(&self) -> Option<String> {
+        match self {
+            ErrorType::None => None,
+            ErrorType::JsonRpc(code) => Some(code.to_string()),
+            ErrorType::ToolError => Some("tool_error".into()),
+            ErrorType::Http(status) => Some(status.to_string()),
+            ErrorType::Timeout => Some("timeout".into()),
+            ErrorType::UpstreamUnavailable => Some("upstream_unavailable".into()),
+            ErrorType::StreamAborted => Some("stream_aborted".into()),
+            ErrorType::Cancelled => Some("cancelled".into()),
+        }
+    }
+}
+
 /// Why a session ended (`mcp_tap_sessions_ended_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -322,6 +338,7 @@ impl Metrics {
             self.config_reloads.with_label_values(&[result]);
         }
         self.otlp_failures.with_label_values(&["metrics"]);
+        self.otlp_failures.with_label_values(&["traces"]);
     }
 
     pub fn record_otlp_export_failure(&self, signal: &str) {

@@ -36,6 +36,8 @@ pub struct Pending {
     pub cursor: bool,
     /// A tool result said the token may not reach the action's plugin.
     pub denied: bool,
+    /// The request's SERVER span, when tracing is on; ended when the request is recorded.
+    pub span: Option<opentelemetry_sdk::trace::Span>,
 }
 
 /// What the exchange knows of its session, for protocol version and session events.
@@ -106,6 +108,7 @@ impl RequestInfo {
                 target: m.target.clone(),
                 cursor: m.has_cursor,
                 denied: false,
+                span: None,
             })
             .collect()
     }
@@ -170,8 +173,8 @@ impl Exchange {
             n
         };
         if status < 400 {
-            for p in &notifications {
-                ex.record(p, error, now);
+            for mut p in notifications {
+                ex.record(&mut p, error, now);
             }
         } else {
             // A rejected notification waits for the body, which may carry the JSON-RPC error.
@@ -279,7 +282,7 @@ impl Exchange {
             }
             _ => ErrorType::None,
         };
-        self.record(&p, error, now);
+        self.record(&mut p, error, now);
     }
 
     fn on_result(&mut self, p: &Pending, r: &ResultInfo) {
@@ -330,7 +333,8 @@ impl Exchange {
         }
     }
 
-    fn record(&self, p: &Pending, error: ErrorType, now: Instant) {
+    fn record(&self, p: &mut Pending, error: ErrorType, now: Instant) {
+        super::trace::end(p.span.take(), error);
         let metrics = &self.shared.metrics;
         let bounded = |set: &std::sync::Mutex<names::NameSet>, label: &'static str| -> String {
             match &p.target {
@@ -369,8 +373,8 @@ impl Exchange {
     /// The upstream never answered: every request of the exchange failed with `error`.
     pub fn fail(mut self, error: ErrorType) {
         let now = Instant::now();
-        for p in std::mem::take(&mut self.pending) {
-            self.record(&p, error, now);
+        for mut p in std::mem::take(&mut self.pending) {
+            self.record(&mut p, error, now);
         }
     }
 
@@ -405,8 +409,8 @@ impl Exchange {
             (None, End::Complete) if self.undecodable => ErrorType::None,
             (None, End::Complete) => ErrorType::StreamAborted,
         };
-        for p in std::mem::take(&mut self.pending) {
-            self.record(&p, error, now);
+        for mut p in std::mem::take(&mut self.pending) {
+            self.record(&mut p, error, now);
         }
     }
 }

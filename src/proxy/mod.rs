@@ -6,6 +6,7 @@ pub mod body;
 pub mod exchange;
 pub mod forward;
 pub mod route;
+mod trace;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -42,6 +43,8 @@ pub struct Shared {
     pub client: ArcSwap<UpstreamClient>,
     pub upstream: Uri,
     pub auditor: Arc<Auditor>,
+    /// Set when OTLP traces are on.
+    pub tracer: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracer>,
 }
 
 impl Shared {
@@ -56,6 +59,7 @@ impl Shared {
             metrics,
             config: ArcSwap::from_pointee(config),
             auditor,
+            tracer: std::sync::OnceLock::new(),
         })
     }
 }
@@ -178,11 +182,12 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     let body_read = Instant::now();
 
     let caller = caller(&shared, &parts, peer, &config);
-    let request_info = route_request_info(&shared, &route, &parts, &messages, caller, started, version);
+    let mut request_info = route_request_info(&shared, &route, &parts, &messages, caller, started, version);
     let ids: Vec<_> = request_info.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
 
     let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
     forward::upstream_headers(&mut parts.headers, &parts.uri, &shared.upstream, peer, config.forwarded_headers.enabled);
+    trace::start(&shared, &mut parts.headers, &messages, &mut request_info);
     let method = parts.method.clone();
     let session_id = request_info.session.clone();
     let mut upstream_req = Request::from_parts(parts, upstream_body);

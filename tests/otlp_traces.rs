@@ -1,0 +1,125 @@
+//! MCP spans over OTLP, against a real OTLP/HTTP receiver: one SERVER span per request named
+//! `{method} {target}`, parented on the client's `traceparent` (or `params._meta.traceparent`),
+//! with the semantic-convention attributes, ERROR status on failures, and the upstream receiving
+//! a `traceparent` whose trace id matches the tap's span.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+const META_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const META_PARENT: &str = "b7ad6b7169203331";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn attr(span: &Span, key: &str) -> Option<String> {
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+        AnyValue::StringValue(s) => Some(s.clone()),
+        AnyValue::IntValue(i) => Some(i.to_string()),
+        other => Some(format!("{other:?}")),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_span_per_request_joined_to_the_callers_trace() {
+    // The receiver.
+    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let s = spans.clone();
+    let receiver = upstream(move |req: http::Request<hyper::body::Incoming>| {
+        let s = s.clone();
+        async move {
+            use http_body_util::BodyExt;
+            if req.uri().path() == "/v1/traces" {
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                let export = ExportTraceServiceRequest::decode(body).unwrap();
+                for rs in export.resource_spans {
+                    for ss in rs.scope_spans {
+                        assert_eq!(ss.scope.unwrap().name, "mcp-tap");
+                        s.lock().unwrap().extend(ss.spans);
+                    }
+                }
+                return http::Response::builder()
+                    .status(200)
+                    .body(full(ExportTraceServiceResponse::default().encode_to_vec()))
+                    .unwrap();
+            }
+            http::Response::builder().status(200).body(full(Vec::<u8>::new())).unwrap()
+        }
+    })
+    .await;
+    // The MCP upstream remembers the traceparent it was sent.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sn = seen.clone();
+    let mcp = upstream(move |req: http::Request<hyper::body::Incoming>| {
+        let sn = sn.clone();
+        async move {
+            use http_body_util::BodyExt;
+            sn.lock()
+                .unwrap()
+                .push(req.headers().get("traceparent").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default());
+            let m: serde_json::Value =
+                serde_json::from_slice(&req.into_body().collect().await.unwrap().to_bytes()).unwrap();
+            let result = match m["params"]["name"].as_str() {
+                Some("bad-tool") => serde_json::json!({"content": [], "isError": true}),
+                _ => serde_json::json!({"tools": [{"name": "ok-tool"}, {"name": "bad-tool"}]}),
+            };
+            json_response(200, &serde_json::json!({"jsonrpc":"2.0","id":m["id"],"result":result}).to_string())
+        }
+    })
+    .await;
+    let mut config = config_for(&format!("http://{mcp}"), "t");
+    config.otlp.endpoint = Some(format!("http://{receiver}"));
+    config.otlp.protocol = Some(mcp_tap::config::OtlpProtocol::HttpProtobuf);
+    config.otlp.traces = true;
+    config.otlp.interval = Some(Duration::from_millis(200));
+    let tap = Tap::start(config).await;
+    let url = tap.url("/mcp");
+
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let call = r#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"ok-tool","arguments":{}}}"#;
+    assert_eq!(post_mcp(&url, &[("traceparent", &traceparent)], call).await.0, 200);
+    // Trace context inside the message when the transport carries none.
+    let meta = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"bad-tool","_meta":{{"traceparent":"00-{META_TRACE}-{META_PARENT}-01"}}}}}}"#
+    );
+    assert_eq!(post_mcp(&url, &[], &meta).await.0, 200);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while spans.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "spans did not arrive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spans = spans.lock().unwrap().clone();
+    let ok = spans.iter().find(|s| s.name == "tools/call ok-tool").expect("a span named {method} {target}");
+    assert_eq!(ok.kind, 2, "SERVER");
+    assert_eq!(hex(&ok.trace_id), TRACE);
+    assert_eq!(hex(&ok.parent_span_id), PARENT);
+    assert_eq!(attr(ok, "mcp.method.name").as_deref(), Some("tools/call"));
+    assert_eq!(attr(ok, "gen_ai.tool.name").as_deref(), Some("ok-tool"));
+    assert_eq!(attr(ok, "jsonrpc.request.id").as_deref(), Some("c1"));
+    assert_eq!(attr(ok, "client.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(attr(ok, "mcp.protocol.version").as_deref(), Some("2025-03-26"));
+    assert!(attr(ok, "error.type").is_none());
+    assert_ne!(ok.status.as_ref().map_or(0, |s| s.code), 2, "not ERROR");
+    // The upstream got the tap's span as its parent, in the caller's trace.
+    let sent = seen.lock().unwrap()[0].clone();
+    assert_eq!(sent, format!("00-{TRACE}-{}-01", hex(&ok.span_id)));
+
+    let bad = spans.iter().find(|s| s.name == "tools/call bad-tool").unwrap();
+    assert_eq!(hex(&bad.trace_id), META_TRACE);
+    assert_eq!(hex(&bad.parent_span_id), META_PARENT);
+    assert_eq!(attr(bad, "error.type").as_deref(), Some("tool_error"));
+    assert_eq!(bad.status.as_ref().unwrap().code, 2, "ERROR");
+    tap.stop().await;
+}
