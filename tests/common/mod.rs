@@ -234,7 +234,8 @@ pub async fn spawn_peer(mut cmd: Command, port: u16, what: &str) -> Peer {
     let child =
         cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let mut peer = Peer { child, port };
-    for _ in 0..300 {
+    // Generous: on a loaded 2-core machine a Node backend can take a while to start.
+    for _ in 0..1200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return peer;
         }
@@ -246,7 +247,7 @@ pub async fn spawn_peer(mut cmd: Command, port: u16, what: &str) -> Peer {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{what} did not listen on port {port} within 15 s");
+    panic!("{what} did not listen on port {port} within 60 s");
 }
 
 pub async fn python_server(stateless_json: bool) -> Peer {
@@ -383,7 +384,7 @@ pub async fn backstage_on(port: u16, full_token: &str) -> Peer {
     // Ready, and the catalog has ingested tests/backstage/entities.yaml.
     let entity = format!("http://127.0.0.1:{port}/api/catalog/entities/by-name/component/default/payments-api");
     let auth = format!("Bearer {full_token}");
-    for _ in 0..600 {
+    for _ in 0..900 {
         if get(&ready).await.0 == 200
             && request("GET", &entity, &[("authorization", &auth)], Bytes::new()).await.0 == 200
         {
@@ -391,7 +392,7 @@ pub async fn backstage_on(port: u16, full_token: &str) -> Peer {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the test Backstage was not ready with its catalog within 60 s");
+    panic!("the test Backstage was not ready with its catalog within 90 s");
 }
 
 /// A real Alertmanager (Debian `prometheus-alertmanager`, installed by `scripts/test.sh`) with a
