@@ -10,7 +10,11 @@ use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVe
 use crate::mcp::names::OTHER;
 
 mod auth;
+mod health;
+mod kinds;
 pub use auth::{AuthMetrics, Outcome};
+use health::HealthMetrics;
+pub use kinds::{DecodeErrorKind, ErrorType, SessionEnd, UnparsedReason, UpstreamErrorKind};
 
 /// OpenTelemetry MCP semantic-convention buckets for `mcp.server.operation.duration`.
 pub const OPERATION_BUCKETS: [f64; 14] =
@@ -21,104 +25,6 @@ pub const OVERHEAD_BUCKETS: [f64; 12] =
 
 /// Distinct JSON-RPC error codes kept as label values; more fold into `_OTHER`.
 const MAX_RPC_CODES: usize = 64;
-
-/// Why an operation failed; `None` is success. Rendered as the `error_type` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorType {
-    None,
-    JsonRpc(i64),
-    ToolError,
-    Http(u16),
-    Timeout,
-    UpstreamUnavailable,
-    StreamAborted,
-    /// The client went away before the answer was complete.
-    Cancelled,
-}
-
-impl ErrorType {
-    /// The `error.type` value, without the label bounds (for spans); `None` on success.
-    pub fn label(&self) -> Option<String> {
-        match self {
-            ErrorType::None => None,
-            ErrorType::JsonRpc(code) => Some(code.to_string()),
-            ErrorType::ToolError => Some("tool_error".into()),
-            ErrorType::Http(status) => Some(status.to_string()),
-            ErrorType::Timeout => Some("timeout".into()),
-            ErrorType::UpstreamUnavailable => Some("upstream_unavailable".into()),
-            ErrorType::StreamAborted => Some("stream_aborted".into()),
-            ErrorType::Cancelled => Some("cancelled".into()),
-        }
-    }
-}
-
-/// Why a session ended (`mcp_tap_sessions_ended_total{reason}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionEnd {
-    Delete,
-    Expired,
-    Idle,
-    Reinitialized,
-    Shutdown,
-    Error,
-}
-
-impl SessionEnd {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Delete => "delete",
-            Self::Expired => "expired",
-            Self::Idle => "idle",
-            Self::Reinitialized => "reinitialized",
-            Self::Shutdown => "shutdown",
-            Self::Error => "error",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamErrorKind {
-    Connect,
-    Timeout,
-    Reset,
-    Tls,
-}
-
-impl UpstreamErrorKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "connect",
-            Self::Timeout => "timeout",
-            Self::Reset => "reset",
-            Self::Tls => "tls",
-        }
-    }
-}
-
-/// Why some bytes could not be decoded (`mcp_tap_decode_errors_total{kind}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodeErrorKind {
-    /// A request body that is not JSON.
-    RequestJson,
-    /// A response body or SSE event that is not JSON.
-    ResponseJson,
-    /// JSON that is not a JSON-RPC message.
-    NotJsonRpc,
-    /// A stream that ended in the middle of an SSE event.
-    SseTruncated,
-}
-
-/// Why a message was passed through without being looked at (`mcp_tap_unparsed_messages_total{reason}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnparsedReason {
-    RequestTooLarge,
-    MessageTooLarge,
-    BatchTooLarge,
-    /// A body whose content type is neither JSON nor SSE.
-    ContentType,
-    /// A response message whose id matches no request of its exchange.
-    Unmatched,
-}
 
 /// One finished MCP operation, labels already bounded.
 #[derive(Debug, Clone)]
@@ -149,10 +55,7 @@ pub struct Metrics {
     server_messages: IntCounterVec,
     rpc_codes: Mutex<HashSet<i64>>,
     auth: AuthMetrics,
-    config_reload_ok: prometheus::IntGauge,
-    config_reload_timestamp: prometheus::Gauge,
-    config_reloads: IntCounterVec,
-    otlp_failures: IntCounterVec,
+    health: HealthMetrics,
     session_buckets: Vec<f64>,
     /// Set when OTLP export is on: histograms are recorded there too.
     otel: std::sync::OnceLock<crate::export::Histograms>,
@@ -264,36 +167,7 @@ impl Metrics {
             ),
             rpc_codes: Mutex::new(HashSet::new()),
             auth: AuthMetrics::new(&registry),
-            config_reload_ok: {
-                let g = prometheus::IntGauge::new(
-                    "mcp_tap_config_last_reload_successful",
-                    "1 if the last load of the config file succeeded (the start-up load counts).",
-                )
-                .expect("valid metric");
-                registry.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
-            config_reload_timestamp: {
-                let g = prometheus::Gauge::new(
-                    "mcp_tap_config_last_reload_success_timestamp_seconds",
-                    "Unix time of the last successful load of the config file.",
-                )
-                .expect("valid metric");
-                registry.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
-            config_reloads: counter(
-                &registry,
-                "mcp_tap_config_reloads_total",
-                "Reloads of the config file after start-up, by result.",
-                &["result"],
-            ),
-            otlp_failures: counter(
-                &registry,
-                "mcp_tap_otlp_export_failures_total",
-                "OTLP exports that failed (collector down, slow or refusing), by signal.",
-                &["signal"],
-            ),
+            health: HealthMetrics::new(&registry),
             session_buckets,
             otel: std::sync::OnceLock::new(),
             registry,
@@ -334,15 +208,7 @@ impl Metrics {
         for label in ["mcp_route", "gen_ai_tool_name", "gen_ai_prompt_name", "rpc_response_status_code", "session"] {
             self.label_overflow.with_label_values(&[label]);
         }
-        for result in ["success", "failure"] {
-            self.config_reloads.with_label_values(&[result]);
-        }
-        self.otlp_failures.with_label_values(&["metrics"]);
-        self.otlp_failures.with_label_values(&["traces"]);
-    }
-
-    pub fn record_otlp_export_failure(&self, signal: &str) {
-        self.otlp_failures.with_label_values(&[signal]).inc();
+        self.health.preinit();
     }
 
     pub fn session_buckets(&self) -> &[f64] {
@@ -351,22 +217,6 @@ impl Metrics {
 
     pub fn set_otel_histograms(&self, h: crate::export::Histograms) {
         let _ = self.otel.set(h);
-    }
-
-    /// A config load succeeded (at start-up or on reload).
-    pub fn record_config_loaded(&self, reload: bool) {
-        self.config_reload_ok.set(1);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        self.config_reload_timestamp.set(now.as_secs_f64());
-        if reload {
-            self.config_reloads.with_label_values(&["success"]).inc();
-        }
-    }
-
-    /// A reload was refused; the running config stays.
-    pub fn record_config_reload_failed(&self) {
-        self.config_reload_ok.set(0);
-        self.config_reloads.with_label_values(&["failure"]).inc();
     }
 
     /// The Prometheus text exposition of every series.

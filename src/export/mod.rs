@@ -5,118 +5,23 @@
 //! same bucket bounds. Export failures are counted and never touch proxied traffic.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::metrics::{Histogram, Meter, MeterProvider};
+use opentelemetry::metrics::MeterProvider;
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
-use prometheus::proto::{MetricFamily, MetricType};
 
 use crate::config::{Otlp, OtlpProtocol};
 use crate::metrics::Metrics;
 
-/// Counters and gauges bridged from the registry. Histograms are recorded directly (see `Histograms`).
-const COUNTERS: &[&str] = &[
-    "mcp_tap_http_requests_total",
-    "mcp_tap_sessions_ended_total",
-    "mcp_tap_upstream_errors_total",
-    "mcp_tap_decode_errors_total",
-    "mcp_tap_unparsed_messages_total",
-    "mcp_tap_label_overflow_total",
-    "mcp_tap_server_messages_total",
-    "mcp_tap_auth_failures_total",
-    "mcp_tap_client_operations_total",
-    "mcp_tap_auth_bursts_total",
-    "mcp_tap_auth_burst_keys_evicted_total",
-    "mcp_tap_audit_events_total",
-    "mcp_tap_audit_write_errors_total",
-    "mcp_tap_config_reloads_total",
-    "mcp_tap_otlp_export_failures_total",
-    "process_cpu_seconds_total",
-];
-const GAUGES: &[&str] = &[
-    "mcp_tap_sessions_active",
-    "mcp_tap_tools_advertised",
-    "mcp_tap_build_info",
-    "mcp_tap_auth_burst_active",
-    "mcp_tap_config_last_reload_successful",
-    "mcp_tap_config_last_reload_success_timestamp_seconds",
-    "mcp_tap_probe_success",
-    "mcp_tap_probe_duration_seconds",
-    "process_open_fds",
-    "process_max_fds",
-    "process_virtual_memory_bytes",
-    "process_resident_memory_bytes",
-    "process_start_time_seconds",
-    "process_threads",
-];
-
-/// The OpenTelemetry name and unit of a Prometheus metric name (the inverse of the
-/// OpenTelemetry→Prometheus rules: dots to underscores, a unit suffix, `_total` on counters).
-pub fn otel_name(prometheus: &str) -> (String, &'static str) {
-    match prometheus {
-        "mcp_server_operation_duration_seconds" => return ("mcp.server.operation.duration".into(), "s"),
-        "mcp_server_session_duration_seconds" => return ("mcp.server.session.duration".into(), "s"),
-        _ => {}
-    }
-    let base = prometheus.strip_suffix("_total").unwrap_or(prometheus);
-    let (base, unit) = if let Some(b) = base.strip_suffix("_seconds") {
-        (b, "s")
-    } else if let Some(b) = base.strip_suffix("_bytes") {
-        (b, "By")
-    } else {
-        (base, "")
-    };
-    let name = if let Some(rest) = base.strip_prefix("mcp_tap_") {
-        format!("mcp_tap.{rest}")
-    } else if let Some(rest) = base.strip_prefix("process_") {
-        format!("process.{rest}")
-    } else {
-        base.to_string()
-    };
-    (name, unit)
-}
-
-/// The dotted OpenTelemetry attribute key of a Prometheus label.
-pub fn otel_key(label: &str) -> &str {
-    match label {
-        "mcp_method_name" => "mcp.method.name",
-        "gen_ai_tool_name" => "gen_ai.tool.name",
-        "gen_ai_prompt_name" => "gen_ai.prompt.name",
-        "gen_ai_operation_name" => "gen_ai.operation.name",
-        "error_type" => "error.type",
-        "rpc_response_status_code" => "rpc.response.status_code",
-        "mcp_protocol_version" => "mcp.protocol.version",
-        "network_transport" => "network.transport",
-        "network_protocol_name" => "network.protocol.name",
-        "network_protocol_version" => "network.protocol.version",
-        "mcp_route" => "mcp.route",
-        "http_request_method" => "http.request.method",
-        "http_response_status_code" => "http.response.status_code",
-        other => other,
-    }
-}
-
-/// Attributes from label pairs; empty values are left out, as Prometheus treats them as absent.
-pub fn attributes(labels: &[(&str, &str)]) -> Vec<KeyValue> {
-    labels
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| KeyValue::new(otel_key(k).to_string(), v.to_string()))
-        .collect()
-}
-
-/// The SDK histograms that mirror the registry's.
-pub struct Histograms {
-    pub operation: Histogram<f64>,
-    pub session: Histogram<f64>,
-    pub overhead: Histogram<f64>,
-}
+mod bridge;
+pub use bridge::{attributes, otel_key, otel_name, Histograms};
+use bridge::{bridge, histograms};
 
 /// The running export; `shutdown` flushes what is pending.
 pub struct Export {
@@ -371,108 +276,4 @@ fn resource() -> opentelemetry_sdk::Resource {
         KeyValue::new("service.instance.id", instance),
     ])
     .build()
-}
-
-fn histograms(meter: &Meter, metrics: &Metrics) -> Histograms {
-    let h = |prom: &str, help: &str, bounds: Vec<f64>| {
-        let (name, unit) = otel_name(prom);
-        meter.f64_histogram(name).with_unit(unit).with_description(help.to_string()).with_boundaries(bounds).build()
-    };
-    Histograms {
-        operation: h(
-            "mcp_server_operation_duration_seconds",
-            "MCP request received to matching response sent to the client.",
-            crate::metrics::OPERATION_BUCKETS.to_vec(),
-        ),
-        session: h(
-            "mcp_server_session_duration_seconds",
-            "Duration of MCP sessions.",
-            metrics.session_buckets().to_vec(),
-        ),
-        overhead: h(
-            "mcp_tap_proxy_overhead_seconds",
-            "Time the tap itself adds to an exchange.",
-            crate::metrics::OVERHEAD_BUCKETS.to_vec(),
-        ),
-    }
-}
-
-/// One registry read per collection, shared by every bridged instrument's callback.
-struct Snapshot {
-    metrics: Arc<Metrics>,
-    cached: Mutex<(std::time::Instant, Arc<Vec<MetricFamily>>)>,
-}
-
-impl Snapshot {
-    fn families(&self) -> Arc<Vec<MetricFamily>> {
-        let mut c = self.cached.lock().expect("snapshot lock");
-        if c.0.elapsed() > Duration::from_millis(500) {
-            *c = (std::time::Instant::now(), Arc::new(self.metrics.registry().gather()));
-        }
-        c.1.clone()
-    }
-}
-
-fn series(snapshot: &Snapshot, name: &str) -> Vec<(f64, Vec<KeyValue>)> {
-    let families = snapshot.families();
-    let Some(f) = families.iter().find(|f| f.name() == name) else { return Vec::new() };
-    f.get_metric()
-        .iter()
-        .map(|m| {
-            let labels: Vec<(&str, &str)> = m.get_label().iter().map(|l| (l.name(), l.value())).collect();
-            let value = match f.get_field_type() {
-                MetricType::COUNTER => m.get_counter().get_value(),
-                _ => m.get_gauge().get_value(),
-            };
-            (value, attributes(&labels))
-        })
-        .collect()
-}
-
-fn bridge(meter: &Meter, metrics: Arc<Metrics>) {
-    let snapshot = Arc::new(Snapshot {
-        cached: Mutex::new((std::time::Instant::now() - Duration::from_secs(1), Arc::new(Vec::new()))),
-        metrics,
-    });
-    for name in COUNTERS {
-        let (otel, unit) = otel_name(name);
-        let s = snapshot.clone();
-        meter
-            .f64_observable_counter(otel)
-            .with_unit(unit)
-            .with_callback(move |obs| {
-                for (v, attrs) in series(&s, name) {
-                    obs.observe(v, &attrs);
-                }
-            })
-            .build();
-    }
-    for name in GAUGES {
-        let (otel, unit) = otel_name(name);
-        let s = snapshot.clone();
-        meter
-            .f64_observable_gauge(otel)
-            .with_unit(unit)
-            .with_callback(move |obs| {
-                for (v, attrs) in series(&s, name) {
-                    obs.observe(v, &attrs);
-                }
-            })
-            .build();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_translate_back_to_the_prometheus_names() {
-        assert_eq!(otel_name("mcp_server_operation_duration_seconds"), ("mcp.server.operation.duration".into(), "s"));
-        assert_eq!(otel_name("mcp_tap_http_requests_total"), ("mcp_tap.http_requests".into(), ""));
-        assert_eq!(otel_name("process_resident_memory_bytes"), ("process.resident_memory".into(), "By"));
-        assert_eq!(otel_name("mcp_tap_config_last_reload_success_timestamp_seconds").1, "s");
-        assert_eq!(otel_key("gen_ai_tool_name"), "gen_ai.tool.name");
-        assert_eq!(attributes(&[("error_type", ""), ("mcp_route", "default")]).len(), 1);
-    }
 }

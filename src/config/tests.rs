@@ -1,0 +1,70 @@
+//! Every rejected config has its exact message here; the example file must parse.
+use super::*;
+
+#[test]
+fn empty_file_is_the_defaults() {
+    assert_eq!(Config::parse("").unwrap(), Config::default());
+}
+
+#[test]
+fn every_unknown_key_is_reported_at_once() {
+    let err = Config::parse("listne: 1.2.3.4:5\nupstream:\n  urll: x\n  url: http://a\nfoo: 1\n").unwrap_err();
+    assert_eq!(err.problems, vec!["unknown key `listne`", "unknown key `upstream.urll`", "unknown key `foo`"]);
+}
+
+#[test]
+fn semantic_problems_are_all_reported() {
+    let err = Config::parse(
+        "upstream:\n  url: ftp://x\n  connect_timeout: 0s\nroutes:\n  server_keys: [Bad]\n  extra:\n    - {path: mcp, label: default}\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec![
+            "upstream.url `ftp://x` must be an absolute http:// or https:// URL",
+            "upstream.connect_timeout must be greater than zero",
+            "routes.server_keys: `Bad` is not a Backstage server key (^[a-z0-9][a-z0-9-]*$)",
+            "routes.extra[0].path `mcp` must start with `/`",
+            "routes.extra[0].label `default` is used by another route",
+        ]
+    );
+}
+
+#[test]
+fn a_type_error_names_the_place() {
+    let err = Config::parse("upstream:\n  connect_timeout: soon\n").unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    assert!(err.problems[0].contains("upstream.connect_timeout"), "{}", err.problems[0]);
+}
+
+/// The example with its file paths pointed at files that exist here.
+pub fn example_with_local_files() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mcp-tap.example.yaml");
+    let dir = std::env::temp_dir().join(format!("mcp-tap-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("fingerprint.key");
+    std::fs::write(&key, "0123456789abcdef0123").unwrap();
+    let app_config = dir.join("app-config.yaml");
+    std::fs::write(&app_config, "backend: {}\n").unwrap();
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("/etc/mcp-tap/fingerprint.key", key.to_str().unwrap())
+        .replace("/etc/backstage/app-config.yaml", app_config.to_str().unwrap())
+}
+
+#[test]
+fn the_example_file_parses() {
+    let c = Config::parse(&example_with_local_files()).unwrap();
+    assert_eq!(c.routes.extra[0].path, "/mcp");
+    assert_eq!(c.clients.tokens.len(), 3);
+    assert_eq!(c.alertmanager.url.as_deref(), Some("http://alertmanager:9093"));
+}
+
+#[test]
+fn restart_only_settings_are_named() {
+    let a = Config::default();
+    let mut b = a.clone();
+    b.listen = "127.0.0.1:1".parse().unwrap();
+    b.sessions.idle_timeout = Duration::from_secs(1);
+    assert_eq!(a.restart_only_changes(&b), vec!["listen"]);
+}
