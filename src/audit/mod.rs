@@ -264,22 +264,10 @@ impl Auditor {
                         p.burst_started(&key, &client);
                     }
                 }
-                BurstEvent::Summary { key, summary } => {
-                    let mut line = AuditLine::new("auth_failure_summary");
-                    line.scope = Some(key.scope.as_str());
-                    line.key = Some(key.key);
-                    line.count = Some(summary.count);
-                    line.by_reason = Some(summary.by_reason);
-                    self.sink.write(&line);
-                }
+                BurstEvent::Summary { key, summary } => self.write_summary(&key, summary),
                 BurstEvent::Ended { key, client, failures, duration, summary } => {
                     if summary.count > 0 {
-                        let mut line = AuditLine::new("auth_failure_summary");
-                        line.scope = Some(key.scope.as_str());
-                        line.key = Some(key.key.clone());
-                        line.count = Some(summary.count);
-                        line.by_reason = Some(summary.by_reason);
-                        self.sink.write(&line);
+                        self.write_summary(&key, summary);
                     }
                     self.metrics.record_burst_ended(key.scope.as_str());
                     tracing::info!(scope = key.scope.as_str(), key = %key.key, failures, "auth-failure burst ended");
@@ -296,6 +284,16 @@ impl Auditor {
                 }
             }
         }
+    }
+
+    /// The exact counts of a burst's failures that got no line of their own.
+    fn write_summary(&self, key: &burst::BurstKey, summary: burst::Summary) {
+        let mut line = AuditLine::new("auth_failure_summary");
+        line.scope = Some(key.scope.as_str());
+        line.key = Some(key.key.clone());
+        line.count = Some(summary.count);
+        line.by_reason = Some(summary.by_reason);
+        self.sink.write(&line);
     }
 
     /// Re-sends active alerts so Alertmanager keeps them firing.

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::metrics::{Histogram, Meter};
+use opentelemetry::metrics::{AsyncInstrument, Histogram, Meter};
 use opentelemetry::KeyValue;
 use prometheus::proto::{MetricFamily, MetricType};
 
@@ -165,6 +165,15 @@ fn series(snapshot: &Snapshot, name: &str) -> Vec<(f64, Vec<KeyValue>)> {
         .collect()
 }
 
+/// The callback of a bridged instrument: the registry's current series of `name`.
+fn observe(s: Arc<Snapshot>, name: &'static str) -> impl Fn(&dyn AsyncInstrument<f64>) + Send + Sync + 'static {
+    move |obs| {
+        for (v, attrs) in series(&s, name) {
+            obs.observe(v, &attrs);
+        }
+    }
+}
+
 pub(super) fn bridge(meter: &Meter, metrics: Arc<Metrics>) {
     let snapshot = Arc::new(Snapshot {
         cached: Mutex::new((std::time::Instant::now() - Duration::from_secs(1), Arc::new(Vec::new()))),
@@ -172,29 +181,11 @@ pub(super) fn bridge(meter: &Meter, metrics: Arc<Metrics>) {
     });
     for name in COUNTERS {
         let (otel, unit) = otel_name(name);
-        let s = snapshot.clone();
-        meter
-            .f64_observable_counter(otel)
-            .with_unit(unit)
-            .with_callback(move |obs| {
-                for (v, attrs) in series(&s, name) {
-                    obs.observe(v, &attrs);
-                }
-            })
-            .build();
+        meter.f64_observable_counter(otel).with_unit(unit).with_callback(observe(snapshot.clone(), name)).build();
     }
     for name in GAUGES {
         let (otel, unit) = otel_name(name);
-        let s = snapshot.clone();
-        meter
-            .f64_observable_gauge(otel)
-            .with_unit(unit)
-            .with_callback(move |obs| {
-                for (v, attrs) in series(&s, name) {
-                    obs.observe(v, &attrs);
-                }
-            })
-            .build();
+        meter.f64_observable_gauge(otel).with_unit(unit).with_callback(observe(snapshot.clone(), name)).build();
     }
 }
 

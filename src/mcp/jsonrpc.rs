@@ -12,6 +12,15 @@ pub enum Id {
     Str(Box<str>),
 }
 
+impl Id {
+    /// The id as the client wrote it (without quotes for strings).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Id::Num(n) | Id::Str(n) => n,
+        }
+    }
+}
+
 /// Ids longer than this are not tracked (no pairing), so a client cannot make the tap hold big keys.
 const MAX_ID_LEN: usize = 128;
 

@@ -4,7 +4,6 @@
 use super::exchange::{Exchange, Pending};
 use crate::audit::reason::{classify_rejection, BackstageError, Reason};
 use crate::audit::AuthFailure;
-use crate::mcp::jsonrpc::Id;
 
 impl Exchange {
     /// The upstream refused the request (401/403); `body` is its error body, if it sent one.
@@ -23,10 +22,7 @@ impl Exchange {
     fn emit_auth_failure(&self, reason: Reason, status: u16, p: Option<&Pending>) {
         let c = &self.caller;
         let tool = p.filter(|p| p.method == "tools/call").and_then(|p| p.target.as_deref());
-        let jsonrpc_id = p.and_then(|p| p.id.as_ref()).map(|id| match id {
-            Id::Num(n) => n.to_string(),
-            Id::Str(s) => s.to_string(),
-        });
+        let jsonrpc_id = p.and_then(|p| p.id.as_ref()).map(|id| id.as_str().to_string());
         self.shared.auditor.emit(&AuthFailure {
             route: &self.route.label,
             status,

@@ -1,18 +1,16 @@
 //! One HTTP exchange on an MCP route: the requests it carried, the response messages decoded as
 //! they pass, pairing by id, and the operations recorded when each answer (or the end) is seen.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
+pub use super::request::{Caller, Pending, RequestInfo, SessionRef};
 use super::route::RouteState;
 use super::Shared;
-use crate::audit::identity::Credential;
 use crate::audit::reason::{is_delegation_denied, BackstageError};
-use crate::mcp::jsonrpc::{self, Id, Kind, Message, ResultInfo};
+use crate::mcp::jsonrpc::{self, Kind, Message, ResultInfo};
 use crate::mcp::names::{self, method_label, protocol_version_label, OTHER};
-use crate::mcp::session::ClientKey;
 use crate::mcp::sse::{SseDecoder, SseItem};
 use crate::metrics::{DecodeErrorKind, ErrorType, Operation, Outcome, UnparsedReason};
 
@@ -24,27 +22,6 @@ pub enum End {
     Aborted,
     /// The client went away first.
     Cancelled,
-}
-
-/// A client request waiting for its answer.
-#[derive(Debug)]
-pub struct Pending {
-    pub id: Option<Id>,
-    pub method: &'static str,
-    /// The raw tool or prompt name, bounded to a label only when recorded.
-    pub target: Option<String>,
-    pub cursor: bool,
-    /// A tool result said the token may not reach the action's plugin.
-    pub denied: bool,
-    /// The request's SERVER span, when tracing is on; ended when the request is recorded.
-    pub span: Option<opentelemetry_sdk::trace::Span>,
-}
-
-/// What the exchange knows of its session, for protocol version and session events.
-#[derive(Debug, Clone)]
-pub enum SessionRef {
-    Header(Box<str>),
-    Inferred(ClientKey),
 }
 
 enum Decoder {
@@ -72,46 +49,6 @@ pub struct Exchange {
     /// `Mcp-Session-Id` on the response (a header session starts with the `initialize` answer).
     new_session_id: Option<Box<str>>,
     client_name: Option<String>,
-}
-
-/// What the request side hands to the exchange.
-pub struct RequestInfo {
-    pub started: Instant,
-    pub http_version: &'static str,
-    pub protocol_version: &'static str,
-    pub pending: Vec<Pending>,
-    pub session: Option<SessionRef>,
-    pub client_name: Option<String>,
-    pub caller: Caller,
-}
-
-/// Who sent the request, as the audit may record it (the credential is a fingerprint).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub credential: Credential,
-    pub source: IpAddr,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    pub trace_id: Option<String>,
-    pub http_method: http::Method,
-}
-
-impl RequestInfo {
-    /// Builds the pending list from the decoded request messages.
-    pub fn pending_from(messages: &[Message]) -> Vec<Pending> {
-        messages
-            .iter()
-            .filter(|m| m.method.is_some())
-            .map(|m| Pending {
-                id: m.id.clone(),
-                method: method_label(m.method.as_deref().unwrap_or_default()),
-                target: m.target.clone(),
-                cursor: m.has_cursor,
-                denied: false,
-                span: None,
-            })
-            .collect()
-    }
 }
 
 impl Exchange {

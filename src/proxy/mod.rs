@@ -5,6 +5,7 @@ mod auth;
 pub mod body;
 pub mod exchange;
 pub mod forward;
+mod request;
 pub mod route;
 mod trace;
 

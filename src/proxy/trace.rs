@@ -12,7 +12,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 use super::exchange::{RequestInfo, SessionRef};
 use super::Shared;
-use crate::mcp::jsonrpc::{Id, Message};
+use crate::mcp::jsonrpc::Message;
 use crate::metrics::ErrorType;
 
 /// Starts a span per pending request and injects the first one's context into `headers`.
@@ -49,11 +49,7 @@ pub(super) fn start(shared: &Shared, headers: &mut http::HeaderMap, messages: &[
             }
         }
         if let Some(id) = &p.id {
-            let id = match id {
-                Id::Num(n) => n.to_string(),
-                Id::Str(s) => s.to_string(),
-            };
-            attrs.push(KeyValue::new("jsonrpc.request.id", id));
+            attrs.push(KeyValue::new("jsonrpc.request.id", id.as_str().to_string()));
         }
         if let Some(SessionRef::Header(sid)) = &info.session {
             attrs.push(KeyValue::new("mcp.session.id", sid.to_string()));

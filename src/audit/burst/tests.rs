@@ -1,0 +1,102 @@
+//! The burst detector with paused time: thresholds, leaking, quiet periods, stuffing, bounds.
+use super::*;
+use crate::audit::identity::{Fingerprinter, KeySource};
+use crate::config::{Stuffing, Threshold};
+
+fn cfg() -> Bursts {
+    Bursts {
+        source: Threshold { failures: 5, window: Duration::from_secs(10) },
+        credential: Threshold { failures: 100, window: Duration::from_secs(10) },
+        stuffing: Stuffing { credentials: 3, window: Duration::from_secs(60) },
+        global: Threshold { failures: 1000, window: Duration::from_secs(10) },
+        quiet_period: Duration::from_secs(30),
+        max_tracked_keys: 3,
+    }
+}
+
+fn fp(t: &str) -> Fingerprint {
+    Fingerprinter::new(b"0123456789abcdef", KeySource::File).fingerprint(t)
+}
+
+const IP: &str = "10.0.0.1";
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_starts_at_the_threshold_and_ends_after_the_quiet_period() {
+    let mut d = BurstDetector::new(cfg(), 2, Duration::from_secs(5));
+    let ip: IpAddr = IP.parse().unwrap();
+    let mut lines = 0;
+    let mut started_at = None;
+    for i in 0..10 {
+        let v = d.failure(Instant::now(), ip, None, Reason::MissingCredentials, "none");
+        lines += usize::from(v.write_line);
+        if v.events.iter().any(|e| matches!(e, BurstEvent::Started { .. })) {
+            started_at = Some(i);
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    // The bucket drains 0.5 failures/s: after five failures 100 ms apart it holds 4.8, so the
+    // sixth reaches the threshold of 5.
+    assert_eq!(started_at, Some(5));
+    assert_eq!(d.active(Scope::Source), 1);
+    // 5 lines before the burst, then 2 inside it; the other 3 went into the summary.
+    assert_eq!(lines, 7);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let events = d.tick(Instant::now());
+    assert_eq!(
+        events,
+        vec![BurstEvent::Summary {
+            key: BurstKey { scope: Scope::Source, key: IP.into() },
+            summary: Summary { count: 3, by_reason: [("missing_credentials", 3)].into() },
+        }]
+    );
+    tokio::time::advance(Duration::from_secs(24)).await;
+    assert!(d.tick(Instant::now()).is_empty(), "not quiet long enough yet");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    match d.tick(Instant::now()).as_slice() {
+        [BurstEvent::Ended { failures, summary, .. }] => {
+            assert_eq!(*failures, 5, "the crossing failure and the 4 after it");
+            assert_eq!(summary.count, 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.active(Scope::Source), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_failures_leak_away_and_never_burst() {
+    let mut d = BurstDetector::new(cfg(), 2, Duration::from_secs(5));
+    for _ in 0..50 {
+        let v = d.failure(Instant::now(), IP.parse().unwrap(), None, Reason::UnknownToken, "unknown");
+        assert!(v.events.is_empty() && v.write_line);
+        tokio::time::advance(Duration::from_secs(3)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_credentials_from_one_source_is_stuffing() {
+    let mut c = cfg();
+    c.source.failures = 1000;
+    let mut d = BurstDetector::new(c, 10, Duration::from_secs(5));
+    let mut scopes = Vec::new();
+    for t in ["a", "b", "c", "c"] {
+        for e in d.failure(Instant::now(), IP.parse().unwrap(), Some(fp(t)), Reason::UnknownToken, "unknown").events {
+            if let BurstEvent::Started { key, .. } = e {
+                scopes.push(key.scope);
+            }
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    assert_eq!(scopes, vec![Scope::Stuffing]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tracked_keys_are_bounded_and_evictions_reported() {
+    let mut d = BurstDetector::new(cfg(), 2, Duration::from_secs(5));
+    let mut evicted = 0;
+    for i in 0..10u8 {
+        let ip = IpAddr::from([10, 0, 0, i]);
+        evicted += d.failure(Instant::now(), ip, None, Reason::Other, "unknown").evicted.len();
+    }
+    assert_eq!(evicted, 7);
+    assert_eq!(d.sources.len(), 3);
+}
