@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::proxy::body::UpstreamBody;
+use crate::http_client::UpstreamBody;
 use crate::proxy::Shared;
 
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);

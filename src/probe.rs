@@ -9,10 +9,11 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::Serialize;
 
+use crate::http_client::UpstreamBody;
+use crate::http_client::{self, UpstreamClient};
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::mcp::sse::{SseDecoder, SseItem};
-use crate::proxy::body::UpstreamBody;
-use crate::proxy::forward::{self, UpstreamClient};
+use crate::proxy::forward;
 
 /// What to check, against which Backstage (or tap) base URL.
 #[derive(Debug, Clone)]
@@ -100,7 +101,7 @@ async fn post(
 /// Runs every check and returns their results in order.
 pub async fn run(spec: &ProbeSpec) -> Vec<CheckResult> {
     let upstream = crate::config::Upstream { url: spec.base_url.clone(), ..Default::default() };
-    let client = match forward::build_client(&upstream) {
+    let client = match http_client::build_client(&upstream) {
         Ok(c) => c,
         Err(e) => {
             return CHECKS

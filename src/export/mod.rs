@@ -20,8 +20,7 @@ use crate::config::{Otlp, OtlpProtocol};
 use crate::metrics::Metrics;
 
 mod bridge;
-pub use bridge::{attributes, otel_key, otel_name, Histograms};
-use bridge::{bridge, histograms};
+use bridge::bridge;
 
 /// The running export; `shutdown` flushes what is pending.
 pub struct Export {
@@ -137,7 +136,7 @@ impl<E: PushMetricExporter> PushMetricExporter for Counting<E> {
 /// no Tokio reactor, so each request runs on the tap's runtime and the SDK awaits its result.
 #[derive(Debug)]
 struct RuntimeHttpClient {
-    client: crate::proxy::forward::UpstreamClient,
+    client: crate::http_client::UpstreamClient,
     runtime: tokio::runtime::Handle,
     timeout: Duration,
 }
@@ -155,7 +154,7 @@ impl opentelemetry_http::HttpClient for RuntimeHttpClient {
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(
             parts,
-            crate::proxy::body::UpstreamBody::Full { data: Some(body), trailers: None },
+            crate::http_client::UpstreamBody::Full { data: Some(body), trailers: None },
         );
         let (client, timeout) = (self.client.clone(), self.timeout);
         let task = self.runtime.spawn(async move {
@@ -197,7 +196,7 @@ fn tonic_options<B: WithExportConfig + WithTonicConfig>(mut b: B, config: &Otlp)
 
 /// The same for an HTTP/protobuf exporter; `path` is the signal's (`/v1/metrics`, `/v1/traces`).
 fn http_options<B: WithExportConfig + WithHttpConfig>(b: B, config: &Otlp, path: &str) -> anyhow::Result<B> {
-    let client = crate::proxy::forward::build_client(&crate::config::Upstream::default())?;
+    let client = crate::http_client::build_client(&crate::config::Upstream::default())?;
     let http_client = RuntimeHttpClient {
         client,
         runtime: tokio::runtime::Handle::current(),
@@ -247,7 +246,7 @@ pub fn start(config: &Otlp, metrics: Arc<Metrics>) -> anyhow::Result<Option<Expo
     let provider = SdkMeterProvider::builder().with_reader(reader.build()).with_resource(resource()).build();
     let scope = InstrumentationScope::builder("mcp-tap").with_version(env!("CARGO_PKG_VERSION")).build();
     let meter = provider.meter_with_scope(scope);
-    metrics.set_otel_histograms(histograms(&meter, &metrics));
+    metrics.mirror_histograms(&meter);
     let metrics_for_traces = metrics.clone();
     bridge(&meter, metrics);
     let traces = if config.traces { Some(traces(config, protocol, metrics_for_traces)?) } else { None };

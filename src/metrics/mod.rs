@@ -12,6 +12,7 @@ use crate::mcp::names::OTHER;
 mod auth;
 mod health;
 mod kinds;
+pub mod otel;
 pub use auth::{AuthMetrics, Outcome};
 use health::HealthMetrics;
 pub use kinds::{DecodeErrorKind, ErrorType, SessionEnd, UnparsedReason, UpstreamErrorKind};
@@ -58,7 +59,7 @@ pub struct Metrics {
     health: HealthMetrics,
     session_buckets: Vec<f64>,
     /// Set when OTLP export is on: histograms are recorded there too.
-    otel: std::sync::OnceLock<crate::export::Histograms>,
+    otel: std::sync::OnceLock<otel::Histograms>,
 }
 
 pub(crate) fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -215,8 +216,9 @@ impl Metrics {
         &self.session_buckets
     }
 
-    pub fn set_otel_histograms(&self, h: crate::export::Histograms) {
-        let _ = self.otel.set(h);
+    /// Records the histograms into `meter` as well, from now on (OTLP export is on).
+    pub fn mirror_histograms(&self, meter: &opentelemetry::metrics::Meter) {
+        let _ = self.otel.set(otel::histograms(meter, &self.session_buckets));
     }
 
     /// The Prometheus text exposition of every series.
@@ -273,7 +275,7 @@ impl Metrics {
         let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
         self.operation_duration.with_label_values(&values).observe(op.duration.as_secs_f64());
         if let Some(otel) = self.otel.get() {
-            otel.operation.record(op.duration.as_secs_f64(), &crate::export::attributes(&labels));
+            otel.operation.record(op.duration.as_secs_f64(), &otel::attributes(&labels));
         }
     }
 
@@ -316,7 +318,7 @@ impl Metrics {
                 ("error_type", error_type),
                 ("mcp_route", route),
             ];
-            otel.session.record(duration.as_secs_f64(), &crate::export::attributes(&labels));
+            otel.session.record(duration.as_secs_f64(), &otel::attributes(&labels));
         }
     }
 
@@ -335,7 +337,7 @@ impl Metrics {
     pub fn record_overhead(&self, route: &str, overhead: Duration) {
         self.proxy_overhead.with_label_values(&[route]).observe(overhead.as_secs_f64());
         if let Some(otel) = self.otel.get() {
-            otel.overhead.record(overhead.as_secs_f64(), &crate::export::attributes(&[("mcp_route", route)]));
+            otel.overhead.record(overhead.as_secs_f64(), &otel::attributes(&[("mcp_route", route)]));
         }
     }
 

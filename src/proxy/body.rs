@@ -1,5 +1,4 @@
-//! Body types. `UpstreamBody` is what goes upstream (a decoded MCP request, or a stream);
-//! `ClientBody::Tapped` returns every upstream frame to the client unchanged, as it arrives,
+//! Client-side body types: `read_capped` reads an MCP request for decoding; `ClientBody::Tapped` returns every upstream frame to the client unchanged, as it arrives,
 //! and shows a view of it to the exchange's decoder on the way.
 
 use std::pin::Pin;
@@ -12,69 +11,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::exchange::{End, Exchange};
-
-/// A request body on its way upstream.
-pub enum UpstreamBody {
-    /// Read whole (an MCP request under the decode cap) so it could be decoded first.
-    Full {
-        data: Option<Bytes>,
-        trailers: Option<HeaderMap>,
-    },
-    /// Read up to the cap, then found larger: the prefix, then the rest as it comes.
-    Prefixed {
-        prefix: Option<Bytes>,
-        rest: Incoming,
-    },
-    Stream(Incoming),
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            UpstreamBody::Full { data, trailers } => {
-                if let Some(d) = data.take() {
-                    return Poll::Ready(Some(Ok(Frame::data(d))));
-                }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
-            }
-            UpstreamBody::Prefixed { prefix, rest } => {
-                if let Some(p) = prefix.take() {
-                    return Poll::Ready(Some(Ok(Frame::data(p))));
-                }
-                Pin::new(rest).poll_frame(cx)
-            }
-            UpstreamBody::Stream(inner) => Pin::new(inner).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Full { data, trailers } => data.is_none() && trailers.is_none(),
-            UpstreamBody::Prefixed { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
-            UpstreamBody::Stream(inner) => inner.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Full { data, .. } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            UpstreamBody::Prefixed { prefix, rest } => {
-                let extra = prefix.as_ref().map_or(0, |p| p.len() as u64);
-                let inner = rest.size_hint();
-                let mut hint = SizeHint::new();
-                hint.set_lower(inner.lower() + extra);
-                if let Some(u) = inner.upper() {
-                    hint.set_upper(u + extra);
-                }
-                hint
-            }
-            UpstreamBody::Stream(inner) => inner.size_hint(),
-        }
-    }
-}
+pub use crate::http_client::UpstreamBody;
 
 /// A request body as the tap read it.
 pub enum ReadBody {

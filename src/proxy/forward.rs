@@ -1,65 +1,14 @@
-//! The upstream side: a pooled HTTP(S) client (rustls, system roots plus an optional CA file),
-//! header rewriting per RFC 9110 §7.6.1, and the one place that maps proxy failures to responses.
+//! The upstream side of the proxy: header rewriting per RFC 9110 §7.6.1, and the one place that
+//! maps upstream failures to responses.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 
-use super::body::UpstreamBody;
-use crate::config::Upstream;
 use crate::mcp::jsonrpc::Id;
 use crate::metrics::{ErrorType, UpstreamErrorKind};
-
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
-
-/// Builds the pooled upstream client. Fails on an unreadable CA file.
-pub fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = &cfg.ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: cannot read PEM certificates: {e}", path.display()))?;
-        if certs.is_empty() {
-            anyhow::bail!("upstream.ca_file {}: holds no PEM certificate", path.display());
-        }
-        for cert in certs {
-            roots.add(cert)?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(cfg.connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(cfg.pool_idle_timeout)
-        .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https))
-}
 
 /// The upstream URI for a client request: the upstream's scheme and authority, its path prefix
 /// (if any) joined with the request's path and query.

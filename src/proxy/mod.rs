@@ -24,15 +24,16 @@ use tokio::time::Instant;
 
 use self::body::{read_capped, ClientBody, ReadBody, UpstreamBody};
 use self::exchange::{Caller, Exchange, Pending, RequestInfo, SessionRef};
-use self::forward::{ProxyError, UpstreamClient};
+use self::forward::ProxyError;
 use self::route::{RouteMatch, Routes, NON_MCP};
 use crate::audit::identity::Credential;
 use crate::audit::Auditor;
 use crate::config::Config;
+use crate::http_client::{self, UpstreamClient};
 use crate::mcp::jsonrpc::{self, Message};
 use crate::mcp::names::{protocol_version_label, DEFAULT_PROTOCOL_VERSION};
-use crate::mcp::session::{ClientKey, SessionTracker};
 use crate::metrics::{DecodeErrorKind, Metrics, SessionEnd, UnparsedReason};
+use crate::session::{ClientKey, SessionTracker};
 
 /// Everything the request path shares.
 pub struct Shared {
@@ -50,7 +51,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> anyhow::Result<Self> {
-        let client = forward::build_client(&config.upstream)?;
+        let client = http_client::build_client(&config.upstream)?;
         let upstream: Uri = config.upstream.url.parse()?;
         Ok(Self {
             routes: Routes::new(&config),

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use crate::audit::identity::Credential;
 use crate::mcp::jsonrpc::{Id, Message};
 use crate::mcp::names::method_label;
-use crate::mcp::session::ClientKey;
+use crate::session::ClientKey;
 
 /// A client request waiting for its answer.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! Python SDK client sees the same answers through the tap, and the metrics describe what
 //! Backstage really did (routes, tools, tool errors, 401/403, 404 on an unknown server key, 405).
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -3,7 +3,7 @@
 //! every panel, `$__rate_interval` instead of hard-coded rate windows, and the committed files
 //! equal to what `scripts/dashboards.py` generates.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

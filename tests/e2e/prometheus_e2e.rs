@@ -3,7 +3,7 @@
 //! data do, every metric and label they use exists, and the auth-burst alert fires and reaches a
 //! webhook through a real Alertmanager.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

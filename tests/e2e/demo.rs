@@ -1,7 +1,7 @@
 //! `mcp-tap demo`: it starts, serves /metrics with operations and auth failures (including a
 //! burst) from its own traffic, and stops cleanly on SIGINT.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

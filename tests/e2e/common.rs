@@ -1,6 +1,5 @@
 //! Shared test harness: the tap started in-process on port 0, a small HTTP client, real peer
 //! processes (Python SDK, server-everything) that are killed when dropped, and metric helpers.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

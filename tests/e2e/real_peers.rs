@@ -2,7 +2,7 @@
 //! Python SDK server (stateful SSE, stateless JSON) and server-everything, compared with a direct
 //! run, with exact assertions on the scraped metrics.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! with the semantic-convention attributes, ERROR status on failures, and the upstream receiving
 //! a `traceparent` whose trace id matches the tap's span.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

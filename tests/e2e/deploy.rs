@@ -2,7 +2,7 @@
 //! Kubernetes ConfigMap's config are valid, the probes and ports match the config, and the
 //! Prometheus scrape config passes promtool.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

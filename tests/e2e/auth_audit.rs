@@ -3,7 +3,7 @@
 //! and credential stuffing detected, a rotated token still in use called `revoked_token`, and
 //! no token anywhere in the tap's output.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

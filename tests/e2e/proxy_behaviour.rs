@@ -2,7 +2,7 @@
 //! failures (502/504, a stream that dies), bytes passing unchanged, h2c, client cancellation,
 //! and bounded label cardinality under random names.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

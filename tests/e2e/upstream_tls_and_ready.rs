@@ -1,7 +1,7 @@
 //! An HTTPS upstream signed by a private CA (trusted through `upstream.ca_file`, refused without
 //! it), and `/readyz` following the upstream's readiness endpoint.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! metrics; a restart-only change is refused; a token rotated in Backstage's app-config is
 //! audited as a fingerprint diff and its next use is `revoked_token`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! fires on its fixture and stays silent on healthy and on zero traffic. The promtool test file
 //! is generated from the table below so expected annotations come from the rules themselves.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Graceful shutdown of the real binary: an SSE exchange in flight when SIGTERM arrives still
 //! completes, the tap logs its stop, and the process exits 0.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

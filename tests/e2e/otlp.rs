@@ -3,7 +3,7 @@
 //! translate (OpenTelemetry→Prometheus rules) to exactly the series /metrics shows. A dead
 //! collector never affects traffic and is counted; the config file wins over OTEL_* variables.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

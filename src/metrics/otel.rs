@@ -1,0 +1,88 @@
+//! The OpenTelemetry side of the metrics: names, units and dotted attribute keys translated from
+//! the Prometheus ones (the inverse of the OpenTelemetry→Prometheus rules), and the SDK histograms
+//! recorded alongside the registry's when OTLP export is on. The exporter hands in a `Meter`.
+
+use opentelemetry::metrics::{Histogram, Meter};
+use opentelemetry::KeyValue;
+
+/// The OpenTelemetry name and unit of a Prometheus metric name (the inverse of the
+/// OpenTelemetry→Prometheus rules: dots to underscores, a unit suffix, `_total` on counters).
+pub fn otel_name(prometheus: &str) -> (String, &'static str) {
+    match prometheus {
+        "mcp_server_operation_duration_seconds" => return ("mcp.server.operation.duration".into(), "s"),
+        "mcp_server_session_duration_seconds" => return ("mcp.server.session.duration".into(), "s"),
+        _ => {}
+    }
+    let base = prometheus.strip_suffix("_total").unwrap_or(prometheus);
+    let (base, unit) = if let Some(b) = base.strip_suffix("_seconds") {
+        (b, "s")
+    } else if let Some(b) = base.strip_suffix("_bytes") {
+        (b, "By")
+    } else {
+        (base, "")
+    };
+    let name = if let Some(rest) = base.strip_prefix("mcp_tap_") {
+        format!("mcp_tap.{rest}")
+    } else if let Some(rest) = base.strip_prefix("process_") {
+        format!("process.{rest}")
+    } else {
+        base.to_string()
+    };
+    (name, unit)
+}
+
+/// The dotted OpenTelemetry attribute key of a Prometheus label.
+pub fn otel_key(label: &str) -> &str {
+    match label {
+        "mcp_method_name" => "mcp.method.name",
+        "gen_ai_tool_name" => "gen_ai.tool.name",
+        "gen_ai_prompt_name" => "gen_ai.prompt.name",
+        "gen_ai_operation_name" => "gen_ai.operation.name",
+        "error_type" => "error.type",
+        "rpc_response_status_code" => "rpc.response.status_code",
+        "mcp_protocol_version" => "mcp.protocol.version",
+        "network_transport" => "network.transport",
+        "network_protocol_name" => "network.protocol.name",
+        "network_protocol_version" => "network.protocol.version",
+        "mcp_route" => "mcp.route",
+        "http_request_method" => "http.request.method",
+        "http_response_status_code" => "http.response.status_code",
+        other => other,
+    }
+}
+
+/// Attributes from label pairs; empty values are left out, as Prometheus treats them as absent.
+pub fn attributes(labels: &[(&str, &str)]) -> Vec<KeyValue> {
+    labels
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| KeyValue::new(otel_key(k).to_string(), v.to_string()))
+        .collect()
+}
+
+/// The SDK histograms that mirror the registry's.
+pub struct Histograms {
+    pub operation: Histogram<f64>,
+    pub session: Histogram<f64>,
+    pub overhead: Histogram<f64>,
+}
+
+pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
+    let h = |prom: &str, help: &str, bounds: Vec<f64>| {
+        let (name, unit) = otel_name(prom);
+        meter.f64_histogram(name).with_unit(unit).with_description(help.to_string()).with_boundaries(bounds).build()
+    };
+    Histograms {
+        operation: h(
+            "mcp_server_operation_duration_seconds",
+            "MCP request received to matching response sent to the client.",
+            super::OPERATION_BUCKETS.to_vec(),
+        ),
+        session: h("mcp_server_session_duration_seconds", "Duration of MCP sessions.", session_buckets.to_vec()),
+        overhead: h(
+            "mcp_tap_proxy_overhead_seconds",
+            "Time the tap itself adds to an exchange.",
+            super::OVERHEAD_BUCKETS.to_vec(),
+        ),
+    }
+}

@@ -1,0 +1,23 @@
+//! The integration suite in one test binary (one link of the crate instead of one per file):
+//! the tap in front of real peers (Backstage, the Python MCP SDK, server-everything, Prometheus,
+//! Alertmanager, OTLP receivers), the CLI, and the repository's own artefacts.
+#![allow(dead_code)]
+
+mod common;
+
+mod alert_rules;
+mod auth_audit;
+mod backstage_e2e;
+mod cli;
+mod dashboards_lint;
+mod demo;
+mod deploy;
+mod otlp;
+mod otlp_traces;
+mod prometheus_e2e;
+mod proxy_behaviour;
+mod real_peers;
+mod reload;
+mod shutdown;
+mod structure;
+mod upstream_tls_and_ready;

@@ -1,0 +1,121 @@
+//! The code's shape, checked: modules import only from layers below them (the README's
+//! architecture section), files and functions stay small, and tests wait on conditions rather
+//! than sleeping and take their settings explicitly rather than through the process environment.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::repo;
+
+/// Bottom to top. A module may use modules of its own layer or below, never above.
+const LAYERS: &[&[&str]] = &[
+    &["config", "mcp"],
+    &["metrics"],
+    &["session", "audit"],
+    &["http_client"],
+    &["proxy"],
+    &["export", "admin", "reload", "probe"],
+    &["app", "demo"],
+    &["cli"],
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The top-level module a file under `src/` belongs to (`src/proxy/body.rs` → `proxy`).
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap();
+    let first = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// The code of a file without comments, string and char literals, and `#[cfg(test)]` modules.
+fn code_only(text: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("#[cfg(test)]") {
+            break;
+        }
+        let mut out = String::new();
+        let mut chars = line.chars().peekable();
+        let mut in_str = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if in_str => {
+                    chars.next();
+                }
+                '"' => in_str = !in_str,
+                '/' if !in_str && chars.peek() == Some(&'/') => break,
+                '\'' if !in_str => {
+                    // A char literal ('{', '\n') or a lifetime ('a): skip the literal only.
+                    let rest: String = chars.clone().take(3).collect();
+                    if rest.starts_with('\\') {
+                        for c in chars.by_ref() {
+                            if c == '\'' {
+                                break;
+                            }
+                        }
+                    } else if rest.chars().nth(1) == Some('\'') {
+                        chars.next();
+                        chars.next();
+                    } else {
+                        out.push(c);
+                    }
+                }
+                _ if in_str => {}
+                _ => out.push(c),
+            }
+        }
+        lines.push(out);
+    }
+    lines
+}
+
+#[test]
+fn layers_import_only_from_below() {
+    let src = repo().join("src");
+    let mut violations = Vec::new();
+    for file in rust_files(&src) {
+        let module = module_of(&src, &file);
+        let Some(own) = layer_of(&module) else { continue };
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in code_only(&text).iter().enumerate() {
+            for part in line.split("crate::").skip(1) {
+                let used: String = part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                match layer_of(&used) {
+                    Some(l) if l > own => violations.push(format!(
+                        "{}:{}: `{module}` (layer {own}) uses `{used}` (layer {l})",
+                        file.display(),
+                        n + 1
+                    )),
+                    None if !used.is_empty() => {
+                        violations.push(format!("{}:{}: `{used}` is in no layer", file.display(), n + 1))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    // Every top-level module of the library is placed in a layer.
+    for file in rust_files(&src) {
+        let module = module_of(&src, &file);
+        if !["lib", "main"].contains(&module.as_str()) && layer_of(&module).is_none() {
+            violations.push(format!("{}: module `{module}` is in no layer", file.display()));
+        }
+    }
+    assert!(violations.is_empty(), "imports against the layering:\n{}", violations.join("\n"));
+}
