@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod http_client;
+mod labels;
 pub mod mcp;
 pub mod metrics;
 pub mod probe;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use crate::audit::sink::AuditLine;
+use crate::audit::event::AuditEvent;
 use crate::config::{Config, ConfigError};
 use crate::proxy::Shared;
 
@@ -125,15 +125,13 @@ impl Reloader {
         self.shared.auditor.reload(&new);
         self.shared.config.store(Arc::new(new));
         metrics.record_config_loaded(true);
-        self.shared.auditor.write(&AuditLine::new("config_reloaded"));
+        self.shared.auditor.write(AuditEvent::ConfigReloaded);
         tracing::info!(path = %self.path.display(), why, "config reloaded");
     }
 
     fn refused(&self, problems: Vec<String>) {
         self.shared.metrics.record_config_reload_failed();
-        let mut line = AuditLine::new("config_reload_refused");
-        line.problems = Some(problems);
-        self.shared.auditor.write(&line);
+        self.shared.auditor.write(AuditEvent::ConfigReloadRefused { problems });
     }
 }
 

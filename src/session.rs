@@ -61,7 +61,7 @@ impl SessionTracker {
         if inner.count < *self.max_tracked.lock().expect("session lock") {
             true
         } else {
-            self.metrics.record_label_overflow("session");
+            self.metrics.record_label_overflow(crate::metrics::OverflowLabel::Session);
             false
         }
     }

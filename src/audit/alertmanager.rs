@@ -90,7 +90,7 @@ impl Pager {
             };
             if let Some(why) = failure {
                 tracing::warn!(endpoint, "posting a burst alert to Alertmanager failed: {why}");
-                metrics.record_audit_write_error("alertmanager");
+                metrics.record_audit_write_error(crate::metrics::AuditLoss::Alertmanager);
             }
         });
     }

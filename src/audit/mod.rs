@@ -4,6 +4,7 @@
 
 pub mod alertmanager;
 pub mod burst;
+pub mod event;
 pub mod identity;
 pub mod reason;
 pub mod sink;
@@ -18,11 +19,13 @@ use lru::LruCache;
 use tokio::time::Instant;
 
 use self::alertmanager::Pager;
-use self::burst::{BurstDetector, BurstEvent, Scope};
+use self::burst::{BurstDetector, BurstEvent};
+use self::event::{AuditEvent, AuditLine, AuthFailureLine};
 use self::identity::{ClientDirectory, Credential, Fingerprint, Fingerprinter, KeySource, CLIENT_NONE, CLIENT_UNKNOWN};
 use self::reason::{Reason, SuccessHistory};
-use self::sink::{AuditLine, AuditSink};
+use self::sink::AuditSink;
 use crate::config::Config;
+use crate::mcp::method::Method;
 use crate::metrics::Metrics;
 
 pub struct Auditor {
@@ -48,7 +51,7 @@ pub struct AuthFailure<'a> {
     pub status: u16,
     pub reason: Reason,
     pub http_method: &'a str,
-    pub mcp_method: &'static str,
+    pub mcp_method: Option<Method>,
     pub tool: Option<&'a str>,
     pub credential: &'a Credential,
     pub source: IpAddr,
@@ -107,8 +110,8 @@ impl Auditor {
         for route in route_labels {
             auditor.preinit_route(route);
         }
-        auditor.metrics.preinit_bursts(&Scope::ALL.map(Scope::as_str));
-        auditor.metrics.preinit_audit();
+        auditor.metrics.preinit_bursts();
+        auditor.metrics.preinit_audit(&AuditEvent::NAMES);
         auditor
     }
 
@@ -123,23 +126,14 @@ impl Auditor {
         self.metrics.preinit_route(route);
         let directory = self.directory.load();
         let subjects: Vec<&str> = directory.subjects().iter().map(|s| &**s).collect();
-        let methods = ["initialize", "tools/list", "tools/call"];
-        let unknown = [CLIENT_UNKNOWN];
-        self.metrics.preinit_auth_failures(route, &[("missing_credentials", 401)], &[CLIENT_NONE], &methods);
-        self.metrics.preinit_auth_failures(
-            route,
-            &[("malformed_authorization", 401), ("unknown_token", 401)],
-            &unknown,
-            &methods,
-        );
+        let methods = Method::AUDITED;
+        self.metrics.preinit_auth_failures(route, &[Reason::MissingCredentials], &[CLIENT_NONE], &methods);
+        let anonymous = [Reason::MalformedAuthorization, Reason::UnknownToken];
+        self.metrics.preinit_auth_failures(route, &anonymous, &[CLIENT_UNKNOWN], &methods);
         let mut known = subjects.clone();
         known.push(CLIENT_UNKNOWN);
-        self.metrics.preinit_auth_failures(
-            route,
-            &[("revoked_token", 401), ("plugin_not_allowed", 403), ("delegation_denied", 200)],
-            &known,
-            &methods,
-        );
+        let named = [Reason::RevokedToken, Reason::PluginNotAllowed, Reason::DelegationDenied];
+        self.metrics.preinit_auth_failures(route, &named, &known, &methods);
     }
 
     pub fn credential(&self, header: Option<&http::HeaderValue>) -> Credential {
@@ -176,10 +170,10 @@ impl Auditor {
             let names =
                 |v: &[&(Fingerprint, Arc<str>)]| v.iter().map(|(f, s)| format!("{f} ({s})")).collect::<Vec<_>>();
             tracing::info!(added = ?names(&added), removed = ?names(&removed), "the set of known client tokens changed");
-            let mut line = AuditLine::new("token_set_changed");
-            line.added = Some(added.iter().map(|(f, _)| f.to_string()).collect());
-            line.removed = Some(removed.iter().map(|(f, _)| f.to_string()).collect());
-            self.sink.write(&line);
+            self.sink.write(&AuditLine::new(AuditEvent::TokenSetChanged {
+                added: added.iter().map(|(f, _)| f.to_string()).collect(),
+                removed: removed.iter().map(|(f, _)| f.to_string()).collect(),
+            }));
         }
         self.directory.store(Arc::new(directory));
         self.history.set_limits(config.audit.max_remembered_credentials, config.audit.revoked_retention);
@@ -198,12 +192,12 @@ impl Auditor {
     /// Counts, logs, audits and feeds the burst detector: the one place an auth failure goes.
     pub fn emit(&self, f: &AuthFailure<'_>) {
         let client = f.credential.client();
-        self.metrics.record_auth_failure(f.route, f.status, f.reason.as_str(), client, f.mcp_method);
+        self.metrics.record_auth_failure(f.route, f.status, f.reason, client, f.mcp_method);
         let fingerprint = f.credential.fingerprint();
         let verdict =
             self.bursts.lock().expect("burst lock").failure(Instant::now(), f.source, fingerprint, f.reason, client);
         for scope in &verdict.evicted {
-            self.metrics.record_burst_eviction(scope.as_str());
+            self.metrics.record_burst_eviction(*scope);
         }
         if verdict.write_line {
             let credential = fingerprint.map(|fp| fp.to_string());
@@ -214,24 +208,24 @@ impl Auditor {
                 client,
                 credential = credential.as_deref().unwrap_or("-"),
                 source = %f.source,
-                mcp_method = f.mcp_method,
+                mcp_method = f.mcp_method.map_or("", Method::as_str),
                 "request refused by the upstream"
             );
-            let mut line = AuditLine::new("auth_failure");
-            line.status = Some(f.status);
-            line.reason = Some(f.reason.as_str());
-            line.route = Some(f.route.to_string());
-            line.http_method = Some(f.http_method.to_string());
-            line.mcp_method = Some(f.mcp_method);
-            line.tool = f.tool.map(|t| truncate(t, 128));
-            line.client = Some(client.to_string());
-            line.credential = credential;
-            line.source = Some(f.source.to_string());
-            line.user_agent = f.user_agent.map(|ua| truncate(ua, self.max_user_agent.load(Ordering::Relaxed)));
-            line.request_id = f.request_id.map(|r| truncate(r, 128));
-            line.jsonrpc_id = f.jsonrpc_id.clone();
-            line.trace_id = f.trace_id.map(str::to_string);
-            self.sink.write(&line);
+            self.sink.write(&AuditLine::new(AuditEvent::AuthFailure(AuthFailureLine {
+                status: f.status,
+                reason: f.reason,
+                route: f.route.to_string(),
+                http_method: f.http_method.to_string(),
+                mcp_method: f.mcp_method,
+                tool: f.tool.map(|t| truncate(t, 128)),
+                client: client.to_string(),
+                credential,
+                source: f.source.to_string(),
+                user_agent: f.user_agent.map(|ua| truncate(ua, self.max_user_agent.load(Ordering::Relaxed))),
+                request_id: f.request_id.map(|r| truncate(r, 128)),
+                jsonrpc_id: f.jsonrpc_id.clone(),
+                trace_id: f.trace_id.map(str::to_string),
+            })));
         }
         self.burst_events(verdict.events);
     }
@@ -252,14 +246,14 @@ impl Auditor {
         for e in events {
             match e {
                 BurstEvent::Started { key, client, failures } => {
-                    self.metrics.record_burst_started(key.scope.as_str());
+                    self.metrics.record_burst_started(key.scope);
                     tracing::warn!(scope = key.scope.as_str(), key = %key.key, client, "auth-failure burst started");
-                    let mut line = AuditLine::new("burst_start");
-                    line.scope = Some(key.scope.as_str());
-                    line.key = Some(key.key.clone());
-                    line.client = Some(client.clone());
-                    line.count = Some(failures);
-                    self.sink.write(&line);
+                    self.sink.write(&AuditLine::new(AuditEvent::BurstStart {
+                        scope: key.scope,
+                        key: key.key.clone(),
+                        client: client.clone(),
+                        count: failures,
+                    }));
                     if let Some(p) = &self.pager {
                         p.burst_started(&key, &client);
                     }
@@ -269,15 +263,15 @@ impl Auditor {
                     if summary.count > 0 {
                         self.write_summary(&key, summary);
                     }
-                    self.metrics.record_burst_ended(key.scope.as_str());
+                    self.metrics.record_burst_ended(key.scope);
                     tracing::info!(scope = key.scope.as_str(), key = %key.key, failures, "auth-failure burst ended");
-                    let mut line = AuditLine::new("burst_end");
-                    line.scope = Some(key.scope.as_str());
-                    line.key = Some(key.key.clone());
-                    line.client = Some(client.clone());
-                    line.count = Some(failures);
-                    line.duration_seconds = Some(duration.as_secs_f64());
-                    self.sink.write(&line);
+                    self.sink.write(&AuditLine::new(AuditEvent::BurstEnd {
+                        scope: key.scope,
+                        key: key.key.clone(),
+                        client: client.clone(),
+                        count: failures,
+                        duration_seconds: duration.as_secs_f64(),
+                    }));
                     if let Some(p) = &self.pager {
                         p.burst_ended(&key, &client);
                     }
@@ -288,12 +282,12 @@ impl Auditor {
 
     /// The exact counts of a burst's failures that got no line of their own.
     fn write_summary(&self, key: &burst::BurstKey, summary: burst::Summary) {
-        let mut line = AuditLine::new("auth_failure_summary");
-        line.scope = Some(key.scope.as_str());
-        line.key = Some(key.key.clone());
-        line.count = Some(summary.count);
-        line.by_reason = Some(summary.by_reason);
-        self.sink.write(&line);
+        self.sink.write(&AuditLine::new(AuditEvent::AuthFailureSummary {
+            scope: key.scope,
+            key: key.key.clone(),
+            count: summary.count,
+            by_reason: summary.by_reason,
+        }));
     }
 
     /// Re-sends active alerts so Alertmanager keeps them firing.
@@ -303,8 +297,8 @@ impl Auditor {
         }
     }
 
-    /// Writes one audit line as it is (used for token-set changes and other lifecycle events).
-    pub fn write(&self, line: &AuditLine) {
-        self.sink.write(line);
+    /// Writes one lifecycle event (config reloads) to the audit trail.
+    pub fn write(&self, event: AuditEvent) {
+        self.sink.write(&AuditLine::new(event));
     }
 }

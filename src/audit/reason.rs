@@ -11,49 +11,7 @@ use tokio::time::Instant;
 
 use super::identity::{Credential, Fingerprint};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    MissingCredentials,
-    MalformedAuthorization,
-    UnknownToken,
-    RevokedToken,
-    PluginNotAllowed,
-    DelegationDenied,
-    Other,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 7] = [
-        Reason::MissingCredentials,
-        Reason::MalformedAuthorization,
-        Reason::UnknownToken,
-        Reason::RevokedToken,
-        Reason::PluginNotAllowed,
-        Reason::DelegationDenied,
-        Reason::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::MissingCredentials => "missing_credentials",
-            Reason::MalformedAuthorization => "malformed_authorization",
-            Reason::UnknownToken => "unknown_token",
-            Reason::RevokedToken => "revoked_token",
-            Reason::PluginNotAllowed => "plugin_not_allowed",
-            Reason::DelegationDenied => "delegation_denied",
-            Reason::Other => "other",
-        }
-    }
-
-    /// The HTTP status this reason arrives with from Backstage.
-    pub fn status(self) -> u16 {
-        match self {
-            Reason::PluginNotAllowed => 403,
-            Reason::DelegationDenied => 200,
-            _ => 401,
-        }
-    }
-}
+pub use crate::metrics::Reason;
 
 /// Backstage's JSON error body: `{"error":{"name":"AuthenticationError","message":"…"},…}`.
 #[derive(Debug, Default, Deserialize)]

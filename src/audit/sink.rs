@@ -2,84 +2,15 @@
 //! queue, so writing never blocks the proxy. Drops and write errors are counted; a file that
 //! logrotate moves or removes is reopened.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::metrics::Metrics;
-
-pub const SCHEMA: &str = "mcp-tap.audit.v1";
-
-/// One audit line. Fields that do not apply to an event are left out of the JSON.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct AuditLine {
-    pub ts: String,
-    pub schema: &'static str,
-    pub event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_method: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mcp_method: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client: Option<String>,
-    /// Keyed HMAC-SHA256 fingerprint of the bearer token, 16 hex digits. Never the token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
-    /// The `X-Request-Id` header, if the client or a gateway set one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jsonrpc_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<&'static str>,
-    /// The burst key: a source address, a credential fingerprint, or `all`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// Failures in the burst so far (burst events) or summarised by this line (summaries).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub count: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub by_reason: Option<BTreeMap<&'static str, u64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub added: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub removed: Option<Vec<String>>,
-    /// Why a config reload was refused.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problems: Option<Vec<String>>,
-}
-
-impl AuditLine {
-    pub fn new(event: &'static str) -> Self {
-        Self {
-            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            schema: SCHEMA,
-            event,
-            ..Default::default()
-        }
-    }
-}
+use super::event::AuditLine;
+use crate::metrics::{AuditLoss, Metrics};
 
 #[derive(Clone)]
 pub struct AuditSink {
@@ -115,11 +46,11 @@ impl AuditSink {
         let text = serde_json::to_string(line).expect("audit lines serialize");
         match self.tx.try_send(text) {
             Ok(()) => {
-                self.metrics.record_audit_event(line.event);
+                self.metrics.record_audit_event(line.event.name());
                 true
             }
             Err(_) => {
-                self.metrics.record_audit_write_error("queue_full");
+                self.metrics.record_audit_write_error(AuditLoss::QueueFull);
                 false
             }
         }
@@ -204,7 +135,7 @@ fn write_batch(out: &mut Output, batch: &[String], metrics: &Metrics) {
                     Err(e) => {
                         tracing::error!(path = %path.display(), error = %e, "cannot open the audit log; lines are lost until it opens");
                         for _ in batch {
-                            metrics.record_audit_write_error("io");
+                            metrics.record_audit_write_error(AuditLoss::Io);
                         }
                         return;
                     }
@@ -216,7 +147,7 @@ fn write_batch(out: &mut Output, batch: &[String], metrics: &Metrics) {
     };
     if let Err(e) = result {
         tracing::error!(error = %e, "writing the audit log failed");
-        metrics.record_audit_write_error("io");
+        metrics.record_audit_write_error(AuditLoss::Io);
         if let Output::File { file, .. } = out {
             *file = None;
         }
@@ -226,6 +157,7 @@ fn write_batch(out: &mut Output, batch: &[String], metrics: &Metrics) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::event::AuditEvent;
 
     fn temp_path(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("mcp-tap-sink-{}-{name}", std::process::id()));
@@ -240,18 +172,18 @@ mod tests {
         let metrics = Arc::new(Metrics::new(vec![1.0]));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (sink, task) = AuditSink::start(path.to_str().unwrap(), 16, metrics, stop_rx);
-        assert!(sink.write(&AuditLine::new("auth_failure")));
+        assert!(sink.write(&AuditLine::new(AuditEvent::ConfigReloaded)));
         tokio::time::sleep(Duration::from_millis(200)).await;
         let rotated = path.with_extension("jsonl.1");
         std::fs::rename(&path, &rotated).unwrap();
         tokio::time::sleep(ROTATION_CHECK + Duration::from_millis(300)).await;
-        assert!(sink.write(&AuditLine::new("burst_start")));
+        assert!(sink.write(&AuditLine::new(AuditEvent::TokenSetChanged { added: vec![], removed: vec![] })));
         stop_tx.send(true).unwrap();
         task.await.unwrap();
         let old = std::fs::read_to_string(&rotated).unwrap();
         let new = std::fs::read_to_string(&path).unwrap();
-        assert!(old.contains("\"event\":\"auth_failure\"") && !old.contains("burst_start"), "{old}");
-        assert!(new.contains("\"event\":\"burst_start\"") && new.lines().count() == 1, "{new}");
+        assert!(old.contains("\"event\":\"config_reloaded\"") && !old.contains("token_set_changed"), "{old}");
+        assert!(new.contains("\"event\":\"token_set_changed\"") && new.lines().count() == 1, "{new}");
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -261,11 +193,11 @@ mod tests {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (sink, task) = AuditSink::start(path.to_str().unwrap(), 10, metrics.clone(), stop_rx);
         // On one thread the writer cannot run between these writes: the queue fills.
-        let written = (0..100).filter(|_| sink.write(&AuditLine::new("auth_failure"))).count();
+        let written = (0..100).filter(|_| sink.write(&AuditLine::new(AuditEvent::ConfigReloaded))).count();
         assert_eq!(written, 10);
         let text = metrics.render();
         assert!(text.contains("mcp_tap_audit_write_errors_total{cause=\"queue_full\"} 90"), "{text}");
-        assert!(text.contains("mcp_tap_audit_events_total{event=\"auth_failure\"} 10"));
+        assert!(text.contains("mcp_tap_audit_events_total{event=\"config_reloaded\"} 10"));
         stop_tx.send(true).unwrap();
         task.await.unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 10, "what was queued is written at stop");

@@ -1,9 +1,12 @@
 //! JSON-RPC 2.0 envelopes as MCP uses them, single or batch. Only what the metrics need is read
 //! (method, id, tool or prompt name, error code, `isError`, advertised names); payloads are skipped.
 
+use std::borrow::Cow;
+
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use std::borrow::Cow;
+
+use super::method::Method;
 
 /// A request id in canonical form, so `1` and `"1"` stay distinct as the spec requires.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,8 +31,8 @@ const MAX_ID_LEN: usize = 128;
 #[derive(Debug, Default, PartialEq)]
 pub struct Message {
     pub id: Option<Id>,
-    /// Present on requests and notifications.
-    pub method: Option<String>,
+    /// Present on requests and notifications; names MCP does not define are `Method::Other`.
+    pub method: Option<Method>,
     /// `params.name` of `tools/call` / `prompts/get`.
     pub target: Option<String>,
     /// `params.clientInfo.name` of `initialize`.
@@ -251,7 +254,7 @@ impl Raw<'_> {
         let _ = self.jsonrpc;
         Message {
             id: self.id,
-            method: self.method.map(|m| truncated(&m, MAX_TEXT)),
+            method: self.method.as_deref().map(Method::parse),
             target: params.name.map(|n| truncated(&n, MAX_TEXT)),
             client_name: params.client_info.and_then(|c| c.name).map(|n| truncated(&n, 64)),
             has_cursor: params.cursor.is_some(),
@@ -308,7 +311,7 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"catalog.get-catalog-entity","arguments":{"a":[1,2,{"b":null}]}}}"#,
         );
         assert_eq!(m.id, Some(Id::Num("3".into())));
-        assert_eq!(m.method.as_deref(), Some("tools/call"));
+        assert_eq!(m.method, Some(Method::ToolsCall));
         assert_eq!(m.target.as_deref(), Some("catalog.get-catalog-entity"));
         assert!(m.is_request());
     }
@@ -377,7 +380,7 @@ mod tests {
         fn any_names_roundtrip(method in ".{0,40}", tool in ".{0,40}", id in any::<i64>()) {
             let body = serde_json::json!({"jsonrpc":"2.0","id":id,"method":method,"params":{"name":tool}}).to_string();
             let m = one(&body);
-            prop_assert_eq!(m.method.as_deref(), Some(method.as_str()));
+            prop_assert_eq!(m.method, Some(Method::parse(&method)));
             prop_assert_eq!(m.target.as_deref(), Some(tool.as_str()));
         }
     }

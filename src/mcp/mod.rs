@@ -1,5 +1,7 @@
 //! MCP on the wire: JSON-RPC envelopes, the SSE decoder, and bounded label values.
 
 pub mod jsonrpc;
+pub mod method;
 pub mod names;
+pub mod response;
 pub mod sse;

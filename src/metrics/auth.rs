@@ -3,7 +3,8 @@
 
 use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
-use super::{counter, gauge};
+use super::{counter, gauge, AuditLoss, Outcome, Reason, Scope};
+use crate::mcp::method::Method;
 
 pub struct AuthMetrics {
     failures: IntCounterVec,
@@ -15,26 +16,6 @@ pub struct AuthMetrics {
     audit_write_errors: IntCounterVec,
     probe_success: IntGaugeVec,
     probe_duration: prometheus::GaugeVec,
-}
-
-/// `outcome` of `mcp_tap_client_operations_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Error,
-    ToolError,
-    Denied,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Error => "error",
-            Outcome::ToolError => "tool_error",
-            Outcome::Denied => "denied",
-        }
-    }
 }
 
 impl AuthMetrics {
@@ -95,54 +76,58 @@ impl AuthMetrics {
 }
 
 impl super::Metrics {
-    pub fn record_auth_failure(&self, route: &str, status: u16, reason: &str, client: &str, method: &str) {
-        self.auth.failures.with_label_values(&[route, &status.to_string(), reason, client, method]).inc();
+    /// `method` is `None` when the refused request carried no decodable MCP call.
+    pub fn record_auth_failure(&self, route: &str, status: u16, reason: Reason, client: &str, method: Option<Method>) {
+        let method = method.map_or("", Method::as_str);
+        self.auth.failures.with_label_values(&[route, &status.to_string(), reason.as_str(), client, method]).inc();
     }
 
     /// Creates the series a route and client may produce, at 0, so `rate()` and alerts work from
     /// the first failure on.
-    pub fn preinit_auth_failures(&self, route: &str, reasons: &[(&str, u16)], clients: &[&str], methods: &[&str]) {
-        for (reason, status) in reasons {
+    pub fn preinit_auth_failures(&self, route: &str, reasons: &[Reason], clients: &[&str], methods: &[Method]) {
+        for reason in reasons {
+            let status = reason.status().to_string();
             for client in clients {
                 for method in methods {
-                    self.auth.failures.with_label_values(&[route, &status.to_string(), reason, client, method]);
+                    self.auth.failures.with_label_values(&[route, &status, reason.as_str(), client, method.as_str()]);
                 }
             }
         }
     }
 
-    pub fn record_client_operation(&self, client: &str, method: &str, tool: &str, outcome: Outcome) {
-        self.auth.client_operations.with_label_values(&[client, method, tool, outcome.as_str()]).inc();
+    pub fn record_client_operation(&self, client: &str, method: Method, tool: &str, outcome: Outcome) {
+        self.auth.client_operations.with_label_values(&[client, method.as_str(), tool, outcome.as_str()]).inc();
     }
 
-    pub fn record_burst_started(&self, scope: &str) {
-        self.auth.bursts.with_label_values(&[scope]).inc();
-        self.auth.burst_active.with_label_values(&[scope]).inc();
+    pub fn record_burst_started(&self, scope: Scope) {
+        self.auth.bursts.with_label_values(&[scope.as_str()]).inc();
+        self.auth.burst_active.with_label_values(&[scope.as_str()]).inc();
     }
 
-    pub fn record_burst_ended(&self, scope: &str) {
-        self.auth.burst_active.with_label_values(&[scope]).dec();
+    pub fn record_burst_ended(&self, scope: Scope) {
+        self.auth.burst_active.with_label_values(&[scope.as_str()]).dec();
     }
 
-    pub fn preinit_audit(&self) {
-        for event in ["auth_failure", "auth_failure_summary", "burst_start", "burst_end"] {
+    /// Zero series for the audit trail's own health; `events` are the audit event names.
+    pub fn preinit_audit(&self, events: &[&str]) {
+        for event in events {
             self.auth.audit_events.with_label_values(&[event]);
         }
-        for cause in ["queue_full", "io", "alertmanager"] {
-            self.auth.audit_write_errors.with_label_values(&[cause]);
+        for cause in AuditLoss::ALL {
+            self.auth.audit_write_errors.with_label_values(&[cause.as_str()]);
         }
     }
 
-    pub fn preinit_bursts(&self, scopes: &[&str]) {
-        for s in scopes {
+    pub fn preinit_bursts(&self) {
+        for s in Scope::ALL.iter().map(|s| s.as_str()) {
             self.auth.bursts.with_label_values(&[s]);
             self.auth.burst_active.with_label_values(&[s]);
             self.auth.burst_evictions.with_label_values(&[s]);
         }
     }
 
-    pub fn record_burst_eviction(&self, scope: &str) {
-        self.auth.burst_evictions.with_label_values(&[scope]).inc();
+    pub fn record_burst_eviction(&self, scope: Scope) {
+        self.auth.burst_evictions.with_label_values(&[scope.as_str()]).inc();
     }
 
     pub fn record_probe(&self, check: &str, ok: bool, seconds: f64) {
@@ -154,7 +139,7 @@ impl super::Metrics {
         self.auth.audit_events.with_label_values(&[event]).inc();
     }
 
-    pub fn record_audit_write_error(&self, cause: &str) {
-        self.auth.audit_write_errors.with_label_values(&[cause]).inc();
+    pub fn record_audit_write_error(&self, cause: AuditLoss) {
+        self.auth.audit_write_errors.with_label_values(&[cause.as_str()]).inc();
     }
 }

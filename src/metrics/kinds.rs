@@ -1,5 +1,8 @@
 //! The closed sets the metrics' label values come from: why an operation failed, why a session
-//! ended, what went wrong upstream or in decoding. Call sites pass these, never strings.
+//! ended, what went wrong upstream or in decoding, why a request was refused. Call sites pass
+//! these, never strings.
+
+use crate::labels::label_enum;
 
 /// Why an operation failed; `None` is success. Rendered as the `error_type` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,80 +24,134 @@ impl ErrorType {
         match self {
             ErrorType::None => None,
             ErrorType::JsonRpc(code) => Some(code.to_string()),
-            ErrorType::ToolError => Some("tool_error".into()),
             ErrorType::Http(status) => Some(status.to_string()),
-            ErrorType::Timeout => Some("timeout".into()),
-            ErrorType::UpstreamUnavailable => Some("upstream_unavailable".into()),
-            ErrorType::StreamAborted => Some("stream_aborted".into()),
-            ErrorType::Cancelled => Some("cancelled".into()),
+            other => other.fixed_label().map(str::to_string),
         }
     }
-}
 
-/// Why a session ended (`mcp_tap_sessions_ended_total{reason}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionEnd {
-    Delete,
-    Expired,
-    Idle,
-    Reinitialized,
-    Shutdown,
-    Error,
-}
-
-impl SessionEnd {
-    pub fn as_str(self) -> &'static str {
+    /// The label of the kinds that carry no number.
+    pub(super) fn fixed_label(&self) -> Option<&'static str> {
         match self {
-            Self::Delete => "delete",
-            Self::Expired => "expired",
-            Self::Idle => "idle",
-            Self::Reinitialized => "reinitialized",
-            Self::Shutdown => "shutdown",
-            Self::Error => "error",
+            ErrorType::ToolError => Some("tool_error"),
+            ErrorType::Timeout => Some("timeout"),
+            ErrorType::UpstreamUnavailable => Some("upstream_unavailable"),
+            ErrorType::StreamAborted => Some("stream_aborted"),
+            ErrorType::Cancelled => Some("cancelled"),
+            ErrorType::None | ErrorType::JsonRpc(_) | ErrorType::Http(_) => None,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamErrorKind {
-    Connect,
-    Timeout,
-    Reset,
-    Tls,
+label_enum! {
+    /// Why a session ended (`mcp_tap_sessions_ended_total{reason}`).
+    pub enum SessionEnd {
+        Delete = "delete",
+        Expired = "expired",
+        Idle = "idle",
+        Reinitialized = "reinitialized",
+        Shutdown = "shutdown",
+        Error = "error",
+    }
 }
 
-impl UpstreamErrorKind {
-    pub fn as_str(self) -> &'static str {
+label_enum! {
+    /// What went wrong talking to the upstream (`mcp_tap_upstream_errors_total{kind}`).
+    pub enum UpstreamErrorKind {
+        Connect = "connect",
+        Timeout = "timeout",
+        Reset = "reset",
+        Tls = "tls",
+    }
+}
+
+label_enum! {
+    /// Why some bytes could not be decoded (`mcp_tap_decode_errors_total{kind}`).
+    pub enum DecodeErrorKind {
+        /// A request body that is not JSON.
+        RequestJson = "request_json",
+        /// A response body or SSE event that is not JSON.
+        ResponseJson = "response_json",
+        /// JSON that is not a JSON-RPC message.
+        NotJsonRpc = "not_jsonrpc",
+        /// A stream that ended in the middle of an SSE event.
+        SseTruncated = "sse_truncated",
+    }
+}
+
+label_enum! {
+    /// Why a message was passed through without being looked at (`mcp_tap_unparsed_messages_total{reason}`).
+    pub enum UnparsedReason {
+        RequestTooLarge = "request_too_large",
+        MessageTooLarge = "message_too_large",
+        BatchTooLarge = "batch_too_large",
+        /// A body whose content type is neither JSON nor SSE.
+        ContentType = "content_type",
+        /// A response message whose id matches no request of its exchange.
+        Unmatched = "unmatched",
+    }
+}
+
+label_enum! {
+    /// Which label a value was folded into `_OTHER` for (`mcp_tap_label_overflow_total{label}`).
+    pub enum OverflowLabel {
+        Route = "mcp_route",
+        Tool = "gen_ai_tool_name",
+        Prompt = "gen_ai_prompt_name",
+        RpcCode = "rpc_response_status_code",
+        /// The session tracker was full.
+        Session = "session",
+    }
+}
+
+label_enum! {
+    /// `outcome` of `mcp_tap_client_operations_total`.
+    pub enum Outcome {
+        Ok = "ok",
+        Error = "error",
+        ToolError = "tool_error",
+        Denied = "denied",
+    }
+}
+
+label_enum! {
+    /// Why a request was refused (`mcp_tap_auth_failures_total{reason}`).
+    pub enum Reason {
+        MissingCredentials = "missing_credentials",
+        MalformedAuthorization = "malformed_authorization",
+        UnknownToken = "unknown_token",
+        RevokedToken = "revoked_token",
+        PluginNotAllowed = "plugin_not_allowed",
+        DelegationDenied = "delegation_denied",
+        Other = "other",
+    }
+}
+
+impl Reason {
+    /// The HTTP status this reason arrives with from Backstage.
+    pub fn status(self) -> u16 {
         match self {
-            Self::Connect => "connect",
-            Self::Timeout => "timeout",
-            Self::Reset => "reset",
-            Self::Tls => "tls",
+            Reason::PluginNotAllowed => 403,
+            Reason::DelegationDenied => 200,
+            _ => 401,
         }
     }
 }
 
-/// Why some bytes could not be decoded (`mcp_tap_decode_errors_total{kind}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodeErrorKind {
-    /// A request body that is not JSON.
-    RequestJson,
-    /// A response body or SSE event that is not JSON.
-    ResponseJson,
-    /// JSON that is not a JSON-RPC message.
-    NotJsonRpc,
-    /// A stream that ended in the middle of an SSE event.
-    SseTruncated,
+label_enum! {
+    /// What an auth-failure burst is keyed by (`scope` of the burst metrics).
+    pub enum Scope {
+        Source = "source",
+        Credential = "credential",
+        Stuffing = "stuffing",
+        Global = "global",
+    }
 }
 
-/// Why a message was passed through without being looked at (`mcp_tap_unparsed_messages_total{reason}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnparsedReason {
-    RequestTooLarge,
-    MessageTooLarge,
-    BatchTooLarge,
-    /// A body whose content type is neither JSON nor SSE.
-    ContentType,
-    /// A response message whose id matches no request of its exchange.
-    Unmatched,
+label_enum! {
+    /// Why an audit line or page was lost (`mcp_tap_audit_write_errors_total{cause}`).
+    pub enum AuditLoss {
+        QueueFull = "queue_full",
+        Io = "io",
+        Alertmanager = "alertmanager",
+    }
 }

@@ -7,15 +7,19 @@ use std::time::Duration;
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use crate::mcp::method::Method;
 use crate::mcp::names::OTHER;
 
 mod auth;
 mod health;
 mod kinds;
 pub mod otel;
-pub use auth::{AuthMetrics, Outcome};
+pub use auth::AuthMetrics;
 use health::HealthMetrics;
-pub use kinds::{DecodeErrorKind, ErrorType, SessionEnd, UnparsedReason, UpstreamErrorKind};
+pub use kinds::{
+    AuditLoss, DecodeErrorKind, ErrorType, Outcome, OverflowLabel, Reason, Scope, SessionEnd, UnparsedReason,
+    UpstreamErrorKind,
+};
 
 /// OpenTelemetry MCP semantic-convention buckets for `mcp.server.operation.duration`.
 pub const OPERATION_BUCKETS: [f64; 14] =
@@ -31,7 +35,7 @@ const MAX_RPC_CODES: usize = 64;
 #[derive(Debug, Clone)]
 pub struct Operation<'a> {
     pub route: &'a str,
-    pub method: &'static str,
+    pub method: Method,
     pub tool: &'a str,
     pub prompt: &'a str,
     pub error: ErrorType,
@@ -188,26 +192,24 @@ impl Metrics {
 
     /// Zero series for a route's counters, so `rate()` and alerts see the first increment.
     pub fn preinit_route(&self, route: &str) {
-        for kind in
-            [UpstreamErrorKind::Connect, UpstreamErrorKind::Timeout, UpstreamErrorKind::Reset, UpstreamErrorKind::Tls]
-        {
+        for kind in UpstreamErrorKind::ALL {
             self.upstream_errors.with_label_values(&[route, kind.as_str()]);
         }
-        for reason in ["delete", "expired", "idle", "reinitialized", "shutdown", "error"] {
-            self.sessions_ended.with_label_values(&[route, reason]);
+        for reason in SessionEnd::ALL {
+            self.sessions_ended.with_label_values(&[route, reason.as_str()]);
         }
         self.sessions_active.with_label_values(&[route]);
     }
 
     fn preinit_global(&self) {
-        for kind in ["request_json", "response_json", "not_jsonrpc", "sse_truncated"] {
-            self.decode_errors.with_label_values(&[kind]);
+        for kind in DecodeErrorKind::ALL {
+            self.decode_errors.with_label_values(&[kind.as_str()]);
         }
-        for reason in ["request_too_large", "message_too_large", "batch_too_large", "content_type", "unmatched"] {
-            self.unparsed.with_label_values(&[reason]);
+        for reason in UnparsedReason::ALL {
+            self.unparsed.with_label_values(&[reason.as_str()]);
         }
-        for label in ["mcp_route", "gen_ai_tool_name", "gen_ai_prompt_name", "rpc_response_status_code", "session"] {
-            self.label_overflow.with_label_values(&[label]);
+        for label in OverflowLabel::ALL {
+            self.label_overflow.with_label_values(&[label.as_str()]);
         }
         self.health.preinit();
     }
@@ -239,7 +241,7 @@ impl Metrics {
             code.to_string()
         } else {
             drop(codes);
-            self.record_label_overflow("rpc_response_status_code");
+            self.record_label_overflow(OverflowLabel::RpcCode);
             OTHER.to_string()
         }
     }
@@ -251,16 +253,12 @@ impl Metrics {
                 let c = self.rpc_code_label(code);
                 (c.clone(), c)
             }
-            ErrorType::ToolError => ("tool_error".into(), String::new()),
             ErrorType::Http(status) => (status.to_string(), String::new()),
-            ErrorType::Timeout => ("timeout".into(), String::new()),
-            ErrorType::UpstreamUnavailable => ("upstream_unavailable".into(), String::new()),
-            ErrorType::StreamAborted => ("stream_aborted".into(), String::new()),
-            ErrorType::Cancelled => ("cancelled".into(), String::new()),
+            other => (other.fixed_label().unwrap_or_default().to_string(), String::new()),
         };
-        let operation_name = if op.method == "tools/call" { "execute_tool" } else { "" };
+        let operation_name = if op.method == Method::ToolsCall { "execute_tool" } else { "" };
         let labels = [
-            ("mcp_method_name", op.method),
+            ("mcp_method_name", op.method.as_str()),
             ("gen_ai_tool_name", op.tool),
             ("gen_ai_prompt_name", op.prompt),
             ("gen_ai_operation_name", operation_name),
@@ -342,31 +340,18 @@ impl Metrics {
     }
 
     pub fn record_decode_error(&self, kind: DecodeErrorKind) {
-        let kind = match kind {
-            DecodeErrorKind::RequestJson => "request_json",
-            DecodeErrorKind::ResponseJson => "response_json",
-            DecodeErrorKind::NotJsonRpc => "not_jsonrpc",
-            DecodeErrorKind::SseTruncated => "sse_truncated",
-        };
-        self.decode_errors.with_label_values(&[kind]).inc();
+        self.decode_errors.with_label_values(&[kind.as_str()]).inc();
     }
 
     pub fn record_unparsed(&self, reason: UnparsedReason) {
-        let reason = match reason {
-            UnparsedReason::RequestTooLarge => "request_too_large",
-            UnparsedReason::MessageTooLarge => "message_too_large",
-            UnparsedReason::BatchTooLarge => "batch_too_large",
-            UnparsedReason::ContentType => "content_type",
-            UnparsedReason::Unmatched => "unmatched",
-        };
-        self.unparsed.with_label_values(&[reason]).inc();
+        self.unparsed.with_label_values(&[reason.as_str()]).inc();
     }
 
-    pub fn record_label_overflow(&self, label: &'static str) {
-        self.label_overflow.with_label_values(&[label]).inc();
+    pub fn record_label_overflow(&self, label: OverflowLabel) {
+        self.label_overflow.with_label_values(&[label.as_str()]).inc();
     }
 
-    pub fn record_server_message(&self, route: &str, method: &'static str) {
-        self.server_messages.with_label_values(&[route, method]).inc();
+    pub fn record_server_message(&self, route: &str, method: Method) {
+        self.server_messages.with_label_values(&[route, method.as_str()]).inc();
     }
 }

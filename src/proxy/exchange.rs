@@ -1,18 +1,20 @@
-//! One HTTP exchange on an MCP route: the requests it carried, the response messages decoded as
-//! they pass, pairing by id, and the operations recorded when each answer (or the end) is seen.
+//! One HTTP exchange on an MCP route: the requests it carried, paired by id with the response
+//! messages decoded as they pass, and the outcome of each handed to the recorder when its answer
+//! (or the end of the body) is seen. Sessions start and end here.
 
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::record::Recorder;
 pub use super::request::{Caller, Pending, RequestInfo, SessionRef};
-use super::route::RouteState;
-use super::Shared;
 use crate::audit::reason::{is_delegation_denied, BackstageError};
-use crate::mcp::jsonrpc::{self, Kind, Message, ResultInfo};
-use crate::mcp::names::{self, method_label, protocol_version_label, OTHER};
-use crate::mcp::sse::{SseDecoder, SseItem};
-use crate::metrics::{DecodeErrorKind, ErrorType, Operation, Outcome, UnparsedReason};
+use crate::mcp::jsonrpc::{Kind, Message, ResultInfo};
+use crate::mcp::method::Method;
+use crate::mcp::names::protocol_version_label;
+use crate::mcp::response::{DecodeFailure, Decoded, ResponseDecoder};
+use crate::metrics::{DecodeErrorKind, ErrorType, UnparsedReason};
+use crate::session::SessionTracker;
 
 /// How a response body ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,23 +26,12 @@ pub enum End {
     Cancelled,
 }
 
-enum Decoder {
-    Sse(SseDecoder),
-    Json { buf: Vec<u8>, overflow: bool },
-    None,
-}
-
 pub struct Exchange {
-    pub(super) shared: Arc<Shared>,
-    pub(super) route: Arc<RouteState>,
-    started: Instant,
-    http_version: &'static str,
-    protocol_version: &'static str,
-    pub(super) status: u16,
-    pub(super) pending: Vec<Pending>,
-    pub(super) caller: Caller,
-    decoder: Decoder,
-    max_message: usize,
+    recorder: Recorder,
+    sessions: Arc<SessionTracker>,
+    status: u16,
+    pending: Vec<Pending>,
+    decoder: ResponseDecoder,
     /// A JSON-RPC error with `"id": null` (a transport rejection answering the whole exchange).
     null_id_error: Option<i64>,
     /// Some message could not be decoded, so an unanswered request may have been answered.
@@ -52,26 +43,20 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// The response headers arrived with `status`; notifications are answered by them.
     pub fn new(
-        shared: Arc<Shared>,
-        route: Arc<RouteState>,
+        recorder: Recorder,
+        sessions: Arc<SessionTracker>,
         req: RequestInfo,
         status: u16,
         headers: &http::HeaderMap,
+        decoder: ResponseDecoder,
     ) -> Self {
-        let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        let max_message = shared.config.load().decode.max_message_bytes;
-        let decoder = match mime.as_str() {
-            "text/event-stream" => Decoder::Sse(SseDecoder::new(max_message)),
-            "application/json" => Decoder::Json { buf: Vec::new(), overflow: false },
-            _ => Decoder::None,
-        };
         let mut session = req.session;
         // A route key learned from this very answer was provisionally `_OTHER` on the request side.
         if let Some(SessionRef::Inferred(key)) = &mut session {
-            if *key.route != *route.label {
-                key.route = route.label.clone();
+            if *key.route != *recorder.route().label {
+                key.route = recorder.route().label.clone();
             }
         }
         let new_session_id = headers
@@ -80,84 +65,54 @@ impl Exchange {
             .filter(|s| !s.is_empty() && s.len() <= 256)
             .map(Into::into);
         let mut ex = Self {
-            shared,
-            route,
-            started: req.started,
-            http_version: req.http_version,
-            protocol_version: req.protocol_version,
+            recorder,
+            sessions,
             status,
             pending: req.pending,
             decoder,
-            max_message,
             null_id_error: None,
             undecodable: false,
             session,
             new_session_id,
             client_name: req.client_name,
-            caller: req.caller,
         };
         if status < 400 {
-            if let Some(fp) = ex.caller.credential.fingerprint() {
-                ex.shared.auditor.history.succeeded(fp);
-            }
+            ex.recorder.credential_worked();
         }
-        // Notifications (and client answers to server requests) are done at the headers: 202.
-        let now = Instant::now();
-        let error = if status >= 400 { ErrorType::Http(status) } else { ErrorType::None };
-        let notifications: Vec<Pending> = {
-            let (n, rest) = std::mem::take(&mut ex.pending).into_iter().partition(|p| p.id.is_none());
-            ex.pending = rest;
-            n
-        };
-        if status < 400 {
-            for mut p in notifications {
-                ex.record(&mut p, error, now);
-            }
-        } else {
-            // A rejected notification waits for the body, which may carry the JSON-RPC error.
-            ex.pending.extend(notifications);
-        }
-        if matches!(ex.decoder, Decoder::None) && !ex.pending.is_empty() && status < 400 && status != 202 {
-            ex.shared.metrics.record_unparsed(UnparsedReason::ContentType);
-            ex.undecodable = true;
-        }
+        ex.settle_notifications();
         ex
     }
 
-    pub fn route_label(&self) -> &str {
-        &self.route.label
+    /// Notifications (and client answers to server requests) are done at the headers: 202.
+    fn settle_notifications(&mut self) {
+        let (notifications, rest): (Vec<Pending>, Vec<Pending>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|p| p.id.is_none());
+        self.pending = rest;
+        if self.status < 400 {
+            let now = Instant::now();
+            for mut p in notifications {
+                self.recorder.operation(&mut p, ErrorType::None, now);
+            }
+        } else {
+            // A rejected notification waits for the body, which may carry the JSON-RPC error.
+            self.pending.extend(notifications);
+        }
+        if self.decoder.reads_nothing() && !self.pending.is_empty() && self.status < 400 && self.status != 202 {
+            self.recorder.unparsed(UnparsedReason::ContentType);
+            self.undecodable = true;
+        }
     }
 
     /// A frame of the response body went by.
     pub fn on_data(&mut self, data: &[u8]) {
-        let mut messages: Vec<Result<Vec<Message>, DecodeFailure>> = Vec::new();
-        let max_batch = self.shared.config.load().decode.max_batch;
-        match &mut self.decoder {
-            Decoder::Sse(d) => d.feed(data, &mut |item| match item {
-                SseItem::Message(m) if m.iter().all(u8::is_ascii_whitespace) => {}
-                SseItem::Message(m) => messages.push(decode(m, max_batch)),
-                SseItem::OtherEvent => {}
-                SseItem::TooLarge => messages.push(Err(DecodeFailure::TooLarge)),
-            }),
-            Decoder::Json { buf, overflow } => {
-                if !*overflow {
-                    if buf.len() + data.len() > self.max_message {
-                        *overflow = true;
-                        *buf = Vec::new();
-                    } else {
-                        buf.extend_from_slice(data);
-                    }
-                }
-            }
-            Decoder::None => {}
-        }
-        for m in messages {
-            self.on_messages(m);
+        let mut decoded = Vec::new();
+        self.decoder.feed(data, &mut decoded);
+        for d in decoded {
+            self.on_decoded(d);
         }
     }
 
-    fn on_messages(&mut self, decoded: Result<Vec<Message>, DecodeFailure>) {
-        let metrics = self.shared.metrics.clone();
+    fn on_decoded(&mut self, decoded: Decoded) {
         match decoded {
             Ok(list) => {
                 for m in list {
@@ -167,9 +122,9 @@ impl Exchange {
             Err(f) => {
                 self.undecodable = true;
                 match f {
-                    DecodeFailure::TooLarge => metrics.record_unparsed(UnparsedReason::MessageTooLarge),
-                    DecodeFailure::BatchTooLarge => metrics.record_unparsed(UnparsedReason::BatchTooLarge),
-                    DecodeFailure::Malformed => metrics.record_decode_error(DecodeErrorKind::ResponseJson),
+                    DecodeFailure::TooLarge => self.recorder.unparsed(UnparsedReason::MessageTooLarge),
+                    DecodeFailure::BatchTooLarge => self.recorder.unparsed(UnparsedReason::BatchTooLarge),
+                    DecodeFailure::Malformed => self.recorder.decode_error(DecodeErrorKind::ResponseJson),
                 }
             }
         }
@@ -177,16 +132,16 @@ impl Exchange {
 
     fn on_message(&mut self, m: Message) {
         let now = Instant::now();
-        if let Some(method) = &m.method {
+        if let Some(method) = m.method {
             // The server asks or tells the client something on this stream: not a client operation.
-            self.shared.metrics.record_server_message(&self.route.label, method_label(method));
+            self.recorder.server_message(method);
             self.touch_session();
             return;
         }
         if !m.is_response() {
             // Rejections carry the upstream's own error bodies (Backstage JSON errors): expected.
             if self.status < 400 {
-                self.shared.metrics.record_decode_error(DecodeErrorKind::NotJsonRpc);
+                self.recorder.decode_error(DecodeErrorKind::NotJsonRpc);
             }
             return;
         }
@@ -197,146 +152,86 @@ impl Exchange {
             return;
         };
         let Some(pos) = self.pending.iter().position(|p| p.id.as_ref() == Some(id)) else {
-            self.shared.metrics.record_unparsed(UnparsedReason::Unmatched);
+            self.recorder.unparsed(UnparsedReason::Unmatched);
             return;
         };
         let mut p = self.pending.swap_remove(pos);
         let error = match &m.kind {
             Kind::Error { code } => ErrorType::JsonRpc(*code),
-            Kind::Result(r) => {
-                self.on_result(&p, r);
-                if r.is_error && p.method == "tools/call" {
-                    let advertised =
-                        p.target.as_deref().is_some_and(|t| self.route.tools.lock().expect("route lock").contains(t));
-                    if r.error_text.as_deref().is_some_and(|text| is_delegation_denied(text, advertised)) {
-                        p.denied = true;
-                        self.delegation_denied(&p);
-                    }
-                    ErrorType::ToolError
-                } else {
-                    ErrorType::None
-                }
-            }
+            Kind::Result(r) => self.on_result(&mut p, r),
             _ => ErrorType::None,
         };
-        self.record(&mut p, error, now);
+        self.recorder.operation(&mut p, error, now);
     }
 
-    fn on_result(&mut self, p: &Pending, r: &ResultInfo) {
-        let metrics = &self.shared.metrics;
+    /// A result for `p`: what it teaches (sessions, advertised names), and its outcome.
+    fn on_result(&mut self, p: &mut Pending, r: &ResultInfo) -> ErrorType {
         match p.method {
-            "initialize" => {
-                let version =
-                    r.protocol_version.as_deref().map(protocol_version_label).unwrap_or(self.protocol_version);
-                self.protocol_version = version;
-                let sessions = &self.shared.sessions;
-                if let Some(id) = &self.new_session_id {
-                    sessions.header_started(&self.route.label, id, version);
-                } else if let Some(SessionRef::Inferred(key)) = &self.session {
-                    let name = self.client_name.as_deref().unwrap_or("");
-                    sessions.inferred_started(key.clone(), name, version);
-                }
-            }
-            "tools/list" => {
+            Method::Initialize => self.initialized(r),
+            Method::ToolsList => {
                 if let Some(tools) = &r.tools {
-                    let mut set = self.route.tools.lock().expect("route lock");
-                    let overflow = tools.iter().filter(|t| !set.learn(t)).count();
-                    drop(set);
-                    if overflow > 0 {
-                        metrics.record_label_overflow("gen_ai_tool_name");
-                    }
-                    if p.cursor {
-                        metrics.add_tools_advertised(&self.route.label, tools.len());
-                    } else {
-                        metrics.set_tools_advertised(&self.route.label, tools.len());
-                    }
+                    self.recorder.tools_listed(tools, p.cursor);
                 }
             }
-            "prompts/list" => {
+            Method::PromptsList => {
                 if let Some(prompts) = &r.prompts {
-                    let mut set = self.route.prompts.lock().expect("route lock");
-                    for name in prompts {
-                        set.learn(name);
-                    }
+                    self.recorder.prompts_listed(prompts);
                 }
             }
             _ => {}
+        }
+        if !(r.is_error && p.method == Method::ToolsCall) {
+            return ErrorType::None;
+        }
+        let advertised = self.recorder.advertised(p.target.as_deref());
+        if r.error_text.as_deref().is_some_and(|text| is_delegation_denied(text, advertised)) {
+            p.denied = true;
+            self.recorder.delegation_denied(p);
+        }
+        ErrorType::ToolError
+    }
+
+    fn initialized(&mut self, r: &ResultInfo) {
+        let version = r.protocol_version.as_deref().map_or(self.recorder.protocol_version(), protocol_version_label);
+        self.recorder.set_protocol_version(version);
+        let route = &self.recorder.route().label;
+        if let Some(id) = &self.new_session_id {
+            self.sessions.header_started(route, id, version);
+        } else if let Some(SessionRef::Inferred(key)) = &self.session {
+            let name = self.client_name.as_deref().unwrap_or("");
+            self.sessions.inferred_started(key.clone(), name, version);
         }
     }
 
     fn touch_session(&self) {
         if let Some(SessionRef::Header(id)) = &self.session {
-            self.shared.sessions.touch_header(&self.route.label, id);
+            self.sessions.touch_header(&self.recorder.route().label, id);
         }
-    }
-
-    fn record(&self, p: &mut Pending, error: ErrorType, now: Instant) {
-        super::trace::end(p.span.take(), error);
-        let metrics = &self.shared.metrics;
-        let bounded = |set: &std::sync::Mutex<names::NameSet>, label: &'static str| -> String {
-            match &p.target {
-                Some(name) if set.lock().expect("route lock").contains(name) => name.clone(),
-                Some(_) => {
-                    metrics.record_label_overflow(label);
-                    OTHER.to_string()
-                }
-                None => String::new(),
-            }
-        };
-        let tool =
-            if p.method == "tools/call" { bounded(&self.route.tools, "gen_ai_tool_name") } else { String::new() };
-        let prompt =
-            if p.method == "prompts/get" { bounded(&self.route.prompts, "gen_ai_prompt_name") } else { String::new() };
-        metrics.record_operation(&Operation {
-            route: &self.route.label,
-            method: p.method,
-            tool: &tool,
-            prompt: &prompt,
-            error,
-            protocol_version: self.protocol_version,
-            http_version: self.http_version,
-            duration: now - self.started,
-        });
-        let outcome = match error {
-            ErrorType::None => Outcome::Ok,
-            ErrorType::ToolError if p.denied => Outcome::Denied,
-            ErrorType::ToolError => Outcome::ToolError,
-            ErrorType::Http(401 | 403) => Outcome::Denied,
-            _ => Outcome::Error,
-        };
-        metrics.record_client_operation(self.caller.credential.client(), p.method, &tool, outcome);
     }
 
     /// The upstream never answered: every request of the exchange failed with `error`.
     pub fn fail(mut self, error: ErrorType) {
         let now = Instant::now();
         for mut p in std::mem::take(&mut self.pending) {
-            self.record(&mut p, error, now);
+            self.recorder.operation(&mut p, error, now);
         }
     }
 
     /// The response body ended: decode a JSON body, and settle every request still unanswered.
     pub fn finish(mut self, end: End) {
+        let decoder = std::mem::replace(&mut self.decoder, ResponseDecoder::None);
+        let ended = decoder.finish(end == End::Complete);
         if self.status == 401 || self.status == 403 {
-            let body = match &self.decoder {
-                Decoder::Json { buf, overflow: false } => BackstageError::parse(buf),
-                _ => BackstageError::default(),
-            };
-            self.rejected(&body);
+            let body = ended.body.as_deref().map(BackstageError::parse).unwrap_or_default();
+            self.recorder.refused(self.status, &body, self.pending.first());
         }
-        match std::mem::replace(&mut self.decoder, Decoder::None) {
-            Decoder::Json { overflow: true, .. } => self.on_messages(Err(DecodeFailure::TooLarge)),
-            Decoder::Json { buf, .. } if !buf.iter().all(u8::is_ascii_whitespace) => {
-                let max_batch = self.shared.config.load().decode.max_batch;
-                self.on_messages(decode(&buf, max_batch));
-            }
-            Decoder::Sse(d) if d.has_partial_event() && end == End::Complete => {
-                self.undecodable = true;
-                self.shared.metrics.record_decode_error(DecodeErrorKind::SseTruncated);
-            }
-            _ => {}
+        if let Some(last) = ended.last {
+            self.on_decoded(last);
         }
-        let now = Instant::now();
+        if ended.truncated {
+            self.undecodable = true;
+            self.recorder.decode_error(DecodeErrorKind::SseTruncated);
+        }
         let error = match (self.null_id_error, end) {
             (Some(code), _) => ErrorType::JsonRpc(code),
             (None, _) if self.status >= 400 => ErrorType::Http(self.status),
@@ -346,21 +241,9 @@ impl Exchange {
             (None, End::Complete) if self.undecodable => ErrorType::None,
             (None, End::Complete) => ErrorType::StreamAborted,
         };
+        let now = Instant::now();
         for mut p in std::mem::take(&mut self.pending) {
-            self.record(&mut p, error, now);
+            self.recorder.operation(&mut p, error, now);
         }
     }
-}
-
-enum DecodeFailure {
-    TooLarge,
-    BatchTooLarge,
-    Malformed,
-}
-
-fn decode(bytes: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeFailure> {
-    jsonrpc::decode(bytes, max_batch).map_err(|e| match e {
-        jsonrpc::DecodeError::Malformed => DecodeFailure::Malformed,
-        jsonrpc::DecodeError::BatchTooLarge => DecodeFailure::BatchTooLarge,
-    })
 }

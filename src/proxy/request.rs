@@ -1,20 +1,24 @@
-//! What the request side knows when it hands over to the exchange: the pending requests (with
-//! their spans), the session, the protocol version and who the caller is.
+//! What the request side knows when it hands over to the exchange, computed once per request: the
+//! pending requests (with their spans), the session, the protocol version and who the caller is.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::time::Instant;
 
+use super::route::RouteState;
+use super::Shared;
 use crate::audit::identity::Credential;
+use crate::config::Config;
 use crate::mcp::jsonrpc::{Id, Message};
-use crate::mcp::names::method_label;
+use crate::mcp::method::Method;
+use crate::mcp::names::{protocol_version_label, DEFAULT_PROTOCOL_VERSION};
 use crate::session::ClientKey;
 
 /// A client request waiting for its answer.
 #[derive(Debug)]
 pub struct Pending {
     pub id: Option<Id>,
-    pub method: &'static str,
+    pub method: Method,
     /// The raw tool or prompt name, bounded to a label only when recorded.
     pub target: Option<String>,
     pub cursor: bool,
@@ -58,15 +62,84 @@ impl RequestInfo {
     pub fn pending_from(messages: &[Message]) -> Vec<Pending> {
         messages
             .iter()
-            .filter(|m| m.method.is_some())
-            .map(|m| Pending {
+            .filter_map(|m| Some((m, m.method?)))
+            .map(|(m, method)| Pending {
                 id: m.id.clone(),
-                method: method_label(m.method.as_deref().unwrap_or_default()),
+                method,
                 target: m.target.clone(),
                 cursor: m.has_cursor,
                 denied: false,
                 span: None,
             })
             .collect()
+    }
+}
+
+/// Who sent a request, as the audit may record it. Read before the forwarding headers change.
+pub fn caller(shared: &Shared, parts: &http::request::Parts, peer: SocketAddr, config: &Config) -> Caller {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let mut source = peer.ip();
+    if config.audit.source_from_forwarded_for {
+        // The rightmost address is the one the trusted proxy in front of the tap saw.
+        if let Some(ip) =
+            header("x-forwarded-for").and_then(|v| v.rsplit(',').next()).and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            source = ip;
+        }
+    }
+    Caller {
+        credential: shared.auditor.credential(parts.headers.get(http::header::AUTHORIZATION)),
+        source,
+        user_agent: header("user-agent").map(|s| s.chars().take(config.audit.max_user_agent).collect()),
+        request_id: header("x-request-id").map(|s| s.chars().take(128).collect()),
+        trace_id: header("traceparent").and_then(|t| t.split('-').nth(1)).filter(|t| t.len() == 32).map(str::to_string),
+        http_method: parts.method.clone(),
+    }
+}
+
+/// What the request side knows: pending operations, session and protocol version. `route` is the
+/// MCP route as known before the upstream answered (`None` for plain traffic).
+pub fn request_info(
+    shared: &Shared,
+    route: Option<&RouteState>,
+    headers: &http::HeaderMap,
+    messages: &[Message],
+    caller: Caller,
+    started: Instant,
+    http_version: &'static str,
+) -> RequestInfo {
+    let client_name =
+        messages.iter().find(|m| m.method == Some(Method::Initialize)).and_then(|m| m.client_name.clone());
+    let mut protocol_version =
+        headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).map(protocol_version_label);
+    let mut session = None;
+    if let Some(state) = route {
+        let session_header = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+        if let Some(id) = session_header.filter(|s| s.len() <= 256) {
+            if let Some(v) = shared.sessions.touch_header(&state.label, id) {
+                protocol_version = Some(v);
+            }
+            session = Some(SessionRef::Header(id.into()));
+        } else {
+            let credential = match &caller.credential {
+                Credential::Token { fingerprint, .. } => fingerprint.short(),
+                Credential::Malformed => 1,
+                Credential::Missing => 0,
+            };
+            let key = ClientKey { route: state.label.clone(), credential, source: caller.source };
+            if let Some(v) = shared.sessions.touch_inferred(&key) {
+                protocol_version = protocol_version.or(Some(v));
+            }
+            session = Some(SessionRef::Inferred(key));
+        }
+    }
+    RequestInfo {
+        started,
+        http_version,
+        protocol_version: protocol_version.unwrap_or(DEFAULT_PROTOCOL_VERSION),
+        pending: RequestInfo::pending_from(messages),
+        session,
+        client_name,
+        caller,
     }
 }

@@ -58,9 +58,7 @@ pub struct Routes {
     other: Arc<RouteState>,
     extra: Vec<(String, Arc<RouteState>)>,
     keys: Mutex<HashMap<Box<str>, Arc<RouteState>>>,
-    max_learned: usize,
     configured_keys: usize,
-    config: Config,
 }
 
 impl Routes {
@@ -76,8 +74,6 @@ impl Routes {
             extra: config.routes.extra.iter().map(|r| (r.path.clone(), RouteState::new(&r.label, config))).collect(),
             configured_keys: keys.len(),
             keys: Mutex::new(keys),
-            max_learned: config.routes.max_learned_keys,
-            config: config.clone(),
         }
     }
 
@@ -104,8 +100,15 @@ impl Routes {
     }
 
     /// The route state for a match once the upstream's status is known: a candidate key that the
-    /// upstream served (not 404) is learned while there is room; otherwise it is `_OTHER`.
-    pub fn settle(&self, m: &RouteMatch, status: u16, metrics: &crate::metrics::Metrics) -> Option<Arc<RouteState>> {
+    /// upstream served (not 404) is learned while there is room; otherwise it is `_OTHER`. A new
+    /// route takes its label caps and allowlists from `config`, the live one.
+    pub fn settle(
+        &self,
+        m: &RouteMatch,
+        status: u16,
+        config: &Config,
+        metrics: &crate::metrics::Metrics,
+    ) -> Option<Arc<RouteState>> {
         match m {
             RouteMatch::Mcp(state) => Some(state.clone()),
             RouteMatch::Plain => None,
@@ -117,13 +120,13 @@ impl Routes {
                 if let Some(state) = keys.get(key) {
                     return Some(state.clone());
                 }
-                if keys.len() < self.configured_keys + self.max_learned {
-                    let state = RouteState::new(key, &self.config);
+                if keys.len() < self.configured_keys + config.routes.max_learned_keys {
+                    let state = RouteState::new(key, config);
                     keys.insert(key.clone(), state.clone());
                     Some(state)
                 } else {
                     drop(keys);
-                    metrics.record_label_overflow("mcp_route");
+                    metrics.record_label_overflow(crate::metrics::OverflowLabel::Route);
                     Some(self.other.clone())
                 }
             }
@@ -166,17 +169,21 @@ mod tests {
     use crate::config::ExtraRoute;
     use crate::metrics::Metrics;
 
-    fn routes() -> Routes {
+    fn config() -> Config {
         let mut c = Config::default();
         c.routes.server_keys = vec!["catalog".into()];
         c.routes.max_learned_keys = 1;
         c.routes.extra = vec![ExtraRoute { path: "/mcp".into(), label: "everything".into() }];
-        Routes::new(&c)
+        c
+    }
+
+    fn routes() -> Routes {
+        Routes::new(&config())
     }
 
     fn label(r: &Routes, path: &str, status: u16) -> String {
         let m = Metrics::new(vec![1.0]);
-        r.settle(&r.match_path(path), status, &m).map(|s| s.label.to_string()).unwrap_or_default()
+        r.settle(&r.match_path(path), status, &config(), &m).map(|s| s.label.to_string()).unwrap_or_default()
     }
 
     #[test]
@@ -196,5 +203,19 @@ mod tests {
         assert_eq!(label(&r, "/api/mcp-actions/v1/scaffolder", 200), "scaffolder");
         assert_eq!(label(&r, "/api/mcp-actions/v1/scaffolder", 404), "scaffolder");
         assert_eq!(label(&r, "/api/mcp-actions/v1/third", 200), OTHER);
+    }
+
+    #[test]
+    fn a_key_learned_after_a_reload_gets_the_reloaded_label_settings() {
+        let r = routes();
+        let mut reloaded = config();
+        reloaded.labels.tool_allowlist = vec!["scaffolder.run".into()];
+        reloaded.labels.max_tools_per_route = 1;
+        r.apply_labels(&reloaded);
+        let m = Metrics::new(vec![1.0]);
+        let state = r.settle(&r.match_path("/api/mcp-actions/v1/scaffolder"), 200, &reloaded, &m).unwrap();
+        let mut tools = state.tools.lock().unwrap();
+        assert!(tools.contains("scaffolder.run"), "the reloaded allowlist applies to the new route");
+        assert!(!tools.learn("another"), "the reloaded cap applies to the new route");
     }
 }

@@ -13,6 +13,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use super::exchange::{RequestInfo, SessionRef};
 use super::Shared;
 use crate::mcp::jsonrpc::Message;
+use crate::mcp::method::Method;
 use crate::metrics::ErrorType;
 
 /// Starts a span per pending request and injects the first one's context into `headers`.
@@ -30,21 +31,21 @@ pub(super) fn start(shared: &Shared, headers: &mut http::HeaderMap, messages: &[
     }
     let started = SystemTime::now() - info.started.elapsed();
     for p in &mut info.pending {
-        let mut name = p.method.to_string();
+        let mut name = p.method.as_str().to_string();
         let mut attrs = vec![
-            KeyValue::new("mcp.method.name", p.method),
+            KeyValue::new("mcp.method.name", p.method.as_str()),
             KeyValue::new("mcp.protocol.version", info.protocol_version),
             KeyValue::new("network.transport", "tcp"),
             KeyValue::new("network.protocol.name", "http"),
             KeyValue::new("network.protocol.version", info.http_version),
             KeyValue::new("client.address", info.caller.source.to_string()),
         ];
-        if let Some(target) = p.target.as_deref().filter(|_| p.method == "tools/call" || p.method == "prompts/get") {
-            let key = if p.method == "tools/call" { "gen_ai.tool.name" } else { "gen_ai.prompt.name" };
+        if let Some(target) = p.target.as_deref().filter(|_| p.method.names_a_target()) {
+            let key = if p.method == Method::ToolsCall { "gen_ai.tool.name" } else { "gen_ai.prompt.name" };
             let target: String = target.chars().take(128).collect();
             name = format!("{} {target}", p.method);
             attrs.push(KeyValue::new(key, target));
-            if p.method == "tools/call" {
+            if p.method == Method::ToolsCall {
                 attrs.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
             }
         }

@@ -8,7 +8,7 @@ use crate::common::repo;
 
 /// Bottom to top. A module may use modules of its own layer or below, never above.
 const LAYERS: &[&[&str]] = &[
-    &["config", "mcp"],
+    &["labels", "config", "mcp"],
     &["metrics"],
     &["session", "audit"],
     &["http_client"],

@@ -15,26 +15,7 @@ use super::identity::Fingerprint;
 use super::reason::Reason;
 use crate::config::Bursts;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    Source,
-    Credential,
-    Stuffing,
-    Global,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Source, Scope::Credential, Scope::Stuffing, Scope::Global];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Source => "source",
-            Scope::Credential => "credential",
-            Scope::Stuffing => "stuffing",
-            Scope::Global => "global",
-        }
-    }
-}
+pub use crate::metrics::Scope;
 
 /// One burst's identity: the scope and the key within it (an address, a fingerprint, `all`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,7 +28,7 @@ pub struct BurstKey {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     pub count: u64,
-    pub by_reason: BTreeMap<&'static str, u64>,
+    pub by_reason: BTreeMap<Reason, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +206,7 @@ impl BurstDetector {
                     } else {
                         verdict.write_line = false;
                         a.pending.count += 1;
-                        *a.pending.by_reason.entry(reason.as_str()).or_default() += 1;
+                        *a.pending.by_reason.entry(reason).or_default() += 1;
                     }
                 }
             }

@@ -46,7 +46,7 @@ async fn a_burst_starts_at_the_threshold_and_ends_after_the_quiet_period() {
         events,
         vec![BurstEvent::Summary {
             key: BurstKey { scope: Scope::Source, key: IP.into() },
-            summary: Summary { count: 3, by_reason: [("missing_credentials", 3)].into() },
+            summary: Summary { count: 3, by_reason: [(Reason::MissingCredentials, 3)].into() },
         }]
     );
     tokio::time::advance(Duration::from_secs(24)).await;

@@ -1,0 +1,157 @@
+//! What the audit trail records: one JSON line per event (schema `mcp-tap.audit.v1`), each kind
+//! of event with its own fields. Credentials appear only as keyed fingerprints, never as tokens.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::mcp::method::Method;
+use crate::metrics::{Reason, Scope};
+
+pub const SCHEMA: &str = "mcp-tap.audit.v1";
+
+/// One audit line: when, the schema, and the event (whose `event` field names its kind).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditLine {
+    pub ts: String,
+    pub schema: &'static str,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+impl AuditLine {
+    pub fn new(event: AuditEvent) -> Self {
+        Self { ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(), schema: SCHEMA, event }
+    }
+}
+
+/// The kinds of audit event.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// A request the upstream refused, or a delegated-access denial in a tool result.
+    AuthFailure(AuthFailureLine),
+    /// The exact counts of a burst's failures that got no line of their own.
+    AuthFailureSummary {
+        scope: Scope,
+        key: String,
+        count: u64,
+        by_reason: BTreeMap<Reason, u64>,
+    },
+    BurstStart {
+        scope: Scope,
+        key: String,
+        client: String,
+        count: u64,
+    },
+    BurstEnd {
+        scope: Scope,
+        key: String,
+        client: String,
+        count: u64,
+        duration_seconds: f64,
+    },
+    /// Fingerprints of client tokens added to or removed from the known set by a reload.
+    TokenSetChanged {
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+    ConfigReloaded,
+    ConfigReloadRefused {
+        problems: Vec<String>,
+    },
+}
+
+impl AuditEvent {
+    /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
+    pub const NAMES: [&'static str; 7] = [
+        "auth_failure",
+        "auth_failure_summary",
+        "burst_start",
+        "burst_end",
+        "token_set_changed",
+        "config_reloaded",
+        "config_reload_refused",
+    ];
+
+    pub fn name(&self) -> &'static str {
+        let i = match self {
+            AuditEvent::AuthFailure(_) => 0,
+            AuditEvent::AuthFailureSummary { .. } => 1,
+            AuditEvent::BurstStart { .. } => 2,
+            AuditEvent::BurstEnd { .. } => 3,
+            AuditEvent::TokenSetChanged { .. } => 4,
+            AuditEvent::ConfigReloaded => 5,
+            AuditEvent::ConfigReloadRefused { .. } => 6,
+        };
+        Self::NAMES[i]
+    }
+}
+
+/// The fields of an `auth_failure` line.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthFailureLine {
+    pub status: u16,
+    pub reason: Reason,
+    pub route: String,
+    pub http_method: String,
+    /// The MCP method the refused request attempted, when its body could be decoded.
+    #[serde(serialize_with = "method_or_empty")]
+    pub mcp_method: Option<Method>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    pub client: String,
+    /// Keyed HMAC-SHA256 fingerprint of the bearer token, 16 hex digits. Never the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The `X-Request-Id` header, if the client or a gateway set one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jsonrpc_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+fn method_or_empty<S: serde::Serializer>(m: &Option<Method>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.map_or("", Method::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_serializes_with_its_name() {
+        let events = [
+            AuditEvent::AuthFailureSummary {
+                scope: Scope::Source,
+                key: "10.0.0.1".into(),
+                count: 3,
+                by_reason: BTreeMap::from([(Reason::UnknownToken, 3)]),
+            },
+            AuditEvent::BurstStart { scope: Scope::Global, key: "all".into(), client: "unknown".into(), count: 100 },
+            AuditEvent::ConfigReloaded,
+            AuditEvent::ConfigReloadRefused { problems: vec!["listen can only change with a restart".into()] },
+        ];
+        for e in events {
+            let name = e.name();
+            let v: serde_json::Value = serde_json::to_value(AuditLine::new(e)).unwrap();
+            assert_eq!(v["event"], name);
+            assert_eq!(v["schema"], SCHEMA);
+        }
+        let v = serde_json::to_value(AuditLine::new(AuditEvent::AuthFailureSummary {
+            scope: Scope::Credential,
+            key: "k".into(),
+            count: 2,
+            by_reason: BTreeMap::from([(Reason::RevokedToken, 2)]),
+        }))
+        .unwrap();
+        assert_eq!(v["by_reason"]["revoked_token"], 2);
+        assert_eq!(v["scope"], "credential");
+    }
+}

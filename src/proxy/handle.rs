@@ -1,0 +1,205 @@
+//! One request through the tap, in stages: match the route, read and decode an MCP request body,
+//! forward it, and hand the response to a tapped body. Never fails: upstream problems become
+//! 502/504 JSON-RPC errors, and anything the tap cannot decode is forwarded unchanged.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::body::{read_capped, ClientBody, ReadBody, UpstreamBody};
+use super::exchange::{Exchange, RequestInfo, SessionRef};
+use super::forward::{self, ProxyError};
+use super::record::Recorder;
+use super::request::{caller, request_info};
+use super::route::{RouteMatch, RouteState, NON_MCP};
+use super::Shared;
+use crate::config::Config;
+use crate::mcp::jsonrpc::{self, Id, Message};
+use crate::mcp::response::ResponseDecoder;
+use crate::metrics::{DecodeErrorKind, SessionEnd, UnparsedReason};
+
+fn http_version(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_2 => "2",
+        Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    }
+}
+
+/// A request body ready to go upstream, with what decoding it found.
+struct ReadRequest {
+    body: UpstreamBody,
+    messages: Vec<Message>,
+    batch: bool,
+}
+
+/// Handles one request: never fails; upstream problems become 502/504 JSON-RPC errors.
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Response<ClientBody> {
+    let started = Instant::now();
+    let config = shared.config.load_full();
+    let route = shared.routes.match_path(req.uri().path());
+    let provisional = shared.routes.provisional(&route);
+    let version = http_version(req.version());
+    let (mut parts, body) = req.into_parts();
+
+    let read = if route.is_mcp() && parts.method == Method::POST {
+        match read_mcp_request(&shared, &config, &parts.headers, body).await {
+            Ok(read) => read,
+            Err(e) => {
+                // The client went away while sending; nobody is left to answer.
+                tracing::debug!(error = %e, %peer, "client aborted its request body");
+                let mut resp = Response::new(ClientBody::own(Bytes::new()));
+                *resp.status_mut() = StatusCode::BAD_REQUEST;
+                return resp;
+            }
+        }
+    } else {
+        ReadRequest { body: UpstreamBody::Stream(body), messages: Vec::new(), batch: false }
+    };
+    let body_read = Instant::now();
+
+    let caller = caller(&shared, &parts, peer, &config);
+    let mut info =
+        request_info(&shared, provisional.as_deref(), &parts.headers, &read.messages, caller, started, version);
+    let ids: Vec<Option<Id>> = info.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
+    let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
+    forward::upstream_headers(&mut parts.headers, &parts.uri, &shared.upstream, peer, config.forwarded_headers.enabled);
+    super::trace::start(&shared, &mut parts.headers, &read.messages, &mut info);
+    let method = parts.method.clone();
+    let mut upstream_req = Request::from_parts(parts, read.body);
+    *upstream_req.uri_mut() = uri;
+    *upstream_req.version_mut() = Version::HTTP_11;
+
+    let sent = Instant::now();
+    let timeout = config.upstream.response_timeout;
+    let result = match tokio::time::timeout(timeout, shared.client.load().request(upstream_req)).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => Err(ProxyError::classify(&e, &config.upstream.url)),
+        Err(_) => Err(ProxyError::Timeout { upstream: config.upstream.url.clone(), timeout }),
+    };
+    let headers_at = Instant::now();
+    let (response, label) = match result {
+        Ok(resp) => respond(&shared, &config, &route, info, &method, resp),
+        Err(err) => return upstream_failure(&shared, provisional, info, &err, &method, &ids, read.batch),
+    };
+    shared.metrics.record_overhead(&label, (sent - body_read) + headers_at.elapsed());
+    response
+}
+
+/// Reads an MCP POST body up to the decode cap and decodes it; a larger body streams on undecoded.
+async fn read_mcp_request(
+    shared: &Shared,
+    config: &Config,
+    headers: &http::HeaderMap,
+    body: Incoming,
+) -> Result<ReadRequest, hyper::Error> {
+    let cap = config.decode.max_request_bytes;
+    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut read = ReadRequest { body: UpstreamBody::Stream(body), messages: Vec::new(), batch: false };
+    if declared.is_some_and(|n| n > cap as u64) {
+        shared.metrics.record_unparsed(UnparsedReason::RequestTooLarge);
+        return Ok(read);
+    }
+    let UpstreamBody::Stream(body) = read.body else { unreachable!("built as a stream above") };
+    match read_capped(body, cap).await? {
+        ReadBody::Whole(bytes, trailers) => {
+            read.batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+            match jsonrpc::decode(&bytes, config.decode.max_batch) {
+                Ok(m) => read.messages = m,
+                Err(jsonrpc::DecodeError::Malformed) => {
+                    shared.metrics.record_decode_error(DecodeErrorKind::RequestJson)
+                }
+                Err(jsonrpc::DecodeError::BatchTooLarge) => {
+                    shared.metrics.record_unparsed(UnparsedReason::BatchTooLarge)
+                }
+            }
+            read.body = UpstreamBody::Full { data: Some(bytes), trailers };
+        }
+        ReadBody::TooLarge(prefix, rest) => {
+            shared.metrics.record_unparsed(UnparsedReason::RequestTooLarge);
+            read.body = UpstreamBody::Prefixed { prefix: Some(prefix), rest };
+        }
+    }
+    Ok(read)
+}
+
+/// The upstream answered: settle the route, end header sessions the answer ends, and return the
+/// response with a body that taps every frame on its way to the client, and the route's label.
+fn respond(
+    shared: &Arc<Shared>,
+    config: &Config,
+    route: &RouteMatch,
+    info: RequestInfo,
+    method: &Method,
+    resp: Response<Incoming>,
+) -> (Response<ClientBody>, Box<str>) {
+    let status = resp.status().as_u16();
+    let route_state = shared.routes.settle(route, status, config, &shared.metrics);
+    if let (RouteMatch::Candidate(_), Some(state)) = (route, &route_state) {
+        shared.auditor.preinit_route(&state.label);
+    }
+    let label: Box<str> = route_state.as_ref().map_or(NON_MCP.into(), |r| r.label.clone());
+    let (mut parts, body) = resp.into_parts();
+    forward::strip_hop_by_hop(&mut parts.headers);
+    if let (Some(SessionRef::Header(id)), Some(_)) = (&info.session, &route_state) {
+        if status == 404 {
+            shared.sessions.end_header(&label, id, SessionEnd::Expired);
+        } else if method == Method::DELETE && (200..300).contains(&status) {
+            shared.sessions.end_header(&label, id, SessionEnd::Delete);
+        }
+    }
+    let exchange = route_state.map(|state| {
+        let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let decoder =
+            ResponseDecoder::for_content_type(content_type, config.decode.max_message_bytes, config.decode.max_batch);
+        let recorder = recorder(shared, state, &info);
+        Box::new(Exchange::new(recorder, shared.sessions.clone(), info, status, &parts.headers, decoder))
+    });
+    shared.metrics.record_http_exchange(&label, method, status);
+    (Response::from_parts(parts, ClientBody::Tapped { inner: body, exchange }), label)
+}
+
+fn recorder(shared: &Shared, route: Arc<RouteState>, info: &RequestInfo) -> Recorder {
+    Recorder::new(
+        shared.metrics.clone(),
+        shared.auditor.clone(),
+        route,
+        info.caller.clone(),
+        info.started,
+        info.http_version,
+        info.protocol_version,
+    )
+}
+
+/// The upstream could not be reached or did not answer in time: a JSON-RPC error the client can
+/// read, recorded against every request of the exchange.
+fn upstream_failure(
+    shared: &Arc<Shared>,
+    route: Option<Arc<RouteState>>,
+    info: RequestInfo,
+    err: &ProxyError,
+    method: &Method,
+    ids: &[Option<Id>],
+    batch: bool,
+) -> Response<ClientBody> {
+    let label = route.as_ref().map_or(NON_MCP, |r| &*r.label).to_string();
+    tracing::warn!(route = %label, kind = ?err.kind(), "{err}");
+    shared.metrics.record_upstream_error(&label, err.kind());
+    let status = err.status();
+    let mut response = Response::new(ClientBody::own(err.body(ids, batch)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    shared.metrics.record_http_exchange(&label, method, status.as_u16());
+    if let Some(state) = route {
+        let recorder = recorder(shared, state, &info);
+        let decoder = ResponseDecoder::None;
+        let ex =
+            Exchange::new(recorder, shared.sessions.clone(), info, status.as_u16(), &http::HeaderMap::new(), decoder);
+        ex.fail(err.error_type());
+    }
+    response
+}

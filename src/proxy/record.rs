@@ -1,0 +1,168 @@
+//! The one place an exchange's outcomes become numbers and evidence: each finished MCP operation
+//! is recorded in the metrics and ends its span; each refusal becomes one audit event; what the
+//! upstream advertised is learned for the label bounds. The exchange decides, the recorder records.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+
+use super::request::{Caller, Pending};
+use super::route::RouteState;
+use crate::audit::reason::{classify_rejection, BackstageError, Reason};
+use crate::audit::{Auditor, AuthFailure};
+use crate::mcp::method::Method;
+use crate::mcp::names::{NameSet, OTHER};
+use crate::metrics::{DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, UnparsedReason};
+
+pub struct Recorder {
+    metrics: Arc<Metrics>,
+    auditor: Arc<Auditor>,
+    route: Arc<RouteState>,
+    caller: Caller,
+    started: Instant,
+    http_version: &'static str,
+    protocol_version: &'static str,
+}
+
+impl Recorder {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        auditor: Arc<Auditor>,
+        route: Arc<RouteState>,
+        caller: Caller,
+        started: Instant,
+        http_version: &'static str,
+        protocol_version: &'static str,
+    ) -> Self {
+        Self { metrics, auditor, route, caller, started, http_version, protocol_version }
+    }
+
+    pub fn route(&self) -> &Arc<RouteState> {
+        &self.route
+    }
+
+    pub fn protocol_version(&self) -> &'static str {
+        self.protocol_version
+    }
+
+    /// `initialize` answered with the version the session speaks.
+    pub fn set_protocol_version(&mut self, version: &'static str) {
+        self.protocol_version = version;
+    }
+
+    /// The upstream accepted the credential: a later refusal of it means it was revoked.
+    pub fn credential_worked(&self) {
+        if let Some(fp) = self.caller.credential.fingerprint() {
+            self.auditor.history.succeeded(fp);
+        }
+    }
+
+    /// One MCP request reached its end with `error` (`ErrorType::None` on success).
+    pub fn operation(&self, p: &mut Pending, error: ErrorType, now: Instant) {
+        super::trace::end(p.span.take(), error);
+        let tool = self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool);
+        let prompt = self.bounded_target(p, Method::PromptsGet, &self.route.prompts, OverflowLabel::Prompt);
+        self.metrics.record_operation(&Operation {
+            route: &self.route.label,
+            method: p.method,
+            tool: &tool,
+            prompt: &prompt,
+            error,
+            protocol_version: self.protocol_version,
+            http_version: self.http_version,
+            duration: now - self.started,
+        });
+        let outcome = match error {
+            ErrorType::None => Outcome::Ok,
+            ErrorType::ToolError if p.denied => Outcome::Denied,
+            ErrorType::ToolError => Outcome::ToolError,
+            ErrorType::Http(401 | 403) => Outcome::Denied,
+            _ => Outcome::Error,
+        };
+        self.metrics.record_client_operation(self.caller.credential.client(), p.method, &tool, outcome);
+    }
+
+    /// The tool or prompt label of `p`: its name if the upstream advertised it, else `_OTHER`.
+    fn bounded_target(&self, p: &Pending, method: Method, set: &Mutex<NameSet>, label: OverflowLabel) -> String {
+        match &p.target {
+            _ if p.method != method => String::new(),
+            Some(name) if set.lock().expect("route lock").contains(name) => name.clone(),
+            Some(_) => {
+                self.metrics.record_label_overflow(label);
+                OTHER.to_string()
+            }
+            None => String::new(),
+        }
+    }
+
+    /// Whether a tool failure names a tool this route advertised (to this caller or another).
+    pub fn advertised(&self, tool: Option<&str>) -> bool {
+        tool.is_some_and(|t| self.route.tools.lock().expect("route lock").contains(t))
+    }
+
+    /// The upstream refused the request (401/403); `body` is its error body, if it sent one.
+    pub fn refused(&self, status: u16, body: &BackstageError, first: Option<&Pending>) {
+        let was_valid = self.caller.credential.fingerprint().is_some_and(|fp| self.auditor.history.was_valid(fp));
+        let reason = classify_rejection(status, &self.caller.credential, body, was_valid);
+        self.auth_failure(reason, status, first);
+    }
+
+    /// A tool result refused because the token may not reach the plugin that owns the action.
+    pub fn delegation_denied(&self, p: &Pending) {
+        self.auth_failure(Reason::DelegationDenied, 200, Some(p));
+    }
+
+    fn auth_failure(&self, reason: Reason, status: u16, p: Option<&Pending>) {
+        let c = &self.caller;
+        self.auditor.emit(&AuthFailure {
+            route: &self.route.label,
+            status,
+            reason,
+            http_method: c.http_method.as_str(),
+            mcp_method: p.map(|p| p.method),
+            tool: p.filter(|p| p.method == Method::ToolsCall).and_then(|p| p.target.as_deref()),
+            credential: &c.credential,
+            source: c.source,
+            user_agent: c.user_agent.as_deref(),
+            request_id: c.request_id.as_deref(),
+            jsonrpc_id: p.and_then(|p| p.id.as_ref()).map(|id| id.as_str().to_string()),
+            trace_id: c.trace_id.as_deref(),
+        });
+    }
+
+    /// A `tools/list` answer: learn the names for the label bounds, and count what was advertised
+    /// (`next_page` adds a later page of a paginated list to the first).
+    pub fn tools_listed(&self, tools: &[String], next_page: bool) {
+        let mut set = self.route.tools.lock().expect("route lock");
+        let overflow = tools.iter().filter(|t| !set.learn(t)).count();
+        drop(set);
+        if overflow > 0 {
+            self.metrics.record_label_overflow(OverflowLabel::Tool);
+        }
+        if next_page {
+            self.metrics.add_tools_advertised(&self.route.label, tools.len());
+        } else {
+            self.metrics.set_tools_advertised(&self.route.label, tools.len());
+        }
+    }
+
+    pub fn prompts_listed(&self, prompts: &[String]) {
+        let mut set = self.route.prompts.lock().expect("route lock");
+        for name in prompts {
+            set.learn(name);
+        }
+    }
+
+    /// The server asked or told the client something on the stream.
+    pub fn server_message(&self, method: Method) {
+        self.metrics.record_server_message(&self.route.label, method);
+    }
+
+    pub fn unparsed(&self, reason: UnparsedReason) {
+        self.metrics.record_unparsed(reason);
+    }
+
+    pub fn decode_error(&self, kind: DecodeErrorKind) {
+        self.metrics.record_decode_error(kind);
+    }
+}
