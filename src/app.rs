@@ -62,55 +62,22 @@ pub async fn run_with(
     let (sink_stop_tx, sink_stop_rx) = watch::channel(false);
     let (sink, sink_task) =
         AuditSink::start(&config.audit.output, config.audit.queue_capacity, metrics.clone(), sink_stop_rx);
-    let export = crate::export::start(&config.otlp, metrics.clone())?;
-    let fingerprinter = Fingerprinter::from_config(&config.audit)?;
+    let export = crate::export::start(&config.otlp, &config.env, metrics.clone())?;
+    let fingerprinter = Fingerprinter::from_config(&config.audit, &config.env)?;
     let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &known_routes(&config)));
     let resend_interval = config.alertmanager.resend_interval;
     let shared = Arc::new(Shared::new(config, metrics, auditor.clone())?);
-    if let Some(tracer) = export.as_ref().and_then(|e| e.tracer()) {
+    if let Some(tracer) = export.as_ref().and_then(super::export::Export::tracer) {
         let _ = shared.tracer.set(tracer);
     }
-    tracing::info!(
-        listen = %proxy_listener.local_addr()?,
-        admin = %admin_listener.local_addr()?,
-        upstream = %shared.upstream,
-        "mcp-tap is proxying MCP traffic; metrics on http://{}/metrics",
-        admin_listener.local_addr()?
-    );
+    let (listen, admin_addr) = (proxy_listener.local_addr()?, admin_listener.local_addr()?);
+    tracing::info!(%listen, admin = %admin_addr, upstream = %shared.upstream,
+        "mcp-tap is proxying MCP traffic; metrics on http://{admin_addr}/metrics");
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-
-    let sweeper = {
-        let shared = shared.clone();
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            loop {
-                let interval = shared.sessions.sweep_interval();
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => { shared.sessions.sweep(); }
-                    _ = rx.wait_for(|s| *s) => break,
-                }
-            }
-        })
-    };
-    // Bursts end and summaries are written on a one-second tick; active alerts are re-sent.
-    let ticker = {
-        let auditor = auditor.clone();
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            let mut resend = tokio::time::interval(resend_interval);
-            resend.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => auditor.tick(),
-                    _ = resend.tick() => auditor.resend_alerts(),
-                    _ = rx.wait_for(|s| *s) => break,
-                }
-            }
-        })
-    };
+    let sweeper = tokio::spawn(sweep_sessions(shared.clone(), stop_rx.clone()));
+    let ticker = tokio::spawn(tick_audit(auditor.clone(), resend_interval, stop_rx.clone()));
     let reloader = options.reload.map(|(path, load)| {
         let r = Arc::new(crate::reload::Reloader::new(path, load, shared.clone(), options.log_level));
         crate::reload::start(r, options.sighup, stop_rx.clone())
@@ -132,16 +99,36 @@ pub async fn run_with(
     }
     let _ = sink_stop_tx.send(true);
     let _ = sink_task.await;
-    let _ = sweeper.await;
-    if let Some(r) = reloader {
-        let _ = r.await;
+    for task in [Some(sweeper), reloader, canary, Some(admin)].into_iter().flatten() {
+        let _ = task.await;
     }
-    if let Some(c) = canary {
-        let _ = c.await;
-    }
-    let _ = admin.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Ends idle sessions, about ten times per idle timeout.
+async fn sweep_sessions(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let interval = shared.sessions.sweep_interval();
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => { shared.sessions.sweep(); }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+}
+
+/// Bursts end and summaries are written on a one-second tick; active alerts are re-sent.
+async fn tick_audit(auditor: Arc<Auditor>, resend_interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut resend = tokio::time::interval(resend_interval);
+    resend.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => auditor.tick(),
+            _ = resend.tick() => auditor.resend_alerts(),
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
 }
 
 /// The in-daemon canary: the `probe` checks against the upstream, every `canary.interval`.
@@ -153,7 +140,7 @@ async fn canary(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             base_url: config.upstream.url.clone(),
             mcp_path: c.mcp_path.clone(),
             readiness_path: config.upstream.readiness_path.clone(),
-            token: std::env::var(&c.token_env).ok(),
+            token: config.env.var(&c.token_env),
             expect_tools: c.expect_tools.clone(),
             timeout: c.timeout,
         };

@@ -120,7 +120,7 @@ async fn backstage(req: http::Request<Incoming>) -> http::Response<Full<Bytes>> 
             r#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null}"#.into(),
         );
     }
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
     let messages: Vec<Value> = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Array(v)) => v,
         Ok(v) => vec![v],

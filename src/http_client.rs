@@ -30,7 +30,7 @@ pub fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
     }
     if let Some(path) = &cfg.ca_file {
         let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: cannot read PEM certificates: {e}", path.display()))?;
         if certs.is_empty() {
             anyhow::bail!("upstream.ca_file {}: holds no PEM certificate", path.display());

@@ -17,41 +17,58 @@ fn main() -> ExitCode {
             return if usage { ExitCode::from(EXIT_USAGE as u8) } else { ExitCode::SUCCESS };
         }
     };
-    if let Some(Command::CheckConfig { file }) = &cli.command {
-        return match Config::load(file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(EXIT_USAGE as u8)
-            }
-        };
-    }
-    if let Some(Command::Probe { url, token, expect_tools, output, mcp_path, readiness_path, timeout }) = &cli.command {
-        let spec = mcp_tap::probe::ProbeSpec {
-            base_url: url.clone(),
-            mcp_path: mcp_path.clone(),
-            readiness_path: readiness_path.clone(),
-            token: token.clone(),
-            expect_tools: expect_tools.clone(),
-            timeout: *timeout,
-        };
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("cannot start the async runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let results = runtime.block_on(mcp_tap::probe::run(&spec));
-        match output {
-            mcp_tap::cli::ProbeOutput::Human => print!("{}", mcp_tap::probe::render_human(&results)),
-            mcp_tap::cli::ProbeOutput::Json => println!("{}", mcp_tap::probe::render_json(&results)),
+    match &cli.command {
+        Some(Command::CheckConfig { file }) => check_config(file),
+        Some(Command::Probe { url, token, expect_tools, output, mcp_path, readiness_path, timeout }) => {
+            let spec = mcp_tap::probe::ProbeSpec {
+                base_url: url.clone(),
+                mcp_path: mcp_path.clone(),
+                readiness_path: readiness_path.clone(),
+                token: token.clone(),
+                expect_tools: expect_tools.clone(),
+                timeout: *timeout,
+            };
+            probe(&spec, output)
         }
-        return if results.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        _ => serve(&cli),
     }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_USAGE as u8)
+        }
+    }
+}
+
+fn probe(spec: &mcp_tap::probe::ProbeSpec, output: &mcp_tap::cli::ProbeOutput) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let results = runtime.block_on(mcp_tap::probe::run(spec));
+    match output {
+        mcp_tap::cli::ProbeOutput::Human => print!("{}", mcp_tap::probe::render_human(&results)),
+        mcp_tap::cli::ProbeOutput::Json => println!("{}", mcp_tap::probe::render_json(&results)),
+    }
+    if results.iter().all(|r| r.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The daemon (or the demo): runs until SIGINT or SIGTERM.
+fn serve(cli: &Cli) -> ExitCode {
     let config = match cli.effective_config() {
         Ok(c) => c,
         Err(e) => {
@@ -74,16 +91,12 @@ fn main() -> ExitCode {
         (path, load)
     });
     let options = mcp_tap::app::Options { reload, sighup: true, log_level: Some(log_level) };
-    if let Some(Command::Demo) = &cli.command {
-        return match runtime.block_on(demo(config)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    match runtime.block_on(run(config, options)) {
+    let result = if let Some(Command::Demo) = &cli.command {
+        runtime.block_on(demo(config))
+    } else {
+        runtime.block_on(run(config, options))
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -3,7 +3,9 @@
 //! authenticated `initialize` and `tools/list` succeed (with the expected tools), and an invalid
 //! token is refused.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -110,88 +112,91 @@ pub async fn run(spec: &ProbeSpec) -> Vec<CheckResult> {
                 .collect()
         }
     };
-    let base = spec.base_url.trim_end_matches('/');
-    let mcp = format!("{base}{}", spec.mcp_path);
     let mut results = Vec::new();
-
     let started = Instant::now();
-    let ready = async {
-        let req = http::Request::get(format!("{base}{}", spec.readiness_path))
-            .body(UpstreamBody::Full { data: None, trailers: None })
-            .map_err(|e| e.to_string())?;
-        let resp = tokio::time::timeout(spec.timeout, client.request(req))
-            .await
-            .map_err(|_| format!("readiness did not answer within {:?}", spec.timeout))?
-            .map_err(|e| forward::ProxyError::classify(&e, base).to_string())?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(format!("{} answered {}", spec.readiness_path, resp.status())),
-            s => Err(format!("{} answered {s}: the backend is not ready", spec.readiness_path)),
-        }
+    results.push(result("readiness", readiness(&client, spec).await, started));
+    let started = Instant::now();
+    results.push(result("unauthenticated_rejected", rejected(&client, spec, None).await, started));
+    let started = Instant::now();
+    results.push(result("initialize", initialize(&client, spec).await, started));
+    let started = Instant::now();
+    results.push(result("tools_list", tools_list(&client, spec).await, started));
+    let started = Instant::now();
+    let bogus = invalid_token();
+    results.push(result("invalid_token_rejected", rejected(&client, spec, Some(&bogus)).await, started));
+    results
+}
+
+fn mcp_url(spec: &ProbeSpec) -> String {
+    format!("{}{}", spec.base_url.trim_end_matches('/'), spec.mcp_path)
+}
+
+async fn readiness(client: &UpstreamClient, spec: &ProbeSpec) -> Result<String, String> {
+    let base = spec.base_url.trim_end_matches('/');
+    let req = http::Request::get(format!("{base}{}", spec.readiness_path))
+        .body(UpstreamBody::Full { data: None, trailers: None })
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(spec.timeout, client.request(req))
+        .await
+        .map_err(|_| format!("readiness did not answer within {:?}", spec.timeout))?
+        .map_err(|e| forward::ProxyError::classify(&e, base).to_string())?;
+    match resp.status().as_u16() {
+        200..=299 => Ok(format!("{} answered {}", spec.readiness_path, resp.status())),
+        s => Err(format!("{} answered {s}: the backend is not ready", spec.readiness_path)),
     }
-    .await;
-    results.push(result("readiness", ready, started));
+}
 
-    let started = Instant::now();
-    let unauth = match post(&client, &mcp, None, INITIALIZE, spec.timeout).await {
-        Ok(a) if a.status == 401 => Ok("refused with 401 as it should be".to_string()),
-        Ok(a) => Err(format!("an initialize without a token got {}: the endpoint is not protected", a.status)),
-        Err(e) => Err(e),
-    };
-    results.push(result("unauthenticated_rejected", unauth, started));
+/// An initialize without a token, or with a made-up one, must be refused with 401.
+async fn rejected(client: &UpstreamClient, spec: &ProbeSpec, bogus: Option<&str>) -> Result<String, String> {
+    let a = post(client, &mcp_url(spec), bogus, INITIALIZE, spec.timeout).await?;
+    match (a.status, bogus) {
+        (401, _) => Ok("refused with 401 as it should be".to_string()),
+        (s, None) => Err(format!("an initialize without a token got {s}: the endpoint is not protected")),
+        (s, Some(_)) => Err(format!("an invalid token got {s}: Backstage accepts unknown tokens")),
+    }
+}
 
-    let token = spec.token.as_deref();
-    let started = Instant::now();
-    let init = match (token, post(&client, &mcp, token, INITIALIZE, spec.timeout).await) {
-        (None, _) => Err("no token given (--token or MCP_TAP_PROBE_TOKEN)".to_string()),
-        (_, Ok(a)) if a.status == 200 => match a.messages.iter().find(|m| m.is_response()) {
+const NO_TOKEN: &str = "no token given (--token or MCP_TAP_PROBE_TOKEN)";
+
+async fn initialize(client: &UpstreamClient, spec: &ProbeSpec) -> Result<String, String> {
+    let token = spec.token.as_deref().ok_or(NO_TOKEN)?;
+    let a = post(client, &mcp_url(spec), Some(token), INITIALIZE, spec.timeout).await?;
+    match a.status {
+        200 => match a.messages.iter().find(|m| m.is_response()) {
             Some(Message { kind: Kind::Result(r), .. }) => {
                 Ok(format!("protocol {}", r.protocol_version.as_deref().unwrap_or("unknown")))
             }
             Some(Message { kind: Kind::Error { code }, .. }) => Err(format!("initialize answered JSON-RPC error {code}")),
             _ => Err("initialize answered 200 without a JSON-RPC result".into()),
         },
-        (_, Ok(a)) if a.status == 401 || a.status == 403 => Err(format!(
+        401 | 403 => Err(format!(
             "initialize with the token got {}: the token is unknown to Backstage or its accessRestrictions leave out mcp-actions",
             a.status
         )),
-        (_, Ok(a)) if a.status == 404 => Err(format!("{} answered 404: is the mcp-actions plugin installed?", spec.mcp_path)),
-        (_, Ok(a)) => Err(format!("initialize got HTTP {}", a.status)),
-        (_, Err(e)) => Err(e),
-    };
-    results.push(result("initialize", init, started));
+        404 => Err(format!("{} answered 404: is the mcp-actions plugin installed?", spec.mcp_path)),
+        s => Err(format!("initialize got HTTP {s}")),
+    }
+}
 
-    let started = Instant::now();
-    let list = match (token, post(&client, &mcp, token, TOOLS_LIST, spec.timeout).await) {
-        (None, _) => Err("no token given (--token or MCP_TAP_PROBE_TOKEN)".to_string()),
-        (_, Ok(a)) if a.status == 200 => match a.messages.iter().find(|m| m.is_response()) {
-            Some(Message { kind: Kind::Result(r), .. }) => {
-                let tools = r.tools.clone().unwrap_or_default();
-                let missing: Vec<&String> = spec.expect_tools.iter().filter(|t| !tools.contains(t)).collect();
-                if missing.is_empty() {
-                    Ok(format!("{} tools", tools.len()))
-                } else {
-                    Err(format!(
-                        "{} tools, missing {missing:?}: check backend.actions.pluginSources and the token's plugin access",
-                        tools.len()
-                    ))
-                }
-            }
-            _ => Err("tools/list answered without a result".into()),
-        },
-        (_, Ok(a)) => Err(format!("tools/list got HTTP {}", a.status)),
-        (_, Err(e)) => Err(e),
+async fn tools_list(client: &UpstreamClient, spec: &ProbeSpec) -> Result<String, String> {
+    let token = spec.token.as_deref().ok_or(NO_TOKEN)?;
+    let a = post(client, &mcp_url(spec), Some(token), TOOLS_LIST, spec.timeout).await?;
+    if a.status != 200 {
+        return Err(format!("tools/list got HTTP {}", a.status));
+    }
+    let Some(Message { kind: Kind::Result(r), .. }) = a.messages.iter().find(|m| m.is_response()) else {
+        return Err("tools/list answered without a result".into());
     };
-    results.push(result("tools_list", list, started));
-
-    let started = Instant::now();
-    let bogus = invalid_token();
-    let invalid = match post(&client, &mcp, Some(&bogus), INITIALIZE, spec.timeout).await {
-        Ok(a) if a.status == 401 => Ok("refused with 401 as it should be".to_string()),
-        Ok(a) => Err(format!("an invalid token got {}: Backstage accepts unknown tokens", a.status)),
-        Err(e) => Err(e),
-    };
-    results.push(result("invalid_token_rejected", invalid, started));
-    results
+    let tools = r.tools.clone().unwrap_or_default();
+    let missing: Vec<&String> = spec.expect_tools.iter().filter(|t| !tools.contains(t)).collect();
+    if missing.is_empty() {
+        Ok(format!("{} tools", tools.len()))
+    } else {
+        Err(format!(
+            "{} tools, missing {missing:?}: check backend.actions.pluginSources and the token's plugin access",
+            tools.len()
+        ))
+    }
 }
 
 fn result(check: &'static str, outcome: Result<String, String>, started: Instant) -> CheckResult {

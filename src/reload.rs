@@ -82,7 +82,7 @@ impl Reloader {
     /// problem or on a restart-only change.
     pub fn reload(&self, why: &str) {
         let metrics = &self.shared.metrics;
-        let new = match (self.load)() {
+        let mut new = match (self.load)() {
             Ok(c) => c,
             Err(e) => {
                 for p in &e.problems {
@@ -93,6 +93,8 @@ impl Reloader {
             }
         };
         let old = self.shared.config.load_full();
+        // The environment is not in the file: a reload keeps the one the tap started with.
+        new.env = old.env.clone();
         let restart = old.restart_only_changes(&new);
         if !restart.is_empty() {
             let problem = format!(

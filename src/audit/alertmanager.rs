@@ -82,7 +82,8 @@ impl Pager {
                 Ok(Ok(resp)) if resp.status().is_success() => None,
                 Ok(Ok(resp)) => {
                     let status = resp.status();
-                    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body =
+                        resp.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
                     Some(format!("answered {status}: {}", String::from_utf8_lossy(&body)))
                 }
                 Ok(Err(e)) => Some(e.to_string()),
@@ -102,7 +103,7 @@ impl Pager {
     }
 
     pub fn burst_ended(&self, key: &BurstKey, client: &str) {
-        let start = self.active.lock().expect("pager lock").remove(key).map(|(s, _)| s).unwrap_or_else(now);
+        let start = self.active.lock().expect("pager lock").remove(key).map_or_else(now, |(s, _)| s);
         self.post(vec![self.alert(key, client, &start, Some(&now()))]);
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::config::Clients;
+use crate::config::{Clients, Environment};
 
 /// `client` label when no credential was sent.
 pub const CLIENT_NONE: &str = "none";
@@ -65,7 +65,7 @@ impl Fingerprinter {
     }
 
     /// The key from a file, else the environment variable, else random bytes.
-    pub fn from_config(audit: &crate::config::Audit) -> anyhow::Result<Self> {
+    pub fn from_config(audit: &crate::config::Audit, env: &Environment) -> anyhow::Result<Self> {
         if let Some(path) = &audit.fingerprint_key_file {
             let key = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("audit.fingerprint_key_file {}: {e}", path.display()))?;
@@ -73,7 +73,7 @@ impl Fingerprinter {
             anyhow::ensure!(key.len() >= 16, "audit.fingerprint_key_file {}: use at least 16 bytes", path.display());
             return Ok(Self::new(key, KeySource::File));
         }
-        if let Ok(key) = std::env::var(&audit.fingerprint_key_env) {
+        if let Some(key) = env.var(&audit.fingerprint_key_env) {
             anyhow::ensure!(key.len() >= 16, "{} must hold at least 16 bytes", audit.fingerprint_key_env);
             return Ok(Self::new(key.as_bytes(), KeySource::Env));
         }
@@ -146,7 +146,7 @@ impl fmt::Debug for ClientDirectory {
 
 impl ClientDirectory {
     /// Builds the directory from config. Returns it with warnings for entries left out.
-    pub fn load(clients: &Clients, fp: &Fingerprinter) -> (Self, Vec<String>) {
+    pub fn load(clients: &Clients, env: &Environment, fp: &Fingerprinter) -> (Self, Vec<String>) {
         let mut dir = ClientDirectory::default();
         let mut warnings = Vec::new();
         for (i, t) in clients.tokens.iter().enumerate() {
@@ -161,7 +161,7 @@ impl ClientDirectory {
                 continue;
             }
             let token = match (&t.token_env, &t.token_file) {
-                (Some(var), _) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
+                (Some(var), _) => env.var(var).ok_or_else(|| format!("environment variable {var} is not set")),
                 (_, Some(path)) => std::fs::read_to_string(path)
                     .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
                     .map_err(|e| format!("{}: {e}", path.display())),
@@ -176,7 +176,7 @@ impl ClientDirectory {
             }
         }
         for path in &clients.backstage_app_config {
-            match import_backstage(path) {
+            match import_backstage(path, env) {
                 Ok((entries, mut w)) => {
                     warnings.append(&mut w);
                     for (token, subject) in entries {
@@ -253,7 +253,7 @@ pub type Warnings = Vec<String>;
 /// Static tokens from a Backstage `app-config.yaml`: `backend.auth.externalAccess[]` entries of
 /// `type: static` with `options.token` and `options.subject`. `${VAR}` is substituted from the
 /// environment as Backstage does (`$${` escapes); an entry whose variable is unset is skipped.
-pub fn import_backstage(path: &Path) -> anyhow::Result<(Vec<(String, String)>, Warnings)> {
+pub fn import_backstage(path: &Path, env: &Environment) -> anyhow::Result<(Vec<(String, String)>, Warnings)> {
     let text = std::fs::read_to_string(path)?;
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)?;
     let mut entries = Vec::new();
@@ -276,7 +276,7 @@ pub fn import_backstage(path: &Path) -> anyhow::Result<(Vec<(String, String)>, W
             warnings.push(format!("{}: externalAccess[{i}] has no options.token or options.subject", path.display()));
             continue;
         };
-        match (substitute(token), substitute(subject)) {
+        match (substitute(token, env), substitute(subject, env)) {
             (Ok(token), Ok(subject)) => entries.push((token, subject)),
             (Err(var), _) | (_, Err(var)) => warnings.push(format!(
                 "{}: externalAccess[{i}] uses ${{{var}}}, which is not set here; that token is not mapped",
@@ -288,7 +288,7 @@ pub fn import_backstage(path: &Path) -> anyhow::Result<(Vec<(String, String)>, W
 }
 
 /// Backstage's `${VAR}` substitution; returns the name of the first unset variable.
-fn substitute(s: &str) -> Result<String, String> {
+fn substitute(s: &str, env: &Environment) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = s;
     while let Some(pos) = rest.find('$') {
@@ -300,7 +300,7 @@ fn substitute(s: &str) -> Result<String, String> {
         } else if let Some(var) = after.strip_prefix("${") {
             let end = var.find('}').ok_or_else(|| var.to_string())?;
             let name = var[..end].trim();
-            out.push_str(&std::env::var(name).map_err(|_| name.to_string())?);
+            out.push_str(&env.var(name).ok_or_else(|| name.to_string())?);
             rest = &var[end + 1..];
         } else {
             out.push('$');
@@ -347,7 +347,7 @@ mod tests {
         });
         clients.max_subjects = 2;
         let f = fp();
-        let (mut dir, warnings) = ClientDirectory::load(&clients, &f);
+        let (mut dir, warnings) = ClientDirectory::load(&clients, &Environment::fixed([]), &f);
         assert!(warnings.is_empty(), "{warnings:?}");
         dir.add("tok-a", "vscode", &f, 2);
         dir.add("tok-b", "third", &f, 2);
@@ -365,13 +365,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mcp-tap-import-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("app-config.yaml");
-        std::env::set_var("MCP_TAP_TEST_IMPORT_TOKEN", "from-env-123");
+        let env = Environment::fixed([("MCP_TAP_TEST_IMPORT_TOKEN", "from-env-123")]);
         std::fs::write(
             &path,
             "backend:\n  auth:\n    externalAccess:\n      - type: static\n        options: {token: '${MCP_TAP_TEST_IMPORT_TOKEN}', subject: ci}\n      - type: static\n        options: {token: 'lit$${x}', subject: literal}\n      - type: static\n        options: {token: '${MCP_TAP_UNSET_VAR_XYZ}', subject: missing}\n      - type: legacy\n        options: {secret: abc}\n",
         )
         .unwrap();
-        let (entries, warnings) = import_backstage(&path).unwrap();
+        let (entries, warnings) = import_backstage(&path, &env).unwrap();
         assert_eq!(entries, vec![("from-env-123".into(), "ci".into()), ("lit${x}".into(), "literal".into())]);
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("${MCP_TAP_UNSET_VAR_XYZ}") && !warnings[0].contains("from-env"));

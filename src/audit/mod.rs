@@ -84,7 +84,7 @@ impl Auditor {
                  set audit.fingerprint_key_file or the environment variable"
             );
         }
-        let (directory, warnings) = ClientDirectory::load(&config.clients, &fingerprinter);
+        let (directory, warnings) = ClientDirectory::load(&config.clients, &config.env, &fingerprinter);
         for w in warnings {
             tracing::warn!("client token left out: {w}");
         }
@@ -149,7 +149,7 @@ impl Auditor {
     /// Applies a reloaded config: the token directory (writing the fingerprint diff to the audit
     /// log), burst thresholds and audit limits.
     pub fn reload(&self, config: &Config) {
-        let (directory, warnings) = ClientDirectory::load(&config.clients, &self.fingerprinter);
+        let (directory, warnings) = ClientDirectory::load(&config.clients, &config.env, &self.fingerprinter);
         for w in warnings {
             tracing::warn!("client token left out: {w}");
         }

@@ -166,7 +166,8 @@ mod tests {
         dir.join("audit.jsonl")
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    /// Paused time: the rotation check runs on the writer's interval, advanced by the sleeps.
+    #[tokio::test(start_paused = true)]
     async fn a_file_moved_by_logrotate_is_reopened() {
         let path = temp_path("rotate");
         let metrics = Arc::new(Metrics::new(vec![1.0]));

@@ -224,7 +224,7 @@ impl Alertmanager {
             match url.parse::<http::Uri>() {
                 Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {}
                 _ => {
-                    p.push(format!("alertmanager.url `{url}` must be an http:// URL such as http://alertmanager:9093"))
+                    p.push(format!("alertmanager.url `{url}` must be an http:// URL such as http://alertmanager:9093"));
                 }
             }
         }

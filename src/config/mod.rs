@@ -2,13 +2,16 @@
 //! every problem at once, and the split between settings a reload may change and restart-only ones.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 mod audit;
+mod environment;
+mod load;
 pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold};
+pub use environment::Environment;
 
 /// Exit code for bad usage or a bad config file (BSD `EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
@@ -36,6 +39,9 @@ pub struct Config {
     pub alertmanager: Alertmanager,
     pub canary: Canary,
     pub otlp: Otlp,
+    /// Where `${VAR}`, `*_env` settings and `OTEL_*` are read; not part of the file.
+    #[serde(skip)]
+    pub env: Environment,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -151,6 +157,7 @@ impl Default for Config {
             alertmanager: Alertmanager::default(),
             canary: Canary::default(),
             otlp: Otlp::default(),
+            env: Environment::default(),
         }
     }
 }
@@ -230,164 +237,6 @@ pub struct ConfigError {
 impl ConfigError {
     fn one(problem: String) -> Self {
         Self { problems: vec![problem] }
-    }
-}
-
-impl Config {
-    /// Reads, parses and validates a config file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::one(format!("{}: cannot read the config file: {e}", path.display())))?;
-        Self::parse(&text).map_err(|mut e| {
-            for p in &mut e.problems {
-                *p = format!("{}: {p}", path.display());
-            }
-            e
-        })
-    }
-
-    /// Parses YAML text; unknown keys are collected (all of them) rather than stopping at the first.
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        let config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            let de = serde_yaml_ng::Deserializer::from_str(text);
-            let mut unknown = Vec::new();
-            let parsed: Result<Config, _> = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
-            for key in unknown {
-                problems.push(format!("unknown key `{key}`"));
-            }
-            match parsed {
-                Ok(c) => c,
-                Err(e) => {
-                    problems.push(e.to_string());
-                    return Err(ConfigError { problems });
-                }
-            }
-        };
-        problems.extend(config.validate());
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError { problems })
-        }
-    }
-
-    /// Every semantic problem, worded as advice to the operator.
-    pub fn validate(&self) -> Vec<String> {
-        let mut p = Vec::new();
-        match self.upstream.url.parse::<http::Uri>() {
-            Ok(uri) => {
-                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                    p.push(format!("upstream.url `{}` must be an absolute http:// or https:// URL", self.upstream.url));
-                }
-                if uri.query().is_some() {
-                    p.push("upstream.url must not carry a query string".into());
-                }
-            }
-            Err(e) => p.push(format!("upstream.url `{}` is not a URL: {e}", self.upstream.url)),
-        }
-        if let Some(ca) = &self.upstream.ca_file {
-            if !ca.is_file() {
-                p.push(format!("upstream.ca_file `{}` does not exist or is not a file", ca.display()));
-            }
-        }
-        for (name, d) in [
-            ("upstream.connect_timeout", self.upstream.connect_timeout),
-            ("upstream.response_timeout", self.upstream.response_timeout),
-            ("sessions.idle_timeout", self.sessions.idle_timeout),
-        ] {
-            if d.is_zero() {
-                p.push(format!("{name} must be greater than zero"));
-            }
-        }
-        if !self.upstream.readiness_path.starts_with('/') {
-            p.push(format!("upstream.readiness_path `{}` must start with `/`", self.upstream.readiness_path));
-        }
-        if self.listen == self.admin_listen && self.listen.port() != 0 {
-            p.push(format!("listen and admin_listen are both {}; give each its own port", self.listen));
-        }
-        for key in &self.routes.server_keys {
-            if !is_server_key(key) {
-                p.push(format!("routes.server_keys: `{key}` is not a Backstage server key (^[a-z0-9][a-z0-9-]*$)"));
-            }
-        }
-        let mut labels = vec!["default".to_string()];
-        labels.extend(self.routes.server_keys.iter().cloned());
-        for (i, r) in self.routes.extra.iter().enumerate() {
-            if !r.path.starts_with('/') {
-                p.push(format!("routes.extra[{i}].path `{}` must start with `/`", r.path));
-            }
-            if r.label.is_empty() || r.label.len() > 64 || r.label == crate::mcp::names::OTHER {
-                p.push(format!("routes.extra[{i}].label must be 1 to 64 characters and not `_OTHER`"));
-            }
-            if labels.contains(&r.label) {
-                p.push(format!("routes.extra[{i}].label `{}` is used by another route", r.label));
-            }
-            labels.push(r.label.clone());
-        }
-        if self.decode.max_request_bytes == 0 || self.decode.max_message_bytes == 0 || self.decode.max_batch == 0 {
-            p.push("decode limits must be greater than zero".into());
-        }
-        if self.decode.max_request_bytes > 64 << 20 || self.decode.max_message_bytes > 64 << 20 {
-            p.push("decode limits above 64 MiB are refused: the tap keeps a copy of what it decodes".into());
-        }
-        let b = &self.sessions.duration_buckets;
-        if b.is_empty() || b.windows(2).any(|w| w[0] >= w[1]) || b.iter().any(|v| !v.is_finite() || *v <= 0.0) {
-            p.push("sessions.duration_buckets must be positive and strictly increasing".into());
-        }
-        self.audit.validate(&mut p);
-        self.clients.validate(&mut p);
-        self.bursts.validate(&mut p);
-        self.alertmanager.validate(&mut p);
-        self.canary.validate(&mut p);
-        self.otlp.validate(&mut p);
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            p.push(format!("log.level `{}` is not a valid filter such as `info` or `mcp_tap=debug`", self.log.level));
-        }
-        p
-    }
-
-    /// Settings a running tap cannot take without a restart that differ between `self` and `new`.
-    pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
-        let mut changed = Vec::new();
-        if self.listen != new.listen {
-            changed.push("listen");
-        }
-        if self.admin_listen != new.admin_listen {
-            changed.push("admin_listen");
-        }
-        if self.upstream.url != new.upstream.url {
-            changed.push("upstream.url");
-        }
-        if self.upstream.ca_file != new.upstream.ca_file {
-            changed.push("upstream.ca_file");
-        }
-        if self.routes != new.routes {
-            changed.push("routes");
-        }
-        if self.sessions.duration_buckets != new.sessions.duration_buckets {
-            changed.push("sessions.duration_buckets");
-        }
-        if self.audit.output != new.audit.output {
-            changed.push("audit.output");
-        }
-        if self.audit.fingerprint_key_file != new.audit.fingerprint_key_file
-            || self.audit.fingerprint_key_env != new.audit.fingerprint_key_env
-        {
-            changed.push("audit.fingerprint_key_file/env");
-        }
-        if self.alertmanager.url != new.alertmanager.url {
-            changed.push("alertmanager.url");
-        }
-        if self.log.format != new.log.format {
-            changed.push("log.format");
-        }
-        if self.otlp != new.otlp {
-            changed.push("otlp");
-        }
-        changed
     }
 }
 

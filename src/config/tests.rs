@@ -1,4 +1,6 @@
 //! Every rejected config has its exact message here; the example file must parse.
+use std::path::Path;
+
 use super::*;
 
 #[test]

@@ -55,6 +55,8 @@ struct Snapshot {
 }
 
 impl Snapshot {
+    // The SDK collects on its own thread, outside the Tokio runtime: the std clock is the one here.
+    #[allow(clippy::disallowed_methods)]
     fn families(&self) -> Arc<Vec<MetricFamily>> {
         let mut c = self.cached.lock().expect("snapshot lock");
         if c.0.elapsed() > Duration::from_millis(500) {
@@ -89,6 +91,7 @@ fn observe(s: Arc<Snapshot>, name: &'static str) -> impl Fn(&dyn AsyncInstrument
     }
 }
 
+#[allow(clippy::disallowed_methods)] // see `Snapshot::families`
 pub(super) fn bridge(meter: &Meter, metrics: Arc<Metrics>) {
     let snapshot = Arc::new(Snapshot {
         cached: Mutex::new((std::time::Instant::now() - Duration::from_secs(1), Arc::new(Vec::new()))),

@@ -16,7 +16,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
-use crate::config::{Otlp, OtlpProtocol};
+use crate::config::{Environment, Otlp, OtlpProtocol};
 use crate::metrics::Metrics;
 
 mod bridge;
@@ -83,6 +83,7 @@ const SPAN_QUEUE: usize = 2048;
 fn traces(
     config: &Otlp,
     protocol: OtlpProtocol,
+    resource: opentelemetry_sdk::Resource,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
     use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler};
@@ -102,7 +103,7 @@ fn traces(
     Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))))
-        .with_resource(resource())
+        .with_resource(resource)
         .build())
 }
 
@@ -169,10 +170,6 @@ impl opentelemetry_http::HttpClient for RuntimeHttpClient {
     }
 }
 
-fn env(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-}
-
 /// Endpoint, timeout and headers (as gRPC metadata) from the config, on any tonic exporter.
 fn tonic_options<B: WithExportConfig + WithTonicConfig>(mut b: B, config: &Otlp) -> anyhow::Result<B> {
     if let Some(e) = &config.endpoint {
@@ -219,13 +216,21 @@ fn http_options<B: WithExportConfig + WithHttpConfig>(b: B, config: &Otlp, path:
 }
 
 /// Starts the OTLP export if the config or the environment names an endpoint.
-pub fn start(config: &Otlp, metrics: Arc<Metrics>) -> anyhow::Result<Option<Export>> {
-    let env_endpoint = env(&["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
+pub fn start(config: &Otlp, env: &Environment, metrics: Arc<Metrics>) -> anyhow::Result<Option<Export>> {
+    let env_endpoint = env.first(&["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
     if config.endpoint.is_none() && env_endpoint.is_none() {
         return Ok(None);
     }
+    // The config wins; what it leaves unset comes from the environment, per signal.
+    let metrics_config = Otlp { endpoint: config.endpoint.clone().or(env_endpoint), ..config.clone() };
+    let traces_endpoint = env.first(&["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
+    let traces_config = Otlp {
+        endpoint: config.endpoint.clone().or(traces_endpoint).or(metrics_config.endpoint.clone()),
+        ..config.clone()
+    };
+    let resource = resource(env);
     let protocol = config.protocol.unwrap_or_else(|| {
-        match env(&["OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]).as_deref() {
+        match env.first(&["OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]).as_deref() {
             Some("grpc") => OtlpProtocol::Grpc,
             // The OpenTelemetry default.
             _ => OtlpProtocol::HttpProtobuf,
@@ -233,26 +238,28 @@ pub fn start(config: &Otlp, metrics: Arc<Metrics>) -> anyhow::Result<Option<Expo
     });
     let exporter = match protocol {
         OtlpProtocol::Grpc => {
-            tonic_options(opentelemetry_otlp::MetricExporter::builder().with_tonic(), config)?.build()?
+            tonic_options(opentelemetry_otlp::MetricExporter::builder().with_tonic(), &metrics_config)?.build()?
         }
         OtlpProtocol::HttpProtobuf => {
-            http_options(opentelemetry_otlp::MetricExporter::builder().with_http(), config, "/v1/metrics")?.build()?
+            let builder = opentelemetry_otlp::MetricExporter::builder().with_http();
+            http_options(builder, &metrics_config, "/v1/metrics")?.build()?
         }
     };
     let mut reader = PeriodicReader::builder(Counting { inner: exporter, metrics: metrics.clone() });
     if let Some(i) = config.interval {
         reader = reader.with_interval(i);
     }
-    let provider = SdkMeterProvider::builder().with_reader(reader.build()).with_resource(resource()).build();
+    let provider = SdkMeterProvider::builder().with_reader(reader.build()).with_resource(resource.clone()).build();
     let scope = InstrumentationScope::builder("mcp-tap").with_version(env!("CARGO_PKG_VERSION")).build();
     let meter = provider.meter_with_scope(scope);
     metrics.mirror_histograms(&meter);
     let metrics_for_traces = metrics.clone();
     bridge(&meter, metrics);
-    let traces = if config.traces { Some(traces(config, protocol, metrics_for_traces)?) } else { None };
+    let traces =
+        if config.traces { Some(traces(&traces_config, protocol, resource, metrics_for_traces)?) } else { None };
     tracing::info!(
         ?protocol,
-        endpoint = config.endpoint.as_deref().or(env_endpoint.as_deref()).unwrap_or(""),
+        endpoint = metrics_config.endpoint.as_deref().unwrap_or(""),
         traces = config.traces,
         "OTLP export on"
     );
@@ -260,9 +267,9 @@ pub fn start(config: &Otlp, metrics: Arc<Metrics>) -> anyhow::Result<Option<Expo
 }
 
 /// `service.name` is `mcp-tap` unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` name it.
-fn resource() -> opentelemetry_sdk::Resource {
-    let named_by_env = std::env::var_os("OTEL_SERVICE_NAME").is_some()
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
+fn resource(env: &Environment) -> opentelemetry_sdk::Resource {
+    let named_by_env = env.var("OTEL_SERVICE_NAME").is_some()
+        || env.var("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name="));
     let mut b = opentelemetry_sdk::Resource::builder();
     if !named_by_env {
         b = b.with_service_name("mcp-tap");

@@ -258,7 +258,7 @@ impl Raw<'_> {
             target: params.name.map(|n| truncated(&n, MAX_TEXT)),
             client_name: params.client_info.and_then(|c| c.name).map(|n| truncated(&n, 64)),
             has_cursor: params.cursor.is_some(),
-            traceparent: params.meta.and_then(|m| m.traceparent).filter(|t| t.len() <= 128).map(|t| t.into_owned()),
+            traceparent: params.meta.and_then(|m| m.traceparent).filter(|t| t.len() <= 128).map(Cow::into_owned),
             kind,
         }
     }

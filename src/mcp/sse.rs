@@ -188,7 +188,7 @@ mod tests {
                     SseItem::Message(m) => Out::Msg(String::from_utf8_lossy(m).into_owned()),
                     SseItem::OtherEvent => Out::Other,
                     SseItem::TooLarge => Out::Big,
-                })
+                });
             });
         }
         out
@@ -259,7 +259,7 @@ mod tests {
 
         #[test]
         fn garbage_never_panics(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
-            let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+            let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
             let _ = decode_chunks(&refs, 48);
         }
     }

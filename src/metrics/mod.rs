@@ -11,6 +11,7 @@ use crate::mcp::method::Method;
 use crate::mcp::names::OTHER;
 
 mod auth;
+mod catalogue;
 mod health;
 mod kinds;
 pub mod otel;
@@ -78,8 +79,17 @@ pub(crate) fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]
     g
 }
 
-fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
+fn counter_of(registry: &Registry, spec: &catalogue::Spec) -> IntCounterVec {
+    counter(registry, spec.name, spec.help, spec.labels)
+}
+
+fn gauge_of(registry: &Registry, spec: &catalogue::Spec) -> IntGaugeVec {
+    gauge(registry, spec.name, spec.help, spec.labels)
+}
+
+fn histogram(registry: &Registry, spec: &catalogue::Spec, buckets: Vec<f64>) -> HistogramVec {
+    let opts = HistogramOpts::new(spec.name, spec.help).buckets(buckets);
+    let h = HistogramVec::new(opts, spec.labels).expect("valid metric");
     registry.register(Box::new(h.clone())).expect("unique metric");
     h
 }
@@ -87,107 +97,43 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], bucke
 impl Metrics {
     pub fn new(session_buckets: Vec<f64>) -> Self {
         let registry = Registry::new();
+        let r = &registry;
         let m = Self {
-            operation_duration: histogram(
-                &registry,
-                "mcp_server_operation_duration_seconds",
-                "MCP request received to matching response sent to the client (202 for notifications).",
-                &[
-                    "mcp_method_name",
-                    "gen_ai_tool_name",
-                    "gen_ai_prompt_name",
-                    "gen_ai_operation_name",
-                    "error_type",
-                    "rpc_response_status_code",
-                    "mcp_protocol_version",
-                    "network_transport",
-                    "network_protocol_name",
-                    "network_protocol_version",
-                    "mcp_route",
-                ],
-                OPERATION_BUCKETS.to_vec(),
-            ),
-            session_duration: histogram(
-                &registry,
-                "mcp_server_session_duration_seconds",
-                "Duration of MCP sessions, by header session id or inferred for stateless upstreams.",
-                &["mcp_protocol_version", "network_transport", "network_protocol_name", "error_type", "mcp_route"],
-                session_buckets.clone(),
-            ),
-            http_requests: counter(
-                &registry,
-                "mcp_tap_http_requests_total",
-                "HTTP exchanges proxied, by route, method and status sent to the client.",
-                &["mcp_route", "http_request_method", "http_response_status_code"],
-            ),
-            sessions_active: gauge(&registry, "mcp_tap_sessions_active", "MCP sessions open now.", &["mcp_route"]),
-            sessions_ended: counter(
-                &registry,
-                "mcp_tap_sessions_ended_total",
-                "MCP sessions ended, by reason.",
-                &["mcp_route", "reason"],
-            ),
-            tools_advertised: gauge(
-                &registry,
-                "mcp_tap_tools_advertised",
-                "Tools in the last tools/list answer on the route.",
-                &["mcp_route"],
-            ),
-            upstream_errors: counter(
-                &registry,
-                "mcp_tap_upstream_errors_total",
-                "Failures talking to the upstream, by kind.",
-                &["mcp_route", "kind"],
-            ),
-            proxy_overhead: histogram(
-                &registry,
-                "mcp_tap_proxy_overhead_seconds",
-                "Time the tap itself adds to an exchange (request and response header handling).",
-                &["mcp_route"],
-                OVERHEAD_BUCKETS.to_vec(),
-            ),
-            decode_errors: counter(
-                &registry,
-                "mcp_tap_decode_errors_total",
-                "Messages the tap could not decode; traffic was forwarded unchanged.",
-                &["kind"],
-            ),
-            unparsed: counter(
-                &registry,
-                "mcp_tap_unparsed_messages_total",
-                "Messages forwarded without decoding, by reason.",
-                &["reason"],
-            ),
-            label_overflow: counter(
-                &registry,
-                "mcp_tap_label_overflow_total",
-                "Label values folded into _OTHER to keep series bounded.",
-                &["label"],
-            ),
-            server_messages: counter(
-                &registry,
-                "mcp_tap_server_messages_total",
-                "Requests and notifications the server sent to the client on a stream.",
-                &["mcp_route", "mcp_method_name"],
-            ),
+            operation_duration: histogram(r, &catalogue::OPERATION_DURATION, OPERATION_BUCKETS.to_vec()),
+            session_duration: histogram(r, &catalogue::SESSION_DURATION, session_buckets.clone()),
+            http_requests: counter_of(r, &catalogue::HTTP_REQUESTS),
+            sessions_ended: counter_of(r, &catalogue::SESSIONS_ENDED),
+            sessions_active: gauge_of(r, &catalogue::SESSIONS_ACTIVE),
+            tools_advertised: gauge_of(r, &catalogue::TOOLS_ADVERTISED),
+            upstream_errors: counter_of(r, &catalogue::UPSTREAM_ERRORS),
+            proxy_overhead: histogram(r, &catalogue::PROXY_OVERHEAD, OVERHEAD_BUCKETS.to_vec()),
+            decode_errors: counter_of(r, &catalogue::DECODE_ERRORS),
+            unparsed: counter_of(r, &catalogue::UNPARSED),
+            label_overflow: counter_of(r, &catalogue::LABEL_OVERFLOW),
+            server_messages: counter_of(r, &catalogue::SERVER_MESSAGES),
             rpc_codes: Mutex::new(HashSet::new()),
-            auth: AuthMetrics::new(&registry),
-            health: HealthMetrics::new(&registry),
+            auth: AuthMetrics::new(r),
+            health: HealthMetrics::new(r),
             session_buckets,
             otel: std::sync::OnceLock::new(),
             registry,
         };
+        m.register_process();
+        m.preinit_global();
+        m
+    }
+
+    /// Build info and, on Linux, the standard `process_*` metrics.
+    fn register_process(&self) {
         let build =
-            gauge(&m.registry, "mcp_tap_build_info", "Build of the running tap; value 1.", &["version", "revision"]);
+            gauge(&self.registry, "mcp_tap_build_info", "Build of the running tap; value 1.", &["version", "revision"]);
         build
             .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("MCP_TAP_REVISION").unwrap_or("unknown")])
             .set(1);
-        m.preinit_global();
         #[cfg(target_os = "linux")]
-        m.registry
+        self.registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("process collector registers once");
-        m
     }
 
     /// Zero series for a route's counters, so `rate()` and alerts see the first increment.

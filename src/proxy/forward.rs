@@ -14,7 +14,7 @@ use crate::metrics::{ErrorType, UpstreamErrorKind};
 /// (if any) joined with the request's path and query.
 pub fn upstream_uri(base: &Uri, request: &Uri) -> Uri {
     let prefix = base.path().trim_end_matches('/');
-    let pq = request.path_and_query().map(PathAndQuery::as_str).unwrap_or("/");
+    let pq = request.path_and_query().map_or("/", PathAndQuery::as_str);
     let joined = format!("{prefix}{pq}");
     let mut parts = base.clone().into_parts();
     parts.path_and_query = Some(joined.parse().unwrap_or_else(|_| PathAndQuery::from_static("/")));

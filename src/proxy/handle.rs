@@ -111,10 +111,10 @@ async fn read_mcp_request(
             match jsonrpc::decode(&bytes, config.decode.max_batch) {
                 Ok(m) => read.messages = m,
                 Err(jsonrpc::DecodeError::Malformed) => {
-                    shared.metrics.record_decode_error(DecodeErrorKind::RequestJson)
+                    shared.metrics.record_decode_error(DecodeErrorKind::RequestJson);
                 }
                 Err(jsonrpc::DecodeError::BatchTooLarge) => {
-                    shared.metrics.record_unparsed(UnparsedReason::BatchTooLarge)
+                    shared.metrics.record_unparsed(UnparsedReason::BatchTooLarge);
                 }
             }
             read.body = UpstreamBody::Full { data: Some(bytes), trailers };

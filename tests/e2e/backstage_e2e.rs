@@ -122,23 +122,19 @@ async fn in_front_of_a_real_backstage() {
     tap.stop().await;
 
     // The same checks as an in-daemon canary, exported as metrics.
-    std::env::set_var("MCP_TAP_E2E_CANARY_TOKEN", TOKEN_FULL);
     let mut config = test_config(&upstream);
+    config.env = mcp_tap::config::Environment::fixed([("MCP_TAP_E2E_CANARY_TOKEN", TOKEN_FULL)]);
     config.canary.enabled = true;
     config.canary.token_env = "MCP_TAP_E2E_CANARY_TOKEN".into();
     config.canary.interval = std::time::Duration::from_secs(1);
     let canary_tap = Tap::start(config).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let m = canary_tap.metrics().await;
-        let ok: f64 = mcp_tap::probe::CHECKS.iter().map(|c| metric(&m, "mcp_tap_probe_success", &[("check", c)])).sum();
-        if ok == 5.0 {
-            assert!(metric(&m, "mcp_tap_probe_duration_seconds", &[("check", "tools_list")]) > 0.0);
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the canary never reported 5 passing checks:\n{m}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let passing = |m: &str| {
+        mcp_tap::probe::CHECKS.iter().map(|c| metric(m, "mcp_tap_probe_success", &[("check", c)])).sum::<f64>()
+    };
+    let m =
+        metrics_when(&canary_tap, std::time::Duration::from_secs(15), "5 passing canary checks", |m| passing(m) == 5.0)
+            .await;
+    assert!(metric(&m, "mcp_tap_probe_duration_seconds", &[("check", "tools_list")]) > 0.0);
     canary_tap.stop().await;
 }
 

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -25,8 +25,8 @@ async fn the_demo_shows_operations_and_auth_failures_and_stops_on_sigint() {
             break url.trim().to_string();
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let what = "named operations, tool errors, auth failures and a burst from the demo";
+    eventually(Duration::from_secs(20), what, || async {
         let (_, _, body) = get(&metrics_url).await;
         let m = String::from_utf8_lossy(&body).into_owned();
         let ops = metric(&m, "mcp_server_operation_duration_seconds_count", &[("error_type", "")]);
@@ -36,14 +36,12 @@ async fn the_demo_shows_operations_and_auth_failures_and_stops_on_sigint() {
         // The demo's tokens are mapped to subjects (by SHA-256), so clients have names.
         let named = metric(&m, "mcp_tap_client_operations_total", &[("client", "vscode-demo"), ("outcome", "ok")]);
         if ops > 0.0 && tool_errors > 0.0 && failures > 0.0 && bursts > 0.0 && named > 0.0 {
-            break;
+            Ok(())
+        } else {
+            Err(m)
         }
-        assert!(
-            Instant::now() < deadline,
-            "the demo did not produce named operations, tool errors, failures and a burst:\n{m}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    })
+    .await;
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert_eq!(status.code(), Some(0));

@@ -14,6 +14,7 @@ mod demo;
 mod deploy;
 mod otlp;
 mod otlp_traces;
+mod paging;
 mod prometheus_e2e;
 mod proxy_behaviour;
 mod real_peers;

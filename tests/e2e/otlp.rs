@@ -7,7 +7,9 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use common::*;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -57,15 +59,11 @@ impl MetricsService for Grpc {
 
 async fn grpc_receiver() -> (String, Exports) {
     let got: Exports = Arc::default();
-    let port = free_port();
     let service = MetricsServiceServer::new(Grpc(got.clone()));
-    tokio::spawn(tonic::transport::Server::builder().add_service(service).serve(([127, 0, 0, 1], port).into()));
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming));
     (format!("http://127.0.0.1:{port}"), got)
 }
 
@@ -162,7 +160,7 @@ fn translate(req: &ExportMetricsServiceRequest) -> (Series, Vec<(String, String,
                             let mut cumulative = 0;
                             for (i, c) in p.bucket_counts.iter().enumerate() {
                                 cumulative += c;
-                                let le = p.explicit_bounds.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+                                let le = p.explicit_bounds.get(i).map_or("+Inf".to_string(), ToString::to_string);
                                 let mut l = labels.clone();
                                 l.insert("le".into(), le);
                                 out.insert(key(&format!("{base}_bucket"), &l), cumulative as f64);
@@ -191,26 +189,25 @@ fn scraped(text: &str) -> Series {
 
 /// Waits for an export that carries the whole traffic, then compares it with /metrics.
 async fn exported_equals_scraped(tap: &Tap, got: &Exports) {
-    let deadline = Instant::now() + Duration::from_secs(20);
     let m = tap.metrics().await;
     let want = metric(&m, "mcp_server_operation_duration_seconds_count", &[]);
     assert!(want >= 5.0);
-    let (otlp, histograms) = loop {
+    let (otlp, histograms) = eventually(Duration::from_secs(20), "an export with every operation", || async {
         let last = got.lock().unwrap().last().cloned();
-        if let Some(req) = last {
-            let (s, h) = translate(&req);
-            let ops: f64 = s
-                .iter()
-                .filter(|(k, _)| k.starts_with("mcp_server_operation_duration_seconds_count{"))
-                .map(|(_, v)| v)
-                .sum();
-            if ops == want {
-                break (s, h);
-            }
+        let Some(req) = last else { return Err("no export yet".to_string()) };
+        let (s, h) = translate(&req);
+        let ops: f64 = s
+            .iter()
+            .filter(|(k, _)| k.starts_with("mcp_server_operation_duration_seconds_count{"))
+            .map(|(_, v)| v)
+            .sum();
+        if ops == want {
+            Ok((s, h))
+        } else {
+            Err(format!("{ops} of {want} operations exported"))
         }
-        assert!(Instant::now() < deadline, "no export with all {want} operations arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let m = scraped(&tap.metrics().await);
     for (k, v) in &m {
         if k.starts_with("process_") {
@@ -278,35 +275,58 @@ async fn a_dead_collector_never_affects_traffic_and_is_counted() {
     let mut config = otlp_config(&mcp_upstream().await, &dead, mcp_tap::config::OtlpProtocol::HttpProtobuf);
     config.otlp.timeout = Some(Duration::from_millis(200));
     let tap = Tap::start(config).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let m = eventually(Duration::from_secs(10), "two export failures counted", || async {
         traffic(&tap).await;
         let m = tap.metrics().await;
         if metric(&m, "mcp_tap_otlp_export_failures_total", &[("signal", "metrics")]) >= 2.0 {
-            assert_eq!(metric(&m, "mcp_tap_http_requests_total", &[("http_response_status_code", "502")]), 0.0);
-            break;
+            Ok(m)
+        } else {
+            Err(m)
         }
-        assert!(Instant::now() < deadline, "export failures were not counted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert_eq!(metric(&m, "mcp_tap_http_requests_total", &[("http_response_status_code", "502")]), 0.0);
     let stopped = Instant::now();
     tap.stop().await;
     assert!(stopped.elapsed() < Duration::from_secs(8), "shutdown must not hang on a dead collector");
 }
 
+async fn exports_arrive(got: &Exports, what: &str) {
+    eventually(Duration::from_secs(10), what, || async {
+        if got.lock().unwrap().is_empty() {
+            Err("nothing received".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_config_file_wins_over_otel_environment_variables() {
     // A dead endpoint in the environment; the config names the live receiver.
-    std::env::set_var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("http://127.0.0.1:{}", free_port()));
-    std::env::set_var("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc");
     let (endpoint, got) = http_receiver().await;
-    let tap =
-        Tap::start(otlp_config(&mcp_upstream().await, &endpoint, mcp_tap::config::OtlpProtocol::HttpProtobuf)).await;
+    let mut config = otlp_config(&mcp_upstream().await, &endpoint, mcp_tap::config::OtlpProtocol::HttpProtobuf);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    config.env = mcp_tap::config::Environment::fixed([
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", dead.as_str()),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+    ]);
+    let tap = Tap::start(config).await;
     traffic(&tap).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while got.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "the configured endpoint received nothing");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    exports_arrive(&got, "an export at the configured endpoint").await;
+    tap.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_names_the_collector_when_the_config_does_not() {
+    let (endpoint, got) = http_receiver().await;
+    let mut config = otlp_config(&mcp_upstream().await, &endpoint, mcp_tap::config::OtlpProtocol::HttpProtobuf);
+    config.otlp.endpoint = None;
+    config.otlp.protocol = None;
+    config.env = mcp_tap::config::Environment::fixed([("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
+    let tap = Tap::start(config).await;
+    traffic(&tap).await;
+    exports_arrive(&got, "an export at the endpoint from OTEL_EXPORTER_OTLP_ENDPOINT").await;
     tap.stop().await;
 }

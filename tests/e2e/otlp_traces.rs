@@ -6,7 +6,7 @@
 use crate::common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
@@ -95,11 +95,15 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
     );
     assert_eq!(post_mcp(&url, &[], &meta).await.0, 200);
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while spans.lock().unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "spans did not arrive");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(10), "two spans exported", || async {
+        let n = spans.lock().unwrap().len();
+        if n >= 2 {
+            Ok(())
+        } else {
+            Err(format!("{n} spans"))
+        }
+    })
+    .await;
     let spans = spans.lock().unwrap().clone();
     let ok = spans.iter().find(|s| s.name == "tools/call ok-tool").expect("a span named {method} {target}");
     assert_eq!(ok.kind, 2, "SERVER");

@@ -7,7 +7,7 @@ use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -220,16 +220,32 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
         assert_eq!(post_mcp(&url, &[("authorization", bad)], LIST).await.0, 401);
     }
     // Wait until Prometheus has scraped the result of that traffic.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(Duration::from_secs(30), "Prometheus scraping the tap's auth failures", || async {
         let v = query(prom.port, "sum(mcp_tap_auth_failures_total) >= 10").await;
-        if !v["data"]["result"].as_array().unwrap().is_empty() {
-            break;
+        if v["data"]["result"].as_array().unwrap().is_empty() {
+            Err(v.to_string())
+        } else {
+            Ok(())
         }
-        assert!(Instant::now() < deadline, "Prometheus never scraped the tap's auth failures");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    })
+    .await;
+    // Every query parses and runs; the named panels show data once rates have two samples.
+    eventually(Duration::from_secs(30), "data in every named panel", || async {
+        let mut with_data = BTreeSet::new();
+        for (title, expr) in dashboard_queries() {
+            let v = query(prom.port, &grafana(&expr)).await;
+            if !v["data"]["result"].as_array().is_none_or(Vec::is_empty) {
+                with_data.insert(title);
+            }
+        }
+        let missing: Vec<&&str> = MUST_HAVE_DATA.iter().filter(|t| !with_data.contains(**t)).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("panels without data: {missing:?}"))
+        }
+    })
+    .await;
 
     // Every metric and label the dashboards and rules use exists in what Prometheus scraped.
     let series = query(prom.port, r#"{job="mcp-tap"}"#).await;
@@ -255,25 +271,13 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
         }
     }
 
-    // Every query parses and runs; the named panels show data.
-    let mut with_data = BTreeSet::new();
-    for (title, expr) in dashboard_queries() {
-        let v = query(prom.port, &grafana(&expr)).await;
-        if !v["data"]["result"].as_array().is_none_or(|r| r.is_empty()) {
-            with_data.insert(title);
-        }
-    }
-    for title in MUST_HAVE_DATA {
-        assert!(with_data.contains(*title), "panel {title:?} shows no data after the traffic");
-    }
     for (name, expr) in rule_expressions() {
         query(prom.port, &expr).await;
         let _ = name;
     }
 
     // The burst alert fires in Prometheus and reaches the webhook through Alertmanager.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    eventually(Duration::from_secs(120), "MCPTapAuthFailureBurst firing", || async {
         let (_, _, body) = get(&format!("http://127.0.0.1:{}/api/v1/alerts", prom.port)).await;
         let v: Value = serde_json::from_slice(&body).unwrap();
         let firing = v["data"]["alerts"].as_array().unwrap().iter().any(|a| {
@@ -282,23 +286,20 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
                 && a["state"] == "firing"
         });
         if firing {
-            break;
+            Ok(())
+        } else {
+            Err(v.to_string())
         }
-        assert!(Instant::now() < deadline, "MCPTapAuthFailureBurst never fired: {v}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    })
+    .await;
+    let notification = eventually(Duration::from_secs(30), "the burst alert at the webhook", || async {
         let got = received.lock().unwrap().clone();
-        if let Some(n) = got.iter().find(|n| n.contains("MCPTapAuthFailureBurst")) {
-            let v: Value = serde_json::from_str(n).unwrap();
-            assert_eq!(v["status"], "firing");
-            assert_eq!(v["alerts"][0]["labels"]["severity"], "page");
-            assert!(v["alerts"][0]["annotations"]["runbook_url"].as_str().unwrap().contains("runbooks.md#"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "the webhook never received the burst alert");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        got.iter().find(|n| n.contains("MCPTapAuthFailureBurst")).cloned().ok_or(format!("{got:?}"))
+    })
+    .await;
+    let v: Value = serde_json::from_str(&notification).unwrap();
+    assert_eq!(v["status"], "firing");
+    assert_eq!(v["alerts"][0]["labels"]["severity"], "page");
+    assert!(v["alerts"][0]["annotations"]["runbook_url"].as_str().unwrap().contains("runbooks.md#"));
     tap.stop().await;
 }

@@ -8,7 +8,7 @@ use crate::common;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use mcp_tap::audit::identity::{Fingerprinter, KeySource};
@@ -69,19 +69,25 @@ async fn token_upstream(valid: Arc<Mutex<HashSet<String>>>) -> String {
 
 /// Sends T1 (refused) until its failure is counted for `subject`.
 async fn wait_for_client(tap: &Tap, subject: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        assert_eq!(
-            post_mcp(&tap.url("/api/mcp-actions/v1"), &[("authorization", &format!("Bearer {T1}"))], LIST).await.0,
-            401
-        );
+    eventually(Duration::from_secs(10), &format!("the reload to client {subject}"), || async {
+        let url = tap.url("/api/mcp-actions/v1");
+        assert_eq!(post_mcp(&url, &[("authorization", &format!("Bearer {T1}"))], LIST).await.0, 401);
         let m = tap.metrics().await;
         if metric(&m, "mcp_tap_auth_failures_total", &[("client", subject), ("reason", "unknown_token")]) > 0.0 {
-            return;
+            Ok(())
+        } else {
+            Err(m)
         }
-        assert!(Instant::now() < deadline, "the reload to client {subject} never took effect");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
+}
+
+/// Waits until the last reload was refused (`mcp_tap_config_last_reload_successful` 0).
+async fn wait_for_refusal(tap: &Tap, what: &str) {
+    metrics_when(tap, Duration::from_secs(10), what, |m| {
+        metric(m, "mcp_tap_config_last_reload_successful", &[]) == 0.0
+    })
+    .await;
 }
 
 async fn reload_metric(tap: &Tap) -> f64 {
@@ -109,11 +115,7 @@ async fn edits_in_place_and_by_atomic_rename_apply_and_broken_files_are_refused(
 
     // A broken file: refused, the old config (gamma) stays, the metric says so.
     std::fs::write(&file, "upstream: [not, a, map\n").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while reload_metric(&tap).await != 0.0 {
-        assert!(Instant::now() < deadline, "a broken file must set the reload metric to 0");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_refusal(&tap, "a broken file setting the reload metric to 0").await;
     wait_for_client(&tap, "gamma").await;
     let m = tap.metrics().await;
     assert_eq!(metric(&m, "mcp_tap_config_reloads_total", &[("result", "failure")]), 1.0);
@@ -124,11 +126,7 @@ async fn edits_in_place_and_by_atomic_rename_apply_and_broken_files_are_refused(
 
     // A restart-only setting is refused with a message that says so.
     write_config(&dir, &file, &up, T1, "delta", "listen: 127.0.0.1:1\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while reload_metric(&tap).await != 0.0 {
-        assert!(Instant::now() < deadline, "a listen change must be refused");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_refusal(&tap, "a listen change refused").await;
     tap.stop().await;
     let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
     assert!(audit.contains("listen can only change with a restart"), "{audit}");
@@ -172,15 +170,14 @@ async fn a_token_rotated_in_the_backstage_app_config_is_audited_and_then_revoked
         format!("backend:\n  auth:\n    externalAccess:\n      - type: static\n        options: {{token: {T2}, subject: ci-agent}}\n"),
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let change = loop {
+    let change = eventually(Duration::from_secs(10), "a token_set_changed audit event", || async {
         let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| l.contains("token_set_changed")) {
-            break serde_json::from_str::<serde_json::Value>(l).unwrap();
+        match text.lines().find(|l| l.contains("token_set_changed")) {
+            Some(l) => Ok(serde_json::from_str::<serde_json::Value>(l).unwrap()),
+            None => Err(text),
         }
-        assert!(Instant::now() < deadline, "no token_set_changed audit event: {text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(change["added"], serde_json::json!([fingerprint(T2)]));
     assert_eq!(change["removed"], serde_json::json!([fingerprint(T1)]));
 

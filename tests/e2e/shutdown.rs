@@ -5,7 +5,6 @@ use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -13,17 +12,23 @@ use http_body_util::BodyExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sse_exchange_in_flight_at_sigterm_completes_and_the_tap_exits_zero() {
-    // Answers with a progress event at once and the result 1.5 s later.
-    let addr = upstream(|_| async {
+    // Answers with a progress event at once and the result only when the test releases it,
+    // after the tap has begun shutting down.
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let released = release.clone();
+    let addr = upstream(move |_| {
+        let released = released.clone();
+        async move {
         let (tx, body) = channel_body();
         tokio::spawn(async move {
             let progress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
             tx.send(Ok(Bytes::from(progress))).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            released.notified().await;
             let result = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n";
             let _ = tx.send(Ok(Bytes::from(result))).await;
         });
         sse_response(body)
+        }
     })
     .await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
@@ -55,13 +60,27 @@ async fn an_sse_exchange_in_flight_at_sigterm_completes_and_the_tap_exits_zero()
     assert!(String::from_utf8_lossy(&first).contains("notifications/progress"));
 
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let (mut lines, mut logs) = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for line in lines.by_ref().map_while(Result::ok) {
+            let done = line.contains("shutting down");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        (lines, seen)
+    })
+    .await
+    .unwrap();
+    assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:?}");
+    release.notify_one();
     // The rest of the stream still arrives.
     let rest = body.collect().await.expect("the stream completes after SIGTERM").to_bytes();
     assert!(String::from_utf8_lossy(&rest).contains("\"result\""), "{}", String::from_utf8_lossy(&rest));
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert_eq!(status.code(), Some(0));
-    let logs: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:?}");
+    logs.extend(lines.by_ref().map_while(Result::ok));
     assert!(logs.iter().any(|l| l.contains("\"stopped\"")), "{logs:?}");
     assert!(tokio::net::TcpStream::connect(&proxy).await.is_err(), "the proxy port is closed after exit");
 }

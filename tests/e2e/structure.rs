@@ -103,7 +103,7 @@ fn layers_import_only_from_below() {
                         n + 1
                     )),
                     None if !used.is_empty() => {
-                        violations.push(format!("{}:{}: `{used}` is in no layer", file.display(), n + 1))
+                        violations.push(format!("{}:{}: `{used}` is in no layer", file.display(), n + 1));
                     }
                     _ => {}
                 }
@@ -118,4 +118,93 @@ fn layers_import_only_from_below() {
         }
     }
     assert!(violations.is_empty(), "imports against the layering:\n{}", violations.join("\n"));
+}
+
+/// Lines of each function outside test modules, found by matching braces.
+fn long_functions(file: &Path, max: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let lines = code_only(&text);
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].trim_start();
+        let is_fn = ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn ", "async fn ", "pub async fn "]
+            .iter()
+            .any(|p| t.starts_with(p));
+        if is_fn {
+            let (mut depth, mut opened, mut j) = (0i32, false, i);
+            while j < lines.len() {
+                for c in lines[j].chars() {
+                    match c {
+                        '{' => {
+                            depth += 1;
+                            opened = true;
+                        }
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                }
+                if (opened && depth == 0) || (!opened && lines[j].trim_end().ends_with(';')) {
+                    break;
+                }
+                j += 1;
+            }
+            let len = j - i + 1;
+            if opened && len > max {
+                let name = t.split("fn ").nth(1).unwrap_or("").split(['(', '<']).next().unwrap_or("");
+                found.push(format!("{}:{} fn {name} has {len} lines", file.display(), i + 1));
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+#[test]
+fn files_and_functions_stay_small() {
+    let mut problems = Vec::new();
+    for dir in ["src", "tests/e2e"] {
+        for file in rust_files(&repo().join(dir)) {
+            let n = std::fs::read_to_string(&file).unwrap().lines().count();
+            if n > 400 {
+                problems.push(format!("{} has {n} lines (at most 400)", file.display()));
+            }
+        }
+    }
+    for file in rust_files(&repo().join("src")) {
+        if !file.ends_with("tests.rs") {
+            problems.extend(long_functions(&file, 60));
+        }
+    }
+    assert!(problems.is_empty(), "split these:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn tests_wait_on_conditions_and_leave_the_environment_alone() {
+    let mut problems = Vec::new();
+    let dirs = [repo().join("tests/e2e"), repo().join("src")];
+    for file in dirs.iter().flat_map(|d| rust_files(d)) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        // In src/, only the test modules are tests.
+        let first_test_line = if file.starts_with(repo().join("src")) && !file.ends_with("tests.rs") {
+            text.lines().position(|l| l.starts_with("#[cfg(test)]")).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        let tests_part: Vec<&str> = text.lines().skip(first_test_line).collect();
+        let paused = tests_part.iter().any(|l| l.contains("start_paused = true") || l.contains("time::pause()"));
+        for (n, line) in tests_part.iter().enumerate() {
+            let n = n + first_test_line;
+            let code = line.split("//").next().unwrap_or("");
+            if (code.contains("set_var(") || code.contains("remove_var(")) && !file.ends_with("structure.rs") {
+                problems.push(format!("{}:{}: changes the process environment", file.display(), n + 1));
+            }
+            // `eventually` in common/mod.rs polls at POLL_INTERVAL: the one sleep the suite has.
+            let poll = file.ends_with("common/mod.rs") && code.contains("sleep(POLL_INTERVAL)");
+            if code.contains("sleep(") && !paused && !poll && !file.ends_with("structure.rs") {
+                problems.push(format!("{}:{}: sleeps instead of waiting on a condition", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -124,47 +124,38 @@ impl BurstDetector {
         client: &str,
     ) -> Verdict {
         let mut verdict = Verdict::default();
+        let crossed = self.crossed(now, source, credential, &mut verdict);
+        self.start_bursts(crossed, now, client, &mut verdict);
+        verdict.write_line = self.count_in_bursts(now, source, credential, reason);
+        for e in &mut verdict.events {
+            if let BurstEvent::Started { key, failures, .. } = e {
+                *failures = self.active.get(key).map_or(0, |a| a.failures);
+            }
+        }
+        verdict
+    }
+
+    /// Adds the failure to every bucket it belongs to; returns the keys now over their threshold.
+    fn crossed(
+        &mut self,
+        now: Instant,
+        source: IpAddr,
+        credential: Option<Fingerprint>,
+        verdict: &mut Verdict,
+    ) -> Vec<BurstKey> {
         let cfg = self.cfg.clone();
         let fresh = Bucket { level: 0.0, last: now };
-
         let mut crossed = Vec::new();
-        if bump(
-            Scope::Source,
-            &mut self.sources,
-            source,
-            fresh,
-            now,
-            cfg.source.failures,
-            cfg.source.window,
-            &mut verdict,
-        ) {
+        let (failures, window) = (cfg.source.failures, cfg.source.window);
+        if bump(Scope::Source, &mut self.sources, source, fresh, now, failures, window, verdict) {
             crossed.push(BurstKey { scope: Scope::Source, key: source.to_string() });
         }
         if let Some(fp) = credential {
-            if bump(
-                Scope::Credential,
-                &mut self.credentials,
-                fp,
-                fresh,
-                now,
-                cfg.credential.failures,
-                cfg.credential.window,
-                &mut verdict,
-            ) {
+            let (failures, window) = (cfg.credential.failures, cfg.credential.window);
+            if bump(Scope::Credential, &mut self.credentials, fp, fresh, now, failures, window, verdict) {
                 crossed.push(BurstKey { scope: Scope::Credential, key: fp.to_string() });
             }
-            if self.stuffing.len() == self.stuffing.cap().get() && !self.stuffing.contains(&source) {
-                verdict.evicted.push(Scope::Stuffing);
-            }
-            let seen = self.stuffing.get_or_insert_mut(source, Vec::new);
-            seen.retain(|(_, t)| now.saturating_duration_since(*t) < cfg.stuffing.window);
-            let limit = cfg.stuffing.credentials as usize;
-            if let Some(entry) = seen.iter_mut().find(|(f, _)| *f == fp) {
-                entry.1 = now;
-            } else if seen.len() < limit {
-                seen.push((fp, now));
-            }
-            if seen.len() >= cfg.stuffing.credentials as usize {
+            if self.stuffed(now, source, fp, verdict) {
                 crossed.push(BurstKey { scope: Scope::Stuffing, key: source.to_string() });
             }
         }
@@ -172,9 +163,29 @@ impl BurstDetector {
         if global.add(now, cfg.global.failures, cfg.global.window) >= f64::from(cfg.global.failures) {
             crossed.push(BurstKey { scope: Scope::Global, key: "all".into() });
         }
+        crossed
+    }
 
+    /// Remembers that `source` used `fp`; true when it used too many distinct credentials lately.
+    fn stuffed(&mut self, now: Instant, source: IpAddr, fp: Fingerprint, verdict: &mut Verdict) -> bool {
+        if self.stuffing.len() == self.stuffing.cap().get() && !self.stuffing.contains(&source) {
+            verdict.evicted.push(Scope::Stuffing);
+        }
+        let cfg = &self.cfg.stuffing;
+        let seen = self.stuffing.get_or_insert_mut(source, Vec::new);
+        seen.retain(|(_, t)| now.saturating_duration_since(*t) < cfg.window);
+        let limit = cfg.credentials as usize;
+        if let Some(entry) = seen.iter_mut().find(|(f, _)| *f == fp) {
+            entry.1 = now;
+        } else if seen.len() < limit {
+            seen.push((fp, now));
+        }
+        seen.len() >= limit
+    }
+
+    fn start_bursts(&mut self, crossed: Vec<BurstKey>, now: Instant, client: &str, verdict: &mut Verdict) {
         for key in crossed {
-            if !self.active.contains_key(&key) && self.active.len() < cfg.max_tracked_keys * Scope::ALL.len() {
+            if !self.active.contains_key(&key) && self.active.len() < self.cfg.max_tracked_keys * Scope::ALL.len() {
                 self.active.insert(
                     key.clone(),
                     Active {
@@ -190,11 +201,19 @@ impl BurstDetector {
                 verdict.events.push(BurstEvent::Started { key, client: client.to_string(), failures: 0 });
             }
         }
+    }
 
-        // Every active burst this failure belongs to counts it; the first one (in scope order)
-        // decides whether it still gets a line of its own.
+    /// Every active burst this failure belongs to counts it; the first one (in scope order)
+    /// decides whether it still gets a line of its own. Returns that decision.
+    fn count_in_bursts(
+        &mut self,
+        now: Instant,
+        source: IpAddr,
+        credential: Option<Fingerprint>,
+        reason: Reason,
+    ) -> bool {
         let mut owner_decided = false;
-        verdict.write_line = true;
+        let mut write_line = true;
         for key in self.keys_of(source, credential) {
             if let Some(a) = self.active.get_mut(&key) {
                 a.failures += 1;
@@ -204,19 +223,14 @@ impl BurstDetector {
                     if a.lines_written < self.lines_per_burst {
                         a.lines_written += 1;
                     } else {
-                        verdict.write_line = false;
+                        write_line = false;
                         a.pending.count += 1;
                         *a.pending.by_reason.entry(reason).or_default() += 1;
                     }
                 }
             }
         }
-        for e in &mut verdict.events {
-            if let BurstEvent::Started { key, failures, .. } = e {
-                *failures = self.active.get(key).map_or(0, |a| a.failures);
-            }
-        }
-        verdict
+        write_line
     }
 
     fn keys_of(&self, source: IpAddr, credential: Option<Fingerprint>) -> Vec<BurstKey> {

@@ -1,10 +1,11 @@
-//! Shared test harness: the tap started in-process on port 0, a small HTTP client, real peer
-//! processes (Python SDK, server-everything) that are killed when dropped, and metric helpers.
+//! Shared test harness: the tap started in-process on port 0, a small HTTP client, metric
+//! helpers, `eventually` (the one way tests wait), and real peers (in `peers`).
+
+mod peers;
+pub use peers::*;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -182,104 +183,6 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
     map
 }
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The Python with the official `mcp` SDK, installed by `scripts/test.sh`.
-pub fn python() -> PathBuf {
-    let p = std::env::var_os("MCP_TAP_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/peers-venv/bin/python"));
-    assert!(
-        p.exists(),
-        "the Python MCP SDK is not installed at {}: run scripts/test.sh, or \
-         `python3 -m venv target/peers-venv && target/peers-venv/bin/pip install -r tests/peers/requirements.txt`",
-        p.display()
-    );
-    p
-}
-
-/// `@modelcontextprotocol/server-everything`, installed by `scripts/test.sh`.
-pub fn server_everything() -> PathBuf {
-    let p = repo().join("tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    assert!(
-        p.exists(),
-        "server-everything is not installed at {}: run scripts/test.sh, or `npm ci --prefix tests/peers`",
-        p.display()
-    );
-    p
-}
-
-/// A child process killed on drop.
-pub struct Peer {
-    pub child: Child,
-    pub port: u16,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts a peer process and waits until its port accepts connections.
-pub async fn spawn_peer(mut cmd: Command, port: u16, what: &str) -> Peer {
-    let child =
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let mut peer = Peer { child, port };
-    // Generous: on a loaded 2-core machine a Node backend can take a while to start.
-    for _ in 0..1200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return peer;
-        }
-        if let Ok(Some(status)) = peer.child.try_wait() {
-            let mut err = String::new();
-            use std::io::Read;
-            let _ = peer.child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("{what} exited with {status} before listening:\n{err}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not listen on port {port} within 60 s");
-}
-
-pub async fn python_server(stateless_json: bool) -> Peer {
-    let port = free_port();
-    let mut cmd = Command::new(python());
-    cmd.arg(repo().join("tests/peers/py_server.py")).arg("--port").arg(port.to_string());
-    if stateless_json {
-        cmd.args(["--stateless", "--json"]);
-    }
-    spawn_peer(cmd, port, "the Python MCP server").await
-}
-
-pub async fn everything_server() -> Peer {
-    let port = free_port();
-    let mut cmd = Command::new("node");
-    cmd.arg(server_everything()).arg("streamableHttp").env("PORT", port.to_string());
-    spawn_peer(cmd, port, "server-everything").await
-}
-
-/// Runs the Python SDK client; returns what it printed (one JSON object).
-pub async fn python_client(url: &str, args: &[&str]) -> serde_json::Value {
-    let out = tokio::process::Command::new(python())
-        .arg(repo().join("tests/peers/py_client.py"))
-        .arg(url)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "python client failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad client output {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
 pub type TestBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
 pub fn full(b: impl Into<Bytes>) -> TestBody {
@@ -343,94 +246,55 @@ pub fn json_response(status: u16, body: &str) -> http::Response<TestBody> {
         .unwrap()
 }
 
-/// Static tokens the test Backstage accepts (see tests/backstage/app-config.yaml). They are test
-/// secrets: the leak tests search every output of the tap for them.
-pub const TOKEN_FULL: &str = "tap-test-full-7c1e9a52d4";
-pub const TOKEN_CATALOG_ONLY: &str = "tap-test-catalog-3f8b61e0aa";
-pub const TOKEN_MCP_ONLY: &str = "tap-test-mcponly-95d2c7b14e";
+/// How often `eventually` looks again.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// A real Backstage backend (catalog + MCP Actions), installed by `scripts/test.sh` into
-/// tests/backstage/node_modules. Ready when its readiness endpoint answers 200.
-pub async fn backstage() -> Peer {
-    backstage_on(free_port(), TOKEN_FULL).await
-}
-
-/// A test Backstage on `port` whose full-access token is `full_token` (a rotation restarts it
-/// on the same port with another token).
-pub async fn backstage_on(port: u16, full_token: &str) -> Peer {
-    let dir = repo().join("tests/backstage");
-    assert!(
-        dir.join("node_modules/@backstage/plugin-mcp-actions-backend").exists(),
-        "the test Backstage is not installed: run scripts/test.sh, or `npm ci --prefix tests/backstage`"
-    );
-    let overrides = std::env::temp_dir().join(format!("mcp-tap-backstage-{port}.yaml"));
-    std::fs::write(
-        &overrides,
-        format!("backend:\n  baseUrl: http://127.0.0.1:{port}\n  listen:\n    host: 127.0.0.1\n    port: {port}\n"),
-    )
-    .unwrap();
-    let mut cmd = Command::new("node");
-    cmd.current_dir(&dir)
-        .arg("index.js")
-        .args(["--config", "app-config.yaml", "--config"])
-        .arg(&overrides)
-        .env("MCP_TAP_TEST_TOKEN", full_token)
-        .env("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY)
-        .env("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY)
-        .env("NODE_ENV", "development");
-    let peer = spawn_peer(cmd, port, "the test Backstage").await;
-    let ready = format!("http://127.0.0.1:{port}/.backstage/health/v1/readiness");
-    // Ready, and the catalog has ingested tests/backstage/entities.yaml.
-    let entity = format!("http://127.0.0.1:{port}/api/catalog/entities/by-name/component/default/payments-api");
-    let auth = format!("Bearer {full_token}");
-    for _ in 0..900 {
-        if get(&ready).await.0 == 200
-            && request("GET", &entity, &[("authorization", &auth)], Bytes::new()).await.0 == 200
-        {
-            return peer;
+/// Waits until `check` succeeds, looking again every `POLL_INTERVAL`; after `within` it panics with
+/// `what` and the last state `check` described. Tests wait on conditions, never for a fixed time.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if tokio::time::Instant::now() >= deadline => {
+                panic!("{what}: not seen within {within:?}; last seen:\n{last}")
+            }
+            Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the test Backstage was not ready with its catalog within 90 s");
 }
 
-/// A real Alertmanager (Debian `prometheus-alertmanager`, installed by `scripts/test.sh`) with a
-/// receiver that drops notifications; tests read its v2 API.
-pub async fn alertmanager() -> Peer {
-    alertmanager_with("route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n").await
+/// Scrapes `/metrics` until `check` holds for the text; returns that text.
+pub async fn metrics_when(tap: &Tap, within: Duration, what: &str, check: impl Fn(&str) -> bool) -> String {
+    eventually(within, what, || async {
+        let m = tap.metrics().await;
+        if check(&m) {
+            Ok(m)
+        } else {
+            Err(m)
+        }
+    })
+    .await
 }
 
-/// A real Alertmanager with the given config file text.
-pub async fn alertmanager_with(config: &str) -> Peer {
-    let bin = PathBuf::from("/usr/bin/prometheus-alertmanager");
-    assert!(
-        bin.exists(),
-        "Alertmanager is not installed: run scripts/test.sh, or `apt-get install prometheus-alertmanager`"
-    );
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("mcp-tap-am-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("am.yml"), config).unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.arg(format!("--config.file={}", dir.join("am.yml").display()))
-        .arg(format!("--storage.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=");
-    spawn_peer(cmd, port, "Alertmanager").await
-}
-
-/// A real Prometheus (Debian `prometheus`) with the given config, in a fresh data directory.
-pub async fn prometheus(config: &str) -> Peer {
-    let bin = PathBuf::from("/usr/bin/prometheus");
-    assert!(bin.exists(), "Prometheus is not installed: run scripts/test.sh, or `apt-get install prometheus`");
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("mcp-tap-prom-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("prometheus.yml");
-    std::fs::write(&file, config).unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.arg(format!("--config.file={}", file.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-    spawn_peer(cmd, port, "Prometheus").await
+/// The audit lines once one of them satisfies `check`.
+pub async fn audit_when(
+    config: &Config,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    eventually(within, what, || async {
+        let lines = audit_lines(config);
+        if lines.iter().any(&check) {
+            Ok(lines)
+        } else {
+            Err(format!("{lines:#?}"))
+        }
+    })
+    .await
 }
