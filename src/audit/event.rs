@@ -135,9 +135,33 @@ mod tests {
                 by_reason: BTreeMap::from([(Reason::UnknownToken, 3)]),
             },
             AuditEvent::BurstStart { scope: Scope::Global, key: "all".into(), client: "unknown".into(), count: 100 },
+            AuditEvent::BurstEnd {
+                scope: Scope::Global,
+                key: "all".into(),
+                client: "unknown".into(),
+                count: 100,
+                duration_seconds: 2.5,
+            },
+            AuditEvent::AuthFailure(AuthFailureLine {
+                status: 401,
+                reason: Reason::MissingCredentials,
+                route: "default".into(),
+                http_method: "POST".into(),
+                mcp_method: None,
+                tool: None,
+                client: "none".into(),
+                credential: None,
+                source: "127.0.0.1".into(),
+                user_agent: None,
+                request_id: None,
+                jsonrpc_id: None,
+                trace_id: None,
+            }),
+            AuditEvent::TokenSetChanged { added: vec!["ab".into()], removed: vec![] },
             AuditEvent::ConfigReloaded,
             AuditEvent::ConfigReloadRefused { problems: vec!["listen can only change with a restart".into()] },
         ];
+        assert_eq!(events.len(), AuditEvent::NAMES.len(), "every kind of event is checked");
         for e in events {
             let name = e.name();
             let v: serde_json::Value = serde_json::to_value(AuditLine::new(e)).unwrap();

@@ -1,5 +1,6 @@
-//! Client-side body types: `read_capped` reads an MCP request for decoding; `ClientBody::Tapped` returns every upstream frame to the client unchanged, as it arrives,
-//! and shows a view of it to the exchange's decoder on the way.
+//! Client-side bodies: `read_capped` reads an MCP request for decoding; `ClientBody::Tapped`
+//! returns every upstream frame to the client unchanged, as it arrives, and shows a view of it to
+//! the exchange's decoder on the way.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,7 +12,6 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::exchange::{End, Exchange};
-pub use crate::http_client::UpstreamBody;
 
 /// A request body as the tap read it.
 pub enum ReadBody {

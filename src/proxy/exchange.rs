@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::record::Recorder;
-pub use super::request::{Caller, Pending, RequestInfo, SessionRef};
+use super::request::{OpenRequests, Pending, SessionRef};
 use crate::audit::reason::{is_delegation_denied, BackstageError};
 use crate::mcp::jsonrpc::{Kind, Message, ResultInfo};
 use crate::mcp::method::Method;
@@ -47,7 +47,7 @@ impl Exchange {
     pub fn new(
         recorder: Recorder,
         sessions: Arc<SessionTracker>,
-        req: RequestInfo,
+        req: OpenRequests,
         status: u16,
         headers: &http::HeaderMap,
         decoder: ResponseDecoder,

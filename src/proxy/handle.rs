@@ -10,14 +10,15 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::body::{read_capped, ClientBody, ReadBody, UpstreamBody};
-use super::exchange::{Exchange, RequestInfo, SessionRef};
+use super::body::{read_capped, ClientBody, ReadBody};
+use super::exchange::Exchange;
 use super::forward::{self, ProxyError};
 use super::record::Recorder;
-use super::request::{caller, request_info};
+use super::request::{caller, request_info, RequestInfo, SessionRef};
 use super::route::{RouteMatch, RouteState, NON_MCP};
 use super::Shared;
 use crate::config::Config;
+use crate::http_client::UpstreamBody;
 use crate::mcp::jsonrpc::{self, Id, Message};
 use crate::mcp::response::ResponseDecoder;
 use crate::metrics::{DecodeErrorKind, SessionEnd, UnparsedReason};
@@ -65,7 +66,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     let caller = caller(&shared, &parts, peer, &config);
     let mut info =
         request_info(&shared, provisional.as_deref(), &parts.headers, &read.messages, caller, started, version);
-    let ids: Vec<Option<Id>> = info.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
+    let ids: Vec<Option<Id>> = info.open.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
     let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
     forward::upstream_headers(&mut parts.headers, &parts.uri, &shared.upstream, peer, config.forwarded_headers.enabled);
     super::trace::start(&shared, &mut parts.headers, &read.messages, &mut info);
@@ -99,32 +100,30 @@ async fn read_mcp_request(
 ) -> Result<ReadRequest, hyper::Error> {
     let cap = config.decode.max_request_bytes;
     let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let mut read = ReadRequest { body: UpstreamBody::Stream(body), messages: Vec::new(), batch: false };
     if declared.is_some_and(|n| n > cap as u64) {
         shared.metrics.record_unparsed(UnparsedReason::RequestTooLarge);
-        return Ok(read);
+        return Ok(ReadRequest { body: UpstreamBody::Stream(body), messages: Vec::new(), batch: false });
     }
-    let UpstreamBody::Stream(body) = read.body else { unreachable!("built as a stream above") };
-    match read_capped(body, cap).await? {
-        ReadBody::Whole(bytes, trailers) => {
-            read.batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-            match jsonrpc::decode(&bytes, config.decode.max_batch) {
-                Ok(m) => read.messages = m,
-                Err(jsonrpc::DecodeError::Malformed) => {
-                    shared.metrics.record_decode_error(DecodeErrorKind::RequestJson);
-                }
-                Err(jsonrpc::DecodeError::BatchTooLarge) => {
-                    shared.metrics.record_unparsed(UnparsedReason::BatchTooLarge);
-                }
-            }
-            read.body = UpstreamBody::Full { data: Some(bytes), trailers };
-        }
+    let (bytes, trailers) = match read_capped(body, cap).await? {
+        ReadBody::Whole(bytes, trailers) => (bytes, trailers),
         ReadBody::TooLarge(prefix, rest) => {
             shared.metrics.record_unparsed(UnparsedReason::RequestTooLarge);
-            read.body = UpstreamBody::Prefixed { prefix: Some(prefix), rest };
+            let body = UpstreamBody::Prefixed { prefix: Some(prefix), rest };
+            return Ok(ReadRequest { body, messages: Vec::new(), batch: false });
         }
-    }
-    Ok(read)
+    };
+    let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let messages = match jsonrpc::decode(&bytes, config.decode.max_batch) {
+        Ok(m) => m,
+        Err(e) => {
+            match e {
+                jsonrpc::DecodeError::Malformed => shared.metrics.record_decode_error(DecodeErrorKind::RequestJson),
+                jsonrpc::DecodeError::BatchTooLarge => shared.metrics.record_unparsed(UnparsedReason::BatchTooLarge),
+            }
+            Vec::new()
+        }
+    };
+    Ok(ReadRequest { body: UpstreamBody::Full { data: Some(bytes), trailers }, messages, batch })
 }
 
 /// The upstream answered: settle the route, end header sessions the answer ends, and return the
@@ -145,7 +144,7 @@ fn respond(
     let label: Box<str> = route_state.as_ref().map_or(NON_MCP.into(), |r| r.label.clone());
     let (mut parts, body) = resp.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers);
-    if let (Some(SessionRef::Header(id)), Some(_)) = (&info.session, &route_state) {
+    if let (Some(SessionRef::Header(id)), Some(_)) = (&info.open.session, &route_state) {
         if status == 404 {
             shared.sessions.end_header(&label, id, SessionEnd::Expired);
         } else if method == Method::DELETE && (200..300).contains(&status) {
@@ -156,23 +155,11 @@ fn respond(
         let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let decoder =
             ResponseDecoder::for_content_type(content_type, config.decode.max_message_bytes, config.decode.max_batch);
-        let recorder = recorder(shared, state, &info);
-        Box::new(Exchange::new(recorder, shared.sessions.clone(), info, status, &parts.headers, decoder))
+        let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call);
+        Box::new(Exchange::new(recorder, shared.sessions.clone(), info.open, status, &parts.headers, decoder))
     });
     shared.metrics.record_http_exchange(&label, method, status);
     (Response::from_parts(parts, ClientBody::Tapped { inner: body, exchange }), label)
-}
-
-fn recorder(shared: &Shared, route: Arc<RouteState>, info: &RequestInfo) -> Recorder {
-    Recorder::new(
-        shared.metrics.clone(),
-        shared.auditor.clone(),
-        route,
-        info.caller.clone(),
-        info.started,
-        info.http_version,
-        info.protocol_version,
-    )
 }
 
 /// The upstream could not be reached or did not answer in time: a JSON-RPC error the client can
@@ -195,10 +182,9 @@ fn upstream_failure(
     response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     shared.metrics.record_http_exchange(&label, method, status.as_u16());
     if let Some(state) = route {
-        let recorder = recorder(shared, state, &info);
-        let decoder = ResponseDecoder::None;
-        let ex =
-            Exchange::new(recorder, shared.sessions.clone(), info, status.as_u16(), &http::HeaderMap::new(), decoder);
+        let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call);
+        let (sessions, headers) = (shared.sessions.clone(), http::HeaderMap::new());
+        let ex = Exchange::new(recorder, sessions, info.open, status.as_u16(), &headers, ResponseDecoder::None);
         ex.fail(err.error_type());
     }
     response

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
-use super::request::{Caller, Pending};
+use super::request::{CallContext, Pending};
 use super::route::RouteState;
 use crate::audit::reason::{classify_rejection, BackstageError, Reason};
 use crate::audit::{Auditor, AuthFailure};
@@ -18,23 +18,12 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     auditor: Arc<Auditor>,
     route: Arc<RouteState>,
-    caller: Caller,
-    started: Instant,
-    http_version: &'static str,
-    protocol_version: &'static str,
+    call: CallContext,
 }
 
 impl Recorder {
-    pub fn new(
-        metrics: Arc<Metrics>,
-        auditor: Arc<Auditor>,
-        route: Arc<RouteState>,
-        caller: Caller,
-        started: Instant,
-        http_version: &'static str,
-        protocol_version: &'static str,
-    ) -> Self {
-        Self { metrics, auditor, route, caller, started, http_version, protocol_version }
+    pub fn new(metrics: Arc<Metrics>, auditor: Arc<Auditor>, route: Arc<RouteState>, call: CallContext) -> Self {
+        Self { metrics, auditor, route, call }
     }
 
     pub fn route(&self) -> &Arc<RouteState> {
@@ -42,17 +31,17 @@ impl Recorder {
     }
 
     pub fn protocol_version(&self) -> &'static str {
-        self.protocol_version
+        self.call.protocol_version
     }
 
     /// `initialize` answered with the version the session speaks.
     pub fn set_protocol_version(&mut self, version: &'static str) {
-        self.protocol_version = version;
+        self.call.protocol_version = version;
     }
 
     /// The upstream accepted the credential: a later refusal of it means it was revoked.
     pub fn credential_worked(&self) {
-        if let Some(fp) = self.caller.credential.fingerprint() {
+        if let Some(fp) = self.call.caller.credential.fingerprint() {
             self.auditor.history.succeeded(fp);
         }
     }
@@ -68,9 +57,9 @@ impl Recorder {
             tool: &tool,
             prompt: &prompt,
             error,
-            protocol_version: self.protocol_version,
-            http_version: self.http_version,
-            duration: now - self.started,
+            protocol_version: self.call.protocol_version,
+            http_version: self.call.http_version,
+            duration: now - self.call.started,
         });
         let outcome = match error {
             ErrorType::None => Outcome::Ok,
@@ -79,7 +68,7 @@ impl Recorder {
             ErrorType::Http(401 | 403) => Outcome::Denied,
             _ => Outcome::Error,
         };
-        self.metrics.record_client_operation(self.caller.credential.client(), p.method, &tool, outcome);
+        self.metrics.record_client_operation(self.call.caller.credential.client(), p.method, &tool, outcome);
     }
 
     /// The tool or prompt label of `p`: its name if the upstream advertised it, else `_OTHER`.
@@ -102,8 +91,8 @@ impl Recorder {
 
     /// The upstream refused the request (401/403); `body` is its error body, if it sent one.
     pub fn refused(&self, status: u16, body: &BackstageError, first: Option<&Pending>) {
-        let was_valid = self.caller.credential.fingerprint().is_some_and(|fp| self.auditor.history.was_valid(fp));
-        let reason = classify_rejection(status, &self.caller.credential, body, was_valid);
+        let was_valid = self.call.caller.credential.fingerprint().is_some_and(|fp| self.auditor.history.was_valid(fp));
+        let reason = classify_rejection(status, &self.call.caller.credential, body, was_valid);
         self.auth_failure(reason, status, first);
     }
 
@@ -113,7 +102,7 @@ impl Recorder {
     }
 
     fn auth_failure(&self, reason: Reason, status: u16, p: Option<&Pending>) {
-        let c = &self.caller;
+        let c = &self.call.caller;
         self.auditor.emit(&AuthFailure {
             route: &self.route.label,
             status,

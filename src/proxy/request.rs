@@ -35,15 +35,27 @@ pub enum SessionRef {
     Inferred(ClientKey),
 }
 
-/// What the request side hands to the exchange.
+/// What the request side hands over: the call (to the recorder) and its open requests (to the
+/// exchange), so each part moves to its owner without a copy.
 pub struct RequestInfo {
+    pub call: CallContext,
+    pub open: OpenRequests,
+}
+
+/// Who made the call, when, and over what: what the recorder labels and audits outcomes with.
+pub struct CallContext {
+    pub caller: Caller,
     pub started: Instant,
     pub http_version: &'static str,
     pub protocol_version: &'static str,
+}
+
+/// The requests of the exchange waiting for answers, and what ties them to a session.
+pub struct OpenRequests {
     pub pending: Vec<Pending>,
     pub session: Option<SessionRef>,
+    /// `clientInfo.name` of an `initialize` in the request.
     pub client_name: Option<String>,
-    pub caller: Caller,
 }
 
 /// Who sent the request, as the audit may record it (the credential is a fingerprint).
@@ -57,22 +69,20 @@ pub struct Caller {
     pub http_method: http::Method,
 }
 
-impl RequestInfo {
-    /// Builds the pending list from the decoded request messages.
-    pub fn pending_from(messages: &[Message]) -> Vec<Pending> {
-        messages
-            .iter()
-            .filter_map(|m| Some((m, m.method?)))
-            .map(|(m, method)| Pending {
-                id: m.id.clone(),
-                method,
-                target: m.target.clone(),
-                cursor: m.has_cursor,
-                denied: false,
-                span: None,
-            })
-            .collect()
-    }
+/// The pending list from the decoded request messages (requests and notifications, not answers).
+fn pending_from(messages: &[Message]) -> Vec<Pending> {
+    messages
+        .iter()
+        .filter_map(|m| Some((m, m.method?)))
+        .map(|(m, method)| Pending {
+            id: m.id.clone(),
+            method,
+            target: m.target.clone(),
+            cursor: m.has_cursor,
+            denied: false,
+            span: None,
+        })
+        .collect()
 }
 
 /// Who sent a request, as the audit may record it. Read before the forwarding headers change.
@@ -134,12 +144,12 @@ pub fn request_info(
         }
     }
     RequestInfo {
-        started,
-        http_version,
-        protocol_version: protocol_version.unwrap_or(DEFAULT_PROTOCOL_VERSION),
-        pending: RequestInfo::pending_from(messages),
-        session,
-        client_name,
-        caller,
+        call: CallContext {
+            caller,
+            started,
+            http_version,
+            protocol_version: protocol_version.unwrap_or(DEFAULT_PROTOCOL_VERSION),
+        },
+        open: OpenRequests { pending: pending_from(messages), session, client_name },
     }
 }

@@ -10,7 +10,7 @@ use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer}
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
-use super::exchange::{RequestInfo, SessionRef};
+use super::request::{RequestInfo, SessionRef};
 use super::Shared;
 use crate::mcp::jsonrpc::Message;
 use crate::mcp::method::Method;
@@ -19,7 +19,7 @@ use crate::metrics::ErrorType;
 /// Starts a span per pending request and injects the first one's context into `headers`.
 pub(super) fn start(shared: &Shared, headers: &mut http::HeaderMap, messages: &[Message], info: &mut RequestInfo) {
     let Some(tracer) = shared.tracer.get() else { return };
-    if info.pending.is_empty() {
+    if info.open.pending.is_empty() {
         return;
     }
     let propagator = TraceContextPropagator::new();
@@ -29,16 +29,16 @@ pub(super) fn start(shared: &Shared, headers: &mut http::HeaderMap, messages: &[
             parent = propagator.extract(&HashMap::from([("traceparent".to_string(), tp)]));
         }
     }
-    let started = SystemTime::now() - info.started.elapsed();
-    for p in &mut info.pending {
+    let started = SystemTime::now() - info.call.started.elapsed();
+    for p in &mut info.open.pending {
         let mut name = p.method.as_str().to_string();
         let mut attrs = vec![
             KeyValue::new("mcp.method.name", p.method.as_str()),
-            KeyValue::new("mcp.protocol.version", info.protocol_version),
+            KeyValue::new("mcp.protocol.version", info.call.protocol_version),
             KeyValue::new("network.transport", "tcp"),
             KeyValue::new("network.protocol.name", "http"),
-            KeyValue::new("network.protocol.version", info.http_version),
-            KeyValue::new("client.address", info.caller.source.to_string()),
+            KeyValue::new("network.protocol.version", info.call.http_version),
+            KeyValue::new("client.address", info.call.caller.source.to_string()),
         ];
         if let Some(target) = p.target.as_deref().filter(|_| p.method.names_a_target()) {
             let key = if p.method == Method::ToolsCall { "gen_ai.tool.name" } else { "gen_ai.prompt.name" };
@@ -52,7 +52,7 @@ pub(super) fn start(shared: &Shared, headers: &mut http::HeaderMap, messages: &[
         if let Some(id) = &p.id {
             attrs.push(KeyValue::new("jsonrpc.request.id", id.as_str().to_string()));
         }
-        if let Some(SessionRef::Header(sid)) = &info.session {
+        if let Some(SessionRef::Header(sid)) = &info.open.session {
             attrs.push(KeyValue::new("mcp.session.id", sid.to_string()));
         }
         let span = tracer
@@ -63,7 +63,7 @@ pub(super) fn start(shared: &Shared, headers: &mut http::HeaderMap, messages: &[
             .start_with_context(tracer, &parent);
         p.span = Some(span);
     }
-    if let Some(span) = info.pending.iter().find_map(|p| p.span.as_ref()) {
+    if let Some(span) = info.open.pending.iter().find_map(|p| p.span.as_ref()) {
         let cx = Context::new().with_remote_span_context(span.span_context().clone());
         propagator.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers));
     }
