@@ -19,7 +19,8 @@ use crate::proxy::{self, Shared};
 fn known_routes(config: &Config) -> Vec<&str> {
     let mut labels: Vec<&str> = Vec::new();
     if config.routes.backstage_actions {
-        labels.push("default");
+        // `_OTHER` collects unknown split-server keys; its series exist before the first one.
+        labels.extend(["default", crate::mcp::names::OTHER]);
         labels.extend(config.routes.server_keys.iter().map(String::as_str));
     }
     labels.extend(config.routes.extra.iter().map(|r| r.label.as_str()));

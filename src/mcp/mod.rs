@@ -1,5 +1,6 @@
 //! MCP on the wire: JSON-RPC envelopes, the SSE decoder, and bounded label values.
 
+pub mod actions_path;
 pub mod jsonrpc;
 pub mod method;
 pub mod names;

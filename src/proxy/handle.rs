@@ -20,6 +20,7 @@ use super::Shared;
 use crate::config::Config;
 use crate::http_client::UpstreamBody;
 use crate::mcp::jsonrpc::{self, Id, Message};
+use crate::mcp::names::OTHER;
 use crate::mcp::response::ResponseDecoder;
 use crate::metrics::{DecodeErrorKind, SessionEnd, UnparsedReason};
 
@@ -137,12 +138,20 @@ fn respond(
     resp: Response<Incoming>,
 ) -> (Response<ClientBody>, Box<str>) {
     let status = resp.status().as_u16();
-    let route_state = shared.routes.settle(route, status, config, &shared.metrics);
+    let (mut parts, body) = resp.into_parts();
+    let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let decoder =
+        ResponseDecoder::for_content_type(content_type, config.decode.max_message_bytes, config.decode.max_batch);
+    let mcp_answer = (200..300).contains(&status) && !decoder.reads_nothing();
+    let route_state = shared.routes.settle(route, mcp_answer, config, &shared.metrics);
     if let (RouteMatch::Candidate(_), Some(state)) = (route, &route_state) {
-        shared.auditor.preinit_route(&state.label);
+        // A newly learned key gets the few zero series its dashboards and alerts need, not the
+        // audit's (`_OTHER` has all of them from start-up).
+        if &*state.label != OTHER {
+            shared.metrics.preinit_route(&state.label);
+        }
     }
     let label: Box<str> = route_state.as_ref().map_or(NON_MCP.into(), |r| r.label.clone());
-    let (mut parts, body) = resp.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers);
     if let (Some(SessionRef::Header(id)), Some(_)) = (&info.open.session, &route_state) {
         if status == 404 {
@@ -152,9 +161,6 @@ fn respond(
         }
     }
     let exchange = route_state.map(|state| {
-        let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let decoder =
-            ResponseDecoder::for_content_type(content_type, config.decode.max_message_bytes, config.decode.max_batch);
         let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call);
         Box::new(Exchange::new(recorder, shared.sessions.clone(), info.open, status, &parts.headers, decoder))
     });

@@ -1,14 +1,15 @@
-//! Which paths are MCP endpoints and what `mcp_route` label they carry. Split-server keys come from
-//! config or are learned from traffic the upstream accepted (not 404), capped, so random paths
-//! cannot mint label values.
+//! Which paths are MCP endpoints and what `mcp_route` label they carry. Backstage paths are read as
+//! its router reads them (`mcp::actions_path`). Split-server keys come from config or are learned
+//! from MCP answers, capped, so random paths cannot mint label values.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::config::{is_server_key, Config};
-use crate::mcp::names::{NameSet, OTHER};
+use std::borrow::Cow;
 
-const ACTIONS_PREFIX: &str = "/api/mcp-actions/v1";
+use crate::config::{is_server_key, Config};
+use crate::mcp::actions_path::{self, ActionsPath};
+use crate::mcp::names::{NameSet, OTHER};
 
 /// Label value for traffic that is not MCP (health, OAuth discovery, the rest of Backstage).
 pub const NON_MCP: &str = "_none";
@@ -84,28 +85,32 @@ impl Routes {
         if !self.backstage {
             return RouteMatch::Plain;
         }
-        let Some(rest) = path.strip_prefix(ACTIONS_PREFIX) else {
-            return RouteMatch::Plain;
+        let key = match actions_path::parse(path) {
+            Some(ActionsPath::Default) => return RouteMatch::Mcp(self.default.clone()),
+            Some(ActionsPath::Server(key)) => key,
+            None => return RouteMatch::Plain,
         };
-        if rest.is_empty() {
-            return RouteMatch::Mcp(self.default.clone());
+        // Express matches keys in any case; the label is the key as configured, in lower case.
+        let key: Cow<'_, str> =
+            if key.bytes().any(|b| b.is_ascii_uppercase()) { key.to_ascii_lowercase().into() } else { key.into() };
+        if !is_server_key(&key) {
+            return RouteMatch::Plain;
         }
-        match rest.strip_prefix('/') {
-            Some(key) if is_server_key(key) => match self.keys.lock().expect("routes lock").get(key) {
-                Some(state) => RouteMatch::Mcp(state.clone()),
-                None => RouteMatch::Candidate(key.into()),
-            },
-            _ => RouteMatch::Plain,
+        match self.keys.lock().expect("routes lock").get(&*key) {
+            Some(state) => RouteMatch::Mcp(state.clone()),
+            None => RouteMatch::Candidate(key.into()),
         }
     }
 
-    /// The route state for a match once the upstream's status is known: a candidate key that the
-    /// upstream served (not 404) is learned while there is room; otherwise it is `_OTHER`. A new
-    /// route takes its label caps and allowlists from `config`, the live one.
+    /// The route state for a match once the upstream answered. A candidate key is learned only
+    /// from an MCP answer (`mcp_answer`: a 2xx with a JSON or SSE body), while there is room: auth
+    /// runs before routing in Backstage, so a 401 or 403 says nothing about the key, and random
+    /// keys must not mint labels. Anything else is `_OTHER`. A new route takes its label caps and
+    /// allowlists from `config`, the live one.
     pub fn settle(
         &self,
         m: &RouteMatch,
-        status: u16,
+        mcp_answer: bool,
         config: &Config,
         metrics: &crate::metrics::Metrics,
     ) -> Option<Arc<RouteState>> {
@@ -113,7 +118,7 @@ impl Routes {
             RouteMatch::Mcp(state) => Some(state.clone()),
             RouteMatch::Plain => None,
             RouteMatch::Candidate(key) => {
-                if status == 404 {
+                if !mcp_answer {
                     return Some(self.other.clone());
                 }
                 let mut keys = self.keys.lock().expect("routes lock");
@@ -181,9 +186,11 @@ mod tests {
         Routes::new(&config())
     }
 
+    /// The label after an answer with `status` (an MCP body when 2xx).
     fn label(r: &Routes, path: &str, status: u16) -> String {
         let m = Metrics::new(vec![1.0]);
-        r.settle(&r.match_path(path), status, &config(), &m).map(|s| s.label.to_string()).unwrap_or_default()
+        let mcp = (200..300).contains(&status);
+        r.settle(&r.match_path(path), mcp, &config(), &m).map(|s| s.label.to_string()).unwrap_or_default()
     }
 
     #[test]
@@ -194,12 +201,17 @@ mod tests {
         assert_eq!(label(&r, "/mcp", 200), "everything");
         assert_eq!(label(&r, "/api/catalog/entities", 200), "");
         assert_eq!(label(&r, "/api/mcp-actions/v1/Bad_Key", 200), "");
+        assert_eq!(label(&r, "/API/mcp-actions//V1/", 200), "default");
+        assert_eq!(label(&r, "/api/mcp-actions/v1/CATALOG//", 200), "catalog");
     }
 
     #[test]
-    fn learned_keys_are_capped_and_404s_never_learn() {
+    fn learned_keys_are_capped_and_only_mcp_answers_teach_them() {
         let r = routes();
         assert_eq!(label(&r, "/api/mcp-actions/v1/nope", 404), OTHER);
+        assert_eq!(label(&r, "/api/mcp-actions/v1/random-1", 401), OTHER);
+        assert_eq!(label(&r, "/api/mcp-actions/v1/random-2", 403), OTHER);
+        assert_eq!(label(&r, "/api/mcp-actions/v1/random-3", 502), OTHER);
         assert_eq!(label(&r, "/api/mcp-actions/v1/scaffolder", 200), "scaffolder");
         assert_eq!(label(&r, "/api/mcp-actions/v1/scaffolder", 404), "scaffolder");
         assert_eq!(label(&r, "/api/mcp-actions/v1/third", 200), OTHER);
@@ -213,7 +225,7 @@ mod tests {
         reloaded.labels.max_tools_per_route = 1;
         r.apply_labels(&reloaded);
         let m = Metrics::new(vec![1.0]);
-        let state = r.settle(&r.match_path("/api/mcp-actions/v1/scaffolder"), 200, &reloaded, &m).unwrap();
+        let state = r.settle(&r.match_path("/api/mcp-actions/v1/scaffolder"), true, &reloaded, &m).unwrap();
         let mut tools = state.tools.lock().unwrap();
         assert!(tools.contains("scaffolder.run"), "the reloaded allowlist applies to the new route");
         assert!(!tools.learn("another"), "the reloaded cap applies to the new route");

@@ -15,6 +15,7 @@ mod deploy;
 mod otlp;
 mod otlp_traces;
 mod paging;
+mod paths;
 mod prometheus_e2e;
 mod proxy_behaviour;
 mod real_peers;
