@@ -61,3 +61,7 @@ cargo clippy --locked --all-targets -- -D warnings
 
 step "cargo test"
 cargo test --locked --all-targets 2>&1 | tee target/test-output.txt
+
+# Memory under hostile clients, small size: fails when peak RSS passes the README's ceiling.
+step "bench/memory.py --quick"
+"$venv/bin/python" bench/memory.py --quick --binary target/debug/mcp-tap

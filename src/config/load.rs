@@ -61,6 +61,7 @@ impl Config {
         if b.is_empty() || b.windows(2).any(|w| w[0] >= w[1]) || b.iter().any(|v| !v.is_finite() || *v <= 0.0) {
             p.push("sessions.duration_buckets must be positive and strictly increasing".into());
         }
+        self.limits.validate(&mut p);
         self.audit.validate(&mut p);
         self.clients.validate(&mut p);
         self.bursts.validate(&mut p);
@@ -137,6 +138,9 @@ impl Config {
         }
         if self.admin_listen != new.admin_listen {
             changed.push("admin_listen");
+        }
+        if self.limits.max_connections != new.limits.max_connections {
+            changed.push("limits.max_connections");
         }
         if self.upstream.url != new.upstream.url {
             changed.push("upstream.url");

@@ -9,9 +9,11 @@ use serde::Deserialize;
 
 mod audit;
 mod environment;
+mod limits;
 mod load;
 pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold};
 pub use environment::Environment;
+pub use limits::Limits;
 
 /// Exit code for bad usage or a bad config file (BSD `EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
@@ -27,6 +29,7 @@ pub struct Config {
     pub routes: Routes,
     pub forwarded_headers: ForwardedHeaders,
     pub decode: Decode,
+    pub limits: Limits,
     pub sessions: Sessions,
     pub labels: Labels,
     pub log: Log,
@@ -147,6 +150,7 @@ impl Default for Config {
             routes: Routes::default(),
             forwarded_headers: ForwardedHeaders { enabled: true },
             decode: Decode::default(),
+            limits: Limits::default(),
             sessions: Sessions::default(),
             labels: Labels::default(),
             log: Log::default(),

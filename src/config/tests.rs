@@ -70,3 +70,25 @@ fn restart_only_settings_are_named() {
     b.sessions.idle_timeout = Duration::from_secs(1);
     assert_eq!(a.restart_only_changes(&b), vec!["listen"]);
 }
+
+#[test]
+fn limits_are_checked() {
+    let err = Config::parse(
+        "limits:\n  request_body_timeout: 0s\n  max_request_body_bytes: 0\n  max_header_bytes: 100\n  max_connections: 0\n  decode_budget_bytes: 10\n  max_h2_streams: 4\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec![
+            "limits.request_body_timeout and limits.header_read_timeout must be greater than zero",
+            "limits.max_request_body_bytes must be between 1 byte and 64 MiB",
+            "limits.max_header_bytes must be at least 8192 (HTTP/1.1 parsing needs that much)",
+            "limits.max_connections and limits.max_h2_streams must be greater than zero",
+        ]
+    );
+    let err = Config::parse("limits:\n  max_request_body_bytes: 4096\n  decode_budget_bytes: 1024\n").unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec!["limits.decode_budget_bytes (1024) must hold at least one body of limits.max_request_body_bytes (4096)"]
+    );
+}

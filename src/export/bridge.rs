@@ -21,6 +21,7 @@ const COUNTERS: &[&str] = &[
     "mcp_tap_unparsed_messages_total",
     "mcp_tap_label_overflow_total",
     "mcp_tap_server_messages_total",
+    "mcp_tap_requests_refused_total",
     "mcp_tap_auth_failures_total",
     "mcp_tap_client_operations_total",
     "mcp_tap_auth_bursts_total",
@@ -33,6 +34,7 @@ const COUNTERS: &[&str] = &[
 ];
 const GAUGES: &[&str] = &[
     "mcp_tap_sessions_active",
+    "mcp_tap_connections_open",
     "mcp_tap_tools_advertised",
     "mcp_tap_build_info",
     "mcp_tap_auth_burst_active",

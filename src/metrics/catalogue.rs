@@ -90,3 +90,12 @@ pub(super) const SERVER_MESSAGES: Spec = Spec {
     help: "Requests and notifications the server sent to the client on a stream.",
     labels: &["mcp_route", "mcp_method_name"],
 };
+
+pub(super) const REQUESTS_REFUSED: Spec = Spec {
+    name: "mcp_tap_requests_refused_total",
+    help: "Clients refused by a limit (body size or deadline, header deadline, connections).",
+    labels: &["limit"],
+};
+
+pub(super) const CONNECTIONS_OPEN: Spec =
+    Spec { name: "mcp_tap_connections_open", help: "Client connections open now.", labels: &[] };

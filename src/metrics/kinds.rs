@@ -88,6 +88,8 @@ label_enum! {
         ContentType = "content_type",
         /// A response message whose id matches no request of its exchange.
         Unmatched = "unmatched",
+        /// The bytes held for decoding reached `limits.decode_budget_bytes`: streamed undecoded.
+        DecodeBudget = "decode_budget",
     }
 }
 
@@ -153,5 +155,19 @@ label_enum! {
         QueueFull = "queue_full",
         Io = "io",
         Alertmanager = "alertmanager",
+    }
+}
+
+label_enum! {
+    /// Which limit refused a client (`mcp_tap_requests_refused_total{limit}`).
+    pub enum Limit {
+        /// An MCP request body over `limits.max_request_body_bytes` (413).
+        RequestBodyBytes = "request_body_bytes",
+        /// An MCP request body not complete within `limits.request_body_timeout` (408).
+        RequestBodyTimeout = "request_body_timeout",
+        /// Request headers not complete within `limits.header_read_timeout` (connection closed).
+        HeaderReadTimeout = "header_read_timeout",
+        /// A connection over `limits.max_connections` (503, closed).
+        Connections = "connections",
     }
 }

@@ -18,7 +18,7 @@ pub mod otel;
 pub use auth::AuthMetrics;
 use health::HealthMetrics;
 pub use kinds::{
-    AuditLoss, DecodeErrorKind, ErrorType, Outcome, OverflowLabel, Reason, Scope, SessionEnd, UnparsedReason,
+    AuditLoss, DecodeErrorKind, ErrorType, Limit, Outcome, OverflowLabel, Reason, Scope, SessionEnd, UnparsedReason,
     UpstreamErrorKind,
 };
 
@@ -59,6 +59,8 @@ pub struct Metrics {
     unparsed: IntCounterVec,
     label_overflow: IntCounterVec,
     server_messages: IntCounterVec,
+    requests_refused: IntCounterVec,
+    connections_open: prometheus::IntGauge,
     rpc_codes: Mutex<HashSet<i64>>,
     auth: AuthMetrics,
     health: HealthMetrics,
@@ -111,6 +113,8 @@ impl Metrics {
             unparsed: counter_of(r, &catalogue::UNPARSED),
             label_overflow: counter_of(r, &catalogue::LABEL_OVERFLOW),
             server_messages: counter_of(r, &catalogue::SERVER_MESSAGES),
+            requests_refused: counter_of(r, &catalogue::REQUESTS_REFUSED),
+            connections_open: gauge_of(r, &catalogue::CONNECTIONS_OPEN).with_label_values(&[] as &[&str]),
             rpc_codes: Mutex::new(HashSet::new()),
             auth: AuthMetrics::new(r),
             health: HealthMetrics::new(r),
@@ -153,6 +157,9 @@ impl Metrics {
         }
         for reason in UnparsedReason::ALL {
             self.unparsed.with_label_values(&[reason.as_str()]);
+        }
+        for limit in Limit::ALL {
+            self.requests_refused.with_label_values(&[limit.as_str()]);
         }
         for label in OverflowLabel::ALL {
             self.label_overflow.with_label_values(&[label.as_str()]);
@@ -295,6 +302,15 @@ impl Metrics {
 
     pub fn record_label_overflow(&self, label: OverflowLabel) {
         self.label_overflow.with_label_values(&[label.as_str()]).inc();
+    }
+
+    pub fn record_refused(&self, limit: Limit) {
+        self.requests_refused.with_label_values(&[limit.as_str()]).inc();
+    }
+
+    /// A client connection opened (`+1`) or closed (`-1`).
+    pub fn add_connections(&self, delta: i64) {
+        self.connections_open.add(delta);
     }
 
     pub fn record_server_message(&self, route: &str, method: Method) {

@@ -20,8 +20,10 @@ pub enum ReadBody {
 }
 
 /// Reads a request body up to `cap` bytes. A larger body is returned as what was read plus the
-/// rest, still streaming. Errors when the client goes away mid-body.
-pub async fn read_capped(mut body: Incoming, cap: usize) -> Result<ReadBody, hyper::Error> {
+/// rest, still streaming. Errors when the client goes away mid-body. `expected` (the declared
+/// length, else the cap) sizes the buffer once when a body comes in several frames, so what is
+/// held matches what was reserved for it instead of growing by doubling.
+pub async fn read_capped(mut body: Incoming, cap: usize, expected: usize) -> Result<ReadBody, hyper::Error> {
     let mut buf = BytesMut::new();
     let mut first: Option<Bytes> = None;
     while let Some(frame) = body.frame().await {
@@ -43,6 +45,7 @@ pub async fn read_capped(mut body: Incoming, cap: usize) -> Result<ReadBody, hyp
                     first = Some(data);
                 } else {
                     if let Some(f) = first.take() {
+                        buf.reserve(expected.clamp(held + data.len(), cap));
                         buf.extend_from_slice(&f);
                     }
                     buf.extend_from_slice(&data);

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::body::{read_capped, ClientBody, ReadBody};
 use super::exchange::Exchange;
 use super::forward::{self, ProxyError};
+use super::limits;
 use super::record::Recorder;
 use super::request::{caller, request_info, RequestInfo, SessionRef};
 use super::route::{RouteMatch, RouteState, NON_MCP};
@@ -22,7 +23,7 @@ use crate::http_client::UpstreamBody;
 use crate::mcp::jsonrpc::{self, Id, Message};
 use crate::mcp::names::OTHER;
 use crate::mcp::response::ResponseDecoder;
-use crate::metrics::{DecodeErrorKind, SessionEnd, UnparsedReason};
+use crate::metrics::{DecodeErrorKind, Limit, SessionEnd, UnparsedReason};
 
 fn http_version(v: Version) -> &'static str {
     match v {
@@ -37,6 +38,14 @@ struct ReadRequest {
     body: UpstreamBody,
     messages: Vec<Message>,
     batch: bool,
+    /// The decode budget the held body takes, given back once it went upstream.
+    reserved: Option<limits::Reserved>,
+}
+
+/// Why an MCP request body was not read.
+enum NotRead {
+    Refused(Limit),
+    ClientGone(hyper::Error),
 }
 
 /// Handles one request: never fails; upstream problems become 502/504 JSON-RPC errors.
@@ -51,7 +60,8 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     let read = if route.is_mcp() && parts.method == Method::POST {
         match read_mcp_request(&shared, &config, &parts.headers, body).await {
             Ok(read) => read,
-            Err(e) => {
+            Err(NotRead::Refused(limit)) => return refuse(&shared, provisional.as_deref(), &parts.method, limit, peer),
+            Err(NotRead::ClientGone(e)) => {
                 // The client went away while sending; nobody is left to answer.
                 tracing::debug!(error = %e, %peer, "client aborted its request body");
                 let mut resp = Response::new(ClientBody::own(Bytes::new()));
@@ -60,7 +70,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
             }
         }
     } else {
-        ReadRequest { body: UpstreamBody::Stream(body), messages: Vec::new(), batch: false }
+        ReadRequest { body: UpstreamBody::Stream(body), messages: Vec::new(), batch: false, reserved: None }
     };
     let body_read = Instant::now();
 
@@ -72,6 +82,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     forward::upstream_headers(&mut parts.headers, &parts.uri, &shared.upstream, peer, config.forwarded_headers.enabled);
     super::trace::start(&shared, &mut parts.headers, &read.messages, &mut info);
     let method = parts.method.clone();
+    let reserved = read.reserved;
     let mut upstream_req = Request::from_parts(parts, read.body);
     *upstream_req.uri_mut() = uri;
     *upstream_req.version_mut() = Version::HTTP_11;
@@ -84,6 +95,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
         Err(_) => Err(ProxyError::Timeout { upstream: config.upstream.url.clone(), timeout }),
     };
     let headers_at = Instant::now();
+    drop(reserved);
     let (response, label) = match result {
         Ok(resp) => respond(&shared, &config, &route, info, &method, resp),
         Err(err) => return upstream_failure(&shared, provisional, info, &err, &method, &ids, read.batch),
@@ -92,39 +104,73 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     response
 }
 
-/// Reads an MCP POST body up to the decode cap and decodes it; a larger body streams on undecoded.
+/// A limit refused the request before it went upstream: counted, and answered with its status.
+fn refuse(
+    shared: &Shared,
+    route: Option<&RouteState>,
+    method: &Method,
+    limit: Limit,
+    peer: SocketAddr,
+) -> Response<ClientBody> {
+    tracing::debug!(%peer, limit = limit.as_str(), "request refused by a limit");
+    shared.metrics.record_refused(limit);
+    let response = limits::refused(limit);
+    let label = route.map_or(NON_MCP, |r| &*r.label);
+    shared.metrics.record_http_exchange(label, method, response.status().as_u16());
+    response
+}
+
+/// Reads an MCP POST body, within `limits.max_request_body_bytes` and its deadline, into memory
+/// reserved from the decode budget, and decodes it when within `decode.max_request_bytes`. When the
+/// budget is spent the body streams upstream undecoded instead.
 async fn read_mcp_request(
     shared: &Shared,
     config: &Config,
     headers: &http::HeaderMap,
     body: Incoming,
-) -> Result<ReadRequest, hyper::Error> {
-    let cap = config.decode.max_request_bytes;
+) -> Result<ReadRequest, NotRead> {
+    let limits = &config.limits;
+    let cap = limits.max_request_body_bytes;
     let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cap as u64) {
-        shared.metrics.record_unparsed(UnparsedReason::RequestTooLarge);
-        return Ok(ReadRequest { body: UpstreamBody::Stream(body), messages: Vec::new(), batch: false });
+        return Err(NotRead::Refused(Limit::RequestBodyBytes));
     }
-    let (bytes, trailers) = match read_capped(body, cap).await? {
-        ReadBody::Whole(bytes, trailers) => (bytes, trailers),
-        ReadBody::TooLarge(prefix, rest) => {
-            shared.metrics.record_unparsed(UnparsedReason::RequestTooLarge);
-            let body = UpstreamBody::Prefixed { prefix: Some(prefix), rest };
-            return Ok(ReadRequest { body, messages: Vec::new(), batch: false });
-        }
+    let want = declared.map_or(cap, |n| n as usize);
+    let Some(reserved) = shared.budget.reserve(want, limits.decode_budget_bytes) else {
+        shared.metrics.record_unparsed(UnparsedReason::DecodeBudget);
+        return Ok(ReadRequest {
+            body: UpstreamBody::Stream(body),
+            messages: Vec::new(),
+            batch: false,
+            reserved: None,
+        });
+    };
+    let (bytes, trailers) = match tokio::time::timeout(limits.request_body_timeout, read_capped(body, cap, want)).await
+    {
+        Err(_) => return Err(NotRead::Refused(Limit::RequestBodyTimeout)),
+        Ok(Err(e)) => return Err(NotRead::ClientGone(e)),
+        Ok(Ok(ReadBody::TooLarge(..))) => return Err(NotRead::Refused(Limit::RequestBodyBytes)),
+        Ok(Ok(ReadBody::Whole(bytes, trailers))) => (bytes, trailers),
     };
     let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    let messages = match jsonrpc::decode(&bytes, config.decode.max_batch) {
-        Ok(m) => m,
-        Err(e) => {
-            match e {
-                jsonrpc::DecodeError::Malformed => shared.metrics.record_decode_error(DecodeErrorKind::RequestJson),
-                jsonrpc::DecodeError::BatchTooLarge => shared.metrics.record_unparsed(UnparsedReason::BatchTooLarge),
+    let messages = if bytes.len() > config.decode.max_request_bytes {
+        shared.metrics.record_unparsed(UnparsedReason::RequestTooLarge);
+        Vec::new()
+    } else {
+        match jsonrpc::decode(&bytes, config.decode.max_batch) {
+            Ok(m) => m,
+            Err(jsonrpc::DecodeError::Malformed) => {
+                shared.metrics.record_decode_error(DecodeErrorKind::RequestJson);
+                Vec::new()
             }
-            Vec::new()
+            Err(jsonrpc::DecodeError::BatchTooLarge) => {
+                shared.metrics.record_unparsed(UnparsedReason::BatchTooLarge);
+                Vec::new()
+            }
         }
     };
-    Ok(ReadRequest { body: UpstreamBody::Full { data: Some(bytes), trailers }, messages, batch })
+    let body = UpstreamBody::Full { data: Some(bytes), trailers };
+    Ok(ReadRequest { body, messages, batch, reserved: Some(reserved) })
 }
 
 /// The upstream answered: settle the route, end header sessions the answer ends, and return the

@@ -5,6 +5,7 @@ pub mod body;
 pub mod exchange;
 pub mod forward;
 mod handle;
+pub mod limits;
 mod record;
 mod request;
 pub mod route;
@@ -17,15 +18,15 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use http::Uri;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use self::route::Routes;
 use crate::audit::Auditor;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::http_client::{self, UpstreamClient};
-use crate::metrics::Metrics;
+use crate::metrics::{Limit, Metrics};
 use crate::session::SessionTracker;
 
 /// Everything the request path shares.
@@ -38,6 +39,10 @@ pub struct Shared {
     pub client: ArcSwap<UpstreamClient>,
     pub upstream: Uri,
     pub auditor: Arc<Auditor>,
+    /// Bytes held for reading MCP request bodies, over all requests.
+    pub budget: Arc<limits::Budget>,
+    /// Permits for client connections (`limits.max_connections`).
+    pub connections: Arc<tokio::sync::Semaphore>,
     /// Set when OTLP traces are on.
     pub tracer: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracer>,
 }
@@ -54,6 +59,8 @@ impl Shared {
                 config.sessions.max_tracked,
             )),
             client: ArcSwap::from_pointee(client),
+            budget: Arc::default(),
+            connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
             upstream,
             metrics,
             config: ArcSwap::from_pointee(config),
@@ -61,6 +68,31 @@ impl Shared {
             tracer: std::sync::OnceLock::new(),
         })
     }
+}
+
+/// The HTTP/1.1 and HTTP/2 settings every client connection gets from `limits`.
+fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_h2_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    b
+}
+
+/// Answers a connection over `limits.max_connections` with 503 and closes it.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let answer = limits::connection_refused_bytes();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// Accepts connections until `shutdown` resolves; in-flight connections are told to finish.
@@ -80,18 +112,38 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl st
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
+        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+            shared.metrics.record_refused(Limit::Connections);
+            tokio::spawn(refuse_connection(stream));
+            continue;
+        };
+        let limits = shared.config.load().limits.clone();
+        let io = limits::FirstRequestDeadline::new(stream, limits.header_read_timeout);
+        let (served, expired) = (io.served.clone(), io.expired.clone());
+        let service_shared = shared.clone();
         let service = hyper::service::service_fn(move |req| {
-            let shared = shared.clone();
+            served.store(true, std::sync::atomic::Ordering::Release);
+            let shared = service_shared.clone();
             async move { Ok::<_, Infallible>(handle(shared, req, peer).await) }
         });
-        let builder = auto::Builder::new(TokioExecutor::new());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = connection_builder(&limits).serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
         let conn = graceful.watch(conn);
+        let shared = shared.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            shared.metrics.add_connections(1);
+            let result = conn.await;
+            let hyper_timeout = result
+                .as_ref()
+                .err()
+                .and_then(|e| e.downcast_ref::<hyper::Error>())
+                .is_some_and(hyper::Error::is_timeout);
+            if hyper_timeout || expired.load(std::sync::atomic::Ordering::Acquire) {
+                shared.metrics.record_refused(Limit::HeaderReadTimeout);
+            } else if let Err(e) = result {
                 tracing::debug!(error = %e, %peer, "client connection ended with an error");
             }
+            shared.metrics.add_connections(-1);
+            drop(permit);
         });
     }
     // In-flight exchanges (SSE streams included) may finish within the grace period.
