@@ -59,29 +59,52 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" => match upstream_ready(shared).await {
             Ok(()) => text(StatusCode::OK, "text/plain", "ready\n"),
-            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
+            Err(NotReady { client, detail }) => {
+                // The address and OS error go to the log; the probe gets the kind of failure.
+                tracing::warn!(detail, "readiness check failed: {client}");
+                text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {client}\n"))
+            }
         },
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /healthz or /readyz\n"),
     }
 }
 
+/// Why the upstream is not ready: what a probe is told, and the detail for the log.
+struct NotReady {
+    client: String,
+    detail: String,
+}
+
 /// Asks the upstream's readiness path; any 2xx within the timeout is ready.
-async fn upstream_ready(shared: &Shared) -> Result<(), String> {
+async fn upstream_ready(shared: &Shared) -> Result<(), NotReady> {
     let config = shared.config.load();
-    let path: http::Uri = config.upstream.readiness_path.parse().map_err(|e| format!("bad readiness path: {e}"))?;
+    let path: http::Uri = config.upstream.readiness_path.parse().map_err(|e| NotReady {
+        client: "the readiness path is not a valid path".into(),
+        detail: format!("upstream.readiness_path: {e}"),
+    })?;
     let uri = crate::proxy::forward::upstream_uri(&shared.upstream, &path);
-    let req =
-        Request::get(uri.clone()).body(UpstreamBody::Full { data: None, trailers: None }).map_err(|e| e.to_string())?;
+    let req = Request::get(uri.clone())
+        .body(UpstreamBody::Full { data: None, trailers: None })
+        .map_err(|e| NotReady { client: "the readiness request cannot be built".into(), detail: e.to_string() })?;
     match tokio::time::timeout(READINESS_TIMEOUT, shared.client.load().request(req)).await {
-        Err(_) => Err(format!("{uri} did not answer within {READINESS_TIMEOUT:?}")),
-        Ok(Err(e)) => Err(format!("{uri}: {}", crate::proxy::forward::ProxyError::classify(&e, &config.upstream.url))),
+        Err(_) => Err(NotReady {
+            client: format!("the upstream did not answer within {READINESS_TIMEOUT:?}"),
+            detail: uri.to_string(),
+        }),
+        Ok(Err(e)) => {
+            let err = crate::proxy::forward::ProxyError::classify(&e, &config.upstream.url);
+            Err(NotReady { client: err.client_message().replace("mcp-tap: ", ""), detail: format!("{uri}: {err}") })
+        }
         Ok(Ok(resp)) => {
             let status = resp.status();
             let _ = resp.into_body().collect().await;
             if status.is_success() {
                 Ok(())
             } else {
-                Err(format!("{uri} answered {status}"))
+                Err(NotReady {
+                    client: format!("the upstream's readiness endpoint answered {status}"),
+                    detail: uri.to_string(),
+                })
             }
         }
     }

@@ -107,12 +107,13 @@ impl ProxyError {
             }
         }
         let upstream = upstream.to_string();
+        // A connect that timed out is an unreachable upstream (a black hole), not a slow answer.
         if tls {
             ProxyError::Tls { upstream, detail }
-        } else if timed_out {
-            ProxyError::Timeout { upstream, timeout: std::time::Duration::ZERO }
         } else if err.is_connect() {
             ProxyError::Connect { upstream, detail }
+        } else if timed_out {
+            ProxyError::Timeout { upstream, timeout: std::time::Duration::ZERO }
         } else {
             ProxyError::Reset { upstream, detail }
         }
@@ -142,6 +143,19 @@ impl ProxyError {
         }
     }
 
+    /// What the client is told: the kind of failure, never the upstream's address or the OS error
+    /// (those go to the tap's own log).
+    pub fn client_message(&self) -> String {
+        match self {
+            ProxyError::Connect { .. } => "mcp-tap: the upstream is unreachable".into(),
+            ProxyError::Tls { .. } => "mcp-tap: the TLS handshake with the upstream failed".into(),
+            ProxyError::Timeout { timeout, .. } => {
+                format!("mcp-tap: the upstream sent no response headers within upstream.response_timeout ({timeout:?})")
+            }
+            ProxyError::Reset { .. } => "mcp-tap: the upstream closed the connection before answering".into(),
+        }
+    }
+
     /// A JSON-RPC error body answering each request id (an array for a batch).
     pub fn body(&self, ids: &[Option<Id>], batch: bool) -> Bytes {
         let code = match self {
@@ -163,7 +177,7 @@ impl ProxyError {
             serde_json::json!({
                 "jsonrpc": "2.0",
                 "id": id,
-                "error": {"code": code, "message": format!("mcp-tap: {self}"), "data": {"upstream_error": kind}},
+                "error": {"code": code, "message": self.client_message(), "data": {"upstream_error": kind}},
             })
         };
         let value = if batch && !ids.is_empty() {
@@ -215,6 +229,8 @@ mod tests {
         assert_eq!(v[0]["id"], 1);
         assert_eq!(v[1]["id"], "a");
         assert_eq!(v[0]["error"]["code"], -32000);
-        assert!(v[0]["error"]["message"].as_str().unwrap().contains("cannot connect to the upstream http://x"));
+        let message = v[0]["error"]["message"].as_str().unwrap();
+        assert_eq!(message, "mcp-tap: the upstream is unreachable");
+        assert!(!body.windows(8).any(|w| w == b"http://x") && !message.contains("refused"), "no internal detail");
     }
 }

@@ -96,7 +96,9 @@ async fn upstream_down_answers_502_with_the_request_id() {
     assert_eq!(v["id"], 7);
     assert_eq!(v["jsonrpc"], "2.0");
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains(&format!("cannot connect to the upstream http://127.0.0.1:{port}")), "{msg}");
+    assert_eq!(msg, "mcp-tap: the upstream is unreachable");
+    let text = String::from_utf8_lossy(&body);
+    assert!(!text.contains(&port.to_string()) && !text.contains("refused"), "no upstream address or OS error: {text}");
 
     let m = tap.metrics().await;
     assert_eq!(metric(&m, "mcp_tap_upstream_errors_total", &[("mcp_route", "t"), ("kind", "connect")]), 1.0);
@@ -132,7 +134,11 @@ async fn a_silent_upstream_answers_504_after_the_response_timeout() {
     assert_eq!(status, 504);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["id"], 7);
-    assert!(v["error"]["message"].as_str().unwrap().contains("sent no response headers within 300ms"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("sent no response headers within upstream.response_timeout (300ms)"));
+    assert!(!String::from_utf8_lossy(&body).contains(&addr.to_string()), "no upstream address");
     let m = tap.metrics().await;
     assert_eq!(metric(&m, "mcp_tap_upstream_errors_total", &[("kind", "timeout")]), 1.0);
     assert_eq!(metric(&m, "mcp_server_operation_duration_seconds_count", &[("error_type", "timeout")]), 1.0);
@@ -320,4 +326,33 @@ async fn ten_thousand_random_names_leave_the_series_bounded() {
     assert!(metric(&m, "mcp_tap_label_overflow_total", &[("label", "rpc_response_status_code")]) > 0.0);
     assert!(metric(&m, "mcp_tap_label_overflow_total", &[("label", "mcp_route")]) > 0.0);
     assert!(metric(&m, "mcp_tap_label_overflow_total", &[("label", "gen_ai_tool_name")]) > 0.0);
+}
+
+#[tokio::test]
+async fn a_black_holed_upstream_is_unreachable_not_slow() {
+    // A listener that never accepts, its accept queue full: further SYNs are dropped, so a
+    // connect hangs until the tap's connect timeout, like an upstream behind a dropping firewall.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let _listener = socket.listen(1).unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let mut config = config_for(&format!("http://{addr}"), "t");
+    config.upstream.connect_timeout = Duration::from_millis(200);
+    let tap = Tap::start(config).await;
+    let (status, _, body) = post_mcp(&tap.url("/mcp"), &[], CALL).await;
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
+    let m = tap.metrics().await;
+    assert_eq!(metric(&m, "mcp_tap_upstream_errors_total", &[("kind", "connect")]), 1.0);
+    assert_eq!(metric(&m, "mcp_tap_upstream_errors_total", &[("kind", "timeout")]), 0.0);
+    assert_eq!(
+        metric(&m, "mcp_server_operation_duration_seconds_count", &[("error_type", "upstream_unavailable")]),
+        1.0
+    );
 }
