@@ -30,9 +30,12 @@ pub struct Audit {
     pub summary_interval: Duration,
     /// User agents are cut to this many bytes in audit lines.
     pub max_user_agent: usize,
-    /// Take the client's address from the rightmost `X-Forwarded-For` entry instead of the TCP
-    /// peer. Turn on only when the tap sits behind a proxy that sets it.
+    /// Take the client's address from `X-Forwarded-For` instead of the TCP peer, when the peer is
+    /// one of `trusted_proxies`: the list is walked from the right, past trusted proxies, to the
+    /// first address that is not one.
     pub source_from_forwarded_for: bool,
+    /// The proxies (CIDRs) whose `X-Forwarded-For` is believed. Default: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Audit {
@@ -48,6 +51,7 @@ impl Default for Audit {
             summary_interval: Duration::from_secs(10),
             max_user_agent: 128,
             source_from_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -128,6 +132,9 @@ pub struct Bursts {
     pub quiet_period: Duration,
     /// Keys tracked per scope (least recently seen forgotten first; overflow counted).
     pub max_tracked_keys: usize,
+    /// IPv6 sources are grouped by this prefix for bursts: one host gets a whole /64, so an
+    /// attacker rotating through it is still one source.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for Bursts {
@@ -139,6 +146,7 @@ impl Default for Bursts {
             global: Threshold { failures: 100, window: Duration::from_secs(60) },
             quiet_period: Duration::from_secs(120),
             max_tracked_keys: 10_000,
+            ipv6_prefix: 64,
         }
     }
 }
@@ -169,6 +177,13 @@ impl Audit {
         }
         if self.summary_interval.is_zero() || self.revoked_retention.is_zero() {
             p.push("audit.summary_interval and audit.revoked_retention must be greater than zero".into());
+        }
+        if self.source_from_forwarded_for && self.trusted_proxies.is_empty() {
+            p.push(
+                "audit.source_from_forwarded_for needs audit.trusted_proxies: the proxies (CIDRs) whose \
+                 X-Forwarded-For is believed; otherwise any client could choose its own source address"
+                    .into(),
+            );
         }
         if let Some(f) = &self.fingerprint_key_file {
             if !f.is_file() {
@@ -214,6 +229,9 @@ impl Bursts {
         }
         if self.quiet_period.is_zero() || self.max_tracked_keys == 0 {
             p.push("bursts.quiet_period and bursts.max_tracked_keys must be greater than zero".into());
+        }
+        if !(16..=128).contains(&self.ipv6_prefix) {
+            p.push(format!("bursts.ipv6_prefix {} must be between 16 and 128", self.ipv6_prefix));
         }
     }
 }

@@ -92,3 +92,18 @@ fn limits_are_checked() {
         vec!["limits.decode_budget_bytes (1024) must hold at least one body of limits.max_request_body_bytes (4096)"]
     );
 }
+
+#[test]
+fn forwarded_for_needs_trusted_proxies() {
+    let err = Config::parse("audit:\n  source_from_forwarded_for: true\n").unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec![
+            "audit.source_from_forwarded_for needs audit.trusted_proxies: the proxies (CIDRs) whose X-Forwarded-For is believed; otherwise any client could choose its own source address"
+        ]
+    );
+    let ok = Config::parse("audit:\n  source_from_forwarded_for: true\n  trusted_proxies: [10.0.0.0/8, 'fd00::/8']\n");
+    assert_eq!(ok.unwrap().audit.trusted_proxies.len(), 2);
+    let err = Config::parse("bursts:\n  ipv6_prefix: 8\n").unwrap_err();
+    assert_eq!(err.problems, vec!["bursts.ipv6_prefix 8 must be between 16 and 128"]);
+}

@@ -88,15 +88,11 @@ fn pending_from(messages: &[Message]) -> Vec<Pending> {
 /// Who sent a request, as the audit may record it. Read before the forwarding headers change.
 pub fn caller(shared: &Shared, parts: &http::request::Parts, peer: SocketAddr, config: &Config) -> Caller {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let mut source = peer.ip();
-    if config.audit.source_from_forwarded_for {
-        // The rightmost address is the one the trusted proxy in front of the tap saw.
-        if let Some(ip) =
-            header("x-forwarded-for").and_then(|v| v.rsplit(',').next()).and_then(|v| v.trim().parse::<IpAddr>().ok())
-        {
-            source = ip;
-        }
-    }
+    let source = if config.audit.source_from_forwarded_for {
+        forwarded_source(peer.ip(), header("x-forwarded-for"), &config.audit.trusted_proxies)
+    } else {
+        peer.ip()
+    };
     Caller {
         credential: shared.auditor.credential(parts.headers.get(http::header::AUTHORIZATION)),
         source,
@@ -105,6 +101,25 @@ pub fn caller(shared: &Shared, parts: &http::request::Parts, peer: SocketAddr, c
         trace_id: header("traceparent").and_then(|t| t.split('-').nth(1)).filter(|t| t.len() == 32).map(str::to_string),
         http_method: parts.method.clone(),
     }
+}
+
+/// The client's address behind trusted proxies: believed only when the peer is a trusted proxy,
+/// then `X-Forwarded-For` walked from the right past trusted proxies to the first address that is
+/// not one (a client can prepend anything, but not what the proxies append).
+pub fn forwarded_source(peer: IpAddr, xff: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut source = peer;
+    for entry in xff.unwrap_or("").rsplit(',') {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else { break };
+        source = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    source
 }
 
 /// What the request side knows: pending operations, session and protocol version. `route` is the
@@ -151,5 +166,24 @@ pub fn request_info(
             protocol_version: protocol_version.unwrap_or(DEFAULT_PROTOCOL_VERSION),
         },
         open: OpenRequests { pending: pending_from(messages), session, client_name },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies_and_walked_from_the_right() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // An untrusted peer chooses nothing.
+        assert_eq!(forwarded_source(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
+        // Behind two trusted proxies: the first untrusted address from the right.
+        let xff = "6.6.6.6, 198.51.100.7, 10.1.1.1";
+        assert_eq!(forwarded_source(ip("10.2.2.2"), Some(xff), &trusted), ip("198.51.100.7"));
+        // A spoofed leftmost entry is never reached; garbage stops the walk at the last good hop.
+        assert_eq!(forwarded_source(ip("10.2.2.2"), Some("evil, 10.1.1.1"), &trusted), ip("10.1.1.1"));
+        assert_eq!(forwarded_source(ip("fd00::1"), None, &trusted), ip("fd00::1"));
     }
 }

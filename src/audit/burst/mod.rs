@@ -124,6 +124,7 @@ impl BurstDetector {
         client: &str,
     ) -> Verdict {
         let mut verdict = Verdict::default();
+        let source = group(source, self.cfg.ipv6_prefix);
         let crossed = self.crossed(now, source, credential, &mut verdict);
         self.start_bursts(crossed, now, client, &mut verdict);
         verdict.write_line = self.count_in_bursts(now, source, credential, reason);
@@ -148,7 +149,7 @@ impl BurstDetector {
         let mut crossed = Vec::new();
         let (failures, window) = (cfg.source.failures, cfg.source.window);
         if bump(Scope::Source, &mut self.sources, source, fresh, now, failures, window, verdict) {
-            crossed.push(BurstKey { scope: Scope::Source, key: source.to_string() });
+            crossed.push(BurstKey { scope: Scope::Source, key: self.source_key(source) });
         }
         if let Some(fp) = credential {
             let (failures, window) = (cfg.credential.failures, cfg.credential.window);
@@ -156,7 +157,7 @@ impl BurstDetector {
                 crossed.push(BurstKey { scope: Scope::Credential, key: fp.to_string() });
             }
             if self.stuffed(now, source, fp, verdict) {
-                crossed.push(BurstKey { scope: Scope::Stuffing, key: source.to_string() });
+                crossed.push(BurstKey { scope: Scope::Stuffing, key: self.source_key(source) });
             }
         }
         let global = self.global.get_or_insert(fresh);
@@ -203,8 +204,8 @@ impl BurstDetector {
         }
     }
 
-    /// Every active burst this failure belongs to counts it; the first one (in scope order)
-    /// decides whether it still gets a line of its own. Returns that decision.
+    /// Every active burst this failure belongs to counts it; the first one (in scope order) other
+    /// than the global one decides whether it still gets a line of its own. Returns that decision.
     fn count_in_bursts(
         &mut self,
         now: Instant,
@@ -218,7 +219,9 @@ impl BurstDetector {
             if let Some(a) = self.active.get_mut(&key) {
                 a.failures += 1;
                 a.last_failure = now;
-                if !owner_decided {
+                // The global burst counts every failure but silences none: a new attacker's own
+                // lines are written until its own source or credential burst caps them.
+                if !owner_decided && key.scope != Scope::Global {
                     owner_decided = true;
                     if a.lines_written < self.lines_per_burst {
                         a.lines_written += 1;
@@ -233,11 +236,19 @@ impl BurstDetector {
         write_line
     }
 
+    /// The burst key of a (grouped) source: the address, or the IPv6 network with its prefix.
+    fn source_key(&self, source: IpAddr) -> String {
+        match source {
+            IpAddr::V6(_) if self.cfg.ipv6_prefix < 128 => format!("{source}/{}", self.cfg.ipv6_prefix),
+            _ => source.to_string(),
+        }
+    }
+
     fn keys_of(&self, source: IpAddr, credential: Option<Fingerprint>) -> Vec<BurstKey> {
-        let mut keys = vec![BurstKey { scope: Scope::Source, key: source.to_string() }];
+        let mut keys = vec![BurstKey { scope: Scope::Source, key: self.source_key(source) }];
         if let Some(fp) = credential {
             keys.push(BurstKey { scope: Scope::Credential, key: fp.to_string() });
-            keys.push(BurstKey { scope: Scope::Stuffing, key: source.to_string() });
+            keys.push(BurstKey { scope: Scope::Stuffing, key: self.source_key(source) });
         }
         keys.push(BurstKey { scope: Scope::Global, key: "all".into() });
         keys
@@ -310,6 +321,17 @@ fn bump<K: std::hash::Hash + Eq + Copy>(
         verdict.evicted.push(scope);
     }
     cache.get_or_insert_mut(key, || fresh).add(now, threshold, window) >= f64::from(threshold)
+}
+
+/// The address with its host bits cleared: IPv6 sources are grouped by `prefix` bits.
+fn group(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if prefix < 128 => {
+            let mask = u128::MAX << (128 - u32::from(prefix));
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ fn cfg() -> Bursts {
         global: Threshold { failures: 1000, window: Duration::from_secs(10) },
         quiet_period: Duration::from_secs(30),
         max_tracked_keys: 3,
+        ipv6_prefix: 64,
     }
 }
 
@@ -99,4 +100,39 @@ async fn tracked_keys_are_bounded_and_evictions_reported() {
     }
     assert_eq!(evicted, 7);
     assert_eq!(d.sources.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_attacker_gets_lines_of_its_own_during_a_global_burst() {
+    let mut c = cfg();
+    c.source = Threshold { failures: 1000, window: Duration::from_secs(10) };
+    c.global = Threshold { failures: 5, window: Duration::from_secs(10) };
+    let mut d = BurstDetector::new(c, 2, Duration::from_secs(5));
+    let first: IpAddr = "10.0.0.1".parse().unwrap();
+    for _ in 0..20 {
+        d.failure(Instant::now(), first, None, Reason::UnknownToken, "unknown");
+    }
+    assert_eq!(d.active(Scope::Global), 1, "the first attacker set off the global burst");
+    let second: IpAddr = "10.0.0.2".parse().unwrap();
+    let lines = (0..3).filter(|_| d.failure(Instant::now(), second, None, Reason::UnknownToken, "x").write_line);
+    assert_eq!(lines.count(), 3, "the second attacker is not hidden inside the first one's burst");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ipv6_attacker_rotating_through_its_64_is_one_source() {
+    let mut d = BurstDetector::new(cfg(), 2, Duration::from_secs(5));
+    let mut started = Vec::new();
+    for i in 0..10u16 {
+        let ip: IpAddr = format!("2001:db8:1:2:{i:x}::1").parse().unwrap();
+        started.extend(d.failure(Instant::now(), ip, None, Reason::UnknownToken, "unknown").events);
+    }
+    assert_eq!(d.active(Scope::Source), 1);
+    match started.as_slice() {
+        [BurstEvent::Started { key, .. }] => assert_eq!(key.key, "2001:db8:1:2::/64"),
+        other => panic!("{other:?}"),
+    }
+    // Another /64 is another source.
+    let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+    assert!(d.failure(Instant::now(), other, None, Reason::UnknownToken, "unknown").write_line);
+    assert_eq!(d.active(Scope::Source), 1);
 }
