@@ -76,7 +76,8 @@ fn serve(cli: &Cli) -> ExitCode {
             return ExitCode::from(EXIT_USAGE as u8);
         }
     };
-    let log_level = init_logging(&config);
+    // Log lines are written by a thread of their own; the guard flushes them at exit.
+    let (log_level, _log_writer) = init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -143,18 +144,26 @@ async fn shutdown_signal() {
 }
 
 /// Starts logging; returns the handle a reload uses to change `log.level`.
-fn init_logging(config: &Config) -> mcp_tap::reload::LogLevelHandle {
+fn init_logging(config: &Config) -> (mcp_tap::reload::LogLevelHandle, tracing_appender::non_blocking::WorkerGuard) {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::{fmt, reload, EnvFilter};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
+    // Lines go through a bounded queue to a writer thread, so a blocked stderr never stalls an
+    // async worker; when the queue is full, lines are dropped rather than waited for.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(16_384)
+        .thread_name("mcp-tap-log")
+        .finish(std::io::stderr());
     match config.log.format {
-        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_writer(std::io::stderr)).init(),
-        LogFormat::Pretty => registry.with(fmt::layer().with_writer(std::io::stderr)).init(),
+        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_writer(writer)).init(),
+        LogFormat::Pretty => registry.with(fmt::layer().with_writer(writer)).init(),
     }
-    std::sync::Arc::new(move |level: &str| {
+    let set_level = std::sync::Arc::new(move |level: &str| {
         let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
         handle.reload(filter).map_err(|e| e.to_string())
-    })
+    });
+    (set_level, guard)
 }

@@ -1,21 +1,33 @@
-//! The audit trail: JSON lines (schema `mcp-tap.audit.v1`) written by a task behind a bounded
-//! queue, so writing never blocks the proxy. Drops and write errors are counted; a file that
-//! logrotate moves or removes is reopened.
+//! The audit trail: JSON lines (schema `mcp-tap.audit.v1`) written by a thread of its own behind
+//! a bounded queue, so neither a slow disk nor a blocked stdout ever holds an async worker that
+//! serves traffic. Drops and write errors are counted; a file that logrotate moves or removes is
+//! reopened at the next write.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+
+use tokio::sync::watch;
 
 use super::event::AuditLine;
 use crate::metrics::{AuditLoss, Metrics};
 
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::Sender<String>,
+    tx: SyncSender<Msg>,
     metrics: Arc<Metrics>,
+}
+
+enum Msg {
+    Line(String),
+    /// Everything queued before it is written; then the sender is told (tests, shutdown).
+    Flush(mpsc::Sender<()>),
+    /// Tests: the writer says it holds, then stops reading the queue until released.
+    #[cfg(test)]
+    Hold(mpsc::Sender<()>, Receiver<()>),
 }
 
 enum Output {
@@ -24,35 +36,51 @@ enum Output {
 }
 
 impl AuditSink {
-    /// Starts the writer task; it drains and flushes the queue when `stop` turns true.
+    /// Starts the writer thread; it drains and flushes the queue when `stop` turns true. The
+    /// returned task ends when the thread has.
     pub fn start(
         output: &str,
         capacity: usize,
         metrics: Arc<Metrics>,
         stop: watch::Receiver<bool>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(capacity);
+        let (tx, rx) = mpsc::sync_channel(capacity);
         let out = if output == "-" {
             Output::Stdout(std::io::stdout())
         } else {
             Output::File { path: PathBuf::from(output), file: None, id: None }
         };
-        let task = tokio::spawn(writer(rx, out, metrics.clone(), stop));
+        let m = metrics.clone();
+        let thread = std::thread::Builder::new()
+            .name("mcp-tap-audit".into())
+            .spawn(move || writer(&rx, out, &m, &stop))
+            .expect("the audit writer thread starts");
+        let task = tokio::task::spawn_blocking(move || {
+            let _ = thread.join();
+        });
         (Self { tx, metrics }, task)
     }
 
     /// Queues a line; never waits. Returns false when the line was dropped (queue full).
     pub fn write(&self, line: &AuditLine) -> bool {
         let text = serde_json::to_string(line).expect("audit lines serialize");
-        match self.tx.try_send(text) {
+        match self.tx.try_send(Msg::Line(text)) {
             Ok(()) => {
                 self.metrics.record_audit_event(line.event.name());
                 true
             }
-            Err(_) => {
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.metrics.record_audit_write_error(AuditLoss::QueueFull);
                 false
             }
+        }
+    }
+
+    /// Waits until every line queued so far is written (blocking: not for async workers).
+    pub fn flush_blocking(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.recv();
         }
     }
 }
@@ -68,40 +96,45 @@ fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
     (m.len(), 0)
 }
 
-const ROTATION_CHECK: Duration = Duration::from_secs(1);
+/// How often the writer looks at the stop signal while the queue is empty.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
-/// Writes are small buffered appends, done inline; the queue absorbs any stall.
-async fn writer(
-    mut rx: mpsc::Receiver<String>,
-    mut out: Output,
-    metrics: Arc<Metrics>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut rotation = tokio::time::interval(ROTATION_CHECK);
+/// Writes are small buffered appends on this thread; the queue absorbs any stall.
+fn writer(rx: &Receiver<Msg>, mut out: Output, metrics: &Metrics, stop: &watch::Receiver<bool>) {
     let mut batch = Vec::new();
     loop {
-        tokio::select! {
-            line = rx.recv() => {
-                let Some(line) = line else { break };
-                batch.push(line);
-                while batch.len() < 1024 {
-                    match rx.try_recv() {
-                        Ok(line) => batch.push(line),
-                        Err(_) => break,
-                    }
+        let first = match rx.recv_timeout(STOP_CHECK) {
+            Ok(msg) => msg,
+            Err(RecvTimeoutError::Timeout) if *stop.borrow() => break,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut flushed = Vec::new();
+        for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(1023)) {
+            match msg {
+                Msg::Line(line) => batch.push(line),
+                Msg::Flush(done) => flushed.push(done),
+                #[cfg(test)]
+                Msg::Hold(held, release) => {
+                    let _ = held.send(());
+                    let _ = release.recv();
                 }
-                write_batch(&mut out, &batch, &metrics);
-                batch.clear();
             }
-            _ = rotation.tick() => check_rotation(&mut out),
-            _ = stop.wait_for(|s| *s) => break,
+        }
+        check_rotation(&mut out);
+        write_batch(&mut out, &batch, metrics);
+        batch.clear();
+        for done in flushed {
+            let _ = done.send(());
         }
     }
     // Stopping: whatever is queued is still written.
-    while let Ok(line) = rx.try_recv() {
-        batch.push(line);
+    while let Ok(msg) = rx.try_recv() {
+        if let Msg::Line(line) = msg {
+            batch.push(line);
+        }
     }
-    write_batch(&mut out, &batch, &metrics);
+    write_batch(&mut out, &batch, metrics);
 }
 
 fn check_rotation(out: &mut Output) {
@@ -166,18 +199,16 @@ mod tests {
         dir.join("audit.jsonl")
     }
 
-    /// Paused time: the rotation check runs on the writer's interval, advanced by the sleeps.
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_file_moved_by_logrotate_is_reopened() {
         let path = temp_path("rotate");
         let metrics = Arc::new(Metrics::new(vec![1.0]));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (sink, task) = AuditSink::start(path.to_str().unwrap(), 16, metrics, stop_rx);
         assert!(sink.write(&AuditLine::new(AuditEvent::ConfigReloaded)));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        sink.flush_blocking();
         let rotated = path.with_extension("jsonl.1");
         std::fs::rename(&path, &rotated).unwrap();
-        tokio::time::sleep(ROTATION_CHECK + Duration::from_millis(300)).await;
         assert!(sink.write(&AuditLine::new(AuditEvent::TokenSetChanged { added: vec![], removed: vec![] })));
         stop_tx.send(true).unwrap();
         task.await.unwrap();
@@ -193,12 +224,17 @@ mod tests {
         let metrics = Arc::new(Metrics::new(vec![1.0]));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (sink, task) = AuditSink::start(path.to_str().unwrap(), 10, metrics.clone(), stop_rx);
-        // On one thread the writer cannot run between these writes: the queue fills.
+        // The writer is held (a stalled disk, a blocked stdout): the queue fills, nothing waits.
+        let (held_tx, held) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        sink.tx.send(Msg::Hold(held_tx, release_rx)).unwrap();
+        held.recv().unwrap();
         let written = (0..100).filter(|_| sink.write(&AuditLine::new(AuditEvent::ConfigReloaded))).count();
         assert_eq!(written, 10);
         let text = metrics.render();
         assert!(text.contains("mcp_tap_audit_write_errors_total{cause=\"queue_full\"} 90"), "{text}");
         assert!(text.contains("mcp_tap_audit_events_total{event=\"config_reloaded\"} 10"));
+        release.send(()).unwrap();
         stop_tx.send(true).unwrap();
         task.await.unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 10, "what was queued is written at stop");
