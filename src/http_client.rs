@@ -63,17 +63,18 @@ pub fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
 
 /// A request body on its way upstream.
 pub enum UpstreamBody {
-    /// Read whole (an MCP request under the decode cap) so it could be decoded first.
-    Full {
-        data: Option<Bytes>,
-        trailers: Option<HeaderMap>,
-    },
-    /// Read up to the cap, then found larger: the prefix, then the rest as it comes.
-    Prefixed {
-        prefix: Option<Bytes>,
-        rest: Incoming,
-    },
-    Stream(Incoming),
+    /// Read whole (an MCP request under the cap) so it could be decoded first.
+    Full { data: Option<Bytes>, trailers: Option<HeaderMap> },
+    /// Streamed as it arrives; `sent` is told when the last frame went (or the body failed).
+    Stream { body: Incoming, sent: Option<tokio::sync::oneshot::Sender<()>> },
+}
+
+impl UpstreamBody {
+    /// A streamed body, and what resolves once it has been sent whole.
+    pub fn stream(body: Incoming) -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (UpstreamBody::Stream { body, sent: Some(tx) }, rx)
+    }
 }
 
 impl Body for UpstreamBody {
@@ -88,38 +89,29 @@ impl Body for UpstreamBody {
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
-            UpstreamBody::Prefixed { prefix, rest } => {
-                if let Some(p) = prefix.take() {
-                    return Poll::Ready(Some(Ok(Frame::data(p))));
+            UpstreamBody::Stream { body, sent } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+                    if let Some(tx) = sent.take() {
+                        let _ = tx.send(());
+                    }
                 }
-                Pin::new(rest).poll_frame(cx)
+                polled
             }
-            UpstreamBody::Stream(inner) => Pin::new(inner).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             UpstreamBody::Full { data, trailers } => data.is_none() && trailers.is_none(),
-            UpstreamBody::Prefixed { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
-            UpstreamBody::Stream(inner) => inner.is_end_stream(),
+            UpstreamBody::Stream { body, .. } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Full { data, .. } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            UpstreamBody::Prefixed { prefix, rest } => {
-                let extra = prefix.as_ref().map_or(0, |p| p.len() as u64);
-                let inner = rest.size_hint();
-                let mut hint = SizeHint::new();
-                hint.set_lower(inner.lower() + extra);
-                if let Some(u) = inner.upper() {
-                    hint.set_upper(u + extra);
-                }
-                hint
-            }
-            UpstreamBody::Stream(inner) => inner.size_hint(),
+            UpstreamBody::Stream { body, .. } => body.size_hint(),
         }
     }
 }

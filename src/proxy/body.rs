@@ -16,11 +16,12 @@ use super::exchange::{End, Exchange};
 /// A request body as the tap read it.
 pub enum ReadBody {
     Whole(Bytes, Option<HeaderMap>),
-    TooLarge(Bytes, Incoming),
+    /// Over the cap: what was read is dropped (the request is refused).
+    TooLarge,
 }
 
-/// Reads a request body up to `cap` bytes. A larger body is returned as what was read plus the
-/// rest, still streaming. Errors when the client goes away mid-body. `expected` (the declared
+/// Reads a request body up to `cap` bytes; stops reading at the first byte over it. Errors when
+/// the client goes away mid-body. `expected` (the declared
 /// length, else the cap) sizes the buffer once when a body comes in several frames, so what is
 /// held matches what was reserved for it instead of growing by doubling.
 pub async fn read_capped(mut body: Incoming, cap: usize, expected: usize) -> Result<ReadBody, hyper::Error> {
@@ -33,13 +34,7 @@ pub async fn read_capped(mut body: Incoming, cap: usize, expected: usize) -> Res
                 // The common case, one frame for the whole body, keeps its buffer without a copy.
                 let held = first.as_ref().map_or(0, Bytes::len) + buf.len();
                 if held + data.len() > cap {
-                    let mut all = BytesMut::with_capacity(held + data.len());
-                    if let Some(f) = first.take() {
-                        all.extend_from_slice(&f);
-                    }
-                    all.extend_from_slice(&buf);
-                    all.extend_from_slice(&data);
-                    return Ok(ReadBody::TooLarge(all.freeze(), body));
+                    return Ok(ReadBody::TooLarge);
                 }
                 if first.is_none() && buf.is_empty() {
                     first = Some(data);

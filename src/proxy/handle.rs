@@ -40,6 +40,42 @@ struct ReadRequest {
     batch: bool,
     /// The decode budget the held body takes, given back once it went upstream.
     reserved: Option<limits::Reserved>,
+    /// For a streamed body: resolves once it has been sent whole.
+    sent: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+fn streamed(body: Incoming) -> ReadRequest {
+    let (body, sent) = UpstreamBody::stream(body);
+    ReadRequest { body, messages: Vec::new(), batch: false, reserved: None, sent: Some(sent) }
+}
+
+/// Sends the request upstream. `upstream.response_timeout` counts from when the request has been
+/// sent whole: a client uploading slowly is the body deadline's business, not the upstream's.
+async fn send(
+    shared: &Shared,
+    config: &Config,
+    req: Request<UpstreamBody>,
+    body_sent: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> Result<Response<Incoming>, ProxyError> {
+    let timeout = config.upstream.response_timeout;
+    let request = shared.client.load().request(req);
+    tokio::pin!(request);
+    let answered = match body_sent {
+        Some(sent) => tokio::select! {
+            r = &mut request => Some(r),
+            _ = sent => None,
+        },
+        None => None,
+    };
+    let result = match answered {
+        Some(r) => Ok(r),
+        None => tokio::time::timeout(timeout, request).await,
+    };
+    match result {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => Err(ProxyError::classify(&e, &config.upstream.url)),
+        Err(_) => Err(ProxyError::Timeout { upstream: config.upstream.url.clone(), timeout }),
+    }
 }
 
 /// Why an MCP request body was not read.
@@ -70,7 +106,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
             }
         }
     } else {
-        ReadRequest { body: UpstreamBody::Stream(body), messages: Vec::new(), batch: false, reserved: None }
+        streamed(body)
     };
     let body_read = Instant::now();
 
@@ -83,17 +119,13 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     super::trace::start(&shared, &mut parts.headers, &read.messages, &mut info);
     let method = parts.method.clone();
     let reserved = read.reserved;
+    let body_sent = read.sent;
     let mut upstream_req = Request::from_parts(parts, read.body);
     *upstream_req.uri_mut() = uri;
     *upstream_req.version_mut() = Version::HTTP_11;
 
     let sent = Instant::now();
-    let timeout = config.upstream.response_timeout;
-    let result = match tokio::time::timeout(timeout, shared.client.load().request(upstream_req)).await {
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => Err(ProxyError::classify(&e, &config.upstream.url)),
-        Err(_) => Err(ProxyError::Timeout { upstream: config.upstream.url.clone(), timeout }),
-    };
+    let result = send(&shared, &config, upstream_req, body_sent).await;
     let headers_at = Instant::now();
     drop(reserved);
     let (response, label) = match result {
@@ -138,18 +170,13 @@ async fn read_mcp_request(
     let want = declared.map_or(cap, |n| n as usize);
     let Some(reserved) = shared.budget.reserve(want, limits.decode_budget_bytes) else {
         shared.metrics.record_unparsed(UnparsedReason::DecodeBudget);
-        return Ok(ReadRequest {
-            body: UpstreamBody::Stream(body),
-            messages: Vec::new(),
-            batch: false,
-            reserved: None,
-        });
+        return Ok(streamed(body));
     };
     let (bytes, trailers) = match tokio::time::timeout(limits.request_body_timeout, read_capped(body, cap, want)).await
     {
         Err(_) => return Err(NotRead::Refused(Limit::RequestBodyTimeout)),
         Ok(Err(e)) => return Err(NotRead::ClientGone(e)),
-        Ok(Ok(ReadBody::TooLarge(..))) => return Err(NotRead::Refused(Limit::RequestBodyBytes)),
+        Ok(Ok(ReadBody::TooLarge)) => return Err(NotRead::Refused(Limit::RequestBodyBytes)),
         Ok(Ok(ReadBody::Whole(bytes, trailers))) => (bytes, trailers),
     };
     let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
@@ -170,7 +197,7 @@ async fn read_mcp_request(
         }
     };
     let body = UpstreamBody::Full { data: Some(bytes), trailers };
-    Ok(ReadRequest { body, messages, batch, reserved: Some(reserved) })
+    Ok(ReadRequest { body, messages, batch, reserved: Some(reserved), sent: None })
 }
 
 /// The upstream answered: settle the route, end header sessions the answer ends, and return the

@@ -356,3 +356,31 @@ async fn a_black_holed_upstream_is_unreachable_not_slow() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn the_response_timeout_starts_once_the_request_has_been_sent() {
+    // Reads the whole body, then answers at once.
+    let addr = upstream(|req: http::Request<hyper::body::Incoming>| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        json_response(200, &format!(r#"{{"received":{}}}"#, body.len()))
+    })
+    .await;
+    let mut config = config_for(&format!("http://{addr}"), "t");
+    config.upstream.response_timeout = Duration::from_millis(300);
+    let tap = Tap::start(config).await;
+    // A path the tap does not read: the body streams upstream as the client sends it.
+    let (tx, body) = channel_body();
+    let req = http::Request::post(tap.url("/api/catalog/refresh")).body(body).unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let mut pending = tokio::spawn(client.request(req));
+    tx.send(Ok(Bytes::from_static(b"first half, "))).await.unwrap();
+    // Twice the response timeout while the client is still uploading: no 504.
+    if let Ok(answer) = tokio::time::timeout(Duration::from_millis(600), &mut pending).await {
+        panic!("answered before the body was sent: {:?}", answer.unwrap().map(|r| r.status()));
+    }
+    tx.send(Ok(Bytes::from_static(b"second half"))).await.unwrap();
+    drop(tx);
+    let resp = pending.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.into_body().collect().await.unwrap().to_bytes().as_ref(), br#"{"received":23}"#);
+}
