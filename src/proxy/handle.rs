@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 
 use super::body::{read_capped, ClientBody, ReadBody};
@@ -44,9 +44,16 @@ struct ReadRequest {
     sent: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
+/// A body that streams upstream as it arrives. An empty one (a GET) is sent with the headers, so
+/// its response timeout starts at once.
 fn streamed(body: Incoming) -> ReadRequest {
-    let (body, sent) = UpstreamBody::stream(body);
-    ReadRequest { body, messages: Vec::new(), batch: false, reserved: None, sent: Some(sent) }
+    let (body, sent) = if body.is_end_stream() {
+        (UpstreamBody::Stream { body, sent: None }, None)
+    } else {
+        let (body, sent) = UpstreamBody::stream(body);
+        (body, Some(sent))
+    };
+    ReadRequest { body, messages: Vec::new(), batch: false, reserved: None, sent }
 }
 
 /// Sends the request upstream. `upstream.response_timeout` counts from when the request has been

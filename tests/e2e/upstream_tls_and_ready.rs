@@ -107,3 +107,21 @@ async fn readyz_follows_the_upstream_readiness_endpoint() {
     let text = String::from_utf8_lossy(&body);
     assert_eq!(text, "not ready: the upstream is unreachable\n");
 }
+
+#[tokio::test]
+async fn a_get_to_a_silent_upstream_times_out_like_a_post() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let mut config = config_for(&format!("http://{addr}"), "t");
+    config.upstream.response_timeout = std::time::Duration::from_millis(300);
+    let tap = Tap::start(config).await;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), get(&tap.url("/api/catalog/entities"))).await;
+    assert_eq!(answer.expect("an answer, not a hang").0, 504);
+}
