@@ -228,7 +228,7 @@ class Target:
 def run_wrk(wrk, target, script, seconds, connections):
     before = proc_cpu(target.pids)
     out = subprocess.run(
-        [wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", script,
+        [wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--latency", "-s", script,
          f"http://127.0.0.1:{target.port}{MCP_PATH}"],
         capture_output=True, text=True, timeout=seconds + 60,
     )

@@ -80,8 +80,8 @@ impl Pager {
         let start = now();
         let alert = self.inner.alert(key, client, &start, None);
         let mut state = self.inner.state.lock().expect("pager lock");
-        state.active.insert(key.clone(), (start, client.to_string()));
-        state.outbox.insert(key.clone(), Outgoing { alert, resolved: false });
+        state.active.insert(*key, (start, client.to_string()));
+        state.outbox.insert(*key, Outgoing { alert, resolved: false });
         drop(state);
         self.inner.wake.notify_one();
     }
@@ -90,7 +90,7 @@ impl Pager {
         let mut state = self.inner.state.lock().expect("pager lock");
         let start = state.active.remove(key).map_or_else(now, |(s, _)| s);
         let alert = self.inner.alert(key, client, &start, Some(&now()));
-        state.outbox.insert(key.clone(), Outgoing { alert, resolved: true });
+        state.outbox.insert(*key, Outgoing { alert, resolved: true });
         drop(state);
         self.inner.wake.notify_one();
     }
@@ -101,7 +101,7 @@ impl Pager {
         let again: Vec<(BurstKey, serde_json::Value)> = state
             .active
             .iter()
-            .map(|(key, (start, client))| (key.clone(), self.inner.alert(key, client, start, None)))
+            .map(|(key, (start, client))| (*key, self.inner.alert(key, client, start, None)))
             .collect();
         for (key, alert) in again {
             state.outbox.entry(key).or_insert(Outgoing { alert, resolved: false });
@@ -135,7 +135,7 @@ impl Inner {
     fn take_due(&self) -> Vec<serde_json::Value> {
         let mut state = self.state.lock().expect("pager lock");
         let now = Instant::now();
-        let keys: Vec<BurstKey> = state.outbox.keys().cloned().collect();
+        let keys: Vec<BurstKey> = state.outbox.keys().copied().collect();
         let mut due = Vec::new();
         for key in keys {
             let resolved = state.outbox[&key].resolved;
@@ -157,7 +157,7 @@ impl Inner {
         let mut labels: BTreeMap<String, String> = self.extra.clone();
         labels.insert("alertname".into(), ALERT_NAME.into());
         labels.insert("scope".into(), key.scope.as_str().into());
-        labels.insert("burst_key".into(), key.key.clone());
+        labels.insert("burst_key".into(), key.key.to_string());
         labels.insert("client".into(), client.into());
         labels.entry("severity".into()).or_insert_with(|| "page".into());
         let mut alert = serde_json::json!({
@@ -214,6 +214,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::audit::burst::Subject;
     use crate::metrics::Scope;
 
     /// An Alertmanager stand-in counting posts and the alerts in them; `posted` fires on each.
@@ -258,8 +259,9 @@ mod tests {
         let (url, posts, alerts, posted) = fake_alertmanager().await;
         let cfg = Alertmanager { url: Some(url), ..Alertmanager::default() };
         let pager = Pager::new(&cfg, Arc::new(Metrics::new(vec![1.0])));
-        let keys: Vec<BurstKey> =
-            (0..200).map(|i| BurstKey { scope: Scope::Credential, key: format!("fp-{i}") }).collect();
+        let keys: Vec<BurstKey> = (0..200u32)
+            .map(|i| BurstKey { scope: Scope::Source, key: Subject::Address(std::net::Ipv4Addr::from(i).into()) })
+            .collect();
         for key in &keys {
             pager.burst_started(key, "unknown");
         }

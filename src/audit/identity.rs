@@ -18,7 +18,7 @@ pub const CLIENT_NONE: &str = "none";
 pub const CLIENT_UNKNOWN: &str = "unknown";
 
 /// A keyed HMAC of a token. The token itself is never kept.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {

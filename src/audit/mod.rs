@@ -44,6 +44,11 @@ pub struct Auditor {
     routes: Mutex<Vec<String>>,
 }
 
+/// The last token credential one client connection presented, with the token directory it was
+/// resolved against. Lives as long as the connection; a reload of the directory invalidates it.
+#[derive(Default)]
+pub struct CredentialCache(Option<(http::HeaderValue, Arc<ClientDirectory>, Credential)>);
+
 /// One refused request, with everything the audit may know about it (never the token).
 #[derive(Debug)]
 pub struct AuthFailure<'a> {
@@ -134,6 +139,25 @@ impl Auditor {
         known.push(CLIENT_UNKNOWN);
         let named = [Reason::RevokedToken, Reason::PluginNotAllowed, Reason::DelegationDenied];
         self.metrics.preinit_auth_failures(route, &named, &known, &methods);
+    }
+
+    /// The credential of a request on a connection whose last one may have sent the same
+    /// `Authorization` header: then it is not fingerprinted again. The header is compared in
+    /// constant time (a connection from a shared ingress may carry many clients' requests).
+    pub fn credential_cached(&self, header: Option<&http::HeaderValue>, cache: &Mutex<CredentialCache>) -> Credential {
+        use subtle::ConstantTimeEq;
+        let Some(value) = header else { return Credential::Missing };
+        let directory = self.directory.load_full();
+        let mut cache = cache.lock().expect("credential cache lock");
+        if let Some((last, dir, credential)) = &cache.0 {
+            if Arc::ptr_eq(dir, &directory) && bool::from(last.as_bytes().ct_eq(value.as_bytes())) {
+                return credential.clone();
+            }
+        }
+        let credential = self.credential(header);
+        cache.0 =
+            matches!(credential, Credential::Token { .. }).then(|| (value.clone(), directory, credential.clone()));
+        credential
     }
 
     pub fn credential(&self, header: Option<&http::HeaderValue>) -> Credential {
@@ -250,7 +274,7 @@ impl Auditor {
                     tracing::warn!(scope = key.scope.as_str(), key = %key.key, client, "auth-failure burst started");
                     self.sink.write(&AuditLine::new(AuditEvent::BurstStart {
                         scope: key.scope,
-                        key: key.key.clone(),
+                        key: key.key.to_string(),
                         client: client.clone(),
                         count: failures,
                     }));
@@ -267,7 +291,7 @@ impl Auditor {
                     tracing::info!(scope = key.scope.as_str(), key = %key.key, failures, "auth-failure burst ended");
                     self.sink.write(&AuditLine::new(AuditEvent::BurstEnd {
                         scope: key.scope,
-                        key: key.key.clone(),
+                        key: key.key.to_string(),
                         client: client.clone(),
                         count: failures,
                         duration_seconds: duration.as_secs_f64(),
@@ -284,7 +308,7 @@ impl Auditor {
     fn write_summary(&self, key: &burst::BurstKey, summary: burst::Summary) {
         self.sink.write(&AuditLine::new(AuditEvent::AuthFailureSummary {
             scope: key.scope,
-            key: key.key.clone(),
+            key: key.key.to_string(),
             count: summary.count,
             by_reason: summary.by_reason,
         }));

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
+use super::lenient::{integer_or_skip, loose_id, string_or_skip};
 use super::method::Method;
 
 /// A request id in canonical form, so `1` and `"1"` stay distinct as the spec requires.
@@ -23,9 +24,6 @@ impl Id {
         }
     }
 }
-
-/// Ids longer than this are not tracked (no pairing), so a client cannot make the tap hold big keys.
-const MAX_ID_LEN: usize = 128;
 
 /// One decoded message.
 #[derive(Debug, Default, PartialEq)]
@@ -167,8 +165,9 @@ struct RawClientInfo<'a> {
 struct RawResult<'a> {
     #[serde(rename = "isError")]
     is_error: Option<bool>,
+    /// Kept raw: only a failed result's text is read, so a large success is never unescaped.
     #[serde(borrow)]
-    content: Option<Vec<RawContent<'a>>>,
+    content: Option<&'a serde_json::value::RawValue>,
     #[serde(rename = "protocolVersion", borrow, deserialize_with = "string_or_skip")]
     protocol_version: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -193,21 +192,8 @@ struct RawNamed<'a> {
 
 #[derive(Deserialize)]
 struct RawError {
-    #[serde(default, deserialize_with = "number_or_skip")]
-    code: Option<serde_json::Number>,
-}
-
-fn number_or_skip<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Number>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Num(serde_json::Number),
-        Other(IgnoredAny),
-    }
-    Ok(match N::deserialize(d)? {
-        N::Num(n) => Some(n),
-        N::Other(_) => None,
-    })
+    #[serde(default, deserialize_with = "integer_or_skip")]
+    code: Option<i64>,
 }
 
 const MAX_TEXT: usize = 256;
@@ -225,14 +211,17 @@ impl Raw<'_> {
         let params = self.params.unwrap_or_default();
         let kind = if let Some(err) = self.error {
             // Backstage's own error bodies have `error` without a code: not JSON-RPC.
-            match err.code.and_then(|n| n.as_i64()) {
+            match err.code {
                 Some(code) => Kind::Error { code },
                 None => Kind::Invalid,
             }
         } else if let Some(r) = self.result {
             let is_error = r.is_error.unwrap_or(false);
             let error_text = if is_error {
-                r.content.and_then(|c| c.into_iter().find_map(|c| c.text)).map(|t| truncated(&t, MAX_TEXT))
+                r.content
+                    .and_then(|c| serde_json::from_str::<Vec<RawContent<'_>>>(c.get()).ok())
+                    .and_then(|c| c.into_iter().find_map(|c| c.text))
+                    .map(|t| truncated(&t, MAX_TEXT))
             } else {
                 None
             };
@@ -262,36 +251,6 @@ impl Raw<'_> {
             kind,
         }
     }
-}
-
-/// Ids are strings or numbers; anything else (null, objects, overlong) is not tracked.
-fn loose_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Id>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum AnyId<'a> {
-        Num(serde_json::Number),
-        Str(#[serde(borrow)] Cow<'a, str>),
-        Other(IgnoredAny),
-    }
-    Ok(match AnyId::deserialize(d)? {
-        AnyId::Num(n) => Some(Id::Num(n.to_string().into())),
-        AnyId::Str(s) if s.len() <= MAX_ID_LEN => Some(Id::Str(s.as_ref().into())),
-        _ => None,
-    })
-}
-
-/// A field that should be a string but may be anything in hostile input: non-strings are skipped.
-fn string_or_skip<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum S<'a> {
-        Str(#[serde(borrow)] Cow<'a, str>),
-        Other(IgnoredAny),
-    }
-    Ok(match S::deserialize(d)? {
-        S::Str(s) => Some(s),
-        S::Other(_) => None,
-    })
 }
 
 #[cfg(test)]

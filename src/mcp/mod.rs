@@ -2,6 +2,7 @@
 
 pub mod actions_path;
 pub mod jsonrpc;
+mod lenient;
 pub mod method;
 pub mod names;
 pub mod response;

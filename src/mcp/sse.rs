@@ -72,7 +72,7 @@ impl SseDecoder {
                 self.at_start = false;
             }
         }
-        while let Some(pos) = chunk.iter().position(|b| *b == b'\n' || *b == b'\r') {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', chunk) {
             let (head, rest) = chunk.split_at(pos);
             let cr = rest[0] == b'\r';
             chunk = &rest[1..];
@@ -122,7 +122,7 @@ impl SseDecoder {
         if line[0] == b':' {
             return;
         }
-        let (field, value) = match line.iter().position(|b| *b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(b" ").unwrap_or(v))

@@ -79,7 +79,8 @@ impl super::Metrics {
     /// `method` is `None` when the refused request carried no decodable MCP call.
     pub fn record_auth_failure(&self, route: &str, status: u16, reason: Reason, client: &str, method: Option<Method>) {
         let method = method.map_or("", Method::as_str);
-        self.auth.failures.with_label_values(&[route, &status.to_string(), reason.as_str(), client, method]).inc();
+        let status = super::StatusLabel::new(status);
+        self.auth.failures.with_label_values(&[route, status.as_str(), reason.as_str(), client, method]).inc();
     }
 
     /// Creates the series a route and client may produce, at 0, so `rate()` and alerts work from

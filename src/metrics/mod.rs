@@ -1,6 +1,7 @@
 //! THE metrics of the tap: one struct that owns its own registry (no global state) and offers
 //! typed `record_*` methods; call sites pass enums and bounded names, never free label strings.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -200,14 +201,14 @@ impl Metrics {
     }
 
     pub fn record_operation(&self, op: &Operation<'_>) {
-        let (error_type, rpc_code) = match op.error {
-            ErrorType::None => (String::new(), String::new()),
+        let (error_type, rpc_code): (Cow<'_, str>, Cow<'_, str>) = match op.error {
+            ErrorType::None => (Cow::Borrowed(""), Cow::Borrowed("")),
             ErrorType::JsonRpc(code) => {
                 let c = self.rpc_code_label(code);
-                (c.clone(), c)
+                (Cow::Owned(c.clone()), Cow::Owned(c))
             }
-            ErrorType::Http(status) => (status.to_string(), String::new()),
-            other => (other.fixed_label().unwrap_or_default().to_string(), String::new()),
+            ErrorType::Http(status) => (Cow::Owned(StatusLabel::new(status).as_str().to_owned()), Cow::Borrowed("")),
+            other => (Cow::Borrowed(other.fixed_label().unwrap_or_default()), Cow::Borrowed("")),
         };
         let operation_name = if op.method == Method::ToolsCall { "execute_tool" } else { "" };
         let labels = [
@@ -215,15 +216,15 @@ impl Metrics {
             ("gen_ai_tool_name", op.tool),
             ("gen_ai_prompt_name", op.prompt),
             ("gen_ai_operation_name", operation_name),
-            ("error_type", error_type.as_str()),
-            ("rpc_response_status_code", rpc_code.as_str()),
+            ("error_type", &error_type),
+            ("rpc_response_status_code", &rpc_code),
             ("mcp_protocol_version", op.protocol_version),
             ("network_transport", "tcp"),
             ("network_protocol_name", "http"),
             ("network_protocol_version", op.http_version),
             ("mcp_route", op.route),
         ];
-        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
+        let values = labels.map(|(_, v)| v);
         self.operation_duration.with_label_values(&values).observe(op.duration.as_secs_f64());
         if let Some(otel) = self.otel.get() {
             otel.operation.record(op.duration.as_secs_f64(), &otel::attributes(&labels));
@@ -241,7 +242,7 @@ impl Metrics {
             http::Method::OPTIONS => "OPTIONS",
             _ => OTHER,
         };
-        self.http_requests.with_label_values(&[route, method, &status.to_string()]).inc();
+        self.http_requests.with_label_values(&[route, method, StatusLabel::new(status).as_str()]).inc();
     }
 
     pub fn record_session_start(&self, route: &str) {
@@ -315,5 +316,21 @@ impl Metrics {
 
     pub fn record_server_message(&self, route: &str, method: Method) {
         self.server_messages.with_label_values(&[route, method.as_str()]).inc();
+    }
+}
+
+/// A status code as a label value; the codes HTTP can carry need no allocation.
+pub struct StatusLabel(Result<http::StatusCode, String>);
+
+impl StatusLabel {
+    pub fn new(status: u16) -> Self {
+        Self(http::StatusCode::from_u16(status).map_err(|_| status.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Ok(code) => code.as_str(),
+            Err(other) => other,
+        }
     }
 }

@@ -222,7 +222,11 @@ impl Exchange {
         let decoder = std::mem::replace(&mut self.decoder, ResponseDecoder::None);
         let ended = decoder.finish(end == End::Complete);
         if self.status == 401 || self.status == 403 {
-            let body = ended.body.as_deref().map(BackstageError::parse).unwrap_or_default();
+            // Only a 403's reason depends on the body; a 401 flood is not parsed twice.
+            let body = match ended.body.as_deref() {
+                Some(body) if self.status == 403 => BackstageError::parse(body),
+                _ => BackstageError::default(),
+            };
             self.recorder.refused(self.status, &body, self.pending.first());
         }
         if let Some(last) = ended.last {

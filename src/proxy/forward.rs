@@ -1,8 +1,6 @@
 //! The upstream side of the proxy: header rewriting per RFC 9110 §7.6.1, and the one place that
 //! maps upstream failures to responses.
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
@@ -14,12 +12,32 @@ use crate::metrics::{ErrorType, UpstreamErrorKind};
 /// (if any) joined with the request's path and query.
 pub fn upstream_uri(base: &Uri, request: &Uri) -> Uri {
     let prefix = base.path().trim_end_matches('/');
-    let pq = request.path_and_query().map_or("/", PathAndQuery::as_str);
-    let joined = format!("{prefix}{pq}");
+    let pq = match (prefix.is_empty(), request.path_and_query()) {
+        // No prefix: the request's own path and query, shared, not re-parsed.
+        (true, Some(pq)) => pq.clone(),
+        (_, pq) => {
+            let pq = pq.map_or("/", PathAndQuery::as_str);
+            format!("{prefix}{pq}").parse().unwrap_or_else(|_| PathAndQuery::from_static("/"))
+        }
+    };
     let mut parts = base.clone().into_parts();
-    parts.path_and_query = Some(joined.parse().unwrap_or_else(|_| PathAndQuery::from_static("/")));
+    parts.path_and_query = Some(pq);
     Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
 }
+
+/// The `Host` the upstream expects, computed once.
+pub fn upstream_host(upstream: &Uri) -> Option<HeaderValue> {
+    upstream.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+}
+
+/// A client address as an `X-Forwarded-For` entry, computed once per connection.
+pub fn forwarded_for(peer: std::net::IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.to_string()).expect("an address is a valid header value")
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
@@ -32,43 +50,59 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 
 /// Removes hop-by-hop headers, including any that `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    // One pass to look, so the common case (none present) costs no removals.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name) || name == header::TRAILER) {
+        return;
+    }
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     headers.remove(header::TRAILER);
 }
 
 /// Prepares client request headers for the upstream: hop-by-hop out, `Host` set to the upstream,
-/// `X-Forwarded-*` added when enabled. Everything else passes unchanged.
-pub fn upstream_headers(headers: &mut HeaderMap, request_uri: &Uri, upstream: &Uri, peer: SocketAddr, forwarded: bool) {
+/// `X-Forwarded-*` added when enabled (`peer` is the client's address as a header value).
+/// Everything else passes unchanged.
+pub fn upstream_headers(
+    headers: &mut HeaderMap,
+    request_uri: &Uri,
+    upstream_host: Option<&HeaderValue>,
+    peer: &HeaderValue,
+    forwarded: bool,
+) {
     strip_hop_by_hop(headers);
     let original_host = headers
         .remove(header::HOST)
         .or_else(|| request_uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
-    if let Some(authority) = upstream.authority() {
-        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-            headers.insert(header::HOST, v);
-        }
+    if let Some(host) = upstream_host {
+        headers.insert(header::HOST, host.clone());
     }
     if forwarded {
-        let ip = peer.ip().to_string();
-        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => ip,
+        let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prior) => {
+                let ip = peer.to_str().unwrap_or_default();
+                HeaderValue::from_str(&format!("{prior}, {ip}")).ok()
+            }
+            None => Some(peer.clone()),
         };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            headers.insert("x-forwarded-for", v);
+        if let Some(v) = xff {
+            headers.insert(X_FORWARDED_FOR, v);
         }
-        headers.entry("x-forwarded-proto").or_insert(HeaderValue::from_static("http"));
+        headers.entry(X_FORWARDED_PROTO).or_insert(HeaderValue::from_static("http"));
         if let Some(host) = original_host {
-            headers.entry("x-forwarded-host").or_insert(host);
+            headers.entry(X_FORWARDED_HOST).or_insert(host);
         }
     }
 }
@@ -198,6 +232,8 @@ mod tests {
         let base: Uri = "https://backstage.example.com/base/".parse().unwrap();
         let req: Uri = "/api/mcp-actions/v1?x=1".parse().unwrap();
         assert_eq!(upstream_uri(&base, &req).to_string(), "https://backstage.example.com/base/api/mcp-actions/v1?x=1");
+        let bare: Uri = "http://up:7007".parse().unwrap();
+        assert_eq!(upstream_uri(&bare, &req).to_string(), "http://up:7007/api/mcp-actions/v1?x=1");
     }
 
     #[test]
@@ -209,8 +245,9 @@ mod tests {
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
         h.insert("mcp-session-id", HeaderValue::from_static("s"));
         h.insert(header::HOST, HeaderValue::from_static("tap:7070"));
-        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
-        upstream_headers(&mut h, &"/".parse().unwrap(), &"http://up:7007".parse().unwrap(), peer, true);
+        let peer = forwarded_for("10.1.2.3".parse().unwrap());
+        let host = upstream_host(&"http://up:7007".parse().unwrap());
+        upstream_headers(&mut h, &"/".parse().unwrap(), host.as_ref(), &peer, true);
         assert!(h.get("x-private").is_none() && h.get(header::CONNECTION).is_none());
         assert!(h.get(header::TRANSFER_ENCODING).is_none());
         assert_eq!(h["authorization"], "Bearer t");

@@ -17,7 +17,7 @@ use super::limits;
 use super::record::Recorder;
 use super::request::{caller, request_info, RequestInfo, SessionRef};
 use super::route::{RouteMatch, RouteState, NON_MCP};
-use super::Shared;
+use super::{Connection, Shared};
 use crate::config::Config;
 use crate::http_client::UpstreamBody;
 use crate::mcp::jsonrpc::{self, Id, Message};
@@ -92,7 +92,8 @@ enum NotRead {
 }
 
 /// Handles one request: never fails; upstream problems become 502/504 JSON-RPC errors.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Response<ClientBody> {
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Connection) -> Response<ClientBody> {
+    let peer = connection.peer;
     let started = Instant::now();
     let config = shared.config.load_full();
     let route = shared.routes.match_path(req.uri().path());
@@ -117,12 +118,13 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAdd
     };
     let body_read = Instant::now();
 
-    let caller = caller(&shared, &parts, peer, &config);
+    let caller = caller(&shared, &parts, connection, &config);
     let mut info =
         request_info(&shared, provisional.as_deref(), &parts.headers, &read.messages, caller, started, version);
     let ids: Vec<Option<Id>> = info.open.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
     let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
-    forward::upstream_headers(&mut parts.headers, &parts.uri, &shared.upstream, peer, config.forwarded_headers.enabled);
+    let (host, forwarded) = (shared.upstream_host.as_ref(), config.forwarded_headers.enabled);
+    forward::upstream_headers(&mut parts.headers, &parts.uri, host, &connection.forwarded_for, forwarded);
     super::trace::start(&shared, &mut parts.headers, &read.messages, &mut info);
     let method = parts.method.clone();
     let reserved = read.reserved;

@@ -29,6 +29,20 @@ use crate::http_client::{self, UpstreamClient};
 use crate::metrics::{Limit, Metrics};
 use crate::session::SessionTracker;
 
+/// What one client connection's requests share: its address, once as a header value, and the
+/// last credential it presented.
+pub struct Connection {
+    pub peer: std::net::SocketAddr,
+    pub forwarded_for: http::HeaderValue,
+    pub credentials: std::sync::Mutex<crate::audit::CredentialCache>,
+}
+
+impl Connection {
+    pub fn new(peer: std::net::SocketAddr) -> Self {
+        Self { peer, forwarded_for: forward::forwarded_for(peer.ip()), credentials: std::sync::Mutex::default() }
+    }
+}
+
 /// Everything the request path shares.
 pub struct Shared {
     pub config: ArcSwap<Config>,
@@ -38,6 +52,8 @@ pub struct Shared {
     /// Rebuilt when a reload changes connect or pool settings.
     pub client: ArcSwap<UpstreamClient>,
     pub upstream: Uri,
+    /// The `Host` header upstream requests carry.
+    pub upstream_host: Option<http::HeaderValue>,
     pub auditor: Arc<Auditor>,
     /// Bytes held for reading MCP request bodies, over all requests.
     pub budget: Arc<limits::Budget>,
@@ -61,6 +77,7 @@ impl Shared {
             client: ArcSwap::from_pointee(client),
             budget: Arc::default(),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
+            upstream_host: forward::upstream_host(&upstream),
             upstream,
             metrics,
             config: ArcSwap::from_pointee(config),
@@ -121,10 +138,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl st
         let io = limits::FirstRequestDeadline::new(stream, limits.header_read_timeout);
         let (served, expired) = (io.served.clone(), io.expired.clone());
         let service_shared = shared.clone();
+        let connection = Arc::new(Connection::new(peer));
         let service = hyper::service::service_fn(move |req| {
             served.store(true, std::sync::atomic::Ordering::Release);
-            let shared = service_shared.clone();
-            async move { Ok::<_, Infallible>(handle(shared, req, peer).await) }
+            let (shared, connection) = (service_shared.clone(), connection.clone());
+            async move { Ok::<_, Infallible>(handle(shared, req, &connection).await) }
         });
         let conn = connection_builder(&limits).serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
         let conn = graceful.watch(conn);

@@ -1,12 +1,12 @@
 //! What the request side knows when it hands over to the exchange, computed once per request: the
 //! pending requests (with their spans), the session, the protocol version and who the caller is.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use tokio::time::Instant;
 
 use super::route::RouteState;
-use super::Shared;
+use super::{Connection, Shared};
 use crate::audit::identity::Credential;
 use crate::config::Config;
 use crate::mcp::jsonrpc::{Id, Message};
@@ -86,7 +86,8 @@ fn pending_from(messages: &[Message]) -> Vec<Pending> {
 }
 
 /// Who sent a request, as the audit may record it. Read before the forwarding headers change.
-pub fn caller(shared: &Shared, parts: &http::request::Parts, peer: SocketAddr, config: &Config) -> Caller {
+pub fn caller(shared: &Shared, parts: &http::request::Parts, connection: &Connection, config: &Config) -> Caller {
+    let peer = connection.peer;
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let source = if config.audit.source_from_forwarded_for {
         forwarded_source(peer.ip(), header("x-forwarded-for"), &config.audit.trusted_proxies)
@@ -94,7 +95,9 @@ pub fn caller(shared: &Shared, parts: &http::request::Parts, peer: SocketAddr, c
         peer.ip()
     };
     Caller {
-        credential: shared.auditor.credential(parts.headers.get(http::header::AUTHORIZATION)),
+        credential: shared
+            .auditor
+            .credential_cached(parts.headers.get(http::header::AUTHORIZATION), &connection.credentials),
         source,
         user_agent: header("user-agent").map(|s| s.chars().take(config.audit.max_user_agent).collect()),
         request_id: header("x-request-id").map(|s| s.chars().take(128).collect()),

@@ -17,11 +17,33 @@ use crate::config::Bursts;
 
 pub use crate::metrics::Scope;
 
-/// One burst's identity: the scope and the key within it (an address, a fingerprint, `all`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One burst's identity: the scope and the key within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BurstKey {
     pub scope: Scope,
-    pub key: String,
+    pub key: Subject,
+}
+
+/// What a burst is about. Typed, so counting a failure formats nothing; written as text
+/// (`198.51.100.7`, `2001:db8:1:2::/64`, a fingerprint, `all`) only in audit lines and alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    Address(IpAddr),
+    /// IPv6 sources grouped by network: the address with host bits cleared, and the prefix.
+    Network(std::net::Ipv6Addr, u8),
+    Credential(Fingerprint),
+    All,
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Address(ip) => write!(f, "{ip}"),
+            Subject::Network(ip, prefix) => write!(f, "{ip}/{prefix}"),
+            Subject::Credential(fp) => write!(f, "{fp}"),
+            Subject::All => f.write_str("all"),
+        }
+    }
 }
 
 /// Failures of a burst that got no line of their own, by reason.
@@ -154,7 +176,7 @@ impl BurstDetector {
         if let Some(fp) = credential {
             let (failures, window) = (cfg.credential.failures, cfg.credential.window);
             if bump(Scope::Credential, &mut self.credentials, fp, fresh, now, failures, window, verdict) {
-                crossed.push(BurstKey { scope: Scope::Credential, key: fp.to_string() });
+                crossed.push(BurstKey { scope: Scope::Credential, key: Subject::Credential(fp) });
             }
             if self.stuffed(now, source, fp, verdict) {
                 crossed.push(BurstKey { scope: Scope::Stuffing, key: self.source_key(source) });
@@ -162,7 +184,7 @@ impl BurstDetector {
         }
         let global = self.global.get_or_insert(fresh);
         if global.add(now, cfg.global.failures, cfg.global.window) >= f64::from(cfg.global.failures) {
-            crossed.push(BurstKey { scope: Scope::Global, key: "all".into() });
+            crossed.push(BurstKey { scope: Scope::Global, key: Subject::All });
         }
         crossed
     }
@@ -188,7 +210,7 @@ impl BurstDetector {
         for key in crossed {
             if !self.active.contains_key(&key) && self.active.len() < self.cfg.max_tracked_keys * Scope::ALL.len() {
                 self.active.insert(
-                    key.clone(),
+                    key,
                     Active {
                         started: now,
                         last_failure: now,
@@ -237,20 +259,21 @@ impl BurstDetector {
     }
 
     /// The burst key of a (grouped) source: the address, or the IPv6 network with its prefix.
-    fn source_key(&self, source: IpAddr) -> String {
+    fn source_key(&self, source: IpAddr) -> Subject {
         match source {
-            IpAddr::V6(_) if self.cfg.ipv6_prefix < 128 => format!("{source}/{}", self.cfg.ipv6_prefix),
-            _ => source.to_string(),
+            IpAddr::V6(v6) if self.cfg.ipv6_prefix < 128 => Subject::Network(v6, self.cfg.ipv6_prefix),
+            _ => Subject::Address(source),
         }
     }
 
     fn keys_of(&self, source: IpAddr, credential: Option<Fingerprint>) -> Vec<BurstKey> {
-        let mut keys = vec![BurstKey { scope: Scope::Source, key: self.source_key(source) }];
+        let mut keys = Vec::with_capacity(4);
+        keys.push(BurstKey { scope: Scope::Source, key: self.source_key(source) });
         if let Some(fp) = credential {
-            keys.push(BurstKey { scope: Scope::Credential, key: fp.to_string() });
+            keys.push(BurstKey { scope: Scope::Credential, key: Subject::Credential(fp) });
             keys.push(BurstKey { scope: Scope::Stuffing, key: self.source_key(source) });
         }
-        keys.push(BurstKey { scope: Scope::Global, key: "all".into() });
+        keys.push(BurstKey { scope: Scope::Global, key: Subject::All });
         keys
     }
 
@@ -261,10 +284,10 @@ impl BurstDetector {
         let mut ended: Vec<BurstKey> = Vec::new();
         for (key, a) in &mut self.active {
             if now.saturating_duration_since(a.last_failure) >= quiet {
-                ended.push(key.clone());
+                ended.push(*key);
             } else if a.pending.count > 0 && now.saturating_duration_since(a.last_summary) >= self.summary_interval {
                 a.last_summary = now;
-                events.push(BurstEvent::Summary { key: key.clone(), summary: std::mem::take(&mut a.pending) });
+                events.push(BurstEvent::Summary { key: *key, summary: std::mem::take(&mut a.pending) });
             }
         }
         ended.sort();
@@ -283,7 +306,7 @@ impl BurstDetector {
 
     /// Ends every burst (the tap is stopping).
     pub fn drain(&mut self) -> Vec<BurstEvent> {
-        let mut keys: Vec<BurstKey> = self.active.keys().cloned().collect();
+        let mut keys: Vec<BurstKey> = self.active.keys().copied().collect();
         keys.sort();
         keys.into_iter()
             .map(|key| {

@@ -46,7 +46,7 @@ async fn a_burst_starts_at_the_threshold_and_ends_after_the_quiet_period() {
     assert_eq!(
         events,
         vec![BurstEvent::Summary {
-            key: BurstKey { scope: Scope::Source, key: IP.into() },
+            key: BurstKey { scope: Scope::Source, key: Subject::Address(IP.parse().unwrap()) },
             summary: Summary { count: 3, by_reason: [(Reason::MissingCredentials, 3)].into() },
         }]
     );
@@ -128,7 +128,7 @@ async fn an_ipv6_attacker_rotating_through_its_64_is_one_source() {
     }
     assert_eq!(d.active(Scope::Source), 1);
     match started.as_slice() {
-        [BurstEvent::Started { key, .. }] => assert_eq!(key.key, "2001:db8:1:2::/64"),
+        [BurstEvent::Started { key, .. }] => assert_eq!(key.key.to_string(), "2001:db8:1:2::/64"),
         other => panic!("{other:?}"),
     }
     // Another /64 is another source.
