@@ -22,6 +22,8 @@ apt_install() {
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 # A real Prometheus (promtool) and Alertmanager for the alerting tests.
 apt_install prometheus prometheus-alertmanager
+# The side-by-side speed benchmark: a stock nginx (as competitor and fast upstream) and wrk.
+apt_install nginx-light wrk
 command -v python3 >/dev/null || apt_install python3 python3-venv
 
 # The official Python MCP SDK (client and server), pinned in tests/peers/requirements.txt.
@@ -65,3 +67,9 @@ cargo test --locked --all-targets 2>&1 | tee target/test-output.txt
 # Memory under hostile clients, small size: fails when peak RSS passes the README's ceiling.
 step "bench/memory.py --quick"
 "$venv/bin/python" bench/memory.py --quick --binary target/debug/mcp-tap
+
+# Speed next to nginx, small size, on the release build: fails only when a throughput ratio falls
+# below a generous floor (a regression, not noise). The full table: bench/speed.py (README).
+step "cargo build --release; bench/speed.py --quick"
+cargo build --locked --release
+python3 bench/speed.py --quick --binary target/release/mcp-tap

@@ -326,3 +326,6 @@ impl Auditor {
         self.sink.write(&AuditLine::new(event));
     }
 }
+
+#[cfg(test)]
+mod tests;
