@@ -5,7 +5,8 @@ use crate::config::Environment;
 
 fn config(subject: &str) -> Config {
     let mut config =
-        Config::parse(&format!("clients:\n  tokens:\n    - subject: {subject}\n      token_env: AGENT_TOKEN\n")).unwrap();
+        Config::parse(&format!("clients:\n  tokens:\n    - subject: {subject}\n      token_env: AGENT_TOKEN\n"))
+            .unwrap();
     config.env = Environment::fixed([("AGENT_TOKEN", "agent-token-12345678")]);
     config
 }
