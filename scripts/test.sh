@@ -24,6 +24,8 @@ command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs np
 apt_install prometheus prometheus-alertmanager
 # The side-by-side speed benchmark: a stock nginx (as competitor and fast upstream) and wrk.
 apt_install nginx-light wrk
+# A real headless browser for the status-page tests (driven by playwright-core from npm).
+apt_install chromium
 command -v python3 >/dev/null || apt_install python3 python3-venv
 
 # The official Python MCP SDK (client and server), pinned in tests/peers/requirements.txt.
@@ -37,7 +39,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# @modelcontextprotocol/server-everything, pinned by tests/peers/package-lock.json.
+# @modelcontextprotocol/server-everything and playwright-core, pinned by tests/peers/package-lock.json.
 lock_stamp="tests/peers/node_modules/.installed-$(sha256sum tests/peers/package-lock.json | cut -c1-16)"
 if [ ! -f "$lock_stamp" ]; then
   step "npm ci in tests/peers"

@@ -1,5 +1,5 @@
-//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the tap runs) and `/readyz`
-//! (the upstream's readiness endpoint answers 2xx).
+//! The admin listener: `/` (the status page), `/metrics` (Prometheus text), `/healthz` (the tap
+//! runs) and `/readyz` (the upstream's readiness endpoint answers 2xx).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,12 +13,21 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use tokio::time::Instant;
+
 use crate::http_client::UpstreamBody;
 use crate::proxy::Shared;
+use crate::status::page::{self, Upstream};
+use crate::status::{History, Snapshot};
 
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    history: Arc<History>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -32,11 +41,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl st
             },
             _ = &mut shutdown => break,
         };
-        let shared = shared.clone();
+        let (shared, history) = (shared.clone(), history.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(&shared, req).await) }
+                let (shared, history) = (shared.clone(), history.clone());
+                async move { Ok::<_, Infallible>(route(&shared, &history, req).await) }
             });
             let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
         });
@@ -50,11 +59,12 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
     r
 }
 
-async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(shared: &Shared, history: &History, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n");
     }
     match req.uri().path() {
+        "/" => status_page(shared, history).await,
         "/metrics" => text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render()),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" => match upstream_ready(shared).await {
@@ -65,8 +75,24 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
                 text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {client}\n"))
             }
         },
-        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /healthz or /readyz\n"),
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found: try /, /metrics, /healthz or /readyz\n"),
     }
+}
+
+/// The status page, built from the registry now and the snapshots of the last minutes.
+async fn status_page(shared: &Shared, history: &History) -> Response<Full<Bytes>> {
+    let ready = upstream_ready(shared).await;
+    let view = history.view(Snapshot::from_families(&shared.metrics.registry().gather(), Instant::now()));
+    let config = shared.config.load();
+    let upstream = Upstream { url: &config.upstream.url, not_ready: ready.as_ref().err().map(|e| e.client.as_str()) };
+    let mut r =
+        text(StatusCode::OK, "text/html; charset=utf-8", page::render(&view, &upstream, env!("CARGO_PKG_VERSION")));
+    // Nothing but this origin, and nothing at all from scripts: the page has none.
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"),
+    );
+    r
 }
 
 /// Why the upstream is not ready: what a probe is told, and the detail for the log.

@@ -35,6 +35,8 @@ pub struct Options {
     /// Reload on SIGHUP as well (the binary; tests leave it off).
     pub sighup: bool,
     pub log_level: Option<crate::reload::LogLevelHandle>,
+    /// Where the status snapshots go (the demo reads its summary from them); made when absent.
+    pub status: Option<Arc<crate::status::History>>,
 }
 
 /// Runs the tap on already-bound listeners until `shutdown` resolves, then ends sessions and
@@ -84,7 +86,10 @@ pub async fn run_with(
         crate::reload::start(r, options.sighup, stop_rx.clone())
     });
     let canary = shared.config.load().canary.enabled.then(|| tokio::spawn(canary(shared.clone(), stop_rx.clone())));
-    let admin = tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), stopped(stop_rx.clone())));
+    let history = options.status.unwrap_or_default();
+    let sampler = tokio::spawn(sample_status(shared.clone(), history.clone(), stop_rx.clone()));
+    let admin = crate::admin::serve(admin_listener, shared.clone(), history, stopped(stop_rx.clone()));
+    let admin = tokio::spawn(admin);
     let proxy = tokio::spawn(proxy::serve(proxy_listener, shared.clone(), stopped(stop_rx.clone())));
 
     shutdown.await;
@@ -100,11 +105,25 @@ pub async fn run_with(
     }
     let _ = sink_stop_tx.send(true);
     let _ = sink_task.await;
-    for task in [Some(sweeper), reloader, canary, Some(admin)].into_iter().flatten() {
+    for task in [Some(sweeper), reloader, canary, Some(admin), Some(sampler)].into_iter().flatten() {
         let _ = task.await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Snapshots the metrics for the status page's rates and percentiles.
+async fn sample_status(shared: Arc<Shared>, history: Arc<crate::status::History>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(crate::status::SAMPLE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let families = shared.metrics.registry().gather();
+                history.record(crate::status::Snapshot::from_families(&families, tokio::time::Instant::now()));
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
 }
 
 /// Ends idle sessions, about ten times per idle timeout.

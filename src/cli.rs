@@ -45,7 +45,11 @@ pub enum Command {
     },
     /// See it work with no Backstage at hand: the tap in front of an embedded Backstage-like MCP
     /// server, with generated traffic (tool calls, auth failures, a burst). Ctrl-C stops it.
-    Demo,
+    Demo {
+        /// Log lines on stderr instead of a live summary (they go to a file otherwise).
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// Smoke-check a Backstage MCP endpoint (or a tap in front of one): readiness, unauthenticated
     /// and invalid tokens refused, initialize and tools/list succeed. Exits 1 if any check fails.
     Probe {

@@ -5,7 +5,10 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::config::{ClientToken, Config};
+use crate::status::{terminal, History};
 
 /// The demo's static tokens: (token, subject, may call MCP).
 const TOKENS: [(&str, &str, bool); 2] =
@@ -24,11 +28,12 @@ const TOKENS: [(&str, &str, bool); 2] =
 const BOGUS_TOKEN: &str = "demo-token-guessed-0000";
 const MCP_PATH: &str = "/api/mcp-actions/v1";
 
-/// Runs the demo until `shutdown` resolves.
+/// Runs the demo until `shutdown` resolves. `log_file` is where log lines go (`None`: stderr).
 pub async fn run(
     mut config: Config,
     proxy: TcpListener,
     admin: TcpListener,
+    log_file: Option<&Path>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let upstream = TcpListener::bind("127.0.0.1:0").await?;
@@ -45,23 +50,46 @@ pub async fn run(
         })
         .collect();
     let tap = proxy.local_addr()?;
-    let metrics = admin.local_addr()?;
-    println!(
-        "mcp-tap demo\n\
-         \n  tap (MCP clients connect here)  http://{tap}{MCP_PATH}\
-         \n  metrics                         http://{metrics}/metrics\
-         \n  audit log                       {audit}\
-         \n  embedded Backstage-like server  http://{upstream_addr}\n\
-         \nTraffic is flowing: tool calls (one tool always fails), 401s and 403s, and an auth burst.\
-         \nLook at:\
-         \n  curl -s http://{metrics}/metrics | grep -E '^mcp_server_operation_duration_seconds_count'\
-         \n  curl -s http://{metrics}/metrics | grep -E '^mcp_tap_auth_(failures_total|burst)'\
-         \n  tail -f {audit}\
-         \nCtrl-C stops everything. To put the tap in front of a real Backstage: mcp-tap --upstream URL\n",
+    let admin_addr = admin.local_addr()?;
+    let status_url = format!("http://{admin_addr}/");
+    let logs = log_file.map_or_else(|| "below (-v)".to_string(), |p| p.display().to_string());
+    print!(
+        "mcp-tap demo: the tap in front of an embedded Backstage-like MCP server\n\
+         \n  status page  {status_url}\
+         \n  tap          http://{tap}{MCP_PATH}\
+         \n  metrics      http://{admin_addr}/metrics\
+         \n  audit log    {audit}\
+         \n  log lines    {logs}\n\
+         \nTool calls (one tool always fails), 401s, 403s and an auth burst. Ctrl-C stops.\n\n",
         audit = config.audit.output,
     );
+    let _ = std::io::stdout().flush();
+    let history = Arc::new(History::default());
     tokio::spawn(traffic(tap));
-    crate::app::run(config, proxy, admin, shutdown).await
+    if std::io::stdout().is_terminal() && log_file.is_some() {
+        tokio::spawn(summary(history.clone(), status_url));
+    }
+    let options = crate::app::Options { status: Some(history), ..Default::default() };
+    crate::app::run_with(config, proxy, admin, shutdown, options).await
+}
+
+/// Redraws the live summary in place under the banner, as often as the status snapshots change.
+async fn summary(history: Arc<History>, status_url: String) {
+    let mut drawn = false;
+    let mut tick = tokio::time::interval(crate::status::SAMPLE_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(view) = history.latest_view() else { continue };
+        let mut out = String::new();
+        if drawn {
+            // Back to the first line of the last summary, and clear from there down.
+            out.push_str(&format!("\x1b[{}A\r\x1b[J", terminal::lines()));
+        }
+        out.push_str(&terminal::render(&view, &status_url));
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush());
+        drawn = true;
+    }
 }
 
 async fn serve_upstream(listener: TcpListener) {

@@ -6,7 +6,8 @@
 //! - [`proxy`]: accept, decode the request, forward, tap the response.
 //! - [`mcp`]: JSON-RPC envelopes, the SSE decoder, sessions, bounded label names.
 //! - [`metrics`]: the one `Metrics` struct.
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`admin`]: the status page `/`, `/metrics`, `/healthz`, `/readyz`.
+//! - [`status`]: what the status page and the demo summary show, from the metrics.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -24,3 +25,4 @@ pub mod probe;
 pub mod proxy;
 pub mod reload;
 pub mod session;
+pub mod status;

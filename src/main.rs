@@ -76,8 +76,19 @@ fn serve(cli: &Cli) -> ExitCode {
             return ExitCode::from(EXIT_USAGE as u8);
         }
     };
+    // The demo keeps the terminal for its summary: log lines go to a file unless -v.
+    let demo_log = match &cli.command {
+        Some(Command::Demo { verbose: false }) => Some(std::env::temp_dir().join("mcp-tap-demo.log")),
+        _ => None,
+    };
     // Log lines are written by a thread of their own; the guard flushes them at exit.
-    let (log_level, _log_writer) = init_logging(&config);
+    let (log_level, _log_writer) = match init_logging(&config, demo_log.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot open the log file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -91,9 +102,9 @@ fn serve(cli: &Cli) -> ExitCode {
             std::sync::Arc::new(move || Config::load(&file).and_then(|c| cli.apply_overrides(c)));
         (path, load)
     });
-    let options = mcp_tap::app::Options { reload, sighup: true, log_level: Some(log_level) };
-    let result = if let Some(Command::Demo) = &cli.command {
-        runtime.block_on(demo(config))
+    let options = mcp_tap::app::Options { reload, sighup: true, log_level: Some(log_level), status: None };
+    let result = if let Some(Command::Demo { .. }) = &cli.command {
+        runtime.block_on(demo(config, demo_log.as_deref()))
     } else {
         runtime.block_on(run(config, options))
     };
@@ -117,7 +128,7 @@ async fn run(config: Config, options: mcp_tap::app::Options) -> anyhow::Result<(
     mcp_tap::app::run_with(config, proxy, admin, shutdown_signal(), options).await
 }
 
-async fn demo(config: Config) -> anyhow::Result<()> {
+async fn demo(config: Config, log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     use anyhow::Context;
     let proxy = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -125,7 +136,7 @@ async fn demo(config: Config) -> anyhow::Result<()> {
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (use --admin-listen)", config.admin_listen))?;
-    mcp_tap::demo::run(config, proxy, admin, shutdown_signal()).await
+    mcp_tap::demo::run(config, proxy, admin, log_file, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
@@ -143,8 +154,11 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Starts logging; returns the handle a reload uses to change `log.level`.
-fn init_logging(config: &Config) -> (mcp_tap::reload::LogLevelHandle, tracing_appender::non_blocking::WorkerGuard) {
+/// Starts logging, to stderr or to `file`; returns the handle a reload uses to change `log.level`.
+fn init_logging(
+    config: &Config,
+    file: Option<&std::path::Path>,
+) -> std::io::Result<(mcp_tap::reload::LogLevelHandle, tracing_appender::non_blocking::WorkerGuard)> {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::{fmt, reload, EnvFilter};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
@@ -152,11 +166,15 @@ fn init_logging(config: &Config) -> (mcp_tap::reload::LogLevelHandle, tracing_ap
     let registry = tracing_subscriber::registry().with(filter);
     // Lines go through a bounded queue to a writer thread, so a blocked stderr never stalls an
     // async worker; when the queue is full, lines are dropped rather than waited for.
+    let sink: Box<dyn std::io::Write + Send> = match file {
+        Some(path) => Box::new(std::fs::File::create(path)?),
+        None => Box::new(std::io::stderr()),
+    };
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(16_384)
         .thread_name("mcp-tap-log")
-        .finish(std::io::stderr());
+        .finish(sink);
     match config.log.format {
         LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_writer(writer)).init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_writer(writer)).init(),
@@ -165,5 +183,5 @@ fn init_logging(config: &Config) -> (mcp_tap::reload::LogLevelHandle, tracing_ap
         let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
         handle.reload(filter).map_err(|e| e.to_string())
     });
-    (set_level, guard)
+    Ok((set_level, guard))
 }

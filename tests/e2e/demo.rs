@@ -46,3 +46,34 @@ async fn the_demo_shows_operations_and_auth_failures_and_stops_on_sigint() {
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// The demo under an 80x24 pseudo-terminal, as a new user runs it: after several refreshes the
+/// banner is still on screen, the live summary sits under it, and no log line scrolls either away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_summary_stays_under_its_banner_in_an_80_column_terminal() {
+    let script = repo().join("tests/peers/demo_terminal.py");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python()).arg(script).args([env!("CARGO_BIN_EXE_mcp-tap"), "12"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let screen: Vec<&str> = run["display"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let text = screen.join("\n");
+    assert!(screen[0].starts_with("mcp-tap demo:"), "the banner's first line is still the top line:\n{text}");
+    for wanted in ["status page  http://", "operation (last 5 min)", "catalog.get-catalog-entity", "auth failures:"] {
+        assert!(text.contains(wanted), "{wanted:?} is on the screen:\n{text}");
+    }
+    assert!(!text.contains("WARN") && !text.contains("INFO"), "no log line on the screen:\n{text}");
+    // It redrew in place: several summaries were written, one is on screen.
+    let raw = run["raw"].as_str().unwrap();
+    assert!(raw.matches("operation (last 5 min)").count() >= 2, "the summary refreshed");
+    assert_eq!(text.matches("operation (last 5 min)").count(), 1, "one summary on screen:\n{text}");
+    assert_eq!(run["exit"], 0, "Ctrl-C stops the demo cleanly");
+    let shots = repo().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::write(shots.join("demo-terminal.txt"), format!("{text}\n")).unwrap();
+    let mut browser = Browser::start();
+    browser.terminal_screenshot(&shots.join("demo-terminal.txt"), &shots.join("demo-terminal.png"));
+}

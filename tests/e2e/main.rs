@@ -22,5 +22,6 @@ mod proxy_behaviour;
 mod real_peers;
 mod reload;
 mod shutdown;
+mod status_page;
 mod structure;
 mod upstream_tls_and_ready;

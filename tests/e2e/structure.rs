@@ -10,7 +10,7 @@ use crate::common::repo;
 const LAYERS: &[&[&str]] = &[
     &["labels", "config", "mcp"],
     &["metrics"],
-    &["session", "audit"],
+    &["session", "audit", "status"],
     &["http_client"],
     &["proxy"],
     &["export", "admin", "reload", "probe"],

@@ -1,7 +1,9 @@
 //! Shared test harness: the tap started in-process on port 0, a small HTTP client, metric
 //! helpers, `eventually` (the one way tests wait), and real peers (in `peers`).
 
+mod browser;
 mod peers;
+pub use browser::*;
 pub use peers::*;
 
 use std::collections::BTreeMap;
