@@ -136,8 +136,10 @@ def overview():
             [(f"sum by (mcp_route) (mcp_tap_sessions_active{{{RSEL}}})", "{{mcp_route}}")], w=8)
     b.panel("Session duration p50 / p95", "How long sessions last, from initialize to delete, idle or shutdown.", "s",
             [(f"histogram_quantile({q}, sum by (le) (rate(mcp_server_session_duration_seconds_bucket{{{RSEL}}}[$__rate_interval])))", f"p{int(q*100)}") for q in (0.5, 0.95)], w=8)
-    b.panel("Sessions ended by reason", "Sessions ended per second by reason.", "ops",
-            [(f"sum by (reason) (rate(mcp_tap_sessions_ended_total{{{RSEL}}}[$__rate_interval]))", "{{reason}}")], w=8)
+    b.panel("Sessions ended by reason and kind", "Sessions ended per second by reason, and by how the tap knows them: header (Mcp-Session-Id), inferred (initialize to a stateless server) or stateless (MCP 2026-07-28 clients).", "ops",
+            [(f"sum by (reason, session_kind) (rate(mcp_tap_sessions_ended_total{{{RSEL}}}[$__rate_interval]))", "{{session_kind}} {{reason}}")], w=8)
+    b.panel("Tool answer size p95 by tool", "95th percentile of tools/call response body size per tool: the tools that flood an agent's context window.", "bytes",
+            [(f'histogram_quantile(0.95, sum by (le, gen_ai_tool_name) (rate(mcp_tap_tool_response_bytes_bucket{{{RSEL}}}[$__rate_interval])))', "{{gen_ai_tool_name}}")])
     b.panel("Tools advertised", "Tools in the last tools/list answer per route. A drop means actions went missing (pluginSources).", "short",
             [(f"max by (mcp_route) (mcp_tap_tools_advertised{{{RSEL}}})", "{{mcp_route}}")])
     b.panel("Upstream errors by kind", "Failures talking to Backstage: connect, tls, reset, timeout.", "ops",
@@ -166,6 +168,8 @@ def auth():
     b.panel("Revoked tokens still in use", "Refusals of credentials that worked before (rotated or removed in Backstage), by client, over the dashboard range.", "short",
             [(f'sum by (client) (increase({af}{{{RSEL}, reason="revoked_token"}}[$__range])) > 0', "{{client}}")], kind="table",
             extra={"options": {"showHeader": True}})
+    b.panel("Header/body mismatches", "MCP 2026-07-28 requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body (audited as header_mismatch).", "ops",
+            [(f"sum by (kind) (rate(mcp_tap_header_mismatch_total{{{SEL}}}[$__rate_interval]))", "{{kind}}")])
     b.row("Clients")
     b.panel("Operations by client and outcome", "MCP operations per second by client and outcome (ok, error, tool_error, denied).", "reqps",
             [(f"sum by (client, outcome) (rate(mcp_tap_client_operations_total{{{SEL}}}[$__rate_interval]))", "{{client}} {{outcome}}")])

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::metrics::{Metrics, SessionEnd};
+use crate::metrics::{Metrics, SessionEnd, SessionKind};
 
 /// Who a stateless client is: route, a keyed hash of its credential, its address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -21,6 +21,7 @@ pub struct ClientKey {
 
 #[derive(Debug, Clone)]
 struct Session {
+    kind: SessionKind,
     route: Box<str>,
     started: Instant,
     last_seen: Instant,
@@ -66,8 +67,10 @@ impl SessionTracker {
         }
     }
 
-    fn end(&self, s: Session, reason: SessionEnd, now: Instant) {
-        self.metrics.record_session_end(&s.route, s.protocol_version, reason, now - s.started);
+    /// Records a session's end at `at` (its last activity when it ended without a word).
+    fn end(&self, s: Session, reason: SessionEnd, at: Instant) {
+        let duration = at.saturating_duration_since(s.started);
+        self.metrics.record_session_end(&s.route, s.protocol_version, (s.kind, reason), duration);
     }
 
     /// An `initialize` answer carried `Mcp-Session-Id`.
@@ -78,7 +81,9 @@ impl SessionTracker {
         if inner.header.contains_key(&key) || !self.has_room(&inner) {
             return;
         }
-        inner.header.insert(key, Session { route: route.into(), started: now, last_seen: now, protocol_version });
+        let s =
+            Session { kind: SessionKind::Header, route: route.into(), started: now, last_seen: now, protocol_version };
+        inner.header.insert(key, s);
         inner.count += 1;
         self.metrics.record_session_start(route);
     }
@@ -123,14 +128,41 @@ impl SessionTracker {
         } else if !self.has_room(&inner) {
             return;
         }
-        let s = Session { route: route.clone(), started: now, last_seen: now, protocol_version };
+        let kind = SessionKind::Inferred;
+        let s = Session { kind, route: route.clone(), started: now, last_seen: now, protocol_version };
         inner.inferred.entry(key).or_default().push((client_name.into(), s));
         inner.count += 1;
         drop(inner);
         if let Some(old) = ended {
-            self.end(old, SessionEnd::Reinitialized, now);
+            // The gap between the last request and the new `initialize` is not session time.
+            let last = old.last_seen;
+            self.end(old, SessionEnd::Reinitialized, last);
         }
         self.metrics.record_session_start(&route);
+    }
+
+    /// A request of an MCP 2026-07-28 client, which has no handshake: its session (this client
+    /// name on this identity) starts at its first request and ends after an idle gap.
+    pub fn stateless_request(&self, key: &ClientKey, client_name: &str, protocol_version: &'static str) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("session lock");
+        if let Some(list) = inner.inferred.get_mut(key) {
+            if let Some((_, s)) = list.iter_mut().find(|(n, s)| &**n == client_name && s.kind == SessionKind::Stateless)
+            {
+                s.last_seen = now;
+                s.protocol_version = protocol_version;
+                return;
+            }
+        }
+        if !self.has_room(&inner) {
+            return;
+        }
+        let kind = SessionKind::Stateless;
+        let s = Session { kind, route: key.route.clone(), started: now, last_seen: now, protocol_version };
+        inner.inferred.entry(key.clone()).or_default().push((client_name.into(), s));
+        inner.count += 1;
+        drop(inner);
+        self.metrics.record_session_start(&key.route);
     }
 
     /// Traffic from a stateless client; returns the protocol version of its newest session.
@@ -231,7 +263,9 @@ mod tests {
         assert_eq!(t.touch_header("everything", "abc"), Some("2025-06-18"));
         t.end_header("everything", "abc", SessionEnd::Delete);
         assert_eq!(t.active(), 0);
-        assert!(m.render().contains("mcp_tap_sessions_ended_total{mcp_route=\"everything\",reason=\"delete\"} 1"));
+        let ended =
+            "mcp_tap_sessions_ended_total{mcp_route=\"everything\",reason=\"delete\",session_kind=\"header\"} 1";
+        assert!(m.render().contains(ended));
         assert!(m.render().contains("mcp_server_session_duration_seconds_sum{error_type=\"\",mcp_protocol_version=\"2025-06-18\",mcp_route=\"everything\",network_protocol_name=\"http\",network_transport=\"tcp\"} 5"));
     }
 
@@ -243,14 +277,41 @@ mod tests {
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(t.touch_inferred(&key()), Some("2025-06-18"));
         t.inferred_started(key(), "vscode", "2025-06-18");
-        assert!(m.render().contains("reason=\"reinitialized\"} 1"));
+        assert!(m.render().contains("reason=\"reinitialized\",session_kind=\"inferred\"} 1"));
         assert_eq!(t.active(), 2);
         tokio::time::advance(Duration::from_secs(59)).await;
         assert_eq!(t.sweep(), 0);
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(t.sweep(), 2);
-        assert!(m.render().contains("reason=\"idle\"} 2"));
+        assert!(m.render().contains("reason=\"idle\",session_kind=\"inferred\"} 2"));
         assert_eq!(line(&m, "mcp_tap_sessions_active"), "mcp_tap_sessions_active{mcp_route=\"default\"} 0");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reinitialized_session_ends_at_its_last_activity_not_at_the_new_initialize() {
+        let (m, t) = tracker(3600, 10);
+        t.inferred_started(key(), "vscode", "2025-06-18");
+        tokio::time::advance(Duration::from_secs(4)).await;
+        t.touch_inferred(&key());
+        tokio::time::advance(Duration::from_secs(600)).await; // the client was closed for 10 minutes
+        t.inferred_started(key(), "vscode", "2025-06-18");
+        assert!(m.render().contains("mcp_server_session_duration_seconds_sum{error_type=\"\",mcp_protocol_version=\"2025-06-18\",mcp_route=\"default\",network_protocol_name=\"http\",network_transport=\"tcp\"} 4\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stateless_client_has_one_session_per_name_until_it_goes_quiet() {
+        let (m, t) = tracker(60, 10);
+        t.stateless_request(&key(), "agent", "2026-07-28");
+        t.stateless_request(&key(), "other-agent", "2026-07-28");
+        tokio::time::advance(Duration::from_secs(20)).await;
+        t.stateless_request(&key(), "agent", "2026-07-28");
+        assert_eq!(t.active(), 2);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(t.sweep(), 2);
+        let ended = "mcp_tap_sessions_ended_total{mcp_route=\"default\",reason=\"idle\",session_kind=\"stateless\"} 2";
+        assert!(m.render().contains(ended), "{}", line(&m, "mcp_tap_sessions_ended_total"));
+        // Session time runs to the last request: 20 s and 0 s, not the idle minute after.
+        assert!(m.render().contains("mcp_server_session_duration_seconds_sum{error_type=\"\",mcp_protocol_version=\"2026-07-28\",mcp_route=\"default\",network_protocol_name=\"http\",network_transport=\"tcp\"} 20\n"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -262,6 +323,6 @@ mod tests {
         assert_eq!(t.active(), 2);
         assert!(m.render().contains("mcp_tap_label_overflow_total{label=\"session\"} 1"));
         t.shutdown();
-        assert!(m.render().contains("reason=\"shutdown\"} 2"));
+        assert!(m.render().contains("reason=\"shutdown\",session_kind=\"header\"} 2"));
     }
 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::mcp::method::Method;
-use crate::metrics::{Reason, Scope};
+use crate::metrics::{MismatchKind, Reason, Scope};
 
 pub const SCHEMA: &str = "mcp-tap.audit.v1";
 
@@ -61,11 +61,22 @@ pub enum AuditEvent {
     ConfigReloadRefused {
         problems: Vec<String>,
     },
+    /// An MCP 2026-07-28 request whose `Mcp-Method` or `Mcp-Name` header said something else
+    /// than its body (both values bounded). The body is what the server executes.
+    HeaderMismatch {
+        route: String,
+        kind: MismatchKind,
+        header: String,
+        body: String,
+        client: String,
+        credential: Option<String>,
+        source: String,
+    },
 }
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -73,6 +84,7 @@ impl AuditEvent {
         "token_set_changed",
         "config_reloaded",
         "config_reload_refused",
+        "header_mismatch",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -84,6 +96,7 @@ impl AuditEvent {
             AuditEvent::TokenSetChanged { .. } => 4,
             AuditEvent::ConfigReloaded => 5,
             AuditEvent::ConfigReloadRefused { .. } => 6,
+            AuditEvent::HeaderMismatch { .. } => 7,
         };
         Self::NAMES[i]
     }
@@ -160,6 +173,15 @@ mod tests {
             AuditEvent::TokenSetChanged { added: vec!["ab".into()], removed: vec![] },
             AuditEvent::ConfigReloaded,
             AuditEvent::ConfigReloadRefused { problems: vec!["listen can only change with a restart".into()] },
+            AuditEvent::HeaderMismatch {
+                route: "default".into(),
+                kind: MismatchKind::Name,
+                header: "add".into(),
+                body: "explode".into(),
+                client: "unknown".into(),
+                credential: None,
+                source: "127.0.0.1".into(),
+            },
         ];
         assert_eq!(events.len(), AuditEvent::NAMES.len(), "every kind of event is checked");
         for e in events {

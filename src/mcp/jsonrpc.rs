@@ -33,8 +33,11 @@ pub struct Message {
     pub method: Option<Method>,
     /// `params.name` of `tools/call` / `prompts/get`.
     pub target: Option<String>,
-    /// `params.clientInfo.name` of `initialize`.
+    /// `params.clientInfo.name` of `initialize`, or `params._meta["io.modelcontextprotocol/clientInfo"]
+    /// .name`, which MCP 2026-07-28 clients send on every request.
     pub client_name: Option<String>,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28 and later).
+    pub protocol_version: Option<String>,
     /// `params.cursor` was present (a follow-up page of a list).
     pub has_cursor: bool,
     /// `params._meta.traceparent`: trace context carried inside the message.
@@ -151,6 +154,10 @@ struct RawParams<'a> {
 struct RawMeta<'a> {
     #[serde(borrow, deserialize_with = "string_or_skip")]
     traceparent: Option<Cow<'a, str>>,
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, deserialize_with = "string_or_skip")]
+    protocol_version: Option<Cow<'a, str>>,
+    #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow)]
+    client_info: Option<RawClientInfo<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -208,7 +215,8 @@ fn truncated(s: &str, max: usize) -> String {
 
 impl Raw<'_> {
     fn into_message(self) -> Message {
-        let params = self.params.unwrap_or_default();
+        let mut params = self.params.unwrap_or_default();
+        let mut meta = params.meta.take();
         let kind = if let Some(err) = self.error {
             // Backstage's own error bodies have `error` without a code: not JSON-RPC.
             match err.code {
@@ -245,9 +253,14 @@ impl Raw<'_> {
             id: self.id,
             method: self.method.as_deref().map(Method::parse),
             target: params.name.map(|n| truncated(&n, MAX_TEXT)),
-            client_name: params.client_info.and_then(|c| c.name).map(|n| truncated(&n, 64)),
+            client_name: params
+                .client_info
+                .and_then(|c| c.name)
+                .or_else(|| meta.as_mut().and_then(|m| m.client_info.take()).and_then(|c| c.name))
+                .map(|n| truncated(&n, 64)),
+            protocol_version: meta.as_mut().and_then(|m| m.protocol_version.take()).map(|v| truncated(&v, 32)),
             has_cursor: params.cursor.is_some(),
-            traceparent: params.meta.and_then(|m| m.traceparent).filter(|t| t.len() <= 128).map(Cow::into_owned),
+            traceparent: meta.and_then(|m| m.traceparent).filter(|t| t.len() <= 128).map(Cow::into_owned),
             kind,
         }
     }

@@ -42,8 +42,8 @@ pub(super) const HTTP_REQUESTS: Spec = Spec {
 
 pub(super) const SESSIONS_ENDED: Spec = Spec {
     name: "mcp_tap_sessions_ended_total",
-    help: "MCP sessions ended, by reason.",
-    labels: &["mcp_route", "reason"],
+    help: "MCP sessions ended, by reason and by how the tap knows the session.",
+    labels: &["mcp_route", "reason", "session_kind"],
 };
 
 pub(super) const SESSIONS_ACTIVE: Spec =
@@ -89,6 +89,18 @@ pub(super) const SERVER_MESSAGES: Spec = Spec {
     name: "mcp_tap_server_messages_total",
     help: "Requests and notifications the server sent to the client on a stream.",
     labels: &["mcp_route", "mcp_method_name"],
+};
+
+pub(super) const TOOL_RESPONSE_BYTES: Spec = Spec {
+    name: "mcp_tap_tool_response_bytes",
+    help: "Size of tools/call response bodies, by tool: which tools flood an agent's context window.",
+    labels: &["mcp_route", "gen_ai_tool_name"],
+};
+
+pub(super) const HEADER_MISMATCH: Spec = Spec {
+    name: "mcp_tap_header_mismatch_total",
+    help: "Requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body.",
+    labels: &["kind"],
 };
 
 pub(super) const REQUESTS_REFUSED: Spec = Spec {

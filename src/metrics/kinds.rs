@@ -55,6 +55,26 @@ label_enum! {
 }
 
 label_enum! {
+    /// How the tap knows a session (`mcp_tap_sessions_ended_total{session_kind}`): the server's
+    /// `Mcp-Session-Id`, an `initialize` of a client of a stateless server, or the requests of an
+    /// MCP 2026-07-28 client, which has no handshake at all.
+    pub enum SessionKind {
+        Header = "header",
+        Inferred = "inferred",
+        Stateless = "stateless",
+    }
+}
+
+label_enum! {
+    /// Which MCP 2026-07-28 request header disagreed with the body
+    /// (`mcp_tap_header_mismatch_total{kind}`): `Mcp-Method` or `Mcp-Name`.
+    pub enum MismatchKind {
+        Method = "method",
+        Name = "name",
+    }
+}
+
+label_enum! {
     /// What went wrong talking to the upstream (`mcp_tap_upstream_errors_total{kind}`).
     pub enum UpstreamErrorKind {
         Connect = "connect",

@@ -19,13 +19,17 @@ pub mod otel;
 pub use auth::AuthMetrics;
 use health::HealthMetrics;
 pub use kinds::{
-    AuditLoss, DecodeErrorKind, ErrorType, Limit, Outcome, OverflowLabel, Reason, Scope, SessionEnd, UnparsedReason,
-    UpstreamErrorKind,
+    AuditLoss, DecodeErrorKind, ErrorType, Limit, MismatchKind, Outcome, OverflowLabel, Reason, Scope, SessionEnd,
+    SessionKind, UnparsedReason, UpstreamErrorKind,
 };
 
 /// OpenTelemetry MCP semantic-convention buckets for `mcp.server.operation.duration`.
 pub const OPERATION_BUCKETS: [f64; 14] =
     [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+
+/// Response sizes from a short answer to a context-window flood (256 B to 4 MiB).
+pub(crate) const RESPONSE_BYTES_BUCKETS: [f64; 9] =
+    [256.0, 1024.0, 4096.0, 16_384.0, 65_536.0, 262_144.0, 1_048_576.0, 2_097_152.0, 4_194_304.0];
 
 pub const OVERHEAD_BUCKETS: [f64; 12] =
     [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
@@ -56,11 +60,13 @@ pub struct Metrics {
     tools_advertised: IntGaugeVec,
     upstream_errors: IntCounterVec,
     proxy_overhead: HistogramVec,
+    tool_response_bytes: HistogramVec,
     decode_errors: IntCounterVec,
     unparsed: IntCounterVec,
     label_overflow: IntCounterVec,
     server_messages: IntCounterVec,
     requests_refused: IntCounterVec,
+    header_mismatch: IntCounterVec,
     connections_open: prometheus::IntGauge,
     rpc_codes: Mutex<HashSet<i64>>,
     auth: AuthMetrics,
@@ -110,11 +116,13 @@ impl Metrics {
             tools_advertised: gauge_of(r, &catalogue::TOOLS_ADVERTISED),
             upstream_errors: counter_of(r, &catalogue::UPSTREAM_ERRORS),
             proxy_overhead: histogram(r, &catalogue::PROXY_OVERHEAD, OVERHEAD_BUCKETS.to_vec()),
+            tool_response_bytes: histogram(r, &catalogue::TOOL_RESPONSE_BYTES, RESPONSE_BYTES_BUCKETS.to_vec()),
             decode_errors: counter_of(r, &catalogue::DECODE_ERRORS),
             unparsed: counter_of(r, &catalogue::UNPARSED),
             label_overflow: counter_of(r, &catalogue::LABEL_OVERFLOW),
             server_messages: counter_of(r, &catalogue::SERVER_MESSAGES),
             requests_refused: counter_of(r, &catalogue::REQUESTS_REFUSED),
+            header_mismatch: counter_of(r, &catalogue::HEADER_MISMATCH),
             connections_open: gauge_of(r, &catalogue::CONNECTIONS_OPEN).with_label_values(&[] as &[&str]),
             rpc_codes: Mutex::new(HashSet::new()),
             auth: AuthMetrics::new(r),
@@ -147,7 +155,9 @@ impl Metrics {
             self.upstream_errors.with_label_values(&[route, kind.as_str()]);
         }
         for reason in SessionEnd::ALL {
-            self.sessions_ended.with_label_values(&[route, reason.as_str()]);
+            for kind in SessionKind::ALL {
+                self.sessions_ended.with_label_values(&[route, reason.as_str(), kind.as_str()]);
+            }
         }
         self.sessions_active.with_label_values(&[route]);
     }
@@ -161,6 +171,9 @@ impl Metrics {
         }
         for limit in Limit::ALL {
             self.requests_refused.with_label_values(&[limit.as_str()]);
+        }
+        for kind in MismatchKind::ALL {
+            self.header_mismatch.with_label_values(&[kind.as_str()]);
         }
         for label in OverflowLabel::ALL {
             self.label_overflow.with_label_values(&[label.as_str()]);
@@ -253,11 +266,11 @@ impl Metrics {
         &self,
         route: &str,
         protocol_version: &'static str,
-        reason: SessionEnd,
+        (kind, reason): (SessionKind, SessionEnd),
         duration: Duration,
     ) {
         self.sessions_active.with_label_values(&[route]).dec();
-        self.sessions_ended.with_label_values(&[route, reason.as_str()]).inc();
+        self.sessions_ended.with_label_values(&[route, reason.as_str(), kind.as_str()]).inc();
         let error_type = if reason == SessionEnd::Error { "error" } else { "" };
         self.session_duration
             .with_label_values(&[protocol_version, "tcp", "http", error_type, route])
@@ -303,6 +316,19 @@ impl Metrics {
 
     pub fn record_label_overflow(&self, label: OverflowLabel) {
         self.label_overflow.with_label_values(&[label.as_str()]).inc();
+    }
+
+    /// A `tools/call` exchange's response body, in bytes, under the tool's bounded label.
+    pub fn record_tool_response_bytes(&self, route: &str, tool: &str, bytes: u64) {
+        self.tool_response_bytes.with_label_values(&[route, tool]).observe(bytes as f64);
+        if let Some(otel) = self.otel.get() {
+            let labels = [("mcp_route", route), ("gen_ai_tool_name", tool)];
+            otel.tool_response_bytes.record(bytes as f64, &otel::attributes(&labels));
+        }
+    }
+
+    pub fn record_header_mismatch(&self, kind: MismatchKind) {
+        self.header_mismatch.with_label_values(&[kind.as_str()]).inc();
     }
 
     pub fn record_refused(&self, limit: Limit) {

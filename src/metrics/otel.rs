@@ -65,6 +65,7 @@ pub struct Histograms {
     pub operation: Histogram<f64>,
     pub session: Histogram<f64>,
     pub overhead: Histogram<f64>,
+    pub tool_response_bytes: Histogram<f64>,
 }
 
 pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
@@ -83,6 +84,11 @@ pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
             "mcp_tap_proxy_overhead_seconds",
             "Time the tap itself adds to an exchange.",
             super::OVERHEAD_BUCKETS.to_vec(),
+        ),
+        tool_response_bytes: h(
+            "mcp_tap_tool_response_bytes",
+            "Size of tools/call response bodies, by tool.",
+            super::RESPONSE_BYTES_BUCKETS.to_vec(),
         ),
     }
 }

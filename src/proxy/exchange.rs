@@ -40,6 +40,9 @@ pub struct Exchange {
     /// `Mcp-Session-Id` on the response (a header session starts with the `initialize` answer).
     new_session_id: Option<Box<str>>,
     client_name: Option<String>,
+    /// Response body bytes so far, and the exchange's one `tools/call`, if it is one.
+    bytes: u64,
+    tool_call: Option<Pending>,
 }
 
 impl Exchange {
@@ -75,7 +78,16 @@ impl Exchange {
             session,
             new_session_id,
             client_name: req.client_name,
+            bytes: 0,
+            tool_call: None,
         };
+        if let [p] = ex.pending.as_slice() {
+            if p.method == Method::ToolsCall && p.id.is_some() {
+                let target = p.target.clone();
+                ex.tool_call =
+                    Some(Pending { id: None, method: p.method, target, cursor: false, denied: false, span: None });
+            }
+        }
         if status < 400 {
             ex.recorder.credential_worked();
         }
@@ -105,6 +117,7 @@ impl Exchange {
 
     /// A frame of the response body went by.
     pub fn on_data(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
         let mut decoded = Vec::new();
         self.decoder.feed(data, &mut decoded);
         for d in decoded {
@@ -248,6 +261,10 @@ impl Exchange {
         let now = Instant::now();
         for mut p in std::mem::take(&mut self.pending) {
             self.recorder.operation(&mut p, error, now);
+        }
+        // A client may close an SSE stream once it has its answer: the bytes it got still count.
+        if let (Some(call), true) = (self.tool_call.take(), self.bytes > 0 && self.status < 400) {
+            self.recorder.tool_response_bytes(&call, self.bytes);
         }
     }
 }

@@ -244,6 +244,7 @@ fn respond(
     }
     let exchange = route_state.map(|state| {
         let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call);
+        recorder.header_mismatches();
         Box::new(Exchange::new(recorder, shared.sessions.clone(), info.open, status, &parts.headers, decoder))
     });
     shared.metrics.record_http_exchange(&label, method, status);
@@ -271,6 +272,7 @@ fn upstream_failure(
     shared.metrics.record_http_exchange(&label, method, status.as_u16());
     if let Some(state) = route {
         let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call);
+        recorder.header_mismatches();
         let (sessions, headers) = (shared.sessions.clone(), http::HeaderMap::new());
         let ex = Exchange::new(recorder, sessions, info.open, status.as_u16(), &headers, ResponseDecoder::None);
         ex.fail(err.error_type());

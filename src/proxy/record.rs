@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::request::{CallContext, Pending};
 use super::route::RouteState;
+use crate::audit::event::AuditEvent;
 use crate::audit::reason::{classify_rejection, BackstageError, Reason};
 use crate::audit::{Auditor, AuthFailure};
 use crate::mcp::method::Method;
@@ -37,6 +38,25 @@ impl Recorder {
     /// `initialize` answered with the version the session speaks.
     pub fn set_protocol_version(&mut self, version: &'static str) {
         self.call.protocol_version = version;
+    }
+
+    /// MCP 2026-07-28 headers that disagreed with the body: counted, and one audit line each.
+    pub fn header_mismatches(&self) {
+        let caller = &self.call.caller;
+        for m in &self.call.mismatches {
+            self.metrics.record_header_mismatch(m.kind);
+            tracing::info!(route = %self.route.label, kind = m.kind.as_str(), header = %m.header, body = %m.body,
+                "an MCP request header disagrees with its body");
+            self.auditor.write(AuditEvent::HeaderMismatch {
+                route: self.route.label.to_string(),
+                kind: m.kind,
+                header: m.header.clone(),
+                body: m.body.clone(),
+                client: caller.credential.client().to_string(),
+                credential: caller.credential.fingerprint().map(|f| f.to_string()),
+                source: caller.source.to_string(),
+            });
+        }
     }
 
     /// The upstream accepted the credential: a later refusal of it means it was revoked.
@@ -82,6 +102,12 @@ impl Recorder {
             }
             None => String::new(),
         }
+    }
+
+    /// The size of a single `tools/call` exchange's answer.
+    pub fn tool_response_bytes(&self, p: &Pending, bytes: u64) {
+        let tool = self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool);
+        self.metrics.record_tool_response_bytes(&self.route.label, &tool, bytes);
     }
 
     /// Whether a tool failure names a tool this route advertised (to this caller or another).

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::mcp::jsonrpc::{Id, Message};
 use crate::mcp::method::Method;
 use crate::mcp::names::{protocol_version_label, DEFAULT_PROTOCOL_VERSION};
+use crate::metrics::MismatchKind;
 use crate::session::ClientKey;
 
 /// A client request waiting for its answer.
@@ -45,6 +46,8 @@ pub struct RequestInfo {
 /// Who made the call, when, and over what: what the recorder labels and audits outcomes with.
 pub struct CallContext {
     pub caller: Caller,
+    /// MCP 2026-07-28 headers that disagreed with the body.
+    pub mismatches: Vec<HeaderMismatch>,
     pub started: Instant,
     pub http_version: &'static str,
     pub protocol_version: &'static str,
@@ -67,6 +70,43 @@ pub struct Caller {
     pub request_id: Option<String>,
     pub trace_id: Option<String>,
     pub http_method: http::Method,
+}
+
+/// An `Mcp-Method` or `Mcp-Name` header that says something else than the body, with both
+/// values cut to 64 characters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderMismatch {
+    pub kind: MismatchKind,
+    pub header: String,
+    pub body: String,
+}
+
+fn cut(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// The headers MCP 2026-07-28 requires, checked against a single-message body. A batch, or a
+/// body the tap could not decode, is not checked; names are compared for `tools/call` and
+/// `prompts/get`, whose `params.name` the tap reads.
+pub fn header_mismatches(headers: &http::HeaderMap, messages: &[Message]) -> Vec<HeaderMismatch> {
+    let [message] = messages else { return Vec::new() };
+    let Some(method) = message.method else { return Vec::new() };
+    let mut out = Vec::new();
+    if let Some(header) = headers.get("mcp-method").map(|v| String::from_utf8_lossy(v.as_bytes())) {
+        // A method the tap does not know cannot be compared (its name is not kept).
+        if method != Method::Other && Method::parse(&header) != method {
+            out.push(HeaderMismatch { kind: MismatchKind::Method, header: cut(&header), body: method.to_string() });
+        }
+    }
+    if let (true, Some(header)) =
+        (method.names_a_target(), headers.get("mcp-name").map(|v| String::from_utf8_lossy(v.as_bytes())))
+    {
+        let body = message.target.as_deref().unwrap_or("");
+        if header != body {
+            out.push(HeaderMismatch { kind: MismatchKind::Name, header: cut(&header), body: cut(body) });
+        }
+    }
+    out
 }
 
 /// The pending list from the decoded request messages (requests and notifications, not answers).
@@ -136,10 +176,13 @@ pub fn request_info(
     started: Instant,
     http_version: &'static str,
 ) -> RequestInfo {
-    let client_name =
-        messages.iter().find(|m| m.method == Some(Method::Initialize)).and_then(|m| m.client_name.clone());
-    let mut protocol_version =
-        headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).map(protocol_version_label);
+    let initialize = messages.iter().find(|m| m.method == Some(Method::Initialize));
+    let client_name = initialize.and_then(|m| m.client_name.clone());
+    // MCP 2026-07-28 carries the protocol version in every request's `_meta`: the body wins over
+    // the header, as the server executes the body.
+    let meta_version = messages.iter().find_map(|m| m.protocol_version.as_deref()).map(protocol_version_label);
+    let mut protocol_version = meta_version
+        .or_else(|| headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).map(protocol_version_label));
     let mut session = None;
     if let Some(state) = route {
         let session_header = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
@@ -155,14 +198,21 @@ pub fn request_info(
                 Credential::Missing => 0,
             };
             let key = ClientKey { route: state.label.clone(), credential, source: caller.source };
-            if let Some(v) = shared.sessions.touch_inferred(&key) {
-                protocol_version = protocol_version.or(Some(v));
+            if let (Some(version), None) = (meta_version, initialize) {
+                let name = messages.iter().find_map(|m| m.client_name.as_deref()).unwrap_or("");
+                shared.sessions.stateless_request(&key, name, version);
+            } else if initialize.is_none() {
+                // An `initialize` starts a new session; it is no activity of the old one.
+                if let Some(v) = shared.sessions.touch_inferred(&key) {
+                    protocol_version = protocol_version.or(Some(v));
+                }
             }
             session = Some(SessionRef::Inferred(key));
         }
     }
     RequestInfo {
         call: CallContext {
+            mismatches: header_mismatches(headers, messages),
             caller,
             started,
             http_version,

@@ -78,6 +78,16 @@ fn cases() -> Vec<Case> {
             silent_at: vec!["4m"],
         },
         Case {
+            alert: "MCPTapHeaderBodyMismatch",
+            interval: "30s",
+            series: vec![(leak(s("mcp_tap_header_mismatch_total", ",kind=\"name\"")), "0x10 1 2 2x40")],
+            fires_at: "7m",
+            labels: vec![("severity", "ticket"), ("kind", "name")],
+            // Silent before the first mismatch and once 15 min of window and 30 min of
+            // keep_firing_for have passed.
+            silent_at: vec!["4m", "55m"],
+        },
+        Case {
             alert: "MCPTapDown",
             interval: "30s",
             series: vec![(leak(s("up", "")), "1x4 0x20")],

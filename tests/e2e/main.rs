@@ -18,6 +18,7 @@ mod otlp_traces;
 mod paging;
 mod paths;
 mod prometheus_e2e;
+mod protocol_2026;
 mod proxy_behaviour;
 mod real_peers;
 mod reload;

@@ -106,7 +106,12 @@ async fn python_stateless_json_server_through_the_tap() {
         op(&m, "pyjson", "tools/call", &[("gen_ai_tool_name", "add"), ("mcp_protocol_version", "2026-07-28")]),
         1.0
     );
-    assert_eq!(metric(&m, "mcp_tap_sessions_active", &[("mcp_route", "pyjson")]), 1.0);
+    // Two sessions open: the legacy client's (inferred from its initialize) and the auto-mode
+    // client's (a 2026-07-28 client: known from its requests).
+    let open =
+        |kind: &str| metric(&m, "mcp_tap_sessions_ended_total", &[("mcp_route", "pyjson"), ("session_kind", kind)]);
+    assert_eq!(metric(&m, "mcp_tap_sessions_active", &[("mcp_route", "pyjson")]), 2.0);
+    assert_eq!((open("inferred"), open("stateless")), (0.0, 0.0));
 
     let admin = tap.admin;
     tap.stop().await;

@@ -1,0 +1,124 @@
+//! MCP 2026-07-28 clients (no handshake, no session id) through the tap, beside handshake-era
+//! clients on the same route at the same time, with the official Python SDK on both sides.
+
+use crate::common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+
+const CALL: [&str; 2] = ["--call", r#"add={"a":2,"b":3}"#];
+
+fn op(text: &str, method: &str, version: &str, extra: &[(&str, &str)]) -> f64 {
+    let mut labels = vec![("mcp_route", "py"), ("mcp_method_name", method), ("mcp_protocol_version", version)];
+    labels.extend_from_slice(extra);
+    metric(text, "mcp_server_operation_duration_seconds_count", &labels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_and_handshake_clients_at_once_are_measured_and_each_gets_a_session() {
+    let server = python_server(false).await;
+    let upstream = format!("http://127.0.0.1:{}", server.port);
+    let mut config = config_for(&upstream, "py");
+    config.sessions.idle_timeout = Duration::from_secs(1);
+    let tap = Tap::start(config).await;
+    let url = tap.url("/mcp");
+
+    let mut current = vec!["--mode", "2026-07-28"];
+    current.extend_from_slice(&CALL);
+    let mut legacy = vec!["--mode", "legacy"];
+    legacy.extend_from_slice(&CALL);
+    let (a, b) = tokio::join!(python_client(&url, &current), python_client(&url, &legacy));
+    assert_eq!(
+        (a["protocol_version"].as_str(), b["protocol_version"].as_str()),
+        (Some("2026-07-28"), Some("2025-11-25"))
+    );
+    assert_eq!(a["calls"], b["calls"], "both generations get the same answers through the tap");
+
+    let m = metrics_when(&tap, Duration::from_secs(20), "the stateless session ended after its idle gap", |m| {
+        metric(m, "mcp_tap_sessions_ended_total", &[("mcp_route", "py"), ("session_kind", "stateless")]) == 1.0
+    })
+    .await;
+    let add = [("gen_ai_tool_name", "add"), ("error_type", "")];
+    // The current client: no handshake; its version comes from `_meta` on every request.
+    assert_eq!(op(&m, "tools/list", "2026-07-28", &[("error_type", "")]), 1.0);
+    assert_eq!(op(&m, "tools/call", "2026-07-28", &add), 1.0);
+    assert_eq!(op(&m, "initialize", "2026-07-28", &[]), 0.0);
+    // The handshake-era client, on the same route at the same time.
+    assert_eq!(op(&m, "initialize", "2025-11-25", &[("error_type", "")]), 1.0);
+    assert_eq!(op(&m, "tools/list", "2025-11-25", &[("error_type", "")]), 1.0);
+    assert_eq!(op(&m, "tools/call", "2025-11-25", &add), 1.0);
+    // One session each: the server's header session (ended by the client's DELETE) and the
+    // stateless client's, ended by its idle gap, measured to its last request.
+    let ended = |kind: &str, reason: &str| {
+        metric(&m, "mcp_tap_sessions_ended_total", &[("mcp_route", "py"), ("session_kind", kind), ("reason", reason)])
+    };
+    assert_eq!((ended("header", "delete"), ended("stateless", "idle")), (1.0, 1.0));
+    assert_eq!(metric(&m, "mcp_tap_sessions_active", &[("mcp_route", "py")]), 0.0);
+    let durations = |v: &str| {
+        metric(&m, "mcp_server_session_duration_seconds_count", &[("mcp_route", "py"), ("mcp_protocol_version", v)])
+    };
+    assert_eq!((durations("2026-07-28"), durations("2025-11-25")), (1.0, 1.0));
+    let stateless_seconds = metric(
+        &m,
+        "mcp_server_session_duration_seconds_sum",
+        &[("mcp_route", "py"), ("mcp_protocol_version", "2026-07-28")],
+    );
+    assert!(stateless_seconds < 1.0, "the idle second is not session time: {stateless_seconds}");
+    // Each tool answer's size is recorded under its tool.
+    assert_eq!(
+        metric(&m, "mcp_tap_tool_response_bytes_count", &[("mcp_route", "py"), ("gen_ai_tool_name", "add")]),
+        2.0,
+        "{}",
+        m.lines().filter(|l| l.contains("tool_response")).collect::<Vec<_>>().join("\n")
+    );
+    assert!(metric(&m, "mcp_tap_tool_response_bytes_sum", &[("gen_ai_tool_name", "add")]) > 100.0);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_that_disagree_with_the_body_are_counted_audited_and_forwarded_unchanged() {
+    let server = python_server(false).await;
+    let upstream = format!("http://127.0.0.1:{}", server.port);
+    let config = config_for(&upstream, "py");
+    let tap = Tap::start(config.clone()).await;
+    // Learn the tools first, so tool names are label values.
+    python_client(&tap.url("/mcp"), &["--mode", "2026-07-28"]).await;
+
+    // The header claims a harmless tool; the body calls another one.
+    let body = Bytes::from_static(
+        br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"explode","arguments":{"reason":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+    );
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "add"),
+    ];
+    let direct = request("POST", &format!("{upstream}/mcp"), &headers, body.clone()).await;
+    let tapped = request("POST", &tap.url("/mcp"), &headers, body).await;
+    assert_eq!((tapped.0, &tapped.2), (direct.0, &direct.2), "the server's own answer reaches the client unchanged");
+    assert!(direct.0 >= 400 || String::from_utf8_lossy(&direct.2).contains("ismatch"), "the SDK server rejects it");
+
+    let m = metrics_when(&tap, Duration::from_secs(5), "the mismatch counted", |m| {
+        metric(m, "mcp_tap_header_mismatch_total", &[("kind", "name")]) == 1.0
+    })
+    .await;
+    assert_eq!(metric(&m, "mcp_tap_header_mismatch_total", &[("kind", "method")]), 0.0);
+    // The operation is what the body asked for, never what the header claimed.
+    assert_eq!(metric(&m, "mcp_server_operation_duration_seconds_count", &[("gen_ai_tool_name", "add")]), 0.0);
+    assert_eq!(metric(&m, "mcp_server_operation_duration_seconds_count", &[("gen_ai_tool_name", "explode")]), 1.0);
+    let lines = audit_when(&config, Duration::from_secs(5), "a header_mismatch audit line", |l| {
+        l["event"] == "header_mismatch"
+    })
+    .await;
+    let found: Vec<_> = lines.iter().filter(|l| l["event"] == "header_mismatch").collect();
+    assert_eq!(found.len(), 1, "audited once: {found:?}");
+    assert_eq!(
+        (found[0]["kind"].as_str(), found[0]["header"].as_str(), found[0]["body"].as_str()),
+        (Some("name"), Some("add"), Some("explode"))
+    );
+    drop(server);
+}
