@@ -102,6 +102,8 @@ async fn post(
 
 /// Runs every check and returns their results in order.
 pub async fn run(spec: &ProbeSpec) -> Vec<CheckResult> {
+    let (base_url, mcp_path) = split_endpoint(&spec.base_url, &spec.mcp_path);
+    let spec = &ProbeSpec { base_url, mcp_path, ..spec.clone() };
     let upstream = crate::config::Upstream { url: spec.base_url.clone(), ..Default::default() };
     let client = match http_client::build_client(&upstream) {
         Ok(c) => c,
@@ -125,6 +127,21 @@ pub async fn run(spec: &ProbeSpec) -> Vec<CheckResult> {
     let bogus = invalid_token();
     results.push(result("invalid_token_rejected", rejected(&client, spec, Some(&bogus)).await, started));
     results
+}
+
+/// The base URL and MCP path of what the user gave: a base URL, or the full endpoint URL pasted
+/// from an MCP client's config (`https://backstage.example.com/api/mcp-actions/v1/catalog`).
+pub fn split_endpoint(url: &str, mcp_path: &str) -> (String, String) {
+    let Ok(uri) = url.parse::<http::Uri>() else { return (url.to_string(), mcp_path.to_string()) };
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return (url.to_string(), mcp_path.to_string());
+    };
+    let path = uri.path();
+    // Backstage matches its routes case-insensitively, so the pasted URL may be in any case.
+    match path.to_ascii_lowercase().find("/api/mcp-actions/") {
+        Some(i) => (format!("{scheme}://{authority}{}", &path[..i]), path[i..].trim_end_matches('/').to_string()),
+        None => (url.to_string(), mcp_path.to_string()),
+    }
 }
 
 fn mcp_url(spec: &ProbeSpec) -> String {
@@ -221,4 +238,25 @@ pub fn render_human(results: &[CheckResult]) -> String {
 
 pub fn render_json(results: &[CheckResult]) -> String {
     serde_json::json!({"ok": results.iter().all(|r| r.ok), "checks": results}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_endpoint;
+
+    #[test]
+    fn the_endpoint_url_from_a_client_config_is_as_good_as_the_base_url() {
+        let default = "/api/mcp-actions/v1";
+        let split = |u: &str| split_endpoint(u, default);
+        let base = ("https://backstage.example.com".to_string(), default.to_string());
+        assert_eq!(split("https://backstage.example.com"), base);
+        assert_eq!(split("https://backstage.example.com/api/mcp-actions/v1"), base);
+        assert_eq!(split("https://backstage.example.com/api/mcp-actions/v1/"), base);
+        assert_eq!(
+            split("http://10.0.0.5:7007/backstage/API/MCP-ACTIONS/v1/catalog"),
+            ("http://10.0.0.5:7007/backstage".to_string(), "/API/MCP-ACTIONS/v1/catalog".to_string())
+        );
+        // Not an MCP Actions URL: used as given.
+        assert_eq!(split("http://tap:7070/"), ("http://tap:7070/".to_string(), default.to_string()));
+    }
 }

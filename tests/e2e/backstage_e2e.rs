@@ -92,8 +92,10 @@ async fn in_front_of_a_real_backstage() {
         assert!(!m.contains(token), "a token leaked into /metrics");
     }
 
-    // The post-deployment probe, against Backstage directly and through the tap.
-    for base in [upstream.clone(), format!("http://{}", tap.proxy)] {
+    // The post-deployment probe, against Backstage directly and through the tap, given the base
+    // URL or the endpoint URL a user pastes from an MCP client's config.
+    let endpoint = format!("http://{}/api/mcp-actions/v1/catalog", tap.proxy);
+    for base in [upstream.clone(), format!("http://{}", tap.proxy), endpoint] {
         let (code, out) = probe(&base, TOKEN_FULL, &["--expect-tool", "catalog.get-catalog-entity"]).await;
         assert_eq!(code, 0, "{out}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
