@@ -41,6 +41,11 @@ pub struct CheckResult {
 pub const CHECKS: [&str; 5] =
     ["readiness", "unauthenticated_rejected", "initialize", "tools_list", "invalid_token_rejected"];
 
+/// The 2026-07-28 way to meet a server: no handshake, a `server/discover` with the version in
+/// the headers and in `_meta`.
+const DISCOVER: &str = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"mcp-tap-probe","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+const DISCOVER_HEADERS: [(&str, &str); 2] = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "server/discover")];
+
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcp-tap-probe","version":"1"}}}"#;
 const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
 /// Never a valid token: Backstage needs 8+ characters, this one is random per run.
@@ -62,9 +67,22 @@ async fn post(
     body: &'static str,
     timeout: Duration,
 ) -> Result<Answer, String> {
+    post_with(client, url, token, (body, &[]), timeout).await
+}
+
+async fn post_with(
+    client: &UpstreamClient,
+    url: &str,
+    token: Option<&str>,
+    (body, headers): (&'static str, &[(&str, &str)]),
+    timeout: Duration,
+) -> Result<Answer, String> {
     let mut req = http::Request::post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -175,13 +193,20 @@ async fn rejected(client: &UpstreamClient, spec: &ProbeSpec, bogus: Option<&str>
 
 const NO_TOKEN: &str = "no token given (--token or MCP_TAP_PROBE_TOKEN)";
 
+/// The server greets a client: a 2026-07-28 server answers `server/discover`; a handshake-era
+/// one (Backstage today) rejects it, and `initialize` is tried. The detail says which answered.
 async fn initialize(client: &UpstreamClient, spec: &ProbeSpec) -> Result<String, String> {
     let token = spec.token.as_deref().ok_or(NO_TOKEN)?;
+    let d = post_with(client, &mcp_url(spec), Some(token), (DISCOVER, &DISCOVER_HEADERS), spec.timeout).await?;
+    if d.status == 200 && d.messages.iter().any(|m| matches!(m.kind, Kind::Result(_))) {
+        return Ok("MCP 2026-07-28: server/discover answered (no handshake)".into());
+    }
     let a = post(client, &mcp_url(spec), Some(token), INITIALIZE, spec.timeout).await?;
     match a.status {
         200 => match a.messages.iter().find(|m| m.is_response()) {
             Some(Message { kind: Kind::Result(r), .. }) => {
-                Ok(format!("protocol {}", r.protocol_version.as_deref().unwrap_or("unknown")))
+                let version = r.protocol_version.as_deref().unwrap_or("unknown");
+                Ok(format!("handshake era: initialize answered, protocol {version}"))
             }
             Some(Message { kind: Kind::Error { code }, .. }) => Err(format!("initialize answered JSON-RPC error {code}")),
             _ => Err("initialize answered 200 without a JSON-RPC result".into()),

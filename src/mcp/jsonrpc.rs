@@ -64,6 +64,9 @@ pub struct ResultInfo {
     /// First text content of the result, truncated: tool failures say `<ErrorName>: <message>`.
     pub error_text: Option<String>,
     pub protocol_version: Option<String>,
+    /// `resultType: "input_required"` (MCP 2026-07-28): the server needs more input from the
+    /// client, which retries the request; a normal round, not an error.
+    pub input_required: bool,
     /// Names from a `tools/list` answer.
     pub tools: Option<Vec<String>>,
     pub prompts: Option<Vec<String>>,
@@ -177,6 +180,8 @@ struct RawResult<'a> {
     content: Option<&'a serde_json::value::RawValue>,
     #[serde(rename = "protocolVersion", borrow, deserialize_with = "string_or_skip")]
     protocol_version: Option<Cow<'a, str>>,
+    #[serde(rename = "resultType", borrow, deserialize_with = "string_or_skip")]
+    result_type: Option<Cow<'a, str>>,
     #[serde(borrow)]
     tools: Option<Vec<RawNamed<'a>>>,
     #[serde(borrow)]
@@ -240,6 +245,7 @@ impl Raw<'_> {
                 is_error,
                 error_text,
                 protocol_version: r.protocol_version.map(|v| truncated(&v, 32)),
+                input_required: r.result_type.as_deref() == Some("input_required"),
                 tools: names(r.tools),
                 prompts: names(r.prompts),
             })

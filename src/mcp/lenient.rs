@@ -150,6 +150,18 @@ mod tests {
     }
 
     #[test]
+    fn current_list_results_are_learned_as_before() {
+        // MCP 2026-07-28 list answers carry cache hints and a result type: no effect on names.
+        let m = one(
+            r#"{"id":1,"result":{"ttlMs":60000,"cacheScope":"private","resultType":"complete","tools":[{"name":"a"},{"name":"b"}]}}"#,
+        );
+        let Kind::Result(r) = m.kind else { panic!("not a result") };
+        assert_eq!((r.tools, r.input_required), (Some(vec!["a".to_string(), "b".to_string()]), false));
+        let asking = one(r#"{"id":2,"result":{"resultType":"input_required","inputRequests":{},"requestState":"s"}}"#);
+        assert!(matches!(asking.kind, Kind::Result(ref r) if r.input_required && !r.is_error));
+    }
+
+    #[test]
     fn only_a_failed_result_has_its_text_read() {
         let failed =
             one(r#"{"id":1,"result":{"isError":true,"content":[{"type":"text","text":"NotFoundError: \"x\""}]}}"#);

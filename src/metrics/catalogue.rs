@@ -97,6 +97,18 @@ pub(super) const TOOL_RESPONSE_BYTES: Spec = Spec {
     labels: &["mcp_route", "gen_ai_tool_name"],
 };
 
+pub(super) const STREAM_DURATION: Spec = Spec {
+    name: "mcp_tap_stream_duration_seconds",
+    help: "How long long-lived MCP streams (subscriptions/listen) stayed open; not operation latency.",
+    labels: &["mcp_route", "mcp_method_name", "error_type"],
+};
+
+pub(super) const INPUT_REQUIRED: Spec = Spec {
+    name: "mcp_tap_input_required_total",
+    help: "Results asking the client for more input before the request can complete (MCP 2026-07-28 rounds).",
+    labels: &["mcp_route", "mcp_method_name", "gen_ai_tool_name"],
+};
+
 pub(super) const HEADER_MISMATCH: Spec = Spec {
     name: "mcp_tap_header_mismatch_total",
     help: "Requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body.",

@@ -67,6 +67,8 @@ pub struct Metrics {
     server_messages: IntCounterVec,
     requests_refused: IntCounterVec,
     header_mismatch: IntCounterVec,
+    input_required: IntCounterVec,
+    stream_duration: HistogramVec,
     connections_open: prometheus::IntGauge,
     rpc_codes: Mutex<HashSet<i64>>,
     auth: AuthMetrics,
@@ -110,6 +112,7 @@ impl Metrics {
         let m = Self {
             operation_duration: histogram(r, &catalogue::OPERATION_DURATION, OPERATION_BUCKETS.to_vec()),
             session_duration: histogram(r, &catalogue::SESSION_DURATION, session_buckets.clone()),
+            stream_duration: histogram(r, &catalogue::STREAM_DURATION, session_buckets.clone()),
             http_requests: counter_of(r, &catalogue::HTTP_REQUESTS),
             sessions_ended: counter_of(r, &catalogue::SESSIONS_ENDED),
             sessions_active: gauge_of(r, &catalogue::SESSIONS_ACTIVE),
@@ -123,6 +126,7 @@ impl Metrics {
             server_messages: counter_of(r, &catalogue::SERVER_MESSAGES),
             requests_refused: counter_of(r, &catalogue::REQUESTS_REFUSED),
             header_mismatch: counter_of(r, &catalogue::HEADER_MISMATCH),
+            input_required: counter_of(r, &catalogue::INPUT_REQUIRED),
             connections_open: gauge_of(r, &catalogue::CONNECTIONS_OPEN).with_label_values(&[] as &[&str]),
             rpc_codes: Mutex::new(HashSet::new()),
             auth: AuthMetrics::new(r),
@@ -325,6 +329,21 @@ impl Metrics {
             let labels = [("mcp_route", route), ("gen_ai_tool_name", tool)];
             otel.tool_response_bytes.record(bytes as f64, &otel::attributes(&labels));
         }
+    }
+
+    /// A long-lived stream (`subscriptions/listen`) closed after `duration`; `error_type` says how.
+    pub fn record_stream(&self, route: &str, method: Method, error_type: &str, duration: Duration) {
+        let labels = [route, method.as_str(), error_type];
+        self.stream_duration.with_label_values(&labels).observe(duration.as_secs_f64());
+        if let Some(otel) = self.otel.get() {
+            let labels = [("mcp_route", route), ("mcp_method_name", method.as_str()), ("error_type", error_type)];
+            otel.stream.record(duration.as_secs_f64(), &otel::attributes(&labels));
+        }
+    }
+
+    /// One `input_required` round of a request (`tool` is empty but for `tools/call`).
+    pub fn record_input_required(&self, route: &str, method: Method, tool: &str) {
+        self.input_required.with_label_values(&[route, method.as_str(), tool]).inc();
     }
 
     pub fn record_header_mismatch(&self, kind: MismatchKind) {

@@ -66,6 +66,7 @@ pub struct Histograms {
     pub session: Histogram<f64>,
     pub overhead: Histogram<f64>,
     pub tool_response_bytes: Histogram<f64>,
+    pub stream: Histogram<f64>,
 }
 
 pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
@@ -84,6 +85,11 @@ pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
             "mcp_tap_proxy_overhead_seconds",
             "Time the tap itself adds to an exchange.",
             super::OVERHEAD_BUCKETS.to_vec(),
+        ),
+        stream: h(
+            "mcp_tap_stream_duration_seconds",
+            "How long long-lived MCP streams (subscriptions/listen) stayed open.",
+            session_buckets.to_vec(),
         ),
         tool_response_bytes: h(
             "mcp_tap_tool_response_bytes",

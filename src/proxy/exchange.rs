@@ -193,6 +193,9 @@ impl Exchange {
             }
             _ => {}
         }
+        if r.input_required {
+            self.recorder.input_required(p);
+        }
         if !(r.is_error && p.method == Method::ToolsCall) {
             return ErrorType::None;
         }

@@ -69,6 +69,16 @@ impl Recorder {
     /// One MCP request reached its end with `error` (`ErrorType::None` on success).
     pub fn operation(&self, p: &mut Pending, error: ErrorType, now: Instant) {
         super::trace::end(p.span.take(), error);
+        if p.method == Method::SubscriptionsListen {
+            // A subscription stream stays open as long as the client listens: its life is a
+            // stream duration, not an operation latency of hours.
+            let error_type = match error {
+                ErrorType::JsonRpc(_) => "jsonrpc_error".to_string(),
+                other => other.label().unwrap_or_default(),
+            };
+            self.metrics.record_stream(&self.route.label, p.method, &error_type, now - self.call.started);
+            return;
+        }
         let tool = self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool);
         let prompt = self.bounded_target(p, Method::PromptsGet, &self.route.prompts, OverflowLabel::Prompt);
         self.metrics.record_operation(&Operation {
@@ -102,6 +112,12 @@ impl Recorder {
             }
             None => String::new(),
         }
+    }
+
+    /// The server answered `p` with `input_required`: the client will retry with more input.
+    pub fn input_required(&self, p: &Pending) {
+        let tool = self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool);
+        self.metrics.record_input_required(&self.route.label, p.method, &tool);
     }
 
     /// The size of a single `tools/call` exchange's answer.

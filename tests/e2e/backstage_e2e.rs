@@ -102,6 +102,8 @@ async fn in_front_of_a_real_backstage() {
         assert_eq!(v["ok"], true);
         let checks: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
         assert_eq!(checks, mcp_tap::probe::CHECKS);
+        let greeting = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "initialize").unwrap();
+        assert!(greeting["detail"].as_str().unwrap().starts_with("handshake era"), "Backstage today: {greeting}");
     }
     // A wrong token: exactly the authenticated checks fail, with advice, and the exit code says so.
     let (code, out) = probe(&upstream, "tap-test-wrong-token-000000", &[]).await;

@@ -122,3 +122,71 @@ async fn headers_that_disagree_with_the_body_are_counted_audited_and_forwarded_u
     );
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_required_round_is_a_normal_outcome_counted_per_tool() {
+    let server = python_server_with(&["--elicitation"]).await;
+    let upstream = format!("http://127.0.0.1:{}", server.port);
+    let tap = Tap::start(config_for(&upstream, "py")).await;
+    let args = ["--mode", "2026-07-28", "--accept-elicitation", "--call", r#"delete_entity={"name":"x"}"#];
+    let seen = python_client(&tap.url("/mcp"), &args).await;
+    assert_eq!(seen["calls"][0]["content"][0], "deleted x", "the client got through both rounds: {seen}");
+
+    let m = tap.metrics().await;
+    let tool = ("gen_ai_tool_name", "delete_entity");
+    // The server asked once for input, the client retried: two tools/call operations, no error.
+    let calls = |error: &str| {
+        metric(
+            &m,
+            "mcp_server_operation_duration_seconds_count",
+            &[("mcp_method_name", "tools/call"), tool, ("error_type", error)],
+        )
+    };
+    assert_eq!((calls(""), metric(&m, "mcp_server_operation_duration_seconds_count", &[tool])), (2.0, 2.0));
+    let rounds =
+        metric(&m, "mcp_tap_input_required_total", &[("mcp_route", "py"), ("mcp_method_name", "tools/call"), tool]);
+    assert_eq!(rounds, 1.0);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_stream_is_a_stream_duration_not_an_operation_of_its_lifetime() {
+    let server = python_server(false).await;
+    let upstream = format!("http://127.0.0.1:{}", server.port);
+    let tap = Tap::start(config_for(&upstream, "py")).await;
+    let seen = python_client(&tap.url("/mcp"), &["--mode", "2026-07-28", "--no-list", "--listen", "1.5"]).await;
+    assert_eq!(seen["listen_honored"], true, "the server acknowledged the subscription through the tap: {seen}");
+
+    let listen = [("mcp_route", "py"), ("mcp_method_name", "subscriptions/listen")];
+    let m = metrics_when(&tap, Duration::from_secs(10), "the closed stream recorded", |m| {
+        metric(m, "mcp_tap_stream_duration_seconds_count", &listen) == 1.0
+    })
+    .await;
+    let seconds = metric(&m, "mcp_tap_stream_duration_seconds_sum", &listen);
+    assert!((1.4..30.0).contains(&seconds), "the stream was open about as long as the client listened: {seconds}");
+    assert_eq!(metric(&m, "mcp_server_operation_duration_seconds_count", &listen), 0.0, "not an operation");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_says_which_generation_answered() {
+    let server = python_server(false).await;
+    let upstream = format!("http://127.0.0.1:{}", server.port);
+    let tap = Tap::start(config_for(&upstream, "py")).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
+        .args(["probe", &format!("http://{}", tap.proxy), "--mcp-path", "/mcp", "--output", "json"])
+        .env("MCP_TAP_PROBE_TOKEN", "any-token-the-sdk-server-ignores")
+        .output()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let greeting = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "initialize").unwrap().clone();
+    assert_eq!(greeting["ok"], true, "{v}");
+    assert!(greeting["detail"].as_str().unwrap().starts_with("MCP 2026-07-28"), "{greeting}");
+    let m = tap.metrics().await;
+    assert_eq!(
+        metric(&m, "mcp_server_operation_duration_seconds_count", &[("mcp_method_name", "server/discover")]),
+        1.0
+    );
+    drop(server);
+}

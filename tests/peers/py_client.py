@@ -9,6 +9,7 @@ import json
 import sys
 
 import httpx2
+import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -20,6 +21,8 @@ parser.add_argument("--token")
 parser.add_argument("--call", action="append", default=[], help="NAME=JSON_ARGS")
 parser.add_argument("--prompt", action="append", default=[], help="NAME=JSON_ARGS")
 parser.add_argument("--no-list", action="store_true")
+parser.add_argument("--listen", type=float, help="hold a subscriptions/listen stream open this many seconds")
+parser.add_argument("--accept-elicitation", action="store_true", help="answer every elicitation with ok=true")
 args = parser.parse_args()
 
 
@@ -30,13 +33,17 @@ def content_text(result):
     return out
 
 
+async def accept(context, params):
+    return types.ElicitResult(action="accept", content={"ok": True})
+
+
 async def main():
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
     http = create_mcp_http_client(headers=headers)
     seen = {}
     async with http:
         transport = streamable_http_client(args.url, http_client=http)
-        async with Client(transport, mode=args.mode, cache=None) as client:
+        async with Client(transport, mode=args.mode, cache=None, elicitation_callback=accept if args.accept_elicitation else None) as client:
             seen["protocol_version"] = client.protocol_version
             if not args.no_list:
                 tools = await client.list_tools()
@@ -46,6 +53,10 @@ async def main():
                 name, _, raw = spec.partition("=")
                 result = await client.call_tool(name, json.loads(raw or "{}"))
                 seen["calls"].append({"tool": name, "is_error": bool(result.is_error), "content": content_text(result)})
+            if args.listen:
+                async with client.listen(tools_list_changed=True) as sub:
+                    seen["listen_honored"] = bool(sub.honored)
+                    await asyncio.sleep(args.listen)
             seen["prompts"] = []
             for spec in args.prompt:
                 name, _, raw = spec.partition("=")

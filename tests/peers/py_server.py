@@ -5,13 +5,17 @@ Stateful mode issues Mcp-Session-Id and answers with SSE; --stateless --json ans
 """
 import argparse
 import asyncio
+from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
+from pydantic import BaseModel
+
+from mcp.server.mcpserver import Elicit, MCPServer, Resolve
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--stateless", action="store_true")
 parser.add_argument("--json", action="store_true")
+parser.add_argument("--elicitation", action="store_true", help="add a tool that asks the client first")
 args = parser.parse_args()
 
 server = MCPServer("tap-test-server")
@@ -34,6 +38,23 @@ async def slow(seconds: float) -> str:
     """Answers after a delay."""
     await asyncio.sleep(seconds)
     return "done"
+
+
+class Confirm(BaseModel):
+    ok: bool
+
+
+def ask_first(name: str) -> Elicit[Confirm]:
+    return Elicit(f"Really delete {name}?", Confirm)
+
+
+def delete_entity(name: str, confirm: Annotated[Confirm, Resolve(ask_first)]) -> str:
+    """Deletes an entity once the user confirms (2026-07-28 clients get an input_required round)."""
+    return f"deleted {name}" if confirm.ok else "kept"
+
+
+if args.elicitation:
+    server.tool()(delete_entity)
 
 
 @server.prompt()

@@ -98,12 +98,15 @@ pub async fn spawn_peer_on(port: u16, mut cmd: Command, what: &str) -> Result<Pe
 }
 
 pub async fn python_server(stateless_json: bool) -> Peer {
+    python_server_with(if stateless_json { &["--stateless", "--json"] } else { &[] }).await
+}
+
+/// The Python MCP server with more of `py_server.py`'s options (`--elicitation`: a tool that
+/// asks the client for input before it runs).
+pub async fn python_server_with(args: &[&str]) -> Peer {
     spawn_peer("the Python MCP server", |port| {
         let mut cmd = Command::new(python());
-        cmd.arg(repo().join("tests/peers/py_server.py")).arg("--port").arg(port.to_string());
-        if stateless_json {
-            cmd.args(["--stateless", "--json"]);
-        }
+        cmd.arg(repo().join("tests/peers/py_server.py")).arg("--port").arg(port.to_string()).args(args);
         cmd
     })
     .await
