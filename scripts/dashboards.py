@@ -138,8 +138,8 @@ def overview():
             [(f"histogram_quantile({q}, sum by (le) (rate(mcp_server_session_duration_seconds_bucket{{{RSEL}}}[$__rate_interval])))", f"p{int(q*100)}") for q in (0.5, 0.95)], w=8)
     b.panel("Sessions ended by reason and kind", "Sessions ended per second by reason, and by how the tap knows them: header (Mcp-Session-Id), inferred (initialize to a stateless server) or stateless (MCP 2026-07-28 clients).", "ops",
             [(f"sum by (reason, session_kind) (rate(mcp_tap_sessions_ended_total{{{RSEL}}}[$__rate_interval]))", "{{session_kind}} {{reason}}")], w=8)
-    b.panel("Input-required rounds by tool", "MCP 2026-07-28 results that ask the client for more input (elicitation, sampling) before the tool can finish: a normal extra round, not an error.", "ops",
-            [(f"sum by (gen_ai_tool_name) (rate(mcp_tap_input_required_total{{{RSEL}}}[$__rate_interval]))", "{{gen_ai_tool_name}}")])
+    b.panel("Input-required rounds by method", "MCP 2026-07-28 results that ask the client for more input (elicitation, sampling) before the request can finish: a normal extra round, not an error. Per tool: mcp_tap_input_required_total{gen_ai_tool_name}.", "ops",
+            [(f"sum by (mcp_method_name) (rate(mcp_tap_input_required_total{{{RSEL}}}[$__rate_interval]))", "{{mcp_method_name}}")])
     b.panel("Tool answer size p95 by tool", "95th percentile of tools/call response body size per tool: the tools that flood an agent's context window.", "bytes",
             [(f'histogram_quantile(0.95, sum by (le, gen_ai_tool_name) (rate(mcp_tap_tool_response_bytes_bucket{{{RSEL}}}[$__rate_interval])))', "{{gen_ai_tool_name}}")])
     b.panel("Tools advertised", "Tools in the last tools/list answer per route. A drop means actions went missing (pluginSources).", "short",

@@ -53,7 +53,7 @@ pub async fn run(
     let admin_addr = admin.local_addr()?;
     let status_url = format!("http://{admin_addr}/");
     let logs = log_file.map_or_else(|| "below (-v)".to_string(), |p| p.display().to_string());
-    print!(
+    let banner = format!(
         "mcp-tap demo: the tap in front of an embedded Backstage-like MCP server\n\
          \n  status page  {status_url}\
          \n  tap          http://{tap}{MCP_PATH}\
@@ -63,7 +63,11 @@ pub async fn run(
          \nTool calls (one tool always fails), 401s, 403s and an auth burst. Ctrl-C stops.\n\n",
         audit = config.audit.output,
     );
-    let _ = std::io::stdout().flush();
+    // One write, and a reader that has gone (`mcp-tap demo | head`) stops nothing: `print!`
+    // would panic on the closed pipe.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+    drop(stdout);
     let history = Arc::new(History::default());
     tokio::spawn(traffic(tap));
     if std::io::stdout().is_terminal() && log_file.is_some() {

@@ -164,6 +164,10 @@ impl Metrics {
             }
         }
         self.sessions_active.with_label_values(&[route]);
+        // Rounds of requests that name no tool exist from the start; tools get theirs when used.
+        for method in [Method::PromptsGet, Method::ResourcesRead] {
+            self.input_required.with_label_values(&[route, method.as_str(), ""]);
+        }
     }
 
     fn preinit_global(&self) {
