@@ -170,6 +170,8 @@ def auth():
     b.panel("Revoked tokens still in use", "Refusals of credentials that worked before (rotated or removed in Backstage), by client, over the dashboard range.", "short",
             [(f'sum by (client) (increase({af}{{{RSEL}, reason="revoked_token"}}[$__range])) > 0', "{{client}}")], kind="table",
             extra={"options": {"showHeader": True}})
+    b.panel("Credentials from unapproved networks", "Requests with a credential from outside audit.approved_networks, by client (audited as unapproved_source).", "reqps",
+            [(f"sum by (client) (rate(mcp_tap_unapproved_source_total{{{SEL}}}[$__rate_interval]))", "{{client}}")])
     b.panel("Header/body mismatches", "MCP 2026-07-28 requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body (audited as header_mismatch).", "ops",
             [(f"sum by (kind) (rate(mcp_tap_header_mismatch_total{{{SEL}}}[$__rate_interval]))", "{{kind}}")])
     b.row("Clients")

@@ -61,6 +61,15 @@ pub enum AuditEvent {
     ConfigReloadRefused {
         problems: Vec<String>,
     },
+    /// A request with a credential from outside `audit.approved_networks` (once per credential
+    /// and address per `audit.unapproved_audit_interval`).
+    UnapprovedSource {
+        route: String,
+        client: String,
+        credential: Option<String>,
+        source: String,
+        status: u16,
+    },
     /// An MCP 2026-07-28 request whose `Mcp-Method` or `Mcp-Name` header said something else
     /// than its body (both values bounded). The body is what the server executes.
     HeaderMismatch {
@@ -76,7 +85,7 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -85,6 +94,7 @@ impl AuditEvent {
         "config_reloaded",
         "config_reload_refused",
         "header_mismatch",
+        "unapproved_source",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -97,6 +107,7 @@ impl AuditEvent {
             AuditEvent::ConfigReloaded => 5,
             AuditEvent::ConfigReloadRefused { .. } => 6,
             AuditEvent::HeaderMismatch { .. } => 7,
+            AuditEvent::UnapprovedSource { .. } => 8,
         };
         Self::NAMES[i]
     }
@@ -173,6 +184,13 @@ mod tests {
             AuditEvent::TokenSetChanged { added: vec!["ab".into()], removed: vec![] },
             AuditEvent::ConfigReloaded,
             AuditEvent::ConfigReloadRefused { problems: vec!["listen can only change with a restart".into()] },
+            AuditEvent::UnapprovedSource {
+                route: "default".into(),
+                client: "ci-agent".into(),
+                credential: Some("0123456789abcdef".into()),
+                source: "203.0.113.9".into(),
+                status: 200,
+            },
             AuditEvent::HeaderMismatch {
                 route: "default".into(),
                 kind: MismatchKind::Name,

@@ -37,11 +37,19 @@ pub struct Auditor {
     metrics: Arc<Metrics>,
     pager: Option<Pager>,
     max_user_agent: AtomicUsize,
+    /// `audit.approved_networks` and `audit.unapproved_audit_interval`, swapped by a reload.
+    approved: ArcSwap<(Vec<ipnet::IpNet>, std::time::Duration)>,
+    /// When each credential and address outside them was last audited.
+    unapproved_seen: Mutex<LruCache<(Fingerprint, IpAddr), Instant>>,
     /// Tokens removed from the directory by a reload, with the subject they had: their next use
     /// is `revoked_token`, still named by that subject.
     retired: Mutex<LruCache<Fingerprint, Arc<str>>>,
     /// Routes whose zero series exist (new subjects after a reload get theirs too).
     routes: Mutex<Vec<String>>,
+}
+
+fn approved(config: &Config) -> (Vec<ipnet::IpNet>, std::time::Duration) {
+    (config.audit.approved_networks.clone(), config.audit.unapproved_audit_interval)
 }
 
 /// The last token credential one client connection presented, with the token directory it was
@@ -103,6 +111,10 @@ impl Auditor {
             )),
             pager: config.alertmanager.url.as_ref().map(|_| Pager::new(&config.alertmanager, metrics.clone())),
             max_user_agent: AtomicUsize::new(config.audit.max_user_agent),
+            approved: ArcSwap::from_pointee(approved(config)),
+            unapproved_seen: Mutex::new(LruCache::new(
+                NonZeroUsize::new(config.audit.max_remembered_credentials.max(1)).expect("non-zero"),
+            )),
             retired: Mutex::new(LruCache::new(
                 NonZeroUsize::new(config.audit.max_remembered_credentials.max(1)).expect("non-zero"),
             )),
@@ -115,6 +127,7 @@ impl Auditor {
         for route in route_labels {
             auditor.preinit_route(route);
         }
+        auditor.preinit_unapproved();
         auditor.metrics.preinit_bursts();
         auditor.metrics.preinit_audit(&AuditEvent::NAMES);
         auditor
@@ -207,9 +220,53 @@ impl Auditor {
             config.audit.summary_interval,
         );
         self.max_user_agent.store(config.audit.max_user_agent, Ordering::Relaxed);
+        self.approved.store(Arc::new(approved(config)));
+        self.preinit_unapproved();
         let routes = self.routes.lock().expect("routes lock").clone();
         for route in routes {
             self.preinit_route(&route);
+        }
+    }
+
+    /// Zero series of `mcp_tap_unapproved_source_total` for every known client.
+    fn preinit_unapproved(&self) {
+        self.metrics.preinit_unapproved_source(CLIENT_UNKNOWN);
+        for subject in self.directory.load().subjects() {
+            self.metrics.preinit_unapproved_source(subject);
+        }
+    }
+
+    /// A request with a credential came from `source`. Outside `audit.approved_networks` it is
+    /// counted, and audited once per credential and address per interval, whatever the answer.
+    pub fn check_source(&self, route: &str, credential: &Credential, source: IpAddr, status: u16) {
+        let approved = self.approved.load();
+        let (networks, interval) = &**approved;
+        if networks.is_empty() || networks.iter().any(|n| n.contains(&source)) {
+            return;
+        }
+        let Some(fingerprint) = credential.fingerprint() else { return };
+        let client = credential.client();
+        self.metrics.record_unapproved_source(client);
+        let now = Instant::now();
+        let due = {
+            let mut seen = self.unapproved_seen.lock().expect("unapproved lock");
+            match seen.get(&(fingerprint, source)) {
+                Some(last) if now.saturating_duration_since(*last) < *interval => false,
+                _ => {
+                    seen.put((fingerprint, source), now);
+                    true
+                }
+            }
+        };
+        if due {
+            tracing::warn!(route, client, credential = %fingerprint, %source, "a credential used from outside the approved networks");
+            self.sink.write(&AuditLine::new(AuditEvent::UnapprovedSource {
+                route: route.to_string(),
+                client: client.to_string(),
+                credential: Some(fingerprint.to_string()),
+                source: source.to_string(),
+                status,
+            }));
         }
     }
 

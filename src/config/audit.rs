@@ -36,6 +36,12 @@ pub struct Audit {
     pub source_from_forwarded_for: bool,
     /// The proxies (CIDRs) whose `X-Forwarded-For` is believed. Default: none.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The networks (CIDRs) MCP clients are expected to come from. A request with a credential
+    /// from anywhere else is counted and audited, whether or not it succeeds. Default: none (off).
+    pub approved_networks: Vec<ipnet::IpNet>,
+    /// A credential seen from one unapproved address is audited once per this interval.
+    #[serde(with = "humantime_serde")]
+    pub unapproved_audit_interval: Duration,
 }
 
 impl Default for Audit {
@@ -52,6 +58,8 @@ impl Default for Audit {
             max_user_agent: 128,
             source_from_forwarded_for: false,
             trusted_proxies: Vec::new(),
+            approved_networks: Vec::new(),
+            unapproved_audit_interval: Duration::from_secs(3600),
         }
     }
 }

@@ -109,6 +109,12 @@ pub(super) const INPUT_REQUIRED: Spec = Spec {
     labels: &["mcp_route", "mcp_method_name", "gen_ai_tool_name"],
 };
 
+pub(super) const UNAPPROVED_SOURCE: Spec = Spec {
+    name: "mcp_tap_unapproved_source_total",
+    help: "Requests with a credential from outside audit.approved_networks, by client.",
+    labels: &["client"],
+};
+
 pub(super) const HEADER_MISMATCH: Spec = Spec {
     name: "mcp_tap_header_mismatch_total",
     help: "Requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body.",

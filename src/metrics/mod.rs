@@ -67,6 +67,7 @@ pub struct Metrics {
     server_messages: IntCounterVec,
     requests_refused: IntCounterVec,
     header_mismatch: IntCounterVec,
+    unapproved_source: IntCounterVec,
     input_required: IntCounterVec,
     stream_duration: HistogramVec,
     connections_open: prometheus::IntGauge,
@@ -126,6 +127,7 @@ impl Metrics {
             server_messages: counter_of(r, &catalogue::SERVER_MESSAGES),
             requests_refused: counter_of(r, &catalogue::REQUESTS_REFUSED),
             header_mismatch: counter_of(r, &catalogue::HEADER_MISMATCH),
+            unapproved_source: counter_of(r, &catalogue::UNAPPROVED_SOURCE),
             input_required: counter_of(r, &catalogue::INPUT_REQUIRED),
             connections_open: gauge_of(r, &catalogue::CONNECTIONS_OPEN).with_label_values(&[] as &[&str]),
             rpc_codes: Mutex::new(HashSet::new()),
@@ -348,6 +350,16 @@ impl Metrics {
     /// One `input_required` round of a request (`tool` is empty but for `tools/call`).
     pub fn record_input_required(&self, route: &str, method: Method, tool: &str) {
         self.input_required.with_label_values(&[route, method.as_str(), tool]).inc();
+    }
+
+    /// A request with a credential from outside the approved networks (`client` bounded).
+    pub fn record_unapproved_source(&self, client: &str) {
+        self.unapproved_source.with_label_values(&[client]).inc();
+    }
+
+    /// The zero series of a client, so the alert's `increase()` sees its first request.
+    pub fn preinit_unapproved_source(&self, client: &str) {
+        self.unapproved_source.with_label_values(&[client]);
     }
 
     pub fn record_header_mismatch(&self, kind: MismatchKind) {

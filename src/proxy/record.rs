@@ -40,8 +40,16 @@ impl Recorder {
         self.call.protocol_version = version;
     }
 
+    /// What a request shows before its outcome: a credential from outside the approved networks,
+    /// and MCP 2026-07-28 headers that disagree with the body.
+    pub fn request_checks(&self, status: u16) {
+        let caller = &self.call.caller;
+        self.auditor.check_source(&self.route.label, &caller.credential, caller.source, status);
+        self.header_mismatches();
+    }
+
     /// MCP 2026-07-28 headers that disagreed with the body: counted, and one audit line each.
-    pub fn header_mismatches(&self) {
+    fn header_mismatches(&self) {
         let caller = &self.call.caller;
         for m in &self.call.mismatches {
             self.metrics.record_header_mismatch(m.kind);

@@ -78,6 +78,14 @@ fn cases() -> Vec<Case> {
             silent_at: vec!["4m"],
         },
         Case {
+            alert: "MCPTapUnapprovedSource",
+            interval: "30s",
+            series: vec![(leak(s("mcp_tap_unapproved_source_total", ",client=\"ci-agent\"")), "0x10 3 3x40")],
+            fires_at: "7m",
+            labels: vec![("severity", "ticket"), ("client", "ci-agent")],
+            silent_at: vec!["4m", "85m"],
+        },
+        Case {
             alert: "MCPTapHeaderBodyMismatch",
             interval: "30s",
             series: vec![(leak(s("mcp_tap_header_mismatch_total", ",kind=\"name\"")), "0x10 1 2 2x40")],

@@ -12,6 +12,7 @@ mod cli;
 mod dashboards_lint;
 mod demo;
 mod deploy;
+mod hygiene;
 mod limits;
 mod otlp;
 mod otlp_traces;
