@@ -172,6 +172,8 @@ def auth():
             extra={"options": {"showHeader": True}})
     b.panel("Credentials from unapproved networks", "Requests with a credential from outside audit.approved_networks, by client (audited as unapproved_source).", "reqps",
             [(f"sum by (client) (rate(mcp_tap_unapproved_source_total{{{SEL}}}[$__rate_interval]))", "{{client}}")])
+    b.panel("Shared credentials", "Credentials presented by a second client name (clientInfo.name or User-Agent) within audit.shared_credential_window, by client (audited as credential_shared).", "short",
+            [(f"sum by (client) (increase(mcp_tap_credential_shared_total{{{SEL}}}[$__rate_interval]))", "{{client}}")])
     b.panel("Header/body mismatches", "MCP 2026-07-28 requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body (audited as header_mismatch).", "ops",
             [(f"sum by (kind) (rate(mcp_tap_header_mismatch_total{{{SEL}}}[$__rate_interval]))", "{{kind}}")])
     b.row("Clients")

@@ -61,6 +61,14 @@ pub enum AuditEvent {
     ConfigReloadRefused {
         problems: Vec<String>,
     },
+    /// One credential presented by two different client names within the window (once per pair).
+    CredentialShared {
+        route: String,
+        client: String,
+        credential: String,
+        clients: [String; 2],
+        source: String,
+    },
     /// A request with a credential from outside `audit.approved_networks` (once per credential
     /// and address per `audit.unapproved_audit_interval`).
     UnapprovedSource {
@@ -85,7 +93,7 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -95,6 +103,7 @@ impl AuditEvent {
         "config_reload_refused",
         "header_mismatch",
         "unapproved_source",
+        "credential_shared",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -108,6 +117,7 @@ impl AuditEvent {
             AuditEvent::ConfigReloadRefused { .. } => 6,
             AuditEvent::HeaderMismatch { .. } => 7,
             AuditEvent::UnapprovedSource { .. } => 8,
+            AuditEvent::CredentialShared { .. } => 9,
         };
         Self::NAMES[i]
     }
@@ -184,6 +194,13 @@ mod tests {
             AuditEvent::TokenSetChanged { added: vec!["ab".into()], removed: vec![] },
             AuditEvent::ConfigReloaded,
             AuditEvent::ConfigReloadRefused { problems: vec!["listen can only change with a restart".into()] },
+            AuditEvent::CredentialShared {
+                route: "default".into(),
+                client: "unknown".into(),
+                credential: "0123456789abcdef".into(),
+                clients: ["vscode".into(), "claude-code".into()],
+                source: "127.0.0.1".into(),
+            },
             AuditEvent::UnapprovedSource {
                 route: "default".into(),
                 client: "ci-agent".into(),

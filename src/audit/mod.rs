@@ -7,6 +7,7 @@ pub mod burst;
 pub mod event;
 pub mod identity;
 pub mod reason;
+pub mod sharing;
 pub mod sink;
 
 use std::net::IpAddr;
@@ -41,6 +42,7 @@ pub struct Auditor {
     approved: ArcSwap<(Vec<ipnet::IpNet>, std::time::Duration)>,
     /// When each credential and address outside them was last audited.
     unapproved_seen: Mutex<LruCache<(Fingerprint, IpAddr), Instant>>,
+    sharing: Mutex<sharing::Sharing>,
     /// Tokens removed from the directory by a reload, with the subject they had: their next use
     /// is `revoked_token`, still named by that subject.
     retired: Mutex<LruCache<Fingerprint, Arc<str>>>,
@@ -112,6 +114,10 @@ impl Auditor {
             pager: config.alertmanager.url.as_ref().map(|_| Pager::new(&config.alertmanager, metrics.clone())),
             max_user_agent: AtomicUsize::new(config.audit.max_user_agent),
             approved: ArcSwap::from_pointee(approved(config)),
+            sharing: Mutex::new(sharing::Sharing::new(
+                config.audit.max_remembered_credentials,
+                config.audit.shared_credential_window,
+            )),
             unapproved_seen: Mutex::new(LruCache::new(
                 NonZeroUsize::new(config.audit.max_remembered_credentials.max(1)).expect("non-zero"),
             )),
@@ -230,9 +236,9 @@ impl Auditor {
 
     /// Zero series of `mcp_tap_unapproved_source_total` for every known client.
     fn preinit_unapproved(&self) {
-        self.metrics.preinit_unapproved_source(CLIENT_UNKNOWN);
+        self.metrics.preinit_checklist(CLIENT_UNKNOWN);
         for subject in self.directory.load().subjects() {
-            self.metrics.preinit_unapproved_source(subject);
+            self.metrics.preinit_checklist(subject);
         }
     }
 

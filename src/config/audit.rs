@@ -39,6 +39,9 @@ pub struct Audit {
     /// The networks (CIDRs) MCP clients are expected to come from. A request with a credential
     /// from anywhere else is counted and audited, whether or not it succeeds. Default: none (off).
     pub approved_networks: Vec<ipnet::IpNet>,
+    /// Two client names presenting one credential within this window make it shared.
+    #[serde(with = "humantime_serde")]
+    pub shared_credential_window: Duration,
     /// A credential seen from one unapproved address is audited once per this interval.
     #[serde(with = "humantime_serde")]
     pub unapproved_audit_interval: Duration,
@@ -60,6 +63,7 @@ impl Default for Audit {
             trusted_proxies: Vec::new(),
             approved_networks: Vec::new(),
             unapproved_audit_interval: Duration::from_secs(3600),
+            shared_credential_window: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -24,6 +24,7 @@ const COUNTERS: &[&str] = &[
     "mcp_tap_requests_refused_total",
     "mcp_tap_header_mismatch_total",
     "mcp_tap_unapproved_source_total",
+    "mcp_tap_credential_shared_total",
     "mcp_tap_input_required_total",
     "mcp_tap_auth_failures_total",
     "mcp_tap_client_operations_total",

@@ -109,6 +109,12 @@ pub(super) const INPUT_REQUIRED: Spec = Spec {
     labels: &["mcp_route", "mcp_method_name", "gen_ai_tool_name"],
 };
 
+pub(super) const CREDENTIAL_SHARED: Spec = Spec {
+    name: "mcp_tap_credential_shared_total",
+    help: "Credentials presented by a second client name within audit.shared_credential_window, by client.",
+    labels: &["client"],
+};
+
 pub(super) const UNAPPROVED_SOURCE: Spec = Spec {
     name: "mcp_tap_unapproved_source_total",
     help: "Requests with a credential from outside audit.approved_networks, by client.",

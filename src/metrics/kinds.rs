@@ -191,3 +191,19 @@ label_enum! {
         Connections = "connections",
     }
 }
+
+/// A status code as a label value; the codes HTTP can carry need no allocation.
+pub struct StatusLabel(Result<http::StatusCode, String>);
+
+impl StatusLabel {
+    pub fn new(status: u16) -> Self {
+        Self(http::StatusCode::from_u16(status).map_err(|_| status.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Ok(code) => code.as_str(),
+            Err(other) => other,
+        }
+    }
+}

@@ -20,7 +20,7 @@ pub use auth::AuthMetrics;
 use health::HealthMetrics;
 pub use kinds::{
     AuditLoss, DecodeErrorKind, ErrorType, Limit, MismatchKind, Outcome, OverflowLabel, Reason, Scope, SessionEnd,
-    SessionKind, UnparsedReason, UpstreamErrorKind,
+    SessionKind, StatusLabel, UnparsedReason, UpstreamErrorKind,
 };
 
 /// OpenTelemetry MCP semantic-convention buckets for `mcp.server.operation.duration`.
@@ -68,6 +68,7 @@ pub struct Metrics {
     requests_refused: IntCounterVec,
     header_mismatch: IntCounterVec,
     unapproved_source: IntCounterVec,
+    credential_shared: IntCounterVec,
     input_required: IntCounterVec,
     stream_duration: HistogramVec,
     connections_open: prometheus::IntGauge,
@@ -128,6 +129,7 @@ impl Metrics {
             requests_refused: counter_of(r, &catalogue::REQUESTS_REFUSED),
             header_mismatch: counter_of(r, &catalogue::HEADER_MISMATCH),
             unapproved_source: counter_of(r, &catalogue::UNAPPROVED_SOURCE),
+            credential_shared: counter_of(r, &catalogue::CREDENTIAL_SHARED),
             input_required: counter_of(r, &catalogue::INPUT_REQUIRED),
             connections_open: gauge_of(r, &catalogue::CONNECTIONS_OPEN).with_label_values(&[] as &[&str]),
             rpc_codes: Mutex::new(HashSet::new()),
@@ -357,9 +359,15 @@ impl Metrics {
         self.unapproved_source.with_label_values(&[client]).inc();
     }
 
-    /// The zero series of a client, so the alert's `increase()` sees its first request.
-    pub fn preinit_unapproved_source(&self, client: &str) {
+    /// The zero series of a client's checklist counters, so `increase()` sees the first one.
+    pub fn preinit_checklist(&self, client: &str) {
         self.unapproved_source.with_label_values(&[client]);
+        self.credential_shared.with_label_values(&[client]);
+    }
+
+    /// A new pair of client names for one credential (`client` bounded).
+    pub fn record_credential_shared(&self, client: &str) {
+        self.credential_shared.with_label_values(&[client]).inc();
     }
 
     pub fn record_header_mismatch(&self, kind: MismatchKind) {
@@ -377,21 +385,5 @@ impl Metrics {
 
     pub fn record_server_message(&self, route: &str, method: Method) {
         self.server_messages.with_label_values(&[route, method.as_str()]).inc();
-    }
-}
-
-/// A status code as a label value; the codes HTTP can carry need no allocation.
-pub struct StatusLabel(Result<http::StatusCode, String>);
-
-impl StatusLabel {
-    pub fn new(status: u16) -> Self {
-        Self(http::StatusCode::from_u16(status).map_err(|_| status.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Ok(code) => code.as_str(),
-            Err(other) => other,
-        }
     }
 }

@@ -10,6 +10,7 @@ use super::request::{CallContext, Pending};
 use super::route::RouteState;
 use crate::audit::event::AuditEvent;
 use crate::audit::reason::{classify_rejection, BackstageError, Reason};
+use crate::audit::sharing::client_name;
 use crate::audit::{Auditor, AuthFailure};
 use crate::mcp::method::Method;
 use crate::mcp::names::{NameSet, OTHER};
@@ -45,6 +46,8 @@ impl Recorder {
     pub fn request_checks(&self, status: u16) {
         let caller = &self.call.caller;
         self.auditor.check_source(&self.route.label, &caller.credential, caller.source, status);
+        let name = client_name(self.call.client_name.as_deref(), caller.user_agent.as_deref());
+        self.auditor.check_sharing(&self.route.label, &caller.credential, name, caller.source);
         self.header_mismatches();
     }
 

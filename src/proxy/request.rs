@@ -48,6 +48,8 @@ pub struct CallContext {
     pub caller: Caller,
     /// MCP 2026-07-28 headers that disagreed with the body.
     pub mismatches: Vec<HeaderMismatch>,
+    /// `clientInfo.name` of the request (from `initialize` or `_meta`), if it sent one.
+    pub client_name: Option<String>,
     pub started: Instant,
     pub http_version: &'static str,
     pub protocol_version: &'static str,
@@ -213,6 +215,7 @@ pub fn request_info(
     RequestInfo {
         call: CallContext {
             mismatches: header_mismatches(headers, messages),
+            client_name: messages.iter().find_map(|m| m.client_name.clone()),
             caller,
             started,
             http_version,

@@ -52,3 +52,42 @@ async fn credentials_from_outside_the_approved_networks_are_counted_and_audited_
     assert!(audit_lines(&config).iter().all(|l| l["event"] != "unapproved_source"));
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_token_used_by_two_different_clients_is_reported_once() {
+    let server = python_server(false).await;
+    let upstream = format!("http://127.0.0.1:{}", server.port);
+    let config = config_for(&upstream, "py");
+    let tap = Tap::start(config.clone()).await;
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let send = |token: &'static str, agent: &'static str| {
+        let url = tap.url("/mcp");
+        async move {
+            let auth = format!("Bearer {token}");
+            let headers = [
+                ("authorization", auth.as_str()),
+                ("user-agent", agent),
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+            ];
+            assert_eq!(request("POST", &url, &headers, list).await.0, 200);
+        }
+    };
+    for _ in 0..2 {
+        send("team-token-shared-0001", "vscode/1.99.0").await;
+        send("team-token-shared-0001", "claude-code/2.1 (linux)").await;
+        send("own-token-vscode-0002", "vscode/1.99.0").await;
+    }
+    let m = tap.metrics().await;
+    assert_eq!(metric(&m, "mcp_tap_credential_shared_total", &[("client", "unknown")]), 1.0);
+    let lines =
+        audit_when(&config, Duration::from_secs(5), "a credential_shared line", |l| l["event"] == "credential_shared")
+            .await;
+    let found: Vec<_> = lines.iter().filter(|l| l["event"] == "credential_shared").collect();
+    assert_eq!(found.len(), 1, "once per pair: {found:?}");
+    assert_eq!(found[0]["clients"], serde_json::json!(["vscode", "claude-code"]));
+    assert!(!std::fs::read_to_string(&config.audit.output).unwrap().contains("team-token"), "never the token");
+    drop(server);
+}
