@@ -266,13 +266,13 @@ impl Auditor {
         };
         if due {
             tracing::warn!(route, client, credential = %fingerprint, %source, "a credential used from outside the approved networks");
-            self.sink.write(&AuditLine::new(AuditEvent::UnapprovedSource {
+            self.write(AuditEvent::UnapprovedSource {
                 route: route.to_string(),
                 client: client.to_string(),
                 credential: Some(fingerprint.to_string()),
                 source: source.to_string(),
                 status,
-            }));
+            });
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use lru::LruCache;
 use tokio::time::Instant;
 
-use super::event::{AuditEvent, AuditLine};
+use super::event::AuditEvent;
 use super::identity::{Credential, Fingerprint};
 use super::Auditor;
 
@@ -65,13 +65,13 @@ impl Auditor {
         let client = credential.client();
         self.metrics.record_credential_shared(client);
         tracing::warn!(route, client, credential = %fp, first = %other, second = name, "one credential used by different clients");
-        self.sink.write(&AuditLine::new(AuditEvent::CredentialShared {
+        self.write(AuditEvent::CredentialShared {
             route: route.to_string(),
             client: client.to_string(),
             credential: fp.to_string(),
             clients: [other, name.to_string()],
             source: source.to_string(),
-        }));
+        });
     }
 }
 
