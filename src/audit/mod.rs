@@ -6,6 +6,7 @@ pub mod alertmanager;
 pub mod burst;
 pub mod event;
 pub mod identity;
+pub mod naming;
 pub mod reason;
 pub mod sharing;
 pub mod sink;
@@ -33,6 +34,7 @@ pub struct Auditor {
     pub fingerprinter: Fingerprinter,
     pub directory: ArcSwap<ClientDirectory>,
     pub history: SuccessHistory,
+    pub names: naming::ClientNamer,
     bursts: Mutex<BurstDetector>,
     sink: AuditSink,
     metrics: Arc<Metrics>,
@@ -69,6 +71,8 @@ pub struct AuthFailure<'a> {
     pub mcp_method: Option<Method>,
     pub tool: Option<&'a str>,
     pub credential: &'a Credential,
+    /// The `client` label (`naming`).
+    pub client: &'a str,
     pub source: IpAddr,
     pub user_agent: Option<&'a str>,
     pub request_id: Option<&'a str>,
@@ -105,6 +109,7 @@ impl Auditor {
         }
         tracing::info!(subjects = directory.subjects().len(), "client tokens loaded");
         let auditor = Self {
+            names: naming::ClientNamer::new(config.clients.max_names, config.audit.max_remembered_credentials),
             history: SuccessHistory::new(config.audit.max_remembered_credentials, config.audit.revoked_retention),
             bursts: Mutex::new(BurstDetector::new(
                 config.bursts.clone(),
@@ -226,6 +231,7 @@ impl Auditor {
             config.audit.summary_interval,
         );
         self.max_user_agent.store(config.audit.max_user_agent, Ordering::Relaxed);
+        self.names.set_cap(config.clients.max_names);
         self.approved.store(Arc::new(approved(config)));
         self.preinit_unapproved();
         let routes = self.routes.lock().expect("routes lock").clone();
@@ -244,14 +250,13 @@ impl Auditor {
 
     /// A request with a credential came from `source`. Outside `audit.approved_networks` it is
     /// counted, and audited once per credential and address per interval, whatever the answer.
-    pub fn check_source(&self, route: &str, credential: &Credential, source: IpAddr, status: u16) {
+    pub fn check_source(&self, route: &str, credential: &Credential, client: &str, source: IpAddr, status: u16) {
         let approved = self.approved.load();
         let (networks, interval) = &**approved;
         if networks.is_empty() || networks.iter().any(|n| n.contains(&source)) {
             return;
         }
         let Some(fingerprint) = credential.fingerprint() else { return };
-        let client = credential.client();
         self.metrics.record_unapproved_source(client);
         let now = Instant::now();
         let due = {
@@ -278,7 +283,7 @@ impl Auditor {
 
     /// Counts, logs, audits and feeds the burst detector: the one place an auth failure goes.
     pub fn emit(&self, f: &AuthFailure<'_>) {
-        let client = f.credential.client();
+        let client = f.client;
         self.metrics.record_auth_failure(f.route, f.status, f.reason, client, f.mcp_method);
         let fingerprint = f.credential.fingerprint();
         let verdict =

@@ -58,11 +58,17 @@ pub fn client_name<'a>(client_info: Option<&'a str>, user_agent: Option<&'a str>
 impl Auditor {
     /// A credential presented by a client named `name`: a second client name within the window is
     /// a shared credential, counted and audited once per pair.
-    pub fn check_sharing(&self, route: &str, credential: &Credential, name: Option<&str>, source: IpAddr) {
+    pub fn check_sharing(
+        &self,
+        route: &str,
+        credential: &Credential,
+        client: &str,
+        name: Option<&str>,
+        source: IpAddr,
+    ) {
         let (Some(fp), Some(name)) = (credential.fingerprint(), name) else { return };
         let other = self.sharing.lock().expect("sharing lock").observe(fp, name, Instant::now());
         let Some(other) = other else { return };
-        let client = credential.client();
         self.metrics.record_credential_shared(client);
         tracing::warn!(route, client, credential = %fp, first = %other, second = name, "one credential used by different clients");
         self.write(AuditEvent::CredentialShared {

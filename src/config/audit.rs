@@ -90,11 +90,14 @@ pub struct Clients {
     pub backstage_app_config: Vec<PathBuf>,
     /// Distinct subjects accepted as `client` label values; more are labelled `unknown`.
     pub max_subjects: usize,
+    /// Distinct client names learned from `clientInfo` (of accepted requests) that become
+    /// `client` label values; more are labelled `_OTHER`.
+    pub max_names: usize,
 }
 
 impl Default for Clients {
     fn default() -> Self {
-        Self { tokens: Vec::new(), backstage_app_config: Vec::new(), max_subjects: 100 }
+        Self { tokens: Vec::new(), backstage_app_config: Vec::new(), max_subjects: 100, max_names: 50 }
     }
 }
 

@@ -122,6 +122,8 @@ label_enum! {
         RpcCode = "rpc_response_status_code",
         /// The session tracker was full.
         Session = "session",
+        /// More client names than `clients.max_names`.
+        Client = "client",
     }
 }
 

@@ -243,7 +243,7 @@ fn respond(
         }
     }
     let exchange = route_state.map(|state| {
-        let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call);
+        let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call, status);
         recorder.request_checks(status);
         Box::new(Exchange::new(recorder, shared.sessions.clone(), info.open, status, &parts.headers, decoder))
     });
@@ -271,10 +271,11 @@ fn upstream_failure(
     response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     shared.metrics.record_http_exchange(&label, method, status.as_u16());
     if let Some(state) = route {
-        let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call);
-        recorder.request_checks(status.as_u16());
+        let status = status.as_u16();
+        let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call, status);
+        recorder.request_checks(status);
         let (sessions, headers) = (shared.sessions.clone(), http::HeaderMap::new());
-        let ex = Exchange::new(recorder, sessions, info.open, status.as_u16(), &headers, ResponseDecoder::None);
+        let ex = Exchange::new(recorder, sessions, info.open, status, &headers, ResponseDecoder::None);
         ex.fail(err.error_type());
     }
     response

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::request::{CallContext, Pending};
 use super::route::RouteState;
 use crate::audit::event::AuditEvent;
+use crate::audit::naming::Naming;
 use crate::audit::reason::{classify_rejection, BackstageError, Reason};
 use crate::audit::sharing::client_name;
 use crate::audit::{Auditor, AuthFailure};
@@ -21,11 +22,32 @@ pub struct Recorder {
     auditor: Arc<Auditor>,
     route: Arc<RouteState>,
     call: CallContext,
+    /// The `client` label of every series and audit line of the exchange.
+    client: Arc<str>,
 }
 
 impl Recorder {
-    pub fn new(metrics: Arc<Metrics>, auditor: Arc<Auditor>, route: Arc<RouteState>, call: CallContext) -> Self {
-        Self { metrics, auditor, route, call }
+    /// The recorder of an exchange the upstream answered with `status`.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        auditor: Arc<Auditor>,
+        route: Arc<RouteState>,
+        call: CallContext,
+        status: u16,
+    ) -> Self {
+        let caller = &call.caller;
+        let named = auditor.names.name(&Naming {
+            credential: &caller.credential,
+            source: caller.source,
+            initialize: call.initialize_name.as_deref(),
+            meta: call.meta_name.as_deref(),
+            user_agent: caller.user_agent.as_deref(),
+            accepted: status < 400,
+        });
+        if named.overflow {
+            metrics.record_label_overflow(OverflowLabel::Client);
+        }
+        Self { metrics, auditor, route, call, client: named.label }
     }
 
     pub fn route(&self) -> &Arc<RouteState> {
@@ -45,9 +67,10 @@ impl Recorder {
     /// and MCP 2026-07-28 headers that disagree with the body.
     pub fn request_checks(&self, status: u16) {
         let caller = &self.call.caller;
-        self.auditor.check_source(&self.route.label, &caller.credential, caller.source, status);
-        let name = client_name(self.call.client_name.as_deref(), caller.user_agent.as_deref());
-        self.auditor.check_sharing(&self.route.label, &caller.credential, name, caller.source);
+        self.auditor.check_source(&self.route.label, &caller.credential, &self.client, caller.source, status);
+        let declared = self.call.initialize_name.as_deref().or(self.call.meta_name.as_deref());
+        let name = client_name(declared, caller.user_agent.as_deref());
+        self.auditor.check_sharing(&self.route.label, &caller.credential, &self.client, name, caller.source);
         self.header_mismatches();
     }
 
@@ -63,7 +86,7 @@ impl Recorder {
                 kind: m.kind,
                 header: m.header.clone(),
                 body: m.body.clone(),
-                client: caller.credential.client().to_string(),
+                client: self.client.to_string(),
                 credential: caller.credential.fingerprint().map(|f| f.to_string()),
                 source: caller.source.to_string(),
             });
@@ -109,7 +132,7 @@ impl Recorder {
             ErrorType::Http(401 | 403) => Outcome::Denied,
             _ => Outcome::Error,
         };
-        self.metrics.record_client_operation(self.call.caller.credential.client(), p.method, &tool, outcome);
+        self.metrics.record_client_operation(&self.client, p.method, &tool, outcome);
     }
 
     /// The tool or prompt label of `p`: its name if the upstream advertised it, else `_OTHER`.
@@ -164,6 +187,7 @@ impl Recorder {
             mcp_method: p.map(|p| p.method),
             tool: p.filter(|p| p.method == Method::ToolsCall).and_then(|p| p.target.as_deref()),
             credential: &c.credential,
+            client: &self.client,
             source: c.source,
             user_agent: c.user_agent.as_deref(),
             request_id: c.request_id.as_deref(),

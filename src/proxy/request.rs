@@ -48,8 +48,10 @@ pub struct CallContext {
     pub caller: Caller,
     /// MCP 2026-07-28 headers that disagreed with the body.
     pub mismatches: Vec<HeaderMismatch>,
-    /// `clientInfo.name` of the request (from `initialize` or `_meta`), if it sent one.
-    pub client_name: Option<String>,
+    /// `clientInfo.name` of the request's `initialize`, if it sent one.
+    pub initialize_name: Option<String>,
+    /// `clientInfo.name` from the request's `_meta` (MCP 2026-07-28), if it sent one.
+    pub meta_name: Option<String>,
     pub started: Instant,
     pub http_version: &'static str,
     pub protocol_version: &'static str,
@@ -215,7 +217,11 @@ pub fn request_info(
     RequestInfo {
         call: CallContext {
             mismatches: header_mismatches(headers, messages),
-            client_name: messages.iter().find_map(|m| m.client_name.clone()),
+            initialize_name: client_name.clone(),
+            meta_name: messages
+                .iter()
+                .filter(|m| m.method != Some(Method::Initialize))
+                .find_map(|m| m.client_name.clone()),
             caller,
             started,
             http_version,

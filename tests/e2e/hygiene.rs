@@ -28,8 +28,9 @@ async fn credentials_from_outside_the_approved_networks_are_counted_and_audited_
     python_client(&url, &["--mode", "2026-07-28", "--no-list"]).await;
 
     let m = tap.metrics().await;
-    // Each client run sends tools/list and tools/call: 3 runs with a token, 6 requests.
-    assert_eq!(metric(&m, "mcp_tap_unapproved_source_total", &[("client", "unknown")]), 6.0);
+    // Each client run sends tools/list and tools/call: 3 runs with a token, 6 requests, named by
+    // the SDK's default clientInfo.
+    assert_eq!(metric(&m, "mcp_tap_unapproved_source_total", &[("client", "mcp")]), 6.0);
     let lines = audit_when(&config, Duration::from_secs(5), "two unapproved_source lines", |l| {
         l["event"] == "unapproved_source"
     })
@@ -81,7 +82,8 @@ async fn one_token_used_by_two_different_clients_is_reported_once() {
         send("own-token-vscode-0002", "vscode/1.99.0").await;
     }
     let m = tap.metrics().await;
-    assert_eq!(metric(&m, "mcp_tap_credential_shared_total", &[("client", "unknown")]), 1.0);
+    // Counted under the client whose request revealed the sharing.
+    assert_eq!(metric(&m, "mcp_tap_credential_shared_total", &[("client", "claude-code")]), 1.0);
     let lines =
         audit_when(&config, Duration::from_secs(5), "a credential_shared line", |l| l["event"] == "credential_shared")
             .await;

@@ -9,6 +9,7 @@ mod alert_rules;
 mod auth_audit;
 mod backstage_e2e;
 mod cli;
+mod client_names;
 mod dashboards_lint;
 mod demo;
 mod deploy;

@@ -22,6 +22,7 @@ parser.add_argument("--call", action="append", default=[], help="NAME=JSON_ARGS"
 parser.add_argument("--prompt", action="append", default=[], help="NAME=JSON_ARGS")
 parser.add_argument("--no-list", action="store_true")
 parser.add_argument("--listen", type=float, help="hold a subscriptions/listen stream open this many seconds")
+parser.add_argument("--name", help="clientInfo.name the client declares")
 parser.add_argument("--accept-elicitation", action="store_true", help="answer every elicitation with ok=true")
 args = parser.parse_args()
 
@@ -43,7 +44,9 @@ async def main():
     seen = {}
     async with http:
         transport = streamable_http_client(args.url, http_client=http)
-        async with Client(transport, mode=args.mode, cache=None, elicitation_callback=accept if args.accept_elicitation else None) as client:
+        info = types.Implementation(name=args.name, version="1.0") if args.name else None
+        callback = accept if args.accept_elicitation else None
+        async with Client(transport, mode=args.mode, cache=None, client_info=info, elicitation_callback=callback) as client:
             seen["protocol_version"] = client.protocol_version
             if not args.no_list:
                 tools = await client.list_tools()
