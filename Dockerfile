@@ -10,12 +10,16 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
 COPY src ./src
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin mcp-tap
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin mcp-tap \
+    && mkdir -p /state
 
 # distroless/cc: glibc, CA certificates, a nonroot user (65532), no shell.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/mcp-tap /usr/local/bin/mcp-tap
 COPY config/mcp-tap.container.yaml /etc/mcp-tap/config.yaml
+# Token ages and least-privilege history (checklist.state_dir): mount a volume to keep them.
+COPY --from=build --chown=65532:65532 /state /var/lib/mcp-tap
+VOLUME /var/lib/mcp-tap
 ENV MCP_TAP_CONFIG=/etc/mcp-tap/config.yaml
 USER 65532:65532
 EXPOSE 7070 9464

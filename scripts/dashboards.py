@@ -174,6 +174,11 @@ def auth():
             [(f"sum by (client) (rate(mcp_tap_unapproved_source_total{{{SEL}}}[$__rate_interval]))", "{{client}}")])
     b.panel("Shared credentials", "Credentials presented by a second client name (clientInfo.name or User-Agent) within audit.shared_credential_window, by client (audited as credential_shared).", "short",
             [(f"sum by (client) (increase(mcp_tap_credential_shared_total{{{SEL}}}[$__rate_interval]))", "{{client}}")])
+    b.panel("Static token age by client", "Days since the tap first saw the static token each client uses now (min across replicas), against checklist.rotation_period (MCPTapCredentialNotRotated).", "d",
+            [(f"(time() - min by (client) (mcp_tap_credential_first_seen_timestamp_seconds{{{SEL}}})) / 86400", "{{client}}"),
+             (f"max(mcp_tap_credential_rotation_period_seconds{{{SEL}}}) / 86400", "rotation period")])
+    b.panel("Least privilege: tools called / advertised", "Per client, distinct tools called within checklist.window over the tools advertised to it. Low means a token that can do far more than it does: `mcp-tap report privileges` lists the tools never called.", "percentunit",
+            [(f"max by (mcp_route, client) (mcp_tap_client_tools_called{{{SEL}}}) / max by (mcp_route, client) (mcp_tap_client_tools_advertised{{{SEL}}} > 0)", "{{client}} on {{mcp_route}}")])
     b.panel("Header/body mismatches", "MCP 2026-07-28 requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body (audited as header_mismatch).", "ops",
             [(f"sum by (kind) (rate(mcp_tap_header_mismatch_total{{{SEL}}}[$__rate_interval]))", "{{kind}}")])
     b.row("Clients")

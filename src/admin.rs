@@ -67,6 +67,10 @@ async fn route(shared: &Shared, history: &History, req: Request<Incoming>) -> Re
         "/" => status_page(shared, history).await,
         "/metrics" => text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render()),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n"),
+        "/privileges" => {
+            let report = serde_json::to_vec_pretty(&shared.checklist.report()).unwrap_or_default();
+            text(StatusCode::OK, "application/json", report)
+        }
         "/readyz" => match upstream_ready(shared).await {
             Ok(()) => text(StatusCode::OK, "text/plain", "ready\n"),
             Err(NotReady { client, detail }) => {
@@ -75,7 +79,9 @@ async fn route(shared: &Shared, history: &History, req: Request<Incoming>) -> Re
                 text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {client}\n"))
             }
         },
-        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found: try /, /metrics, /healthz or /readyz\n"),
+        _ => {
+            text(StatusCode::NOT_FOUND, "text/plain", "not found: try /, /metrics, /privileges, /healthz or /readyz\n")
+        }
     }
 }
 

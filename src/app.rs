@@ -79,17 +79,9 @@ pub async fn run_with(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let sweeper = tokio::spawn(sweep_sessions(shared.clone(), stop_rx.clone()));
-    let ticker = tokio::spawn(tick_audit(auditor.clone(), resend_interval, stop_rx.clone()));
-    let reloader = options.reload.map(|(path, load)| {
-        let r = Arc::new(crate::reload::Reloader::new(path, load, shared.clone(), options.log_level));
-        crate::reload::start(r, options.sighup, stop_rx.clone())
-    });
-    let canary = shared.config.load().canary.enabled.then(|| tokio::spawn(canary(shared.clone(), stop_rx.clone())));
-    let history = options.status.unwrap_or_default();
-    let sampler = tokio::spawn(sample_status(shared.clone(), history.clone(), stop_rx.clone()));
-    let admin = crate::admin::serve(admin_listener, shared.clone(), history, stopped(stop_rx.clone()));
-    let admin = tokio::spawn(admin);
+    let history = options.status.clone().unwrap_or_default();
+    let (auditing, others) = spawn_background(&shared, resend_interval, history.clone(), options, &stop_rx);
+    let admin = tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), history, stopped(stop_rx.clone())));
     let proxy = tokio::spawn(proxy::serve(proxy_listener, shared.clone(), stopped(stop_rx.clone())));
 
     shutdown.await;
@@ -97,7 +89,9 @@ pub async fn run_with(
     let _ = stop_tx.send(true);
     let _ = proxy.await;
     shared.sessions.shutdown();
-    let _ = ticker.await;
+    for task in auditing {
+        let _ = task.await;
+    }
     auditor.drain();
     if let Some(export) = export {
         // The SDK's shutdown blocks until the last export is done (bounded by its timeout).
@@ -105,11 +99,40 @@ pub async fn run_with(
     }
     let _ = sink_stop_tx.send(true);
     let _ = sink_task.await;
-    for task in [Some(sweeper), reloader, canary, Some(admin), Some(sampler)].into_iter().flatten() {
+    for task in others.into_iter().chain([admin]) {
         let _ = task.await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+type Task = tokio::task::JoinHandle<()>;
+
+/// The background tasks: the ticks that write audit lines (to end before the audit trail
+/// drains), and the rest (session sweep, hot reload, canary, status sampler).
+fn spawn_background(
+    shared: &Arc<Shared>,
+    resend_interval: Duration,
+    history: Arc<crate::status::History>,
+    options: Options,
+    stop: &watch::Receiver<bool>,
+) -> ([Task; 2], Vec<Task>) {
+    let auditing = [
+        tokio::spawn(tick_audit(shared.auditor.clone(), resend_interval, stop.clone())),
+        tokio::spawn(shared.checklist.clone().run(stop.clone())),
+    ];
+    let mut others = vec![
+        tokio::spawn(sweep_sessions(shared.clone(), stop.clone())),
+        tokio::spawn(sample_status(shared.clone(), history, stop.clone())),
+    ];
+    if let Some((path, load)) = options.reload {
+        let r = Arc::new(crate::reload::Reloader::new(path, load, shared.clone(), options.log_level));
+        others.push(crate::reload::start(r, options.sighup, stop.clone()));
+    }
+    if shared.config.load().canary.enabled {
+        others.push(tokio::spawn(canary(shared.clone(), stop.clone())));
+    }
+    (auditing, others)
 }
 
 /// Snapshots the metrics for the status page's rates and percentiles.

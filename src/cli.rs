@@ -71,6 +71,31 @@ pub enum Command {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Reports from a running tap (or its state file).
+    #[command(subcommand)]
+    Report(Report),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Report {
+    /// Per client, the tools the upstream advertised to it and the ones it never called within
+    /// `checklist.window`: candidates to drop from its `accessRestrictions`.
+    Privileges {
+        /// The running tap's admin address.
+        #[arg(long, default_value = "http://127.0.0.1:9464", conflicts_with = "state_dir")]
+        admin: String,
+        /// Read the state file of a stopped tap instead (its `checklist.state_dir`).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        output: ReportOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportOutput {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

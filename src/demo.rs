@@ -41,6 +41,7 @@ pub async fn run(
     tokio::spawn(serve_upstream(upstream));
     config.upstream.url = format!("http://{upstream_addr}");
     config.audit.output = std::env::temp_dir().join("mcp-tap-demo-audit.jsonl").to_string_lossy().into_owned();
+    config.checklist.state_dir = Some(std::env::temp_dir().join("mcp-tap-demo-state"));
     config.clients.tokens = TOKENS
         .iter()
         .map(|(token, subject, _)| ClientToken {

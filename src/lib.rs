@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod checklist;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -24,5 +25,6 @@ pub mod metrics;
 pub mod probe;
 pub mod proxy;
 pub mod reload;
+pub mod report;
 pub mod session;
 pub mod status;

@@ -30,6 +30,9 @@ fn main() -> ExitCode {
             };
             probe(&spec, output)
         }
+        Some(Command::Report(mcp_tap::cli::Report::Privileges { admin, state_dir, output })) => {
+            report_privileges(&cli, admin, state_dir.as_deref(), *output)
+        }
         _ => serve(&cli),
     }
 }
@@ -64,6 +67,42 @@ fn probe(spec: &mcp_tap::probe::ProbeSpec, output: &mcp_tap::cli::ProbeOutput) -
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn report_privileges(
+    cli: &Cli,
+    admin: &str,
+    state_dir: Option<&std::path::Path>,
+    output: mcp_tap::cli::ReportOutput,
+) -> ExitCode {
+    let report =
+        match state_dir {
+            Some(dir) => match cli.effective_config() {
+                Ok(config) => mcp_tap::report::from_state_dir(dir, config.checklist.window),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_USAGE as u8);
+                }
+            },
+            None => tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Into::into).and_then(
+                |runtime| runtime.block_on(mcp_tap::report::from_admin(admin, std::time::Duration::from_secs(10))),
+            ),
+        };
+    match report {
+        Ok(r) => {
+            match output {
+                mcp_tap::cli::ReportOutput::Table => print!("{}", r.table()),
+                mcp_tap::cli::ReportOutput::Json => {
+                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mcp-tap report privileges: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -125,6 +125,7 @@ impl Reloader {
         self.shared.sessions.set_limits(new.sessions.idle_timeout, new.sessions.max_tracked);
         self.shared.routes.apply_labels(&new);
         self.shared.auditor.reload(&new);
+        self.shared.checklist.reload(&new);
         self.shared.config.store(Arc::new(new));
         metrics.record_config_loaded(true);
         self.shared.auditor.write(AuditEvent::ConfigReloaded);

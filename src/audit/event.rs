@@ -89,11 +89,22 @@ pub enum AuditEvent {
         credential: Option<String>,
         source: String,
     },
+    /// A client's static token was replaced: its new token appeared, the old one fell silent.
+    CredentialRotated {
+        client: String,
+        /// Fingerprints, as other lines show them.
+        old_credential: String,
+        new_credential: String,
+        /// RFC 3339 times the old token was first and last seen working, and the new one first.
+        old_first_seen: String,
+        old_last_seen: String,
+        new_first_seen: String,
+    },
 }
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -104,6 +115,7 @@ impl AuditEvent {
         "header_mismatch",
         "unapproved_source",
         "credential_shared",
+        "credential_rotated",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -118,6 +130,7 @@ impl AuditEvent {
             AuditEvent::HeaderMismatch { .. } => 7,
             AuditEvent::UnapprovedSource { .. } => 8,
             AuditEvent::CredentialShared { .. } => 9,
+            AuditEvent::CredentialRotated { .. } => 10,
         };
         Self::NAMES[i]
     }
@@ -216,6 +229,14 @@ mod tests {
                 client: "unknown".into(),
                 credential: None,
                 source: "127.0.0.1".into(),
+            },
+            AuditEvent::CredentialRotated {
+                client: "ci-agent".into(),
+                old_credential: "0123456789abcdef".into(),
+                new_credential: "fedcba9876543210".into(),
+                old_first_seen: "2026-09-01T10:00:00Z".into(),
+                old_last_seen: "2026-12-01T09:00:00Z".into(),
+                new_first_seen: "2026-12-01T08:55:00Z".into(),
             },
         ];
         assert_eq!(events.len(), AuditEvent::NAMES.len(), "every kind of event is checked");

@@ -1,11 +1,15 @@
 //! The `client` label: who a caller is, in a bounded set of names. In order of trust:
 //!
 //! 1. the subject of a configured static token;
-//! 2. `clientInfo.name` from the caller's `initialize` (remembered per credential, address and
-//!    User-Agent, for the client's later requests);
+//! 2. `clientInfo.name` from the caller's `initialize`;
 //! 3. `params._meta["io.modelcontextprotocol/clientInfo"].name`, which MCP 2026-07-28 clients send
 //!    on every request;
-//! 4. a small table of User-Agent patterns of well-known MCP clients.
+//! 4. the `initialize` name remembered per credential, address and User-Agent, for the later
+//!    requests of a handshake-era client (which name no one);
+//! 5. a small table of User-Agent patterns of well-known MCP clients.
+//!
+//! A name the request carries itself comes before a remembered one: two clients behind one
+//! address and credential, one of each protocol generation, keep their own names.
 //!
 //! A name a client says about itself becomes a label value only when the upstream accepted the
 //! request it came with: a caller without a working credential cannot create series. At most
@@ -133,11 +137,11 @@ impl ClientNamer {
                     return named;
                 }
             }
-            if let Some(name) = inner.remembered.get(&key) {
-                return label(name.clone());
-            }
             if let Some(named) = n.meta.and_then(clean).and_then(|name| self.learn(&mut inner, name, n.accepted)) {
                 return named;
+            }
+            if let Some(name) = inner.remembered.get(&key) {
+                return label(name.clone());
             }
         }
         if let Some(agent) = n.user_agent.and_then(|ua| self.agent(ua)) {
@@ -207,12 +211,14 @@ mod tests {
         let init = Naming { initialize: Some("  Claude Desktop "), ..naming(&oauth) };
         assert_eq!(&*namer.name(&init).label, "Claude Desktop");
         // The next request of that credential and address carries no name of its own.
-        let later = Naming { meta: Some("other"), ..naming(&oauth) };
+        let later = naming(&oauth);
         assert_eq!(&*namer.name(&later).label, "Claude Desktop");
+        let current = Naming { meta: Some("other"), ..later };
+        assert_eq!(&*namer.name(&current).label, "other", "a request naming itself keeps its name");
         let elsewhere = Naming { source: "192.0.2.2".parse().unwrap(), ..later };
-        assert_eq!(&*namer.name(&elsewhere).label, "other", "_meta names a client with no initialize");
+        assert_eq!(&*namer.name(&elsewhere).label, CLIENT_UNKNOWN, "another address");
         let another_program = Naming { user_agent: Some("curl/8"), ..later };
-        assert_eq!(&*namer.name(&another_program).label, "other", "another program on the same host");
+        assert_eq!(&*namer.name(&another_program).label, CLIENT_UNKNOWN, "another program on the same host");
     }
 
     #[test]

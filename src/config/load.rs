@@ -68,6 +68,7 @@ impl Config {
         self.alertmanager.validate(&mut p);
         self.canary.validate(&mut p);
         self.otlp.validate(&mut p);
+        self.checklist.validate(&mut p);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p.push(format!("log.level `{}` is not a valid filter such as `info` or `mcp_tap=debug`", self.log.level));
         }
@@ -170,6 +171,9 @@ impl Config {
         }
         if self.otlp != new.otlp {
             changed.push("otlp");
+        }
+        if self.checklist.state_dir != new.checklist.state_dir {
+            changed.push("checklist.state_dir");
         }
         changed
     }

@@ -8,10 +8,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod audit;
+mod checklist;
 mod environment;
 mod limits;
 mod load;
 pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold};
+pub use checklist::Checklist;
 pub use environment::Environment;
 pub use limits::Limits;
 
@@ -42,6 +44,7 @@ pub struct Config {
     pub alertmanager: Alertmanager,
     pub canary: Canary,
     pub otlp: Otlp,
+    pub checklist: Checklist,
     /// Where `${VAR}`, `*_env` settings and `OTEL_*` are read; not part of the file.
     #[serde(skip)]
     pub env: Environment,
@@ -161,6 +164,7 @@ impl Default for Config {
             alertmanager: Alertmanager::default(),
             canary: Canary::default(),
             otlp: Otlp::default(),
+            checklist: Checklist::default(),
             env: Environment::default(),
         }
     }

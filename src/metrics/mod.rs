@@ -13,10 +13,12 @@ use crate::mcp::names::OTHER;
 
 mod auth;
 mod catalogue;
+mod checklist;
 mod health;
 mod kinds;
 pub mod otel;
 pub use auth::AuthMetrics;
+pub use checklist::{ChecklistMetrics, ToolCounts};
 use health::HealthMetrics;
 pub use kinds::{
     AuditLoss, DecodeErrorKind, ErrorType, Limit, MismatchKind, Outcome, OverflowLabel, Reason, Scope, SessionEnd,
@@ -74,6 +76,7 @@ pub struct Metrics {
     connections_open: prometheus::IntGauge,
     rpc_codes: Mutex<HashSet<i64>>,
     auth: AuthMetrics,
+    pub checklist: ChecklistMetrics,
     health: HealthMetrics,
     session_buckets: Vec<f64>,
     /// Set when OTLP export is on: histograms are recorded there too.
@@ -134,6 +137,7 @@ impl Metrics {
             connections_open: gauge_of(r, &catalogue::CONNECTIONS_OPEN).with_label_values(&[] as &[&str]),
             rpc_codes: Mutex::new(HashSet::new()),
             auth: AuthMetrics::new(r),
+            checklist: ChecklistMetrics::new(r),
             health: HealthMetrics::new(r),
             session_buckets,
             otel: std::sync::OnceLock::new(),

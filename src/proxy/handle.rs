@@ -243,7 +243,7 @@ fn respond(
         }
     }
     let exchange = route_state.map(|state| {
-        let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call, status);
+        let recorder = Recorder::new(shared, state, info.call, status);
         recorder.request_checks(status);
         Box::new(Exchange::new(recorder, shared.sessions.clone(), info.open, status, &parts.headers, decoder))
     });
@@ -272,7 +272,7 @@ fn upstream_failure(
     shared.metrics.record_http_exchange(&label, method, status.as_u16());
     if let Some(state) = route {
         let status = status.as_u16();
-        let recorder = Recorder::new(shared.metrics.clone(), shared.auditor.clone(), state, info.call, status);
+        let recorder = Recorder::new(shared, state, info.call, status);
         recorder.request_checks(status);
         let (sessions, headers) = (shared.sessions.clone(), http::HeaderMap::new());
         let ex = Exchange::new(recorder, sessions, info.open, status, &headers, ResponseDecoder::None);

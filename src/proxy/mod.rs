@@ -61,10 +61,13 @@ pub struct Shared {
     pub connections: Arc<tokio::sync::Semaphore>,
     /// Set when OTLP traces are on.
     pub tracer: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracer>,
+    /// Token age and least privilege, kept across restarts.
+    pub checklist: Arc<crate::checklist::Checklist>,
 }
 
 impl Shared {
     pub fn new(config: Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> anyhow::Result<Self> {
+        let checklist = Arc::new(crate::checklist::Checklist::open(&config, metrics.clone(), auditor.clone()));
         let client = http_client::build_client(&config.upstream)?;
         let upstream: Uri = config.upstream.url.parse()?;
         Ok(Self {
@@ -83,6 +86,7 @@ impl Shared {
             config: ArcSwap::from_pointee(config),
             auditor,
             tracer: std::sync::OnceLock::new(),
+            checklist,
         })
     }
 }

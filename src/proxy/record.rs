@@ -8,11 +8,13 @@ use tokio::time::Instant;
 
 use super::request::{CallContext, Pending};
 use super::route::RouteState;
+use super::Shared;
 use crate::audit::event::AuditEvent;
 use crate::audit::naming::Naming;
 use crate::audit::reason::{classify_rejection, BackstageError, Reason};
 use crate::audit::sharing::client_name;
 use crate::audit::{Auditor, AuthFailure};
+use crate::checklist::Checklist;
 use crate::mcp::method::Method;
 use crate::mcp::names::{NameSet, OTHER};
 use crate::metrics::{DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, UnparsedReason};
@@ -20,6 +22,7 @@ use crate::metrics::{DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, Ov
 pub struct Recorder {
     metrics: Arc<Metrics>,
     auditor: Arc<Auditor>,
+    checklist: Arc<Checklist>,
     route: Arc<RouteState>,
     call: CallContext,
     /// The `client` label of every series and audit line of the exchange.
@@ -28,13 +31,8 @@ pub struct Recorder {
 
 impl Recorder {
     /// The recorder of an exchange the upstream answered with `status`.
-    pub fn new(
-        metrics: Arc<Metrics>,
-        auditor: Arc<Auditor>,
-        route: Arc<RouteState>,
-        call: CallContext,
-        status: u16,
-    ) -> Self {
+    pub fn new(shared: &Shared, route: Arc<RouteState>, call: CallContext, status: u16) -> Self {
+        let (metrics, auditor) = (shared.metrics.clone(), shared.auditor.clone());
         let caller = &call.caller;
         let named = auditor.names.name(&Naming {
             credential: &caller.credential,
@@ -47,7 +45,7 @@ impl Recorder {
         if named.overflow {
             metrics.record_label_overflow(OverflowLabel::Client);
         }
-        Self { metrics, auditor, route, call, client: named.label }
+        Self { metrics, auditor, checklist: shared.checklist.clone(), route, call, client: named.label }
     }
 
     pub fn route(&self) -> &Arc<RouteState> {
@@ -98,6 +96,7 @@ impl Recorder {
         if let Some(fp) = self.call.caller.credential.fingerprint() {
             self.auditor.history.succeeded(fp);
         }
+        self.checklist.credential_worked(&self.call.caller.credential);
     }
 
     /// One MCP request reached its end with `error` (`ErrorType::None` on success).
@@ -133,6 +132,9 @@ impl Recorder {
             _ => Outcome::Error,
         };
         self.metrics.record_client_operation(&self.client, p.method, &tool, outcome);
+        if p.method == Method::ToolsCall && !tool.is_empty() && tool != OTHER && outcome != Outcome::Denied {
+            self.checklist.tool_called(&self.route.label, &self.client, &tool);
+        }
     }
 
     /// The tool or prompt label of `p`: its name if the upstream advertised it, else `_OTHER`.
@@ -200,8 +202,10 @@ impl Recorder {
     /// (`next_page` adds a later page of a paginated list to the first).
     pub fn tools_listed(&self, tools: &[String], next_page: bool) {
         let mut set = self.route.tools.lock().expect("route lock");
-        let overflow = tools.iter().filter(|t| !set.learn(t)).count();
+        let learned: Vec<&str> = tools.iter().filter(|t| set.learn(t)).map(String::as_str).collect();
         drop(set);
+        let overflow = tools.len() - learned.len();
+        self.checklist.tools_listed(&self.route.label, &self.client, &learned, !next_page);
         if overflow > 0 {
             self.metrics.record_label_overflow(OverflowLabel::Tool);
         }

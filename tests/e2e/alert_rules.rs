@@ -86,6 +86,19 @@ fn cases() -> Vec<Case> {
             silent_at: vec!["4m", "85m"],
         },
         Case {
+            alert: "MCPTapCredentialNotRotated",
+            interval: "30s",
+            // A token first seen at 0, a one-hour rotation period: too old from 60 min, firing
+            // after 15 min more.
+            series: vec![
+                (leak(s("mcp_tap_credential_first_seen_timestamp_seconds", ",client=\"ci-agent\"")), "0x200"),
+                (leak(s("mcp_tap_credential_rotation_period_seconds", "")), "3600x200"),
+            ],
+            fires_at: "80m",
+            labels: vec![("severity", "ticket"), ("client", "ci-agent")],
+            silent_at: vec!["50m", "70m"],
+        },
+        Case {
             alert: "MCPTapHeaderBodyMismatch",
             interval: "30s",
             series: vec![(leak(s("mcp_tap_header_mismatch_total", ",kind=\"name\"")), "0x10 1 2 2x40")],
@@ -251,6 +264,8 @@ fn healthy_series() -> Vec<Value> {
         json!({"series": s("mcp_tap_upstream_errors_total", ",mcp_route=\"default\",kind=\"timeout\""), "values": "0x120"}),
         json!({"series": s("mcp_tap_config_last_reload_successful", ""), "values": "1x120"}),
         json!({"series": s("mcp_tap_otlp_export_failures_total", ",signal=\"metrics\""), "values": "0x120"}),
+        json!({"series": s("mcp_tap_credential_first_seen_timestamp_seconds", ",client=\"ci-agent\""), "values": "0x120"}),
+        json!({"series": s("mcp_tap_credential_rotation_period_seconds", ""), "values": "7776000x120"}),
     ]
 }
 

@@ -107,9 +107,15 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn runs_logs_json_and_exits_zero_on_sigterm() {
+    // Only the state directory is set: everything else is the built-in default.
+    let state = std::env::temp_dir().join(format!("mcp-tap-cli-state-{}", std::process::id()));
+    let config = std::env::temp_dir().join(format!("mcp-tap-cli-{}.yaml", std::process::id()));
+    std::fs::write(&config, format!("checklist:\n  state_dir: {}\n", state.display())).unwrap();
     let child = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--upstream", "http://127.0.0.1:9"])
+        .arg("--config")
+        .arg(&config)
         .env_remove("RUST_LOG")
         .env_remove("MCP_TAP_FINGERPRINT_KEY")
         .stdout(Stdio::null())
@@ -119,7 +125,7 @@ fn runs_logs_json_and_exits_zero_on_sigterm() {
     let mut child = KillOnDrop(child);
     let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let logs: Vec<serde_json::Value> =
-        lines.by_ref().take(3).map(|l| serde_json::from_str(&l.unwrap()).expect("every log line is JSON")).collect();
+        lines.by_ref().take(4).map(|l| serde_json::from_str(&l.unwrap()).expect("every log line is JSON")).collect();
     // Without a fingerprint key the operator is warned that fingerprints will not survive a restart.
     assert!(logs.iter().any(
         |l| l["level"] == "WARN" && l["message"].as_str().unwrap().contains("fingerprints change at every restart")

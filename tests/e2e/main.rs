@@ -8,6 +8,7 @@ mod common;
 mod alert_rules;
 mod auth_audit;
 mod backstage_e2e;
+mod checklist;
 mod cli;
 mod client_names;
 mod dashboards_lint;

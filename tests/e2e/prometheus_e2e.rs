@@ -32,6 +32,8 @@ const MUST_HAVE_DATA: &[&str] = &[
     "Auth failures by MCP method",
     "Bursts active by scope",
     "Operations by client and outcome",
+    "Static token age by client",
+    "Least privilege: tools called / advertised",
     "Last config load successful",
     "Audit lines by event",
     "Resident memory",
@@ -179,6 +181,14 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
     let backstage = backstage().await;
     let mut config = test_config(&format!("http://127.0.0.1:{}", backstage.port));
     config.bursts.credential.failures = 5;
+    // The full token is a known static token: its age is measured.
+    config.clients.tokens.push(mcp_tap::config::ClientToken {
+        subject: "ci-agent".into(),
+        token_env: Some("MCP_TAP_E2E_FULL".into()),
+        ..Default::default()
+    });
+    config.env = mcp_tap::config::Environment::fixed([("MCP_TAP_E2E_FULL", TOKEN_FULL)]);
+    config.checklist.write_interval = Duration::from_millis(500);
     config.bursts.quiet_period = Duration::from_secs(600);
     let tap = Tap::start(config).await;
 

@@ -10,10 +10,10 @@ use crate::common::repo;
 const LAYERS: &[&[&str]] = &[
     &["labels", "config", "mcp"],
     &["metrics"],
-    &["session", "audit", "status"],
+    &["session", "audit", "status", "checklist"],
     &["http_client"],
     &["proxy"],
-    &["export", "admin", "reload", "probe"],
+    &["export", "admin", "reload", "probe", "report"],
     &["app", "demo"],
     &["cli"],
 ];

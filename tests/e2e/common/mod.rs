@@ -89,6 +89,7 @@ pub fn test_config(upstream: &str) -> Config {
     let dir = std::env::temp_dir().join(format!("mcp-tap-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     c.audit.output = dir.join(format!("audit-{n}.jsonl")).to_string_lossy().into_owned();
+    c.checklist.state_dir = Some(dir.join(format!("state-{n}")));
     c
 }
 

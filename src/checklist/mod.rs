@@ -1,0 +1,214 @@
+//! Backstage's production checklist, measured where it needs memory: how old the static token
+//! each client uses is (and when a client rotated to a new one), and which advertised tools each
+//! client never calls. Both survive restarts in the state file (`store`).
+//!
+//! Only tokens the tap can name by a static-token subject (`clients`) are aged: those are the
+//! static tokens the checklist asks to rotate. A Backstage user token rotates itself within the
+//! hour, and an unknown token cannot be told from one.
+
+pub mod ages;
+pub mod privileges;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use self::ages::{Ages, Rotation, Used};
+use self::privileges::{Privileges, Report};
+use self::store::State;
+use crate::audit::event::AuditEvent;
+use crate::audit::identity::{Credential, CLIENT_UNKNOWN};
+use crate::audit::Auditor;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+}
+
+pub struct Checklist {
+    ages: Mutex<Ages>,
+    privileges: Mutex<Privileges>,
+    /// Something changed since the state file was last written.
+    dirty: AtomicBool,
+    settings: ArcSwap<crate::config::Checklist>,
+    /// Where the state file lives; `None` keeps the state in memory only.
+    dir: Option<PathBuf>,
+    metrics: Arc<Metrics>,
+    auditor: Arc<Auditor>,
+}
+
+impl Checklist {
+    /// The checklist with the state of `checklist.state_dir`, if it can be read.
+    pub fn open(config: &Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> Self {
+        let settings = &config.checklist;
+        metrics.checklist.preinit();
+        metrics.checklist.set_rotation_period(settings.rotation_period.as_secs());
+        let dir = settings.state_dir.clone().filter(|dir| match std::fs::create_dir_all(dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "checklist state kept in memory only: {e}; token ages restart at the next start");
+                false
+            }
+        });
+        let checklist = Self {
+            ages: Mutex::new(Ages::new(settings.max_credentials)),
+            privileges: Mutex::new(Privileges::default()),
+            dirty: AtomicBool::new(false),
+            settings: ArcSwap::from_pointee(settings.clone()),
+            dir,
+            metrics,
+            auditor,
+        };
+        checklist.load();
+        checklist
+    }
+
+    fn load(&self) {
+        let Some(dir) = &self.dir else { return };
+        match store::read(dir) {
+            Ok(Some(state)) => {
+                let credentials = state.credentials.len();
+                self.ages.lock().expect("ages lock").load(state.credentials);
+                self.privileges.lock().expect("privileges lock").load(state.privileges);
+                tracing::info!(dir = %dir.display(), credentials, "checklist state loaded");
+            }
+            Ok(None) => tracing::info!(dir = %dir.display(), "no checklist state yet: starting one"),
+            Err(e) => {
+                self.metrics.checklist.record_state_error("read");
+                let aside = store::set_aside(dir).map(|p| p.display().to_string()).unwrap_or_default();
+                tracing::warn!(aside, "checklist state unreadable, starting afresh: {e}");
+            }
+        }
+    }
+
+    /// A reload: the new sizes and periods (the state directory needs a restart).
+    pub fn reload(&self, config: &Config) {
+        self.ages.lock().expect("ages lock").resize(config.checklist.max_credentials);
+        self.metrics.checklist.set_rotation_period(config.checklist.rotation_period.as_secs());
+        self.settings.store(Arc::new(config.checklist.clone()));
+    }
+
+    /// The upstream accepted a request with `credential`: a static token named by a subject ages.
+    pub fn credential_worked(&self, credential: &Credential) {
+        let Credential::Token { fingerprint, client } = credential else { return };
+        if **client == *CLIENT_UNKNOWN {
+            return;
+        }
+        let (key, now) = (fingerprint.short(), unix_now());
+        let mut ages = self.ages.lock().expect("ages lock");
+        if ages.fresh(key, now) {
+            return;
+        }
+        if ages.used(key, client, now) == Used::NewEvicting {
+            self.metrics.checklist.record_eviction();
+        }
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// A page of the tools `client` was advertised on `route`.
+    pub fn tools_listed(&self, route: &str, client: &str, tools: &[&str], first_page: bool) {
+        self.privileges.lock().expect("privileges lock").listed(route, client, tools, first_page, unix_now());
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// `client` called `tool`, a tool `route` advertised.
+    pub fn tool_called(&self, route: &str, client: &str, tool: &str) {
+        let now = unix_now();
+        let mut privileges = self.privileges.lock().expect("privileges lock");
+        if !privileges.fresh(route, client, tool, now) {
+            privileges.called(route, client, tool, now);
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn report(&self) -> Report {
+        let window = self.settings.load().window.as_secs();
+        self.privileges.lock().expect("privileges lock").report(window)
+    }
+
+    /// Forgets what left the window, audits rotations, exports the gauges, and returns the state
+    /// to write when something changed.
+    pub fn tick(&self) -> Option<State> {
+        let settings = self.settings.load();
+        let now = unix_now();
+        let before = now.saturating_sub(settings.window.as_secs());
+        let (rotations, first_seen) = {
+            let mut ages = self.ages.lock().expect("ages lock");
+            ages.forget_before(before);
+            (ages.rotations(now, settings.rotation_grace.as_secs()), ages.first_seen())
+        };
+        for r in rotations {
+            self.rotated(r);
+        }
+        self.metrics.checklist.export_first_seen(&first_seen);
+        let counts = {
+            let mut privileges = self.privileges.lock().expect("privileges lock");
+            privileges.forget_before(before);
+            privileges.counts()
+        };
+        self.metrics.checklist.export_tools(&counts);
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return None;
+        }
+        let credentials = self.ages.lock().expect("ages lock").entries();
+        let privileges = self.privileges.lock().expect("privileges lock").entries();
+        Some(State::new(now, credentials, privileges))
+    }
+
+    fn rotated(&self, r: Rotation) {
+        tracing::info!(client = %r.client, old = %r.old.fingerprint, new = %r.new.fingerprint,
+            "a client rotated its static token");
+        self.dirty.store(true, Ordering::Relaxed);
+        self.auditor.write(AuditEvent::CredentialRotated {
+            client: r.client.to_string(),
+            old_credential: r.old.fingerprint,
+            new_credential: r.new.fingerprint,
+            old_first_seen: rfc3339(r.old.first_seen),
+            old_last_seen: rfc3339(r.old.last_seen),
+            new_first_seen: rfc3339(r.new.first_seen),
+        });
+    }
+
+    /// Writes `state` to the state file, if there is one (blocking: call off the serving threads).
+    pub fn write(&self, state: &State) {
+        let Some(dir) = &self.dir else { return };
+        if let Err(e) = store::write(dir, state) {
+            self.metrics.checklist.record_state_error("write");
+            self.dirty.store(true, Ordering::Relaxed);
+            tracing::warn!(dir = %dir.display(), "checklist state not written: {e}");
+        }
+    }
+
+    /// Runs `tick` every `checklist.write_interval` and writes the state when it changed, until
+    /// `stop`; then writes it a last time.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let interval = self.settings.load().write_interval;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            self.tick_and_write().await;
+        }
+        self.tick_and_write().await;
+    }
+
+    async fn tick_and_write(self: &Arc<Self>) {
+        if let Some(state) = self.tick() {
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.write(&state)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

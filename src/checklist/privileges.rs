@@ -1,0 +1,176 @@
+//! Least privilege: per route and client, the tools the upstream advertised to that client (its
+//! own last `tools/list`) and the tools it called within the window. An advertised tool never
+//! called is a candidate to drop from the client's `accessRestrictions` or split-server filter.
+//!
+//! Bounded by the label bounds: routes are learned up to `routes.max_learned_keys`, clients are
+//! `client` label values (`clients.max_subjects` + `clients.max_names` + a fixed few), and tool
+//! names are those the route advertised (`labels.max_tools_per_route`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::ToolCounts;
+
+/// What one client of one route was offered and used (as written to the state file).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientTools {
+    pub route: String,
+    pub client: String,
+    /// Names from the client's own last `tools/list` (all its pages).
+    pub advertised: BTreeSet<String>,
+    /// Tool name → Unix seconds of the last call.
+    pub called: BTreeMap<String, u64>,
+    /// Unix seconds of the client's last `tools/list` or call.
+    pub last_seen: u64,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportLine {
+    pub route: String,
+    pub client: String,
+    pub advertised: usize,
+    pub called: Vec<String>,
+    /// Advertised to this client and not called within the window.
+    pub never_called: Vec<String>,
+}
+
+/// `mcp-tap report privileges`, as the admin endpoint serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub window_seconds: u64,
+    pub clients: Vec<ReportLine>,
+}
+
+#[derive(Default)]
+pub struct Privileges {
+    clients: BTreeMap<(String, String), ClientTools>,
+}
+
+impl Privileges {
+    fn entry(&mut self, route: &str, client: &str) -> &mut ClientTools {
+        self.clients.entry((route.to_string(), client.to_string())).or_insert_with(|| ClientTools {
+            route: route.to_string(),
+            client: client.to_string(),
+            ..ClientTools::default()
+        })
+    }
+
+    /// A page of the client's `tools/list` answer; the first page replaces what it had.
+    pub fn listed(&mut self, route: &str, client: &str, tools: &[&str], first_page: bool, now: u64) {
+        let e = self.entry(route, client);
+        if first_page {
+            e.advertised.clear();
+        }
+        e.advertised.extend(tools.iter().map(ToString::to_string));
+        e.last_seen = now;
+    }
+
+    /// The client called `tool` (a name the route advertised).
+    pub fn called(&mut self, route: &str, client: &str, tool: &str, now: u64) {
+        let e = self.entry(route, client);
+        if let Some(at) = e.called.get_mut(tool) {
+            *at = now;
+        } else {
+            e.called.insert(tool.to_string(), now);
+        }
+        e.last_seen = now;
+    }
+
+    /// Whether the client's call of `tool` at `now` is already on record (a repeat in the second).
+    pub fn fresh(&self, route: &str, client: &str, tool: &str, now: u64) -> bool {
+        let key = (route.to_string(), client.to_string());
+        self.clients.get(&key).and_then(|e| e.called.get(tool)).is_some_and(|at| *at >= now)
+    }
+
+    /// Forgets calls and clients older than `before`.
+    pub fn forget_before(&mut self, before: u64) {
+        self.clients.retain(|_, e| {
+            e.called.retain(|_, at| *at >= before);
+            e.last_seen >= before
+        });
+    }
+
+    pub fn counts(&self) -> ToolCounts {
+        self.clients.iter().map(|(k, e)| (k.clone(), (e.advertised.len(), e.called.len()))).collect()
+    }
+
+    pub fn entries(&self) -> Vec<ClientTools> {
+        self.clients.values().cloned().collect()
+    }
+
+    pub fn load(&mut self, entries: Vec<ClientTools>) {
+        for e in entries {
+            self.clients.insert((e.route.clone(), e.client.clone()), e);
+        }
+    }
+
+    pub fn report(&self, window_seconds: u64) -> Report {
+        report(self.clients.values(), window_seconds)
+    }
+}
+
+/// The report of `entries` (already limited to the window).
+pub fn report<'a>(entries: impl Iterator<Item = &'a ClientTools>, window_seconds: u64) -> Report {
+    let clients = entries
+        .map(|e| ReportLine {
+            route: e.route.clone(),
+            client: e.client.clone(),
+            advertised: e.advertised.len(),
+            called: e.called.keys().cloned().collect(),
+            never_called: e.advertised.iter().filter(|t| !e.called.contains_key(*t)).cloned().collect(),
+        })
+        .collect();
+    Report { window_seconds, clients }
+}
+
+impl Report {
+    /// The report as a table for a terminal.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let head = ("ROUTE", "CLIENT", "ADVERTISED", "CALLED", "NEVER CALLED");
+        let rows: Vec<(String, String, String, String, String)> = self
+            .clients
+            .iter()
+            .map(|l| {
+                let never = if l.never_called.is_empty() { "-".to_string() } else { l.never_called.join(", ") };
+                (l.route.clone(), l.client.clone(), l.advertised.to_string(), l.called.len().to_string(), never)
+            })
+            .collect();
+        let w0 = rows.iter().map(|r| r.0.len()).chain([head.0.len()]).max().unwrap_or(0);
+        let w1 = rows.iter().map(|r| r.1.len()).chain([head.1.len()]).max().unwrap_or(0);
+        out.push_str(&format!("{:w0$}  {:w1$}  {:>10}  {:>6}  {}\n", head.0, head.1, head.2, head.3, head.4));
+        for r in &rows {
+            out.push_str(&format!("{:w0$}  {:w1$}  {:>10}  {:>6}  {}\n", r.0, r.1, r.2, r.3, r.4));
+        }
+        let days = self.window_seconds / 86_400;
+        out.push_str(&format!(
+            "\nNever called: advertised to the client in its last tools/list, not called in the last {days} day(s).\n\
+             Candidates to drop from its accessRestrictions (or split-server filter).\n"
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_tools_never_called_are_reported() {
+        let mut p = Privileges::default();
+        p.listed("default", "ci-agent", &["a", "b"], true, 10);
+        p.listed("default", "ci-agent", &["c"], false, 10);
+        p.called("default", "ci-agent", "b", 20);
+        let r = p.report(86_400 * 30);
+        assert_eq!(r.clients.len(), 1);
+        assert_eq!((r.clients[0].advertised, r.clients[0].called.clone()), (3, vec!["b".to_string()]));
+        assert_eq!(r.clients[0].never_called, ["a", "c"]);
+        assert!(r.table().contains("ci-agent") && r.table().contains("a, c"));
+        // A new first page replaces the advertised set; old calls age out of the window.
+        p.listed("default", "ci-agent", &["b"], true, 30);
+        p.forget_before(25);
+        assert_eq!(p.counts()[&("default".into(), "ci-agent".into())], (1, 0));
+    }
+}
