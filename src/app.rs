@@ -124,6 +124,7 @@ fn spawn_background(
     let mut others = vec![
         tokio::spawn(sweep_sessions(shared.clone(), stop.clone())),
         tokio::spawn(sample_status(shared.clone(), history, stop.clone())),
+        tokio::spawn(proxy::jwks::run(shared.clone(), stop.clone())),
     ];
     if let Some((path, load)) = options.reload {
         let r = Arc::new(crate::reload::Reloader::new(path, load, shared.clone(), options.log_level));

@@ -74,6 +74,8 @@ pub enum AuditEvent {
     UnapprovedSource {
         route: String,
         client: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
         credential: Option<String>,
         source: String,
         status: u16,
@@ -88,6 +90,32 @@ pub enum AuditEvent {
         client: String,
         credential: Option<String>,
         source: String,
+    },
+    /// A credential came back with an expired Backstage user token: the client stopped
+    /// refreshing. One line per finding; its end says how long and how often.
+    StoppedRefreshing {
+        route: String,
+        client: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        credential: String,
+        source: String,
+        /// Seconds past the token's `exp`.
+        expired_seconds: u64,
+    },
+    /// A "stopped refreshing" finding ended: no expired request for the quiet period (or the tap
+    /// stopped). `count` is every expired request of the finding.
+    StoppedRefreshingEnd {
+        route: String,
+        client: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        credential: String,
+        source: String,
+        first: String,
+        latest: String,
+        count: u64,
+        expired_seconds: u64,
     },
     /// A client's static token was replaced: its new token appeared, the old one fell silent.
     CredentialRotated {
@@ -104,7 +132,7 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 13] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -116,6 +144,8 @@ impl AuditEvent {
         "unapproved_source",
         "credential_shared",
         "credential_rotated",
+        "stopped_refreshing",
+        "stopped_refreshing_end",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -131,6 +161,8 @@ impl AuditEvent {
             AuditEvent::UnapprovedSource { .. } => 8,
             AuditEvent::CredentialShared { .. } => 9,
             AuditEvent::CredentialRotated { .. } => 10,
+            AuditEvent::StoppedRefreshing { .. } => 11,
+            AuditEvent::StoppedRefreshingEnd { .. } => 12,
         };
         Self::NAMES[i]
     }
@@ -149,6 +181,12 @@ pub struct AuthFailureLine {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
     pub client: String,
+    /// The user entity ref of a Backstage user token whose signature holds (`audit.user_identity`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Seconds past `exp`, for `token_expired`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired_seconds: Option<u64>,
     /// Keyed HMAC-SHA256 fingerprint of the bearer token, 16 hex digits. Never the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
@@ -197,6 +235,8 @@ mod tests {
                 mcp_method: None,
                 tool: None,
                 client: "none".into(),
+                user: None,
+                expired_seconds: None,
                 credential: None,
                 source: "127.0.0.1".into(),
                 user_agent: None,
@@ -217,6 +257,7 @@ mod tests {
             AuditEvent::UnapprovedSource {
                 route: "default".into(),
                 client: "ci-agent".into(),
+                user: None,
                 credential: Some("0123456789abcdef".into()),
                 source: "203.0.113.9".into(),
                 status: 200,
@@ -237,6 +278,25 @@ mod tests {
                 old_first_seen: "2026-09-01T10:00:00Z".into(),
                 old_last_seen: "2026-12-01T09:00:00Z".into(),
                 new_first_seen: "2026-12-01T08:55:00Z".into(),
+            },
+            AuditEvent::StoppedRefreshing {
+                route: "default".into(),
+                client: "vscode".into(),
+                user: Some("user:default/alice".into()),
+                credential: "0123456789abcdef".into(),
+                source: "127.0.0.1".into(),
+                expired_seconds: 3600,
+            },
+            AuditEvent::StoppedRefreshingEnd {
+                route: "default".into(),
+                client: "vscode".into(),
+                user: None,
+                credential: "0123456789abcdef".into(),
+                source: "127.0.0.1".into(),
+                first: "2026-12-01T08:00:00Z".into(),
+                latest: "2026-12-01T09:00:00Z".into(),
+                count: 200,
+                expired_seconds: 7200,
             },
         ];
         assert_eq!(events.len(), AuditEvent::NAMES.len(), "every kind of event is checked");

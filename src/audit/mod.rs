@@ -3,9 +3,12 @@
 //! JSON-lines audit trail from one emit point.
 
 pub mod alertmanager;
+pub mod approved;
 pub mod burst;
 pub mod event;
+pub mod expiry;
 pub mod identity;
+pub mod jwt;
 pub mod naming;
 pub mod reason;
 pub mod sharing;
@@ -35,6 +38,9 @@ pub struct Auditor {
     pub directory: ArcSwap<ClientDirectory>,
     pub history: SuccessHistory,
     pub names: naming::ClientNamer,
+    /// The upstream's keys for Backstage user tokens (fetched by the proxy).
+    pub signing_keys: jwt::SigningKeys,
+    expiries: Mutex<expiry::Expiries>,
     bursts: Mutex<BurstDetector>,
     sink: AuditSink,
     metrics: Arc<Metrics>,
@@ -73,6 +79,9 @@ pub struct AuthFailure<'a> {
     pub credential: &'a Credential,
     /// The `client` label (`naming`).
     pub client: &'a str,
+    /// The user entity ref of a Backstage user token, when the audit may name it.
+    pub user: Option<&'a str>,
+    pub expired_seconds: Option<u64>,
     pub source: IpAddr,
     pub user_agent: Option<&'a str>,
     pub request_id: Option<&'a str>,
@@ -110,6 +119,11 @@ impl Auditor {
         tracing::info!(subjects = directory.subjects().len(), "client tokens loaded");
         let auditor = Self {
             names: naming::ClientNamer::new(config.clients.max_names, config.audit.max_remembered_credentials),
+            signing_keys: jwt::SigningKeys::default(),
+            expiries: Mutex::new(expiry::Expiries::new(
+                config.user_tokens.max_expired_tracked,
+                config.user_tokens.expired_quiet_period,
+            )),
             history: SuccessHistory::new(config.audit.max_remembered_credentials, config.audit.revoked_retention),
             bursts: Mutex::new(BurstDetector::new(
                 config.bursts.clone(),
@@ -141,6 +155,7 @@ impl Auditor {
         auditor.preinit_unapproved();
         auditor.metrics.preinit_bursts();
         auditor.metrics.preinit_audit(&AuditEvent::NAMES);
+        auditor.metrics.preinit_user_tokens(&[CLIENT_UNKNOWN]);
         auditor
     }
 
@@ -157,7 +172,14 @@ impl Auditor {
         let subjects: Vec<&str> = directory.subjects().iter().map(|s| &**s).collect();
         let methods = Method::AUDITED;
         self.metrics.preinit_auth_failures(route, &[Reason::MissingCredentials], &[CLIENT_NONE], &methods);
-        let anonymous = [Reason::MalformedAuthorization, Reason::UnknownToken];
+        let anonymous = [
+            Reason::MalformedAuthorization,
+            Reason::UnknownToken,
+            Reason::TokenExpired,
+            Reason::BadSignature,
+            Reason::UnknownSigningKey,
+            Reason::RateLimited,
+        ];
         self.metrics.preinit_auth_failures(route, &anonymous, &[CLIENT_UNKNOWN], &methods);
         let mut known = subjects.clone();
         known.push(CLIENT_UNKNOWN);
@@ -232,6 +254,8 @@ impl Auditor {
         );
         self.max_user_agent.store(config.audit.max_user_agent, Ordering::Relaxed);
         self.names.set_cap(config.clients.max_names);
+        let tokens = &config.user_tokens;
+        self.expiries.lock().expect("expiry lock").reconfigure(tokens.max_expired_tracked, tokens.expired_quiet_period);
         self.approved.store(Arc::new(approved(config)));
         self.preinit_unapproved();
         let routes = self.routes.lock().expect("routes lock").clone();
@@ -248,43 +272,13 @@ impl Auditor {
         }
     }
 
-    /// A request with a credential came from `source`. Outside `audit.approved_networks` it is
-    /// counted, and audited once per credential and address per interval, whatever the answer.
-    pub fn check_source(&self, route: &str, credential: &Credential, client: &str, source: IpAddr, status: u16) {
-        let approved = self.approved.load();
-        let (networks, interval) = &**approved;
-        if networks.is_empty() || networks.iter().any(|n| n.contains(&source)) {
-            return;
-        }
-        let Some(fingerprint) = credential.fingerprint() else { return };
-        self.metrics.record_unapproved_source(client);
-        let now = Instant::now();
-        let due = {
-            let mut seen = self.unapproved_seen.lock().expect("unapproved lock");
-            match seen.get(&(fingerprint, source)) {
-                Some(last) if now.saturating_duration_since(*last) < *interval => false,
-                _ => {
-                    seen.put((fingerprint, source), now);
-                    true
-                }
-            }
-        };
-        if due {
-            tracing::warn!(route, client, credential = %fingerprint, %source, "a credential used from outside the approved networks");
-            self.write(AuditEvent::UnapprovedSource {
-                route: route.to_string(),
-                client: client.to_string(),
-                credential: Some(fingerprint.to_string()),
-                source: source.to_string(),
-                status,
-            });
-        }
-    }
-
     /// Counts, logs, audits and feeds the burst detector: the one place an auth failure goes.
     pub fn emit(&self, f: &AuthFailure<'_>) {
         let client = f.client;
         self.metrics.record_auth_failure(f.route, f.status, f.reason, client, f.mcp_method);
+        if f.reason == Reason::TokenExpired && self.expired(f) {
+            return;
+        }
         let fingerprint = f.credential.fingerprint();
         let verdict =
             self.bursts.lock().expect("burst lock").failure(Instant::now(), f.source, fingerprint, f.reason, client);
@@ -311,6 +305,8 @@ impl Auditor {
                 mcp_method: f.mcp_method,
                 tool: f.tool.map(|t| truncate(t, 128)),
                 client: client.to_string(),
+                user: f.user.map(str::to_string),
+                expired_seconds: f.expired_seconds,
                 credential,
                 source: f.source.to_string(),
                 user_agent: f.user_agent.map(|ua| truncate(ua, self.max_user_agent.load(Ordering::Relaxed))),
@@ -326,12 +322,14 @@ impl Auditor {
     pub fn tick(&self) {
         let events = self.bursts.lock().expect("burst lock").tick(Instant::now());
         self.burst_events(events);
+        self.end_expired(false);
     }
 
     /// Ends every burst (shutdown).
     pub fn drain(&self) {
         let events = self.bursts.lock().expect("burst lock").drain();
         self.burst_events(events);
+        self.end_expired(true);
     }
 
     fn burst_events(&self, events: Vec<BurstEvent>) {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::identity::{Credential, Fingerprint};
+use super::jwt::Verdict;
 
 pub use crate::metrics::Reason;
 
@@ -34,9 +35,25 @@ impl BackstageError {
     }
 }
 
-/// The reason for a 401 or 403.
+/// The reason for a Backstage user token's 401, from the tap's own verdict. Only a token whose
+/// signature holds and that is in date is `revoked_token`.
+pub fn user_token_reason(verdict: Verdict) -> Reason {
+    match verdict {
+        Verdict::Malformed => Reason::MalformedJwt,
+        Verdict::WrongType => Reason::WrongTokenType,
+        Verdict::UnknownKey => Reason::UnknownSigningKey,
+        Verdict::BadSignature => Reason::BadSignature,
+        Verdict::WrongAudience => Reason::WrongAudience,
+        Verdict::Expired { .. } => Reason::TokenExpired,
+        Verdict::NotYetValid => Reason::TokenNotYetValid,
+        Verdict::Valid => Reason::RevokedToken,
+    }
+}
+
+/// The reason for a 401, 403 or 429.
 pub fn classify_rejection(status: u16, credential: &Credential, body: &BackstageError, was_valid: bool) -> Reason {
     match (status, credential) {
+        (429, _) => Reason::RateLimited,
         (401, Credential::Missing) => Reason::MissingCredentials,
         (401, Credential::Malformed) => Reason::MalformedAuthorization,
         (401, Credential::Token { .. }) if was_valid => Reason::RevokedToken,

@@ -45,6 +45,9 @@ pub struct Audit {
     /// A credential seen from one unapproved address is audited once per this interval.
     #[serde(with = "humantime_serde")]
     pub unapproved_audit_interval: Duration,
+    /// How audit lines name the caller of a Backstage user token: `ref` (its user entity ref)
+    /// or `fingerprint` (only the credential fingerprint).
+    pub user_identity: super::UserIdentity,
 }
 
 impl Default for Audit {
@@ -64,6 +67,7 @@ impl Default for Audit {
             approved_networks: Vec::new(),
             unapproved_audit_interval: Duration::from_secs(3600),
             shared_credential_window: Duration::from_secs(24 * 3600),
+            user_identity: super::UserIdentity::Ref,
         }
     }
 }

@@ -69,6 +69,7 @@ impl Config {
         self.canary.validate(&mut p);
         self.otlp.validate(&mut p);
         self.checklist.validate(&mut p);
+        self.user_tokens.validate(&mut p);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p.push(format!("log.level `{}` is not a valid filter such as `info` or `mcp_tap=debug`", self.log.level));
         }

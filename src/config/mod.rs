@@ -12,10 +12,12 @@ mod checklist;
 mod environment;
 mod limits;
 mod load;
+mod user_tokens;
 pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold};
 pub use checklist::Checklist;
 pub use environment::Environment;
 pub use limits::Limits;
+pub use user_tokens::{UserIdentity, UserTokens};
 
 /// Exit code for bad usage or a bad config file (BSD `EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
@@ -45,6 +47,7 @@ pub struct Config {
     pub canary: Canary,
     pub otlp: Otlp,
     pub checklist: Checklist,
+    pub user_tokens: UserTokens,
     /// Where `${VAR}`, `*_env` settings and `OTEL_*` are read; not part of the file.
     #[serde(skip)]
     pub env: Environment,
@@ -165,6 +168,7 @@ impl Default for Config {
             canary: Canary::default(),
             otlp: Otlp::default(),
             checklist: Checklist::default(),
+            user_tokens: UserTokens::default(),
             env: Environment::default(),
         }
     }

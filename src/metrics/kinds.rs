@@ -146,6 +146,18 @@ label_enum! {
         RevokedToken = "revoked_token",
         PluginNotAllowed = "plugin_not_allowed",
         DelegationDenied = "delegation_denied",
+        /// Backstage user tokens (JWTs), checked by the tap against the upstream's JWKS.
+        TokenExpired = "token_expired",
+        TokenNotYetValid = "token_not_yet_valid",
+        UnknownSigningKey = "unknown_signing_key",
+        BadSignature = "bad_signature",
+        WrongAudience = "wrong_audience",
+        WrongTokenType = "wrong_token_type",
+        MalformedJwt = "malformed_jwt",
+        /// Backstage's rate limiter answered 429.
+        RateLimited = "rate_limited",
+        /// A tool advertised on the route to others, missing from this caller's own list.
+        HiddenDenial = "hidden_denial",
         Other = "other",
     }
 }
@@ -155,7 +167,8 @@ impl Reason {
     pub fn status(self) -> u16 {
         match self {
             Reason::PluginNotAllowed => 403,
-            Reason::DelegationDenied => 200,
+            Reason::DelegationDenied | Reason::HiddenDenial => 200,
+            Reason::RateLimited => 429,
             _ => 401,
         }
     }

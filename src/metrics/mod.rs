@@ -17,6 +17,7 @@ mod checklist;
 mod health;
 mod kinds;
 pub mod otel;
+mod user_tokens;
 pub use auth::AuthMetrics;
 pub use checklist::{ChecklistMetrics, ToolCounts};
 use health::HealthMetrics;
@@ -77,6 +78,7 @@ pub struct Metrics {
     rpc_codes: Mutex<HashSet<i64>>,
     auth: AuthMetrics,
     pub checklist: ChecklistMetrics,
+    user_tokens: user_tokens::UserTokenMetrics,
     health: HealthMetrics,
     session_buckets: Vec<f64>,
     /// Set when OTLP export is on: histograms are recorded there too.
@@ -138,6 +140,7 @@ impl Metrics {
             rpc_codes: Mutex::new(HashSet::new()),
             auth: AuthMetrics::new(r),
             checklist: ChecklistMetrics::new(r),
+            user_tokens: user_tokens::UserTokenMetrics::new(r),
             health: HealthMetrics::new(r),
             session_buckets,
             otel: std::sync::OnceLock::new(),

@@ -237,7 +237,7 @@ impl Exchange {
     pub fn finish(mut self, end: End) {
         let decoder = std::mem::replace(&mut self.decoder, ResponseDecoder::None);
         let ended = decoder.finish(end == End::Complete);
-        if self.status == 401 || self.status == 403 {
+        if matches!(self.status, 401 | 403 | 429) {
             // Only a 403's reason depends on the body; a 401 flood is not parsed twice.
             let body = match ended.body.as_deref() {
                 Some(body) if self.status == 403 => BackstageError::parse(body),

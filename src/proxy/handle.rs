@@ -135,6 +135,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Co
 
     let sent = Instant::now();
     let result = send(&shared, &config, upstream_req, body_sent).await;
+    if result.as_ref().is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED) {
+        super::jwks::before_explaining(&shared, &config, &info.call.caller).await;
+    }
     let headers_at = Instant::now();
     drop(reserved);
     let (response, label) = match result {

@@ -5,6 +5,7 @@ pub mod body;
 pub mod exchange;
 pub mod forward;
 mod handle;
+pub mod jwks;
 pub mod limits;
 mod record;
 mod request;

@@ -10,11 +10,17 @@ use super::request::{CallContext, Pending};
 use super::route::RouteState;
 use super::Shared;
 use crate::audit::event::AuditEvent;
+use crate::audit::jwt::{self, Verdict};
 use crate::audit::naming::Naming;
-use crate::audit::reason::{classify_rejection, BackstageError, Reason};
+use crate::audit::reason::{classify_rejection, user_token_reason, BackstageError, Reason};
 use crate::audit::sharing::client_name;
 use crate::audit::{Auditor, AuthFailure};
 use crate::checklist::Checklist;
+use crate::config::UserIdentity;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
 use crate::mcp::method::Method;
 use crate::mcp::names::{NameSet, OTHER};
 use crate::metrics::{DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, UnparsedReason};
@@ -27,12 +33,25 @@ pub struct Recorder {
     call: CallContext,
     /// The `client` label of every series and audit line of the exchange.
     client: Arc<str>,
+    /// The user entity ref of a Backstage user token the audit may name (`audit.user_identity`).
+    user: Option<String>,
+    /// The tap's verdict on a refused user token.
+    verdict: Option<Verdict>,
 }
 
 impl Recorder {
     /// The recorder of an exchange the upstream answered with `status`.
-    pub fn new(shared: &Shared, route: Arc<RouteState>, call: CallContext, status: u16) -> Self {
+    pub fn new(shared: &Shared, route: Arc<RouteState>, mut call: CallContext, status: u16) -> Self {
         let (metrics, auditor) = (shared.metrics.clone(), shared.auditor.clone());
+        let (verdict, user) = match call.caller.user_token.take() {
+            Some(t) if status < 400 => (None, jwt::subject(t.as_str())),
+            Some(t) if status == 401 => {
+                let (verdict, user) = jwt::explain(t.as_str(), &auditor.signing_keys, unix_now());
+                (Some(verdict), user)
+            }
+            _ => (None, None),
+        };
+        let user = user.filter(|_| shared.config.load().audit.user_identity == UserIdentity::Ref);
         let caller = &call.caller;
         let named = auditor.names.name(&Naming {
             credential: &caller.credential,
@@ -45,7 +64,7 @@ impl Recorder {
         if named.overflow {
             metrics.record_label_overflow(OverflowLabel::Client);
         }
-        Self { metrics, auditor, checklist: shared.checklist.clone(), route, call, client: named.label }
+        Self { metrics, auditor, checklist: shared.checklist.clone(), route, call, client: named.label, user, verdict }
     }
 
     pub fn route(&self) -> &Arc<RouteState> {
@@ -65,7 +84,8 @@ impl Recorder {
     /// and MCP 2026-07-28 headers that disagree with the body.
     pub fn request_checks(&self, status: u16) {
         let caller = &self.call.caller;
-        self.auditor.check_source(&self.route.label, &caller.credential, &self.client, caller.source, status);
+        let who = (&*self.client, self.user.as_deref());
+        self.auditor.check_source(&self.route.label, &caller.credential, who, caller.source, status);
         let declared = self.call.initialize_name.as_deref().or(self.call.meta_name.as_deref());
         let name = client_name(declared, caller.user_agent.as_deref());
         self.auditor.check_sharing(&self.route.label, &caller.credential, &self.client, name, caller.source);
@@ -170,7 +190,10 @@ impl Recorder {
     /// The upstream refused the request (401/403); `body` is its error body, if it sent one.
     pub fn refused(&self, status: u16, body: &BackstageError, first: Option<&Pending>) {
         let was_valid = self.call.caller.credential.fingerprint().is_some_and(|fp| self.auditor.history.was_valid(fp));
-        let reason = classify_rejection(status, &self.call.caller.credential, body, was_valid);
+        let reason = match self.verdict {
+            Some(v) => user_token_reason(v),
+            None => classify_rejection(status, &self.call.caller.credential, body, was_valid),
+        };
         self.auth_failure(reason, status, first);
     }
 
@@ -190,6 +213,11 @@ impl Recorder {
             tool: p.filter(|p| p.method == Method::ToolsCall).and_then(|p| p.target.as_deref()),
             credential: &c.credential,
             client: &self.client,
+            user: self.user.as_deref(),
+            expired_seconds: match self.verdict {
+                Some(Verdict::Expired { seconds }) => Some(seconds),
+                _ => None,
+            },
             source: c.source,
             user_agent: c.user_agent.as_deref(),
             request_id: c.request_id.as_deref(),

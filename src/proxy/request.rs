@@ -66,7 +66,7 @@ pub struct OpenRequests {
 }
 
 /// Who sent the request, as the audit may record it (the credential is a fingerprint).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Caller {
     pub credential: Credential,
     pub source: IpAddr,
@@ -74,6 +74,8 @@ pub struct Caller {
     pub request_id: Option<String>,
     pub trace_id: Option<String>,
     pub http_method: http::Method,
+    /// A Backstage user token (JWT), held until the answer says whether to explain a refusal.
+    pub user_token: Option<crate::audit::jwt::HeldToken>,
 }
 
 /// An `Mcp-Method` or `Mcp-Name` header that says something else than the body, with both
@@ -147,6 +149,8 @@ pub fn caller(shared: &Shared, parts: &http::request::Parts, connection: &Connec
         request_id: header("x-request-id").map(|s| s.chars().take(128).collect()),
         trace_id: header("traceparent").and_then(|t| t.split('-').nth(1)).filter(|t| t.len() == 32).map(str::to_string),
         http_method: parts.method.clone(),
+        user_token: crate::audit::jwt::HeldToken::from_header(parts.headers.get(http::header::AUTHORIZATION))
+            .inspect(|_| shared.auditor.signing_keys.token_seen()),
     }
 }
 

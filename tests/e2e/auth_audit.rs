@@ -49,8 +49,16 @@ pub(crate) fn audit_config(upstream: &str) -> mcp_tap::config::Config {
     c
 }
 
-/// Sends one request of every kind the audit must explain.
-async fn drive_every_reason(base: &str) {
+/// A user token with one signature character changed.
+fn flipped(token: &str) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    let i = bytes.len() - 5;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Sends one request of every kind the audit must explain; `guest` is a real user token.
+async fn drive_every_reason(base: &str, guest: &str) {
     let url = format!("{base}/api/mcp-actions/v1");
     // A full token lists the tools (the tap learns them) and calls one.
     assert_eq!(post_mcp(&url, &[("authorization", &bearer(TOKEN_FULL))], LIST).await.0, 200);
@@ -69,6 +77,9 @@ async fn drive_every_reason(base: &str) {
     let (status, _, body) = post_mcp(&url, &[("authorization", &bearer(TOKEN_MCP_ONLY))], CALL).await;
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("\"isError\":true"));
+    // A Backstage user token works; the same with a forged signature is refused.
+    assert_eq!(post_mcp(&url, &[("authorization", &bearer(guest))], LIST).await.0, 200);
+    assert_eq!(post_mcp(&url, &[("authorization", &bearer(&flipped(guest)))], LIST).await.0, 401);
 }
 
 fn find<'a>(lines: &'a [serde_json::Value], reason: &str) -> &'a serde_json::Value {
@@ -89,10 +100,11 @@ async fn every_reason_is_explained_and_no_token_leaks() {
     std::fs::write(
         &config_file,
         format!(
-            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream:\n  url: {upstream}\naudit:\n  output: {}\n  fingerprint_key_file: {}\nclients:\n  backstage_app_config: [{}]\nlog:\n  format: json\n  level: debug\n",
+            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream:\n  url: {upstream}\naudit:\n  output: {}\n  fingerprint_key_file: {}\nclients:\n  backstage_app_config: [{}]\nlog:\n  format: json\n  level: debug\nchecklist:\n  state_dir: {}\n",
             config.audit.output,
             config.audit.fingerprint_key_file.as_ref().unwrap().display(),
-            repo().join("tests/backstage/app-config.yaml").display()
+            repo().join("tests/backstage/app-config.yaml").display(),
+            config.checklist.state_dir.as_ref().unwrap().display()
         ),
     )
     .unwrap();
@@ -123,7 +135,8 @@ async fn every_reason_is_explained_and_no_token_leaks() {
             break (v["listen"].as_str().unwrap().to_string(), v["admin"].as_str().unwrap().to_string());
         }
     };
-    drive_every_reason(&format!("http://{proxy}")).await;
+    let guest = guest_token(backstage.port).await;
+    drive_every_reason(&format!("http://{proxy}"), &guest).await;
     let (_, _, metrics_body) = get(&format!("http://{admin}/metrics")).await;
     let m = String::from_utf8(metrics_body.to_vec()).unwrap();
 
@@ -193,7 +206,8 @@ async fn every_reason_is_explained_and_no_token_leaks() {
         ),
         1.0
     );
-    assert_eq!(auth(&m, &[]), 5.0, "exactly the five refusals");
+    assert_eq!(auth(&m, &[("reason", "bad_signature"), ("client", "unknown")]), 1.0);
+    assert_eq!(auth(&m, &[]), 6.0, "exactly the six refusals");
     // Series for what has not happened yet exist at zero, so rate() and alerts work at once.
     assert!(m.contains(r#"mcp_tap_auth_failures_total{client="ci-agent",http_response_status_code="401",mcp_method_name="tools/call",mcp_route="default",reason="revoked_token"} 0"#));
     let ops = |labels: &[(&str, &str)]| metric(&m, "mcp_tap_client_operations_total", labels);
@@ -222,7 +236,7 @@ async fn every_reason_is_explained_and_no_token_leaks() {
         logs.push(line);
     }
     let audit = audit_lines(&config);
-    assert_eq!(audit.iter().filter(|l| l["event"] == "auth_failure").count(), 5, "{audit:#?}");
+    assert_eq!(audit.iter().filter(|l| l["event"] == "auth_failure").count(), 6, "{audit:#?}");
     let missing = find(&audit, "missing_credentials");
     assert_eq!(missing["schema"], "mcp-tap.audit.v1");
     assert_eq!(missing["status"], 401);
@@ -249,7 +263,11 @@ async fn every_reason_is_explained_and_no_token_leaks() {
     let audit_text = std::fs::read_to_string(&config.audit.output).unwrap();
     let all_logs = logs.join("\n");
     assert!(all_logs.contains("request refused by the upstream"), "the debug logs were captured");
-    for token in [TOKEN_FULL, TOKEN_CATALOG_ONLY, TOKEN_MCP_ONLY, BOGUS_TOKEN, "Zm9vOmJhcg=="] {
+    // A user token, its forged twin, and the token's payload (the claims) appear nowhere either.
+    let (forged, payload) = (flipped(&guest), guest.split('.').nth(1).unwrap().to_string());
+    for token in
+        [TOKEN_FULL, TOKEN_CATALOG_ONLY, TOKEN_MCP_ONLY, BOGUS_TOKEN, "Zm9vOmJhcg==", &guest, &forged, &payload]
+    {
         for (what, text) in [("logs", &all_logs), ("stdout", &stdout), ("audit log", &audit_text), ("/metrics", &m)] {
             assert!(!text.contains(token), "a token leaked into the {what}");
         }

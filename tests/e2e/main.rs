@@ -29,3 +29,4 @@ mod shutdown;
 mod status_page;
 mod structure;
 mod upstream_tls_and_ready;
+mod user_tokens;

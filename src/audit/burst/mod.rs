@@ -158,6 +158,16 @@ impl BurstDetector {
         verdict
     }
 
+    /// Whether `source` failed recently (its bucket has not leaked empty): an expired user token
+    /// from it then mixes with other failures and counts toward the source's burst.
+    pub fn source_failing(&self, now: Instant, source: IpAddr) -> bool {
+        let source = group(source, self.cfg.ipv6_prefix);
+        let rate = f64::from(self.cfg.source.failures) / self.cfg.source.window.as_secs_f64();
+        self.sources
+            .peek(&source)
+            .is_some_and(|b| b.level - rate * now.saturating_duration_since(b.last).as_secs_f64() > 0.0)
+    }
+
     /// Adds the failure to every bucket it belongs to; returns the keys now over their threshold.
     fn crossed(
         &mut self,

@@ -3,8 +3,10 @@
 
 mod browser;
 mod peers;
+mod tokens;
 pub use browser::*;
 pub use peers::*;
+pub use tokens::*;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -130,6 +132,11 @@ pub async fn request(
 
 pub async fn get(url: &str) -> (u16, http::HeaderMap, Bytes) {
     request("GET", url, &[], Bytes::new()).await
+}
+
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, Bytes) {
+    let (status, _, body) = request("GET", url, headers, Bytes::new()).await;
+    (status, body)
 }
 
 pub const MCP_ACCEPT: (&str, &str) = ("accept", "application/json, text/event-stream");
