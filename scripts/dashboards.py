@@ -174,6 +174,8 @@ def auth():
             [(f"sum by (client) (rate(mcp_tap_unapproved_source_total{{{SEL}}}[$__rate_interval]))", "{{client}}")])
     b.panel("Shared credentials", "Credentials presented by a second client name (clientInfo.name or User-Agent) within audit.shared_credential_window, by client (audited as credential_shared).", "short",
             [(f"sum by (client) (increase(mcp_tap_credential_shared_total{{{SEL}}}[$__rate_interval]))", "{{client}}")])
+    b.panel("Clients that stopped refreshing", "Requests with an expired Backstage user token (genuine, only old), by client: OAuth clients that stopped refreshing (MCPTapClientStoppedRefreshing). Not counted as attacks.", "reqps",
+            [(f"sum by (client) (rate(mcp_tap_expired_token_requests_total{{{SEL}}}[$__rate_interval]))", "{{client}}")])
     b.panel("Static token age by client", "Days since the tap first saw the static token each client uses now (min across replicas), against checklist.rotation_period (MCPTapCredentialNotRotated).", "d",
             [(f"(time() - min by (client) (mcp_tap_credential_first_seen_timestamp_seconds{{{SEL}}})) / 86400", "{{client}}"),
              (f"max(mcp_tap_credential_rotation_period_seconds{{{SEL}}}) / 86400", "rotation period")])

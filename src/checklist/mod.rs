@@ -130,6 +130,11 @@ impl Checklist {
         }
     }
 
+    /// Whether `tool` was in `client`'s own last `tools/list` on `route` (`None`: none seen).
+    pub fn listed_to(&self, route: &str, client: &str, tool: &str) -> Option<bool> {
+        self.privileges.lock().expect("privileges lock").listed_to(route, client, tool)
+    }
+
     pub fn report(&self) -> Report {
         let window = self.settings.load().window.as_secs();
         self.privileges.lock().expect("privileges lock").report(window)

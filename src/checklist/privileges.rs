@@ -19,6 +19,9 @@ pub struct ClientTools {
     pub client: String,
     /// Names from the client's own last `tools/list` (all its pages).
     pub advertised: BTreeSet<String>,
+    /// A `tools/list` of the client was seen (an empty `advertised` is then a real answer).
+    #[serde(default)]
+    pub listed: bool,
     /// Tool name → Unix seconds of the last call.
     pub called: BTreeMap<String, u64>,
     /// Unix seconds of the client's last `tools/list` or call.
@@ -64,6 +67,7 @@ impl Privileges {
             e.advertised.clear();
         }
         e.advertised.extend(tools.iter().map(ToString::to_string));
+        e.listed = true;
         e.last_seen = now;
     }
 
@@ -82,6 +86,12 @@ impl Privileges {
     pub fn fresh(&self, route: &str, client: &str, tool: &str, now: u64) -> bool {
         let key = (route.to_string(), client.to_string());
         self.clients.get(&key).and_then(|e| e.called.get(tool)).is_some_and(|at| *at >= now)
+    }
+
+    /// Whether `tool` is in the client's last `tools/list` (`None`: no list seen).
+    pub fn listed_to(&self, route: &str, client: &str, tool: &str) -> Option<bool> {
+        let key = (route.to_string(), client.to_string());
+        self.clients.get(&key).filter(|e| e.listed).map(|e| e.advertised.contains(tool))
     }
 
     /// Forgets calls and clients older than `before`.

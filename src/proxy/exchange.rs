@@ -200,9 +200,9 @@ impl Exchange {
             return ErrorType::None;
         }
         let advertised = self.recorder.advertised(p.target.as_deref());
-        if r.error_text.as_deref().is_some_and(|text| is_delegation_denied(text, advertised)) {
+        if let Some(text) = r.error_text.as_deref().filter(|text| is_delegation_denied(text, advertised)) {
             p.denied = true;
-            self.recorder.delegation_denied(p);
+            self.recorder.permission_denied(p, text);
         }
         ErrorType::ToolError
     }

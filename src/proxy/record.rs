@@ -198,8 +198,16 @@ impl Recorder {
     }
 
     /// A tool result refused because the token may not reach the plugin that owns the action.
-    pub fn delegation_denied(&self, p: &Pending) {
-        self.auth_failure(Reason::DelegationDenied, 200, Some(p));
+    /// A tool result Backstage refused as a permission matter (`is_delegation_denied`): an
+    /// explicit delegation refusal, or a not-found for a tool the route advertised. A not-found
+    /// for a tool missing from this caller's own last `tools/list` is a denial Backstage hides
+    /// (`hidden_denial`); without such a list it stays `delegation_denied`.
+    pub fn permission_denied(&self, p: &Pending, error_text: &str) {
+        let explicit = error_text.starts_with("NotAllowedError");
+        let tool = p.target.as_deref().unwrap_or("");
+        let listed = self.checklist.listed_to(&self.route.label, &self.client, tool);
+        let reason = if !explicit && listed == Some(false) { Reason::HiddenDenial } else { Reason::DelegationDenied };
+        self.auth_failure(reason, 200, Some(p));
     }
 
     fn auth_failure(&self, reason: Reason, status: u16, p: Option<&Pending>) {

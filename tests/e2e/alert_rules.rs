@@ -99,6 +99,15 @@ fn cases() -> Vec<Case> {
             silent_at: vec!["50m", "70m"],
         },
         Case {
+            alert: "MCPTapClientStoppedRefreshing",
+            interval: "30s",
+            series: vec![(leak(s("mcp_tap_expired_token_requests_total", ",client=\"vscode\"")), "0x10 0+5x40")],
+            // Over 10 in 15 min from about 6 min, then 5 min of `for`.
+            fires_at: "14m",
+            labels: vec![("severity", "ticket"), ("client", "vscode")],
+            silent_at: vec!["4m", "8m"],
+        },
+        Case {
             alert: "MCPTapHeaderBodyMismatch",
             interval: "30s",
             series: vec![(leak(s("mcp_tap_header_mismatch_total", ",kind=\"name\"")), "0x10 1 2 2x40")],

@@ -75,6 +75,17 @@ async fn token_age_rotation_and_least_privilege_against_a_real_backstage() {
     assert_eq!(gauges(&m, "mcp_tap_client_tools_advertised"), tools.len() as f64);
     let first_seen = metric(&m, FIRST_SEEN, &[("client", "ci-agent")]);
 
+    // A client whose token cannot reach the catalog is offered none of its tools; calling one is
+    // answered "not found": a denial Backstage hides.
+    let mcp_only = [("authorization", bearer(TOKEN_MCP_ONLY))];
+    let mcp_only: Vec<(&str, &str)> = mcp_only.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(post_mcp(&tap.url(path), &mcp_only, LIST).await.0, 200);
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"catalog.get-catalog-entity","arguments":{"kind":"Component","name":"payments-api"}}}"#;
+    assert_eq!(post_mcp(&tap.url(path), &mcp_only, call).await.0, 200);
+    let m = tap.metrics().await;
+    let hidden = [("reason", "hidden_denial"), ("client", "mcp-only")];
+    assert_eq!(metric(&m, "mcp_tap_auth_failures_total", &hidden), 1.0);
+
     let admin = format!("http://{}", tap.admin);
     let json = ci_agent(&report(&["--admin", &admin, "--output", "json"]).await);
     let mut never: Vec<String> =

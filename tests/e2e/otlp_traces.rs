@@ -88,7 +88,11 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
 
     let traceparent = format!("00-{TRACE}-{PARENT}-01");
     let call = r#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"ok-tool","arguments":{}}}"#;
-    assert_eq!(post_mcp(&url, &[("traceparent", &traceparent)], call).await.0, 200);
+    // A Backstage user token: neither it nor its claims may reach a span.
+    let now = unix_now();
+    let jwt = sign("backstage", BACKSTAGE_KID, "vnd.backstage.user", &claims("backstage", now, now + 600));
+    let auth = format!("Bearer {jwt}");
+    assert_eq!(post_mcp(&url, &[("traceparent", &traceparent), ("authorization", &auth)], call).await.0, 200);
     // Trace context inside the message when the transport carries none.
     let meta = format!(
         r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"bad-tool","_meta":{{"traceparent":"00-{META_TRACE}-{META_PARENT}-01"}}}}}}"#
@@ -105,6 +109,10 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
     })
     .await;
     let spans = spans.lock().unwrap().clone();
+    let exported = format!("{spans:?}");
+    for secret in [jwt.as_str(), jwt.split('.').nth(1).unwrap(), "user:development/guest"] {
+        assert!(!exported.contains(secret), "a user token or its claims in a span");
+    }
     let ok = spans.iter().find(|s| s.name == "tools/call ok-tool").expect("a span named {method} {target}");
     assert_eq!(ok.kind, 2, "SERVER");
     assert_eq!(hex(&ok.trace_id), TRACE);
