@@ -48,16 +48,25 @@ pub struct Report {
 
 #[derive(Default)]
 pub struct Privileges {
-    clients: BTreeMap<(String, String), ClientTools>,
+    /// Route → client → what it was offered and used; looked up by `&str` without allocating.
+    clients: BTreeMap<String, BTreeMap<String, ClientTools>>,
 }
 
 impl Privileges {
     fn entry(&mut self, route: &str, client: &str) -> &mut ClientTools {
-        self.clients.entry((route.to_string(), client.to_string())).or_insert_with(|| ClientTools {
-            route: route.to_string(),
-            client: client.to_string(),
-            ..ClientTools::default()
-        })
+        if !self.clients.contains_key(route) {
+            self.clients.insert(route.to_string(), BTreeMap::new());
+        }
+        let clients = self.clients.get_mut(route).expect("inserted");
+        if !clients.contains_key(client) {
+            let e = ClientTools { route: route.to_string(), client: client.to_string(), ..ClientTools::default() };
+            clients.insert(client.to_string(), e);
+        }
+        clients.get_mut(client).expect("inserted")
+    }
+
+    fn get(&self, route: &str, client: &str) -> Option<&ClientTools> {
+        self.clients.get(route)?.get(client)
     }
 
     /// A page of the client's `tools/list` answer; the first page replaces what it had.
@@ -84,40 +93,46 @@ impl Privileges {
 
     /// Whether the client's call of `tool` at `now` is already on record (a repeat in the second).
     pub fn fresh(&self, route: &str, client: &str, tool: &str, now: u64) -> bool {
-        let key = (route.to_string(), client.to_string());
-        self.clients.get(&key).and_then(|e| e.called.get(tool)).is_some_and(|at| *at >= now)
+        self.get(route, client).and_then(|e| e.called.get(tool)).is_some_and(|at| *at >= now)
     }
 
     /// Whether `tool` is in the client's last `tools/list` (`None`: no list seen).
     pub fn listed_to(&self, route: &str, client: &str, tool: &str) -> Option<bool> {
-        let key = (route.to_string(), client.to_string());
-        self.clients.get(&key).filter(|e| e.listed).map(|e| e.advertised.contains(tool))
+        self.get(route, client).filter(|e| e.listed).map(|e| e.advertised.contains(tool))
     }
 
     /// Forgets calls and clients older than `before`.
     pub fn forget_before(&mut self, before: u64) {
-        self.clients.retain(|_, e| {
-            e.called.retain(|_, at| *at >= before);
-            e.last_seen >= before
-        });
+        for clients in self.clients.values_mut() {
+            clients.retain(|_, e| {
+                e.called.retain(|_, at| *at >= before);
+                e.last_seen >= before
+            });
+        }
+        self.clients.retain(|_, clients| !clients.is_empty());
     }
 
     pub fn counts(&self) -> ToolCounts {
-        self.clients.iter().map(|(k, e)| (k.clone(), (e.advertised.len(), e.called.len()))).collect()
+        self.all().map(|e| ((e.route.clone(), e.client.clone()), (e.advertised.len(), e.called.len()))).collect()
     }
 
     pub fn entries(&self) -> Vec<ClientTools> {
-        self.clients.values().cloned().collect()
+        self.all().cloned().collect()
     }
 
     pub fn load(&mut self, entries: Vec<ClientTools>) {
         for e in entries {
-            self.clients.insert((e.route.clone(), e.client.clone()), e);
+            let (route, client) = (e.route.clone(), e.client.clone());
+            self.clients.entry(route).or_default().insert(client, e);
         }
     }
 
     pub fn report(&self, window_seconds: u64) -> Report {
-        report(self.clients.values(), window_seconds)
+        report(self.all(), window_seconds)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &ClientTools> {
+        self.clients.values().flat_map(BTreeMap::values)
     }
 }
 
