@@ -143,6 +143,7 @@ def main():
         f.write(
             f"listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\nupstream:\n  url: {upstream}\n"
             f"audit:\n  output: {os.path.join(work, 'audit.jsonl')}\nlog:\n  level: warn\n"
+            f"checklist:\n  state_dir: {os.path.join(work, 'state')}\n"
         )
     env = dict(os.environ, MCP_TAP_FINGERPRINT_KEY="bench-fingerprint-key-0123456789")
     env.pop("RUST_LOG", None)

@@ -128,6 +128,8 @@ routes:
   server_keys: [catalog]
 audit:
   output: {dir}/audit.jsonl
+checklist:
+  state_dir: {dir}/state
 log:
   level: warn
 """

@@ -27,6 +27,9 @@ pub struct Cli {
     /// Upstream base URL, e.g. https://backstage.example.com [default: http://127.0.0.1:7007].
     #[arg(long, env = "MCP_TAP_UPSTREAM", global = true)]
     pub upstream: Option<String>,
+    /// Directory of the checklist state (token ages, least privilege) [default: /var/lib/mcp-tap].
+    #[arg(long, env = "MCP_TAP_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
     /// Log format [default: pretty].
     #[arg(long, env = "MCP_TAP_LOG_FORMAT", value_enum, global = true)]
     pub log_format: Option<LogFormat>,
@@ -81,12 +84,10 @@ pub enum Report {
     /// Per client, the tools the upstream advertised to it and the ones it never called within
     /// `checklist.window`: candidates to drop from its `accessRestrictions`.
     Privileges {
-        /// The running tap's admin address.
-        #[arg(long, default_value = "http://127.0.0.1:9464", conflicts_with = "state_dir")]
+        /// The running tap's admin address. With `--state-dir`, the state file there is read
+        /// instead (a stopped tap's).
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
         admin: String,
-        /// Read the state file of a stopped tap instead (its `checklist.state_dir`).
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         output: ReportOutput,
     },
@@ -127,6 +128,9 @@ impl Cli {
         }
         if let Some(f) = self.log_format {
             config.log.format = f;
+        }
+        if let Some(d) = &self.state_dir {
+            config.checklist.state_dir = Some(d.clone());
         }
         let problems = config.validate();
         if problems.is_empty() {

@@ -30,8 +30,8 @@ fn main() -> ExitCode {
             };
             probe(&spec, output)
         }
-        Some(Command::Report(mcp_tap::cli::Report::Privileges { admin, state_dir, output })) => {
-            report_privileges(&cli, admin, state_dir.as_deref(), *output)
+        Some(Command::Report(mcp_tap::cli::Report::Privileges { admin, output })) => {
+            report_privileges(&cli, admin, cli.state_dir.as_deref(), *output)
         }
         _ => serve(&cli),
     }
