@@ -86,3 +86,17 @@ async fn refreshes_are_rate_limited_whatever_the_unknown_kids() {
     tokio::time::advance(refresh).await;
     assert!(keys.fetch_due(Instant::now(), min, refresh), "the periodic refresh");
 }
+
+proptest::proptest! {
+    /// Whatever a client puts in its `Authorization` header, the verdict is a verdict: no panic,
+    /// and no user named unless a signature held.
+    #[test]
+    fn any_token_gets_a_verdict(token in "eyJ[A-Za-z0-9_.=-]{0,300}", raw in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        let keys = keys();
+        for t in [token, String::from_utf8_lossy(&raw).into_owned()] {
+            let (verdict, user) = explain(&t, &keys, NOW);
+            proptest::prop_assert!(user.is_none() || verdict.signed());
+            let _ = (subject(&t), key_id(&t), is_jwt(&t));
+        }
+    }
+}
