@@ -1,7 +1,10 @@
 //! `mcp-tap demo`: the tap in front of an embedded upstream that behaves as Backstage's MCP
 //! Actions endpoint does (stateless, SSE answers, static tokens with Backstage's 401/403 bodies,
-//! a few tools, one of which always fails), with a traffic generator that includes auth failures
-//! and one burst. For a first look without a Backstage at hand.
+//! a few tools, one of which always fails, user tokens from a demo auth backend), with a traffic
+//! generator that includes auth failures, one burst and an OAuth client that stopped refreshing.
+//! For a first look without a Backstage at hand.
+
+mod user_tokens;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -130,6 +133,9 @@ async fn backstage(req: http::Request<Incoming>) -> http::Response<Full<Bytes>> 
     if req.uri().path() == "/.backstage/health/v1/readiness" {
         return respond(200, Some("application/json"), r#"{"status":"ok"}"#.into());
     }
+    if req.uri().path() == user_tokens::JWKS_PATH {
+        return respond(200, Some("application/json"), user_tokens::signer().jwks.clone());
+    }
     if req.uri().path() != MCP_PATH {
         return respond(404, None, String::new());
     }
@@ -139,7 +145,10 @@ async fn backstage(req: http::Request<Incoming>) -> http::Response<Full<Bytes>> 
         Some(t) => t.trim().to_string(),
         None => return backstage_error(401, "AuthenticationError", "Missing credentials"),
     };
+    let user_token = crate::audit::jwt::is_jwt(&token);
     match TOKENS.iter().find(|(t, _, _)| *t == token) {
+        None if user_token && user_tokens::signer().verify(&token) => {}
+        None if user_token => return backstage_error(401, "AuthenticationError", "Failed user token verification"),
         None => return backstage_error(401, "AuthenticationError", "Illegal token"),
         Some((_, _, false)) => {
             return backstage_error(403, "NotAllowedError", "This token's access is restricted to plugin(s) 'catalog'")
@@ -204,31 +213,35 @@ async fn answer(m: &Value) -> Value {
     }
 }
 
+type DemoClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// One MCP POST to the tap as a client with User-Agent `agent` and bearer `token`.
+async fn post(client: DemoClient, url: String, agent: &'static str, token: Option<String>, body: String) {
+    let mut req = http::Request::post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("user-agent", agent);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Ok(resp) = client.request(req.body(Full::new(Bytes::from(body))).expect("valid request")).await {
+        let _ = resp.into_body().collect().await;
+    }
+}
+
 /// A small, endless traffic generator against the tap.
 async fn traffic(tap: SocketAddr) {
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let url = format!("http://{tap}{MCP_PATH}");
-    let send = |token: Option<&'static str>, body: String| {
-        let client = client.clone();
-        let url = url.clone();
-        async move {
-            let mut req = http::Request::post(&url)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("user-agent", "mcp-tap-demo/1.0");
-            if let Some(t) = token {
-                req = req.header("authorization", format!("Bearer {t}"));
-            }
-            if let Ok(resp) = client.request(req.body(Full::new(Bytes::from(body))).expect("valid request")).await {
-                let _ = resp.into_body().collect().await;
-            }
-        }
-    };
+    let send_as = |agent, token, body| post(client.clone(), url.clone(), agent, token, body);
+    let send = |token: Option<&'static str>, body: String| send_as("mcp-tap-demo/1.0", token.map(str::to_string), body);
     let call = |id: u64, name: &str| {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {}}})
             .to_string()
     };
     let good = Some(TOKENS[0].0);
+    let signer = user_tokens::signer();
+    let stale = signer.token("user:default/bob", -600);
     let mut id = 0u64;
     for round in 0u64.. {
         id += 10;
@@ -249,6 +262,13 @@ async fn traffic(tap: SocketAddr) {
         }
         if round % 5 == 2 {
             send(Some(TOKENS[1].0), json!({"jsonrpc": "2.0", "id": id + 6, "method": "tools/list"}).to_string()).await;
+        }
+        // OAuth clients with Backstage user tokens: VS Code signed in; Claude Code's token expired
+        // and it stopped refreshing (now and then, so it stays a finding, not a burst).
+        let list = json!({"jsonrpc": "2.0", "id": id + 7, "method": "tools/list"}).to_string();
+        send_as("Visual Studio Code/1.99.0", Some(signer.token("user:default/alice", 3600)), list.clone()).await;
+        if round % 30 == 5 {
+            send_as("claude-code/2.1.0 (cli)", Some(stale.clone()), list).await;
         }
         if round == 3 || round % 120 == 60 {
             // A client stuck with a bad token: a burst.
