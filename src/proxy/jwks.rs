@@ -19,6 +19,8 @@ use crate::http_client::UpstreamBody;
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 /// Time allowed for one fetch.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a refused request waits for a fetch before it is explained with the keys held.
+const EXPLAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Fetches the keys and replaces the held ones; `None` when the fetch failed (counted, logged).
 pub async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
@@ -48,8 +50,9 @@ pub async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
 }
 
 /// Backstage refused `caller`'s request: if it carried a user token signed by a key the tap does
-/// not hold, fetch the keys first when a fetch is due, so the refusal is explained right.
-pub async fn before_explaining(shared: &Shared, config: &Config, caller: &Caller) {
+/// not hold, fetch the keys first when a fetch is due, so the refusal is explained right. The
+/// refusal waits for the fetch at most `EXPLAIN_WAIT`; the fetch itself goes on without it.
+pub async fn before_explaining(shared: &Arc<Shared>, config: &Config, caller: &Caller) {
     let Some(token) = &caller.user_token else { return };
     let keys = &shared.auditor.signing_keys;
     if jwt::key_id(token.as_str()).is_none_or(|kid| keys.contains(&kid)) {
@@ -58,7 +61,9 @@ pub async fn before_explaining(shared: &Shared, config: &Config, caller: &Caller
     keys.want_refresh();
     let t = &config.user_tokens;
     if keys.fetch_due(Instant::now(), t.min_refresh_interval, t.refresh_interval) {
-        fetch(shared, config).await;
+        let (shared, config) = (shared.clone(), shared.config.load_full());
+        let fetching = tokio::spawn(async move { fetch(&shared, &config).await });
+        let _ = tokio::time::timeout(EXPLAIN_WAIT, fetching).await;
     }
 }
 
