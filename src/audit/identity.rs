@@ -109,6 +109,16 @@ impl Credential {
         }
     }
 
+    /// A 64-bit key grouping requests by credential (sessions, client names): the fingerprint's
+    /// digest, or a fixed value for no or a malformed credential.
+    pub fn key(&self) -> u64 {
+        match self {
+            Credential::Token { fingerprint, .. } => fingerprint.short(),
+            Credential::Malformed => 1,
+            Credential::Missing => 0,
+        }
+    }
+
     pub fn client(&self) -> &str {
         match self {
             Credential::Missing => CLIENT_NONE,

@@ -86,14 +86,6 @@ fn clean(name: &str) -> Option<&str> {
     (!name.is_empty() && !name.chars().any(char::is_control)).then_some(name)
 }
 
-fn credential_key(credential: &Credential) -> u64 {
-    match credential {
-        Credential::Token { fingerprint, .. } => fingerprint.short(),
-        Credential::Malformed => 1,
-        Credential::Missing => 0,
-    }
-}
-
 fn agent_key(user_agent: Option<&str>) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault};
     BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(user_agent)
@@ -126,7 +118,7 @@ impl ClientNamer {
                 return label(client.clone());
             }
         }
-        let key = (credential_key(n.credential), n.source, agent_key(n.user_agent));
+        let key = (n.credential.key(), n.source, agent_key(n.user_agent));
         {
             let mut inner = self.inner.lock().expect("naming lock");
             if let Some(name) = n.initialize.and_then(clean) {

@@ -200,12 +200,8 @@ pub fn request_info(
             }
             session = Some(SessionRef::Header(id.into()));
         } else {
-            let credential = match &caller.credential {
-                Credential::Token { fingerprint, .. } => fingerprint.short(),
-                Credential::Malformed => 1,
-                Credential::Missing => 0,
-            };
-            let key = ClientKey { route: state.label.clone(), credential, source: caller.source };
+            let key =
+                ClientKey { route: state.label.clone(), credential: caller.credential.key(), source: caller.source };
             if let (Some(version), None) = (meta_version, initialize) {
                 let name = messages.iter().find_map(|m| m.client_name.as_deref()).unwrap_or("");
                 shared.sessions.stateless_request(&key, name, version);
