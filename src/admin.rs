@@ -118,7 +118,7 @@ async fn upstream_ready(shared: &Shared) -> Result<(), NotReady> {
     let req = Request::get(uri.clone())
         .body(UpstreamBody::Full { data: None, trailers: None })
         .map_err(|e| NotReady { client: "the readiness request cannot be built".into(), detail: e.to_string() })?;
-    match tokio::time::timeout(READINESS_TIMEOUT, shared.client.load().request(req)).await {
+    match tokio::time::timeout(READINESS_TIMEOUT, shared.client.load().shared.request(req)).await {
         Err(_) => Err(NotReady {
             client: format!("the upstream did not answer within {READINESS_TIMEOUT:?}"),
             detail: uri.to_string(),

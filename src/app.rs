@@ -82,7 +82,7 @@ pub async fn run_with(
     let history = options.status.clone().unwrap_or_default();
     let (auditing, others) = spawn_background(&shared, resend_interval, history.clone(), options, &stop_rx);
     let admin = tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), history, stopped(stop_rx.clone())));
-    let proxy = tokio::spawn(proxy::serve(proxy_listener, shared.clone(), stopped(stop_rx.clone())));
+    let proxy = tokio::spawn(proxy::serve(proxy_listener, shared.clone(), stop_rx.clone()));
 
     shutdown.await;
     tracing::info!("shutting down: no new connections; finishing in-flight exchanges");

@@ -19,10 +19,51 @@ use rustls::pki_types::CertificateDer;
 
 use crate::config::Upstream;
 
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+pub type UpstreamClient = Client<Connector, UpstreamBody>;
+type Connector = HttpsConnector<HttpConnector>;
 
-/// Builds the pooled upstream client. Fails on an unreadable CA file.
+/// How the tap reaches its upstream: one TLS connector and the pool settings. Each proxy worker
+/// thread keeps a pool of its own built from it ([`UpstreamClients::with_worker_pool`]), so an
+/// exchange and its upstream connection stay on one thread; the tap's own requests (readiness,
+/// JWKS) share [`UpstreamClients::shared`]. A reload that changes `upstream` builds a new one.
+pub struct UpstreamClients {
+    connector: Connector,
+    cfg: Upstream,
+    pub shared: UpstreamClient,
+}
+
+impl UpstreamClients {
+    /// Fails on an unreadable CA file.
+    pub fn new(cfg: &Upstream) -> anyhow::Result<Self> {
+        let connector = build_connector(cfg)?;
+        let shared = pool(cfg, connector.clone());
+        Ok(Self { connector, cfg: cfg.clone(), shared })
+    }
+
+    /// Runs `f` with this thread's pool, built on first use and again after a reload.
+    pub fn with_worker_pool<R>(self: &Arc<Self>, f: impl FnOnce(&UpstreamClient) -> R) -> R {
+        thread_local! {
+            static POOL: std::cell::RefCell<Option<(Arc<UpstreamClients>, UpstreamClient)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        POOL.with_borrow_mut(|held| match held {
+            Some((from, client)) if Arc::ptr_eq(from, self) => f(client),
+            _ => {
+                let client = pool(&self.cfg, self.connector.clone());
+                let r = f(&client);
+                *held = Some((self.clone(), client));
+                r
+            }
+        })
+    }
+}
+
+/// Builds a pooled client on its own (the probe and tests). Fails on an unreadable CA file.
 pub fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
+    Ok(pool(cfg, build_connector(cfg)?))
+}
+
+fn build_connector(cfg: &Upstream) -> anyhow::Result<Connector> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -47,18 +88,21 @@ pub fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(cfg.connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+        .wrap_connector(http))
+}
+
+fn pool(cfg: &Upstream, connector: Connector) -> UpstreamClient {
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(cfg.pool_idle_timeout)
         .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(https))
+        .build(connector)
 }
 
 /// A request body on its way upstream.

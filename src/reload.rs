@@ -106,7 +106,7 @@ impl Reloader {
             return;
         }
         if new.upstream != old.upstream {
-            match crate::http_client::build_client(&new.upstream) {
+            match crate::http_client::UpstreamClients::new(&new.upstream) {
                 Ok(client) => self.shared.client.store(Arc::new(client)),
                 Err(e) => {
                     tracing::error!(error = %e, "config reload refused: the upstream client cannot be built");

@@ -138,6 +138,9 @@ impl Config {
         if self.listen != new.listen {
             changed.push("listen");
         }
+        if self.workers != new.workers {
+            changed.push("workers");
+        }
         if self.admin_listen != new.admin_listen {
             changed.push("admin_listen");
         }

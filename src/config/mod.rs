@@ -29,6 +29,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub admin_listen: SocketAddr,
+    /// Threads that serve client connections, each with its own event loop and upstream pool;
+    /// 0 means one per CPU the tap may use.
+    pub workers: usize,
     pub upstream: Upstream,
     pub routes: Routes,
     pub forwarded_headers: ForwardedHeaders,
@@ -147,11 +150,22 @@ pub struct Log {
     pub level: String,
 }
 
+impl Config {
+    /// `workers`, with 0 resolved to the CPUs this process may use (cgroup quota included).
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:7070".parse().expect("valid default"),
             admin_listen: "127.0.0.1:9464".parse().expect("valid default"),
+            workers: 0,
             upstream: Upstream::default(),
             routes: Routes::default(),
             forwarded_headers: ForwardedHeaders { enabled: true },

@@ -65,7 +65,7 @@ async fn send(
     body_sent: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<Response<Incoming>, ProxyError> {
     let timeout = config.upstream.response_timeout;
-    let request = shared.client.load().request(req);
+    let request = shared.client.load().with_worker_pool(|pool| pool.request(req));
     tokio::pin!(request);
     let answered = match body_sent {
         Some(sent) => tokio::select! {

@@ -27,7 +27,7 @@ pub async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
     let url = format!("{}{}", config.upstream.url.trim_end_matches('/'), config.user_tokens.jwks_path);
     let result = tokio::time::timeout(FETCH_TIMEOUT, async {
         let req = http::Request::get(&url).body(UpstreamBody::Full { data: None, trailers: None })?;
-        let resp = shared.client.load().request(req).await?;
+        let resp = shared.client.load().shared.request(req).await?;
         anyhow::ensure!(resp.status().is_success(), "answered {}", resp.status());
         let body = Limited::new(resp.into_body(), MAX_JWKS_BYTES).collect().await.map_err(|e| anyhow::anyhow!(e))?;
         let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&body.to_bytes())?;

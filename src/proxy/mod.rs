@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use self::route::Routes;
 use crate::audit::Auditor;
 use crate::config::{Config, Limits};
-use crate::http_client::{self, UpstreamClient};
+use crate::http_client::UpstreamClients;
 use crate::metrics::{Limit, Metrics};
 use crate::session::SessionTracker;
 
@@ -51,7 +51,7 @@ pub struct Shared {
     pub routes: Routes,
     pub sessions: Arc<SessionTracker>,
     /// Rebuilt when a reload changes connect or pool settings.
-    pub client: ArcSwap<UpstreamClient>,
+    pub client: ArcSwap<UpstreamClients>,
     pub upstream: Uri,
     /// The `Host` header upstream requests carry.
     pub upstream_host: Option<http::HeaderValue>,
@@ -69,7 +69,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> anyhow::Result<Self> {
         let checklist = Arc::new(crate::checklist::Checklist::open(&config, metrics.clone(), auditor.clone()));
-        let client = http_client::build_client(&config.upstream)?;
+        let client = UpstreamClients::new(&config.upstream)?;
         let upstream: Uri = config.upstream.url.parse()?;
         Ok(Self {
             routes: Routes::new(&config),
@@ -117,8 +117,51 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream) {
     .await;
 }
 
-/// Accepts connections until `shutdown` resolves; in-flight connections are told to finish.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
+/// Accepts connections on `workers` threads until `stop` turns true, then lets in-flight
+/// exchanges finish. Each worker runs its own single-threaded runtime and upstream pool, as nginx
+/// runs worker processes: an exchange never crosses threads, so no request pays for work stealing
+/// or a wakeup on another core.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: tokio::sync::watch::Receiver<bool>) {
+    let workers = shared.config.load().worker_threads();
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => return tracing::error!(error = %e, "cannot hand the proxy listener to its workers"),
+    };
+    let mut finished = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        let (done, finish) = tokio::sync::oneshot::channel::<()>();
+        let worker = listener.try_clone().and_then(|listener| {
+            std::thread::Builder::new().name(format!("mcp-tap-proxy-{i}")).spawn(move || {
+                // Told when this thread ends, after its runtime and connections are gone.
+                let _done = done;
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                match runtime {
+                    Ok(rt) => rt.block_on(accept(listener, shared, stopped(stop))),
+                    Err(e) => tracing::error!(error = %e, worker = i, "a proxy worker cannot start its runtime"),
+                }
+            })
+        });
+        match worker {
+            Ok(_) => finished.push(finish),
+            Err(e) => tracing::error!(error = %e, worker = i, "cannot start a proxy worker thread"),
+        }
+    }
+    for finish in finished {
+        let _ = finish.await;
+    }
+}
+
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// One worker's accept loop.
+async fn accept(listener: std::net::TcpListener, shared: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => return tracing::error!(error = %e, "a proxy worker cannot watch the listener"),
+    };
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
