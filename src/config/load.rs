@@ -105,6 +105,9 @@ impl Config {
         if !self.upstream.readiness_path.starts_with('/') {
             p.push(format!("upstream.readiness_path `{}` must start with `/`", self.upstream.readiness_path));
         }
+        if self.workers > 1024 {
+            p.push(format!("workers is {}; at most 1024 (0 means one per CPU)", self.workers));
+        }
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             p.push(format!("listen and admin_listen are both {}; give each its own port", self.listen));
         }

@@ -11,6 +11,7 @@ mod record;
 mod request;
 pub mod route;
 mod trace;
+pub mod workers;
 
 pub use handle::handle;
 
@@ -117,53 +118,10 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream) {
     .await;
 }
 
-/// Accepts connections on `workers` threads until `stop` turns true, then lets in-flight
-/// exchanges finish. Each worker runs its own single-threaded runtime and upstream pool, as nginx
-/// runs worker processes: an exchange never crosses threads, so no request pays for work stealing
-/// or a wakeup on another core.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: tokio::sync::watch::Receiver<bool>) {
-    let workers = shared.config.load().worker_threads();
-    let listener = match listener.into_std() {
-        Ok(l) => l,
-        Err(e) => return tracing::error!(error = %e, "cannot hand the proxy listener to its workers"),
-    };
-    let mut finished = Vec::with_capacity(workers);
-    for i in 0..workers {
-        let (shared, stop) = (shared.clone(), stop.clone());
-        let (done, finish) = tokio::sync::oneshot::channel::<()>();
-        let worker = listener.try_clone().and_then(|listener| {
-            std::thread::Builder::new().name(format!("mcp-tap-proxy-{i}")).spawn(move || {
-                // Told when this thread ends, after its runtime and connections are gone.
-                let _done = done;
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                match runtime {
-                    Ok(rt) => rt.block_on(accept(listener, shared, stopped(stop))),
-                    Err(e) => tracing::error!(error = %e, worker = i, "a proxy worker cannot start its runtime"),
-                }
-            })
-        });
-        match worker {
-            Ok(_) => finished.push(finish),
-            Err(e) => tracing::error!(error = %e, worker = i, "cannot start a proxy worker thread"),
-        }
-    }
-    for finish in finished {
-        let _ = finish.await;
-    }
-}
-
-async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
-/// One worker's accept loop.
-async fn accept(listener: std::net::TcpListener, shared: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => return tracing::error!(error = %e, "a proxy worker cannot watch the listener"),
-    };
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
+/// Accepts connections until `stop` turns true and hands each to a proxy worker
+/// ([`workers`]); then in-flight exchanges may finish within `shutdown_grace_period`.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let workers = workers::Workers::start(&shared, shared.config.load().worker_threads());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -174,13 +132,42 @@ async fn accept(listener: std::net::TcpListener, shared: Arc<Shared>, shutdown: 
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            () = stopped(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
         let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
             shared.metrics.record_refused(Limit::Connections);
             tokio::spawn(refuse_connection(stream));
             continue;
+        };
+        match stream.into_std() {
+            Ok(stream) => workers.dispatch(workers::Accepted { stream, peer, permit }),
+            Err(e) => tracing::warn!(error = %e, %peer, "cannot hand a connection to a worker; closed"),
+        }
+    }
+    workers.finish().await;
+}
+
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// One worker's event loop: serves the connections it is handed until the accept loop stops,
+/// then lets in-flight exchanges (SSE streams included) finish within the grace period.
+async fn serve_connections(
+    mut inbox: tokio::sync::mpsc::UnboundedReceiver<workers::Accepted>,
+    shared: Arc<Shared>,
+    load: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    while let Some(workers::Accepted { stream, peer, permit }) = inbox.recv().await {
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                load.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = %e, %peer, "a worker cannot watch a connection; closed");
+                continue;
+            }
         };
         let limits = shared.config.load().limits.clone();
         let io = limits::FirstRequestDeadline::new(stream, limits.header_read_timeout);
@@ -194,7 +181,7 @@ async fn accept(listener: std::net::TcpListener, shared: Arc<Shared>, shutdown: 
         });
         let conn = connection_builder(&limits).serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
         let conn = graceful.watch(conn);
-        let shared = shared.clone();
+        let (shared, load) = (shared.clone(), load.clone());
         tokio::spawn(async move {
             shared.metrics.add_connections(1);
             let result = conn.await;
@@ -209,10 +196,10 @@ async fn accept(listener: std::net::TcpListener, shared: Arc<Shared>, shutdown: 
                 tracing::debug!(error = %e, %peer, "client connection ended with an error");
             }
             shared.metrics.add_connections(-1);
+            load.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             drop(permit);
         });
     }
-    // In-flight exchanges (SSE streams included) may finish within the grace period.
     let grace = shared.config.load().shutdown_grace_period;
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(grace = ?grace, "exchanges still open after the shutdown grace period were cut");
