@@ -28,6 +28,11 @@ type Connector = HttpsConnector<HttpConnector>;
 /// JWKS) share [`UpstreamClients::shared`]. A reload that changes `upstream` builds a new one.
 pub struct UpstreamClients {
     connector: Connector,
+    /// The TCP half of `connector`, for the proxy's own connections to a plain-HTTP upstream.
+    pub tcp: HttpConnector,
+    /// The upstream is `http://` (no TLS, so HTTP/1.1 on every connection).
+    pub plain_http: bool,
+    pub url: http::Uri,
     cfg: Upstream,
     pub shared: UpstreamClient,
 }
@@ -35,9 +40,11 @@ pub struct UpstreamClients {
 impl UpstreamClients {
     /// Fails on an unreadable CA file.
     pub fn new(cfg: &Upstream) -> anyhow::Result<Self> {
-        let connector = build_connector(cfg)?;
+        let (connector, tcp) = build_connector(cfg)?;
         let shared = pool(cfg, connector.clone());
-        Ok(Self { connector, cfg: cfg.clone(), shared })
+        let url: http::Uri = cfg.url.parse()?;
+        let plain_http = url.scheme() == Some(&http::uri::Scheme::HTTP);
+        Ok(Self { connector, tcp, plain_http, url, cfg: cfg.clone(), shared })
     }
 
     /// Runs `f` with this thread's pool, built on first use and again after a reload.
@@ -60,10 +67,10 @@ impl UpstreamClients {
 
 /// Builds a pooled client on its own (the probe and tests). Fails on an unreadable CA file.
 pub fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
-    Ok(pool(cfg, build_connector(cfg)?))
+    Ok(pool(cfg, build_connector(cfg)?.0))
 }
 
-fn build_connector(cfg: &Upstream) -> anyhow::Result<Connector> {
+fn build_connector(cfg: &Upstream) -> anyhow::Result<(Connector, HttpConnector)> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -88,12 +95,13 @@ fn build_connector(cfg: &Upstream) -> anyhow::Result<Connector> {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(cfg.connect_timeout));
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http))
+        .wrap_connector(http.clone());
+    Ok((https, http))
 }
 
 fn pool(cfg: &Upstream, connector: Connector) -> UpstreamClient {

@@ -123,10 +123,26 @@ pub enum ProxyError {
 impl ProxyError {
     /// Classifies a client error from the upstream request.
     pub fn classify(err: &hyper_util::client::legacy::Error, upstream: &str) -> Self {
-        let mut detail = err.to_string();
+        Self::from_chain(err.to_string(), std::error::Error::source(err), err.is_connect(), upstream)
+    }
+
+    /// Classifies a failure on a client connection's own upstream connection.
+    pub fn classify_dedicated(failure: &super::dedicated::Failure, upstream: &str) -> Self {
+        match failure {
+            super::dedicated::Failure::Connect(e) => Self::from_chain(e.to_string(), Some(&**e), true, upstream),
+            super::dedicated::Failure::Exchange(e) => Self::from_chain(e.to_string(), Some(e), false, upstream),
+        }
+    }
+
+    fn from_chain(
+        mut detail: String,
+        first: Option<&(dyn std::error::Error + 'static)>,
+        connect: bool,
+        upstream: &str,
+    ) -> Self {
         let (mut tls, mut timed_out) = (false, false);
         // Walk the whole chain; io::Error hides what it wraps from `source()`, so look inside it too.
-        let mut stack: Vec<&(dyn std::error::Error + 'static)> = std::error::Error::source(err).into_iter().collect();
+        let mut stack: Vec<&(dyn std::error::Error + 'static)> = first.into_iter().collect();
         while let Some(e) = stack.pop() {
             detail = e.to_string();
             tls |= e.downcast_ref::<rustls::Error>().is_some();
@@ -144,7 +160,7 @@ impl ProxyError {
         // A connect that timed out is an unreachable upstream (a black hole), not a slow answer.
         if tls {
             ProxyError::Tls { upstream, detail }
-        } else if err.is_connect() {
+        } else if connect {
             ProxyError::Connect { upstream, detail }
         } else if timed_out {
             ProxyError::Timeout { upstream, timeout: std::time::Duration::ZERO }

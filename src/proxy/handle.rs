@@ -61,11 +61,22 @@ fn streamed(body: Incoming) -> ReadRequest {
 async fn send(
     shared: &Shared,
     config: &Config,
-    req: Request<UpstreamBody>,
+    (req, sequential): (Request<UpstreamBody>, bool),
     body_sent: Option<tokio::sync::oneshot::Receiver<()>>,
+    connection: &Connection,
 ) -> Result<Response<Incoming>, ProxyError> {
     let timeout = config.upstream.response_timeout;
-    let request = shared.client.load().with_worker_pool(|pool| pool.request(req));
+    let clients = shared.client.load_full();
+    let url = &config.upstream.url;
+    let request = async {
+        if sequential && clients.plain_http {
+            let sent = connection.upstream.send(&clients, req).await;
+            sent.map_err(|f| ProxyError::classify_dedicated(&f, url))
+        } else {
+            let sent = clients.with_worker_pool(|pool| pool.request(req)).await;
+            sent.map_err(|e| ProxyError::classify(&e, url))
+        }
+    };
     tokio::pin!(request);
     let answered = match body_sent {
         Some(sent) => tokio::select! {
@@ -78,11 +89,7 @@ async fn send(
         Some(r) => Ok(r),
         None => tokio::time::timeout(timeout, request).await,
     };
-    match result {
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => Err(ProxyError::classify(&e, &config.upstream.url)),
-        Err(_) => Err(ProxyError::Timeout { upstream: config.upstream.url.clone(), timeout }),
-    }
+    result.unwrap_or_else(|_| Err(ProxyError::Timeout { upstream: url.clone(), timeout }))
 }
 
 /// Why an MCP request body was not read.
@@ -100,6 +107,8 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Co
     let provisional = shared.routes.provisional(&route);
     let version = http_version(req.version());
     let (mut parts, body) = req.into_parts();
+    // An HTTP/1.x client sends one request at a time: its own upstream connection will do.
+    let sequential = parts.version <= Version::HTTP_11;
 
     let read = if route.is_mcp() && parts.method == Method::POST {
         match read_mcp_request(&shared, &config, &parts.headers, body).await {
@@ -134,7 +143,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Co
     *upstream_req.version_mut() = Version::HTTP_11;
 
     let sent = Instant::now();
-    let result = send(&shared, &config, upstream_req, body_sent).await;
+    let result = send(&shared, &config, (upstream_req, sequential), body_sent, connection).await;
     if result.as_ref().is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED) {
         super::jwks::before_explaining(&shared, &config, &info.call.caller).await;
     }

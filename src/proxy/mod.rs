@@ -2,6 +2,7 @@
 //! and hands the response to a tapped body. The tap never fails traffic it cannot decode.
 
 pub mod body;
+mod dedicated;
 pub mod exchange;
 pub mod forward;
 mod handle;
@@ -37,11 +38,18 @@ pub struct Connection {
     pub peer: std::net::SocketAddr,
     pub forwarded_for: http::HeaderValue,
     pub credentials: std::sync::Mutex<crate::audit::CredentialCache>,
+    /// Its own upstream connection, for an HTTP/1.x client of a plain-HTTP upstream.
+    upstream: dedicated::Dedicated,
 }
 
 impl Connection {
     pub fn new(peer: std::net::SocketAddr) -> Self {
-        Self { peer, forwarded_for: forward::forwarded_for(peer.ip()), credentials: std::sync::Mutex::default() }
+        Self {
+            peer,
+            forwarded_for: forward::forwarded_for(peer.ip()),
+            credentials: std::sync::Mutex::default(),
+            upstream: dedicated::Dedicated::default(),
+        }
     }
 }
 
