@@ -39,37 +39,46 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-const HOP_BY_HOP: [HeaderName; 6] = [
+const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::TE,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    header::TRAILER,
 ];
 
-/// Removes hop-by-hop headers, including any that `Connection` names.
+/// Removes hop-by-hop headers, including any that `Connection` names. One pass over the names
+/// finds which are present, so only those are looked up again (usually `Connection` alone).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass to look, so the common case (none present) costs no removals.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name) || name == header::TRAILER) {
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
+    if present & 1 != 0 {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .filter(|name| !HOP_BY_HOP.contains(name))
             .collect();
         for name in &named {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
-    headers.remove(header::TRAILER);
 }
 
 /// Prepares client request headers for the upstream: hop-by-hop out, `Host` set to the upstream,
@@ -258,6 +267,8 @@ mod tests {
         h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TRAILER, HeaderValue::from_static("x-checksum"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
         h.insert("mcp-session-id", HeaderValue::from_static("s"));
         h.insert(header::HOST, HeaderValue::from_static("tap:7070"));
@@ -265,7 +276,8 @@ mod tests {
         let host = upstream_host(&"http://up:7007".parse().unwrap());
         upstream_headers(&mut h, &"/".parse().unwrap(), host.as_ref(), &peer, true);
         assert!(h.get("x-private").is_none() && h.get(header::CONNECTION).is_none());
-        assert!(h.get(header::TRANSFER_ENCODING).is_none());
+        assert!(h.get(header::TRANSFER_ENCODING).is_none() && h.get("keep-alive").is_none());
+        assert!(h.get(header::TRAILER).is_none());
         assert_eq!(h["authorization"], "Bearer t");
         assert_eq!(h["mcp-session-id"], "s");
         assert_eq!(h["host"], "up:7007");
