@@ -82,6 +82,20 @@ impl ResponseDecoder {
         }
     }
 
+    /// A refusal's body (401, 403, 429) ended whole. It is kept for its reason, and decoded as
+    /// MCP only if it names `"jsonrpc"`: Backstage's own error bodies never do, so a flood of
+    /// refusals is not parsed as JSON-RPC for nothing.
+    pub fn finish_refusal(self) -> Ended {
+        match self {
+            ResponseDecoder::Json { buf, overflow: false, .. }
+                if memchr::memmem::find(&buf, b"\"jsonrpc\"").is_none() =>
+            {
+                Ended { last: None, truncated: false, body: Some(buf) }
+            }
+            other => other.finish(true),
+        }
+    }
+
     /// The body ended; `complete` is false when it broke off or the client left.
     pub fn finish(self, complete: bool) -> Ended {
         match self {
@@ -129,6 +143,21 @@ mod tests {
         assert!(matches!(out[1].as_ref().unwrap()[0].kind, Kind::Error { code: -32601 }));
         let ended = d.finish(true);
         assert!(!ended.truncated && ended.last.is_none());
+    }
+
+    #[test]
+    fn a_refusal_is_decoded_only_when_it_is_json_rpc() {
+        let backstage = br#"{"error":{"name":"AuthenticationError","message":"Missing credentials"}}"#;
+        let mut d = ResponseDecoder::for_content_type("application/json", 1024, 8);
+        d.feed(backstage, &mut Vec::new());
+        let ended = d.finish_refusal();
+        assert!(ended.last.is_none());
+        assert_eq!(ended.body.as_deref(), Some(&backstage[..]));
+        let rpc = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"unauthorized"}}"#;
+        let mut d = ResponseDecoder::for_content_type("application/json", 1024, 8);
+        d.feed(rpc, &mut Vec::new());
+        let last = d.finish_refusal().last.expect("decoded").expect("valid");
+        assert_eq!(last[0].kind, Kind::Error { code: -32001 });
     }
 
     #[test]

@@ -236,7 +236,11 @@ impl Exchange {
     /// The response body ended: decode a JSON body, and settle every request still unanswered.
     pub fn finish(mut self, end: End) {
         let decoder = std::mem::replace(&mut self.decoder, ResponseDecoder::None);
-        let ended = decoder.finish(end == End::Complete);
+        let ended = if matches!(self.status, 401 | 403 | 429) && end == End::Complete {
+            decoder.finish_refusal()
+        } else {
+            decoder.finish(end == End::Complete)
+        };
         if matches!(self.status, 401 | 403 | 429) {
             // Only a 403's reason depends on the body; a 401 flood is not parsed twice.
             let body = match ended.body.as_deref() {
