@@ -28,5 +28,6 @@ mod reload;
 mod shutdown;
 mod status_page;
 mod structure;
+mod upstream_connections;
 mod upstream_tls_and_ready;
 mod user_tokens;
