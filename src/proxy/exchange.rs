@@ -63,7 +63,7 @@ impl Exchange {
             }
         }
         let new_session_id = headers
-            .get("mcp-session-id")
+            .get(&super::request::MCP_SESSION_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|s| !s.is_empty() && s.len() <= 256)
             .map(Into::into);

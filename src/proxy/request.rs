@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use http::HeaderName;
 use tokio::time::Instant;
 
 use super::route::RouteState;
@@ -14,6 +15,15 @@ use crate::mcp::method::Method;
 use crate::mcp::names::{protocol_version_label, DEFAULT_PROTOCOL_VERSION};
 use crate::metrics::MismatchKind;
 use crate::session::ClientKey;
+
+// Header names as values: a lookup by `&str` parses the name on every request.
+pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// A client request waiting for its answer.
 #[derive(Debug)]
@@ -98,14 +108,14 @@ pub fn header_mismatches(headers: &http::HeaderMap, messages: &[Message]) -> Vec
     let [message] = messages else { return Vec::new() };
     let Some(method) = message.method else { return Vec::new() };
     let mut out = Vec::new();
-    if let Some(header) = headers.get("mcp-method").map(|v| String::from_utf8_lossy(v.as_bytes())) {
+    if let Some(header) = headers.get(&MCP_METHOD).map(|v| String::from_utf8_lossy(v.as_bytes())) {
         // A method the tap does not know cannot be compared (its name is not kept).
         if method != Method::Other && Method::parse(&header) != method {
             out.push(HeaderMismatch { kind: MismatchKind::Method, header: cut(&header), body: method.to_string() });
         }
     }
     if let (true, Some(header)) =
-        (method.names_a_target(), headers.get("mcp-name").map(|v| String::from_utf8_lossy(v.as_bytes())))
+        (method.names_a_target(), headers.get(&MCP_NAME).map(|v| String::from_utf8_lossy(v.as_bytes())))
     {
         let body = message.target.as_deref().unwrap_or("");
         if header != body {
@@ -134,9 +144,9 @@ fn pending_from(messages: &[Message]) -> Vec<Pending> {
 /// Who sent a request, as the audit may record it. Read before the forwarding headers change.
 pub fn caller(shared: &Shared, parts: &http::request::Parts, connection: &Connection, config: &Config) -> Caller {
     let peer = connection.peer;
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let source = if config.audit.source_from_forwarded_for {
-        forwarded_source(peer.ip(), header("x-forwarded-for"), &config.audit.trusted_proxies)
+        forwarded_source(peer.ip(), header(&X_FORWARDED_FOR), &config.audit.trusted_proxies)
     } else {
         peer.ip()
     };
@@ -145,9 +155,9 @@ pub fn caller(shared: &Shared, parts: &http::request::Parts, connection: &Connec
             .auditor
             .credential_cached(parts.headers.get(http::header::AUTHORIZATION), &connection.credentials),
         source,
-        user_agent: header("user-agent").map(|s| s.chars().take(config.audit.max_user_agent).collect()),
-        request_id: header("x-request-id").map(|s| s.chars().take(128).collect()),
-        trace_id: header("traceparent").and_then(|t| t.split('-').nth(1)).filter(|t| t.len() == 32).map(str::to_string),
+        user_agent: header(&http::header::USER_AGENT).map(|s| s.chars().take(config.audit.max_user_agent).collect()),
+        request_id: header(&X_REQUEST_ID).map(|s| s.chars().take(128).collect()),
+        trace_id: header(&TRACEPARENT).and_then(|t| t.split('-').nth(1)).filter(|t| t.len() == 32).map(str::to_string),
         http_method: parts.method.clone(),
         user_token: crate::audit::jwt::HeldToken::from_header(parts.headers.get(http::header::AUTHORIZATION))
             .inspect(|_| shared.auditor.signing_keys.token_seen()),
@@ -190,10 +200,10 @@ pub fn request_info(
     // the header, as the server executes the body.
     let meta_version = messages.iter().find_map(|m| m.protocol_version.as_deref()).map(protocol_version_label);
     let mut protocol_version = meta_version
-        .or_else(|| headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).map(protocol_version_label));
+        .or_else(|| headers.get(&MCP_PROTOCOL_VERSION).and_then(|v| v.to_str().ok()).map(protocol_version_label));
     let mut session = None;
     if let Some(state) = route {
-        let session_header = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+        let session_header = headers.get(&MCP_SESSION_ID).and_then(|v| v.to_str().ok());
         if let Some(id) = session_header.filter(|s| s.len() <= 256) {
             if let Some(v) = shared.sessions.touch_header(&state.label, id) {
                 protocol_version = Some(v);
