@@ -30,8 +30,6 @@ pub struct UpstreamClients {
     connector: Connector,
     /// The TCP half of `connector`, for the proxy's own connections to a plain-HTTP upstream.
     pub tcp: HttpConnector,
-    /// The upstream is `http://` (no TLS, so HTTP/1.1 on every connection).
-    pub plain_http: bool,
     pub url: http::Uri,
     cfg: Upstream,
     pub shared: UpstreamClient,
@@ -43,8 +41,12 @@ impl UpstreamClients {
         let (connector, tcp) = build_connector(cfg)?;
         let shared = pool(cfg, connector.clone());
         let url: http::Uri = cfg.url.parse()?;
-        let plain_http = url.scheme() == Some(&http::uri::Scheme::HTTP);
-        Ok(Self { connector, tcp, plain_http, url, cfg: cfg.clone(), shared })
+        Ok(Self { connector, tcp, url, cfg: cfg.clone(), shared })
+    }
+
+    /// The upstream is `http://` (no TLS, so HTTP/1.1 on every connection).
+    pub fn plain_http(&self) -> bool {
+        self.url.scheme() == Some(&http::uri::Scheme::HTTP)
     }
 
     /// Runs `f` with this thread's pool, built on first use and again after a reload.

@@ -236,12 +236,13 @@ impl Exchange {
     /// The response body ended: decode a JSON body, and settle every request still unanswered.
     pub fn finish(mut self, end: End) {
         let decoder = std::mem::replace(&mut self.decoder, ResponseDecoder::None);
-        let ended = if matches!(self.status, 401 | 403 | 429) && end == End::Complete {
+        let refused = matches!(self.status, 401 | 403 | 429);
+        let ended = if refused && end == End::Complete {
             decoder.finish_refusal()
         } else {
             decoder.finish(end == End::Complete)
         };
-        if matches!(self.status, 401 | 403 | 429) {
+        if refused {
             // Only a 403's reason depends on the body; a 401 flood is not parsed twice.
             let body = match ended.body.as_deref() {
                 Some(body) if self.status == 403 => BackstageError::parse(body),

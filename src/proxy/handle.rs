@@ -61,7 +61,8 @@ fn streamed(body: Incoming) -> ReadRequest {
 async fn send(
     shared: &Shared,
     config: &Config,
-    (req, sequential): (Request<UpstreamBody>, bool),
+    req: Request<UpstreamBody>,
+    sequential: bool,
     body_sent: Option<tokio::sync::oneshot::Receiver<()>>,
     connection: &Connection,
 ) -> Result<Response<Incoming>, ProxyError> {
@@ -69,7 +70,7 @@ async fn send(
     let clients = shared.client.load_full();
     let url = &config.upstream.url;
     let request = async {
-        if sequential && clients.plain_http {
+        if sequential && clients.plain_http() {
             let sent = connection.upstream.send(&clients, req).await;
             sent.map_err(|f| ProxyError::classify_dedicated(&f, url))
         } else {
@@ -143,7 +144,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Co
     *upstream_req.version_mut() = Version::HTTP_11;
 
     let sent = Instant::now();
-    let result = send(&shared, &config, (upstream_req, sequential), body_sent, connection).await;
+    let result = send(&shared, &config, upstream_req, sequential, body_sent, connection).await;
     if result.as_ref().is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED) {
         super::jwks::before_explaining(&shared, &config, &info.call.caller).await;
     }

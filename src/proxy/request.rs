@@ -21,7 +21,6 @@ pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id")
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
@@ -146,7 +145,7 @@ pub fn caller(shared: &Shared, parts: &http::request::Parts, connection: &Connec
     let peer = connection.peer;
     let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let source = if config.audit.source_from_forwarded_for {
-        forwarded_source(peer.ip(), header(&X_FORWARDED_FOR), &config.audit.trusted_proxies)
+        forwarded_source(peer.ip(), header(&super::forward::X_FORWARDED_FOR), &config.audit.trusted_proxies)
     } else {
         peer.ip()
     };

@@ -61,14 +61,20 @@ async fn call(sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     (status, resp.into_body().collect().await.unwrap().to_bytes())
 }
 
+/// A tap in front of a counting upstream, and a client connection that made five calls on it.
+async fn five_calls(close: bool) -> (Tap, Arc<AtomicUsize>, hyper::client::conn::http1::SendRequest<Full<Bytes>>) {
+    let (addr, accepted) = counting_upstream(close).await;
+    let tap = Tap::start(config_for(&format!("http://{addr}"), "t")).await;
+    let mut conn = client_connection(&tap).await;
+    for _ in 0..5 {
+        assert_eq!(call(&mut conn, &tap).await, (200, Bytes::from(ANSWER)));
+    }
+    (tap, accepted, conn)
+}
+
 #[tokio::test]
 async fn a_client_connections_requests_share_one_upstream_connection() {
-    let (addr, accepted) = counting_upstream(false).await;
-    let tap = Tap::start(config_for(&format!("http://{addr}"), "t")).await;
-    let mut first = client_connection(&tap).await;
-    for _ in 0..5 {
-        assert_eq!(call(&mut first, &tap).await, (200, Bytes::from(ANSWER)));
-    }
+    let (tap, accepted, mut first) = five_calls(false).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "five requests of one client connection, one upstream connection");
     let mut second = client_connection(&tap).await;
     assert_eq!(call(&mut second, &tap).await.0, 200);
@@ -78,12 +84,7 @@ async fn a_client_connections_requests_share_one_upstream_connection() {
 
 #[tokio::test]
 async fn an_upstream_connection_that_closes_after_each_answer_is_replaced() {
-    let (addr, accepted) = counting_upstream(true).await;
-    let tap = Tap::start(config_for(&format!("http://{addr}"), "t")).await;
-    let mut conn = client_connection(&tap).await;
-    for _ in 0..5 {
-        assert_eq!(call(&mut conn, &tap).await, (200, Bytes::from(ANSWER)));
-    }
+    let (tap, accepted, _conn) = five_calls(true).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 5);
     let text = metrics_when(&tap, std::time::Duration::from_secs(5), "five operations", |m| {
         metric(m, "mcp_server_operation_duration_seconds_count", &[("mcp_method_name", "tools/call")]) == 5.0
