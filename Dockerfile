@@ -4,7 +4,11 @@
 
 FROM rust:1.88-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, so code changes do not rebuild them.
+# make: the jemalloc allocator is built from its C sources.
+RUN apt-get update && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
+# Dependencies first, so code changes do not rebuild them. .cargo holds jemalloc's settings.
+COPY .cargo ./.cargo
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \

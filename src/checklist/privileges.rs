@@ -69,13 +69,21 @@ impl Privileges {
         self.clients.get(route)?.get(client)
     }
 
-    /// A page of the client's `tools/list` answer; the first page replaces what it had.
+    /// A page of the client's `tools/list` answer; the first page replaces what it had. A
+    /// client lists the same tools again and again, so names already held are kept rather than
+    /// freed and allocated anew on every answer.
     pub fn listed(&mut self, route: &str, client: &str, tools: &[&str], first_page: bool, now: u64) {
         let e = self.entry(route, client);
         if first_page {
-            e.advertised.clear();
+            let mut page = tools.to_vec();
+            page.sort_unstable();
+            e.advertised.retain(|name| page.binary_search(&name.as_str()).is_ok());
         }
-        e.advertised.extend(tools.iter().map(ToString::to_string));
+        for tool in tools {
+            if !e.advertised.contains(*tool) {
+                e.advertised.insert((*tool).to_string());
+            }
+        }
         e.listed = true;
         e.last_seen = now;
     }
