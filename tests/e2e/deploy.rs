@@ -1,6 +1,6 @@
-//! The deployment files: the Dockerfile passes hadolint, the image's default config and the
-//! Kubernetes ConfigMap's config are valid, the probes and ports match the config, and the
-//! Prometheus scrape config passes promtool.
+//! The deployment files: the Dockerfile passes hadolint, the binary carries its allocator
+//! settings, the image's default config and the Kubernetes ConfigMap's config are valid, the
+//! probes and ports match the config, and the Prometheus scrape config passes promtool.
 
 use crate::common;
 
@@ -19,8 +19,25 @@ fn the_dockerfile_passes_hadolint() {
     let out = Command::new(hadolint).arg("Dockerfile").current_dir(common::repo()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let dockerfile = std::fs::read_to_string(common::repo().join("Dockerfile")).unwrap();
-    for needed in ["cargo build --release --locked", "USER 65532", "EXPOSE 7070 9464", "ENTRYPOINT [\"mcp-tap\"]"] {
+    for needed in
+        ["COPY .cargo", "cargo build --release --locked", "USER 65532", "EXPOSE 7070 9464", "ENTRYPOINT [\"mcp-tap\"]"]
+    {
         assert!(dockerfile.contains(needed), "the Dockerfile lacks {needed}");
+    }
+}
+
+/// The allocator settings the README's memory numbers were measured with (`.cargo/config.toml`)
+/// are the ones compiled into the binary: jemalloc prints its options when asked to.
+#[test]
+fn the_binary_runs_on_jemalloc_with_one_arena_and_small_caches() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    for option in ["opt.narenas: 1\n", "opt.tcache_max: 8192\n"] {
+        assert!(text.contains(option), "the binary's allocator lacks {option:?}: is .cargo/config.toml read?");
     }
 }
 
