@@ -10,8 +10,8 @@ use mcp_tap::config::{Config, LogFormat, EXIT_USAGE};
 
 /// jemalloc instead of glibc's allocator: glibc returns freed memory only from the top of a
 /// thread's arena, and connections that come and go left each proxy worker's arena mostly free
-/// space that stayed resident (RSS +12% over a million requests, with no growth of live memory
-/// behind it). Its settings are in `.cargo/config.toml`.
+/// space that stayed resident (RSS +12% over a million requests while the live heap grew by
+/// 0.3 MB). Its settings are in `.cargo/config.toml`.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
