@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use http::HeaderName;
 use tokio::time::Instant;
 
+use super::forward::X_FORWARDED_FOR;
 use super::route::RouteState;
 use super::{Connection, Shared};
 use crate::audit::identity::Credential;
@@ -145,7 +146,7 @@ pub fn caller(shared: &Shared, parts: &http::request::Parts, connection: &Connec
     let peer = connection.peer;
     let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let source = if config.audit.source_from_forwarded_for {
-        forwarded_source(peer.ip(), header(&super::forward::X_FORWARDED_FOR), &config.audit.trusted_proxies)
+        forwarded_source(peer.ip(), header(&X_FORWARDED_FOR), &config.audit.trusted_proxies)
     } else {
         peer.ip()
     };
