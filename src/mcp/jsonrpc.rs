@@ -2,6 +2,7 @@
 //! (method, id, tool or prompt name, error code, `isError`, advertised names); payloads are skipped.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -26,7 +27,7 @@ impl Id {
 }
 
 /// One decoded message.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq, Clone)]
 pub struct Message {
     pub id: Option<Id>,
     /// Present on requests and notifications; names MCP does not define are `Method::Other`.
@@ -45,7 +46,7 @@ pub struct Message {
     pub kind: Kind,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq, Clone)]
 pub enum Kind {
     /// A request or notification (see `method`).
     #[default]
@@ -58,7 +59,7 @@ pub enum Kind {
     Invalid,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq, Clone)]
 pub struct ResultInfo {
     pub is_error: bool,
     /// First text content of the result, truncated: tool failures say `<ErrorName>: <message>`.
@@ -94,31 +95,63 @@ pub enum DecodeError {
 
 /// Decodes a body that holds one message or a batch of them.
 pub fn decode(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeError> {
+    match decode_single(body) {
+        Some(one) => one.map(|(message, _)| vec![message]),
+        None => decode_batch(body, max_batch),
+    }
+}
+
+/// A message, and where the value of its id sits in the body it came from.
+pub type Located = (Message, Option<Range<usize>>);
+
+/// A body that is not a batch (`None` for a batch).
+pub fn decode_single(body: &[u8]) -> Option<Result<Located, DecodeError>> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if first == Some(b'[') {
-        let items: Vec<&serde_json::value::RawValue> =
-            serde_json::from_slice(body).map_err(|_| DecodeError::Malformed)?;
-        if items.len() > max_batch {
-            return Err(DecodeError::BatchTooLarge);
-        }
-        // One bad element does not hide the others.
-        Ok(items
-            .into_iter()
-            .map(|item| match serde_json::from_str::<Raw<'_>>(item.get()) {
-                Ok(raw) => raw.into_message(),
-                Err(_) => Message { kind: Kind::Invalid, ..Message::default() },
-            })
-            .collect())
-    } else {
-        match serde_json::from_slice::<Raw<'_>>(body) {
-            Ok(raw) => Ok(vec![raw.into_message()]),
-            // Valid JSON of the wrong shape is a counted oddity, not a parse failure.
-            Err(_) if serde_json::from_slice::<IgnoredAny>(body).is_ok() && first != Some(b'{') => {
-                Ok(vec![Message { kind: Kind::Invalid, ..Message::default() }])
-            }
-            Err(_) => Err(DecodeError::Malformed),
-        }
+        return None;
     }
+    Some(match serde_json::from_slice::<Raw<'_>>(body) {
+        Ok(raw) => {
+            let span = raw.id.and_then(|id| span_in(body, id.get().as_bytes()));
+            Ok((raw.into_message(), span))
+        }
+        // Valid JSON of the wrong shape is a counted oddity, not a parse failure.
+        Err(_) if serde_json::from_slice::<IgnoredAny>(body).is_ok() && first != Some(b'{') => {
+            Ok((Message { kind: Kind::Invalid, ..Message::default() }, None))
+        }
+        Err(_) => Err(DecodeError::Malformed),
+    })
+}
+
+fn decode_batch(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeError> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).map_err(|_| DecodeError::Malformed)?;
+    if items.len() > max_batch {
+        return Err(DecodeError::BatchTooLarge);
+    }
+    // One bad element does not hide the others.
+    Ok(items
+        .into_iter()
+        .map(|item| match serde_json::from_str::<Raw<'_>>(item.get()) {
+            Ok(raw) => raw.into_message(),
+            Err(_) => Message { kind: Kind::Invalid, ..Message::default() },
+        })
+        .collect())
+}
+
+/// An id from the text of exactly one JSON value (`None` if it is not one); a value that is not
+/// an id the tap tracks is `Some(None)`, as in a whole message.
+pub fn decode_id(text: &[u8]) -> Option<Option<Id>> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let id = loose_id(&mut de).ok()?;
+    de.end().ok()?;
+    Some(id)
+}
+
+/// Where `part`, a slice serde borrowed from `whole`, sits in it.
+fn span_in(whole: &[u8], part: &[u8]) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let span = start..start + part.len();
+    (whole.get(span.clone()) == Some(part)).then_some(span)
 }
 
 // The wire shapes. Borrowed `Cow`s avoid copies for strings without escapes; unknown fields and
@@ -126,8 +159,9 @@ pub fn decode(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeError
 
 #[derive(Deserialize)]
 struct Raw<'a> {
-    #[serde(default, deserialize_with = "loose_id")]
-    id: Option<Id>,
+    /// Kept raw so that its place in the body is known (see `repeat`).
+    #[serde(borrow, default)]
+    id: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -256,7 +290,7 @@ impl Raw<'_> {
         };
         let _ = self.jsonrpc;
         Message {
-            id: self.id,
+            id: self.id.and_then(|id| decode_id(id.get().as_bytes()).flatten()),
             method: self.method.as_deref().map(Method::parse),
             target: params.name.map(|n| truncated(&n, MAX_TEXT)),
             client_name: params

@@ -54,6 +54,11 @@ impl Method {
         matches!(self, Method::ToolsCall | Method::PromptsGet)
     }
 
+    /// Methods that list what the server offers: their answers repeat for every session.
+    pub fn lists_offerings(self) -> bool {
+        matches!(self, Method::ToolsList | Method::PromptsList | Method::ResourcesList | Method::ResourcesTemplatesList)
+    }
+
     /// The methods whose auth-failure series exist from start-up.
     pub const AUDITED: [Method; 3] = [Method::Initialize, Method::ToolsList, Method::ToolsCall];
 }

@@ -32,12 +32,14 @@ pub enum ResponseDecoder {
     Sse {
         decoder: SseDecoder,
         max_batch: usize,
+        lists: bool,
     },
     Json {
         buf: Vec<u8>,
         overflow: bool,
         max_message: usize,
         max_batch: usize,
+        lists: bool,
     },
     /// A content type the tap does not read.
     None,
@@ -47,12 +49,21 @@ impl ResponseDecoder {
     pub fn for_content_type(content_type: &str, max_message: usize, max_batch: usize) -> Self {
         let mime = content_type.split(';').next().unwrap_or("").trim();
         if mime.eq_ignore_ascii_case("text/event-stream") {
-            ResponseDecoder::Sse { decoder: SseDecoder::new(max_message), max_batch }
+            ResponseDecoder::Sse { decoder: SseDecoder::new(max_message), max_batch, lists: false }
         } else if mime.eq_ignore_ascii_case("application/json") {
-            ResponseDecoder::Json { buf: Vec::new(), overflow: false, max_message, max_batch }
+            ResponseDecoder::Json { buf: Vec::new(), overflow: false, max_message, max_batch, lists: false }
         } else {
             ResponseDecoder::None
         }
+    }
+
+    /// The answers are to list requests (`tools/list`, `prompts/list`, ...), which repeat the
+    /// same bytes for every session: a repeat is recognised instead of parsed (see `repeat`).
+    pub fn answering_lists(mut self) -> Self {
+        if let ResponseDecoder::Sse { lists, .. } | ResponseDecoder::Json { lists, .. } = &mut self {
+            *lists = true;
+        }
+        self
     }
 
     pub fn reads_nothing(&self) -> bool {
@@ -62,9 +73,9 @@ impl ResponseDecoder {
     /// A frame of the body went by; completed SSE events are appended to `out`.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<Decoded>) {
         match self {
-            ResponseDecoder::Sse { decoder, max_batch } => decoder.feed(data, &mut |item| match item {
+            ResponseDecoder::Sse { decoder, max_batch, lists } => decoder.feed(data, &mut |item| match item {
                 SseItem::Message(m) if m.iter().all(u8::is_ascii_whitespace) => {}
-                SseItem::Message(m) => out.push(decode(m, *max_batch)),
+                SseItem::Message(m) => out.push(decode(m, *max_batch, *lists)),
                 SseItem::OtherEvent => {}
                 SseItem::TooLarge => out.push(Err(DecodeFailure::TooLarge)),
             }),
@@ -102,8 +113,8 @@ impl ResponseDecoder {
             ResponseDecoder::Json { overflow: true, .. } => {
                 Ended { last: Some(Err(DecodeFailure::TooLarge)), ..Ended::default() }
             }
-            ResponseDecoder::Json { buf, max_batch, .. } => {
-                let last = (!buf.iter().all(u8::is_ascii_whitespace)).then(|| decode(&buf, max_batch));
+            ResponseDecoder::Json { buf, max_batch, lists, .. } => {
+                let last = (!buf.iter().all(u8::is_ascii_whitespace)).then(|| decode(&buf, max_batch, lists));
                 Ended { last, truncated: false, body: Some(buf) }
             }
             ResponseDecoder::Sse { decoder, .. } => {
@@ -114,8 +125,10 @@ impl ResponseDecoder {
     }
 }
 
-fn decode(bytes: &[u8], max_batch: usize) -> Decoded {
-    jsonrpc::decode(bytes, max_batch).map_err(|e| match e {
+fn decode(bytes: &[u8], max_batch: usize, lists: bool) -> Decoded {
+    let decoded =
+        if lists { super::repeat::decode_list_answer(bytes, max_batch) } else { jsonrpc::decode(bytes, max_batch) };
+    decoded.map_err(|e| match e {
         jsonrpc::DecodeError::Malformed => DecodeFailure::Malformed,
         jsonrpc::DecodeError::BatchTooLarge => DecodeFailure::BatchTooLarge,
     })

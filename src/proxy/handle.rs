@@ -235,8 +235,11 @@ fn respond(
     let status = resp.status().as_u16();
     let (mut parts, body) = resp.into_parts();
     let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let decoder =
+    let mut decoder =
         ResponseDecoder::for_content_type(content_type, config.decode.max_message_bytes, config.decode.max_batch);
+    if info.open.pending.iter().any(|p| p.method.lists_offerings()) {
+        decoder = decoder.answering_lists();
+    }
     let mcp_answer = (200..300).contains(&status) && !decoder.reads_nothing();
     let route_state = shared.routes.settle(route, mcp_answer, config, &shared.metrics);
     if let (RouteMatch::Candidate(_), Some(state)) = (route, &route_state) {
