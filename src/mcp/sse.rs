@@ -136,6 +136,8 @@ impl SseDecoder {
                     self.overflow = true;
                     self.data.clear();
                 } else {
+                    // Sized once: growing a 14 KB `tools/list` line by doubling would copy it again.
+                    self.data.reserve(value.len() + 1);
                     self.data.extend_from_slice(value);
                     self.data.push(b'\n');
                 }
