@@ -5,6 +5,6 @@ pub mod jsonrpc;
 mod lenient;
 pub mod method;
 pub mod names;
-pub mod repeat;
+mod repeat;
 pub mod response;
 pub mod sse;

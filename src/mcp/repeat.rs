@@ -11,7 +11,7 @@ use super::jsonrpc::{self, DecodeError, Message};
 const MIN_REMEMBERED: usize = 2 << 10;
 /// Answers larger than this are parsed every time, so the memory kept stays small: at most
 /// `SLOTS × MAX_REMEMBERED` per proxy worker thread.
-pub const MAX_REMEMBERED: usize = 256 << 10;
+const MAX_REMEMBERED: usize = 256 << 10;
 const SLOTS: usize = 4;
 
 /// One decoded answer: its bytes, where its id's value sits in them, and the message without it.
