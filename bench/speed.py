@@ -195,15 +195,17 @@ def lua_script(scenario, rate_delay_ms):
 
 
 def proc_cpu(pids):
-    total = 0
+    """CPU seconds of `pids` so far: (user, kernel)."""
+    user = kernel = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            kernel += int(fields[12])
         except (FileNotFoundError, ProcessLookupError):
             pass
-    return total / TICKS
+    return user / TICKS, kernel / TICKS
 
 
 def proc_status(pid, field):
@@ -234,13 +236,15 @@ def run_wrk(wrk, target, script, seconds, connections):
          f"http://127.0.0.1:{target.port}{MCP_PATH}"],
         capture_output=True, text=True, timeout=seconds + 60,
     )
-    cpu = proc_cpu(target.pids) - before
+    user, kernel = (after - b for after, b in zip(proc_cpu(target.pids), before))
     line = next((l for l in out.stderr.splitlines() if l.startswith("BENCH ")), None)
     if out.returncode != 0 or line is None:
         sys.exit(f"wrk failed against {target.name}: {out.stdout}\n{out.stderr}")
     r = json.loads(line[6:])
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
-    r["cpu_per_10k"] = cpu / r["requests"] * 10_000 if target.pids and r["requests"] else None
+    measured = target.pids and r["requests"]
+    r["cpu_per_10k"] = (user + kernel) / r["requests"] * 10_000 if measured else None
+    r["user_per_10k"] = user / r["requests"] * 10_000 if measured else None
     if r["errors"]:
         sys.exit(f"{target.name}: {r['errors']} socket errors in a run; the numbers would lie")
     return r
@@ -300,9 +304,22 @@ def print_table(results, order):
 def median_run(runs):
     keys = ("rps", "p50", "p99", "p999")
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
-    cpus = [r["cpu_per_10k"] for r in runs if r["cpu_per_10k"] is not None]
-    out["cpu_per_10k"] = statistics.median(cpus) if cpus else None
+    for k in ("cpu_per_10k", "user_per_10k"):
+        cpus = [r[k] for r in runs if r[k] is not None]
+        out[k] = statistics.median(cpus) if cpus else None
     return out
+
+
+def print_cpu_split(results, order):
+    """Where each proxy's CPU went: a difference in user space is work the proxy does itself."""
+    print("CPU s/10k split into user + kernel time (medians):")
+    for scenario in order:
+        parts = []
+        for name in ("nginx", "tap"):
+            r = results[scenario][name]
+            parts.append(f"{name} {r['user_per_10k']:.3f} + {r['cpu_per_10k'] - r['user_per_10k']:.3f}")
+        print(f"  {scenario:12} " + "   ".join(parts))
+    print()
 
 
 def memory_growth(wrk, work, binary, upstream_port, total):
@@ -395,6 +412,7 @@ def main():
           f"-c{args.connections}; fixed rate: {rate_conns} connections, {delay} ms pause; medians)")
     print()
     print_table(results, scenarios)
+    print_cpu_split(results, scenarios)
     print(f"peak RSS: tap {peak['tap'] / 1024:.1f} MiB, nginx (master + workers) {peak['nginx'] / 1024:.1f} MiB")
     if growth:
         (n1, r1), (n2, r2) = growth
