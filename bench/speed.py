@@ -405,6 +405,8 @@ def main():
         for p in reversed(procs):
             p.terminate()
             p.wait(timeout=30)
+    # A full run leaves about 200 MB of audit and access logs; a failed run keeps them to read.
+    shutil.rmtree(work, ignore_errors=True)
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"mcp-tap speed, {stamp}, {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}")
