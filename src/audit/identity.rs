@@ -137,7 +137,10 @@ pub fn bearer_token(value: &[u8]) -> Option<&str> {
         return None;
     }
     let token = rest.trim_start_matches(' ');
-    (!token.is_empty() && !token.contains(char::is_whitespace)).then_some(token)
+    // `char::is_whitespace`, byte by byte for the ASCII tokens clients send.
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r');
+    let spaced = if token.is_ascii() { token.bytes().any(space) } else { token.contains(char::is_whitespace) };
+    (!token.is_empty() && !spaced).then_some(token)
 }
 
 /// Maps fingerprints (and SHA-256 hashes, for configs that hold no token) to subjects.
@@ -336,6 +339,14 @@ mod tests {
         assert_eq!(bearer_token(b"Basic abc"), None);
         assert_eq!(bearer_token(b"Bearer"), None);
         assert_eq!(bearer_token(b"Bearer a b"), None);
+    }
+
+    #[test]
+    fn a_token_with_any_whitespace_inside_is_no_token() {
+        for c in (0u8..128).map(char::from).chain(['\u{a0}', '\u{2003}', 'é']) {
+            let header = format!("Bearer a{c}b");
+            assert_eq!(bearer_token(header.as_bytes()), (!c.is_whitespace()).then_some(&header[7..]), "{c:?}");
+        }
     }
 
     #[test]

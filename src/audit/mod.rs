@@ -193,7 +193,7 @@ impl Auditor {
     pub fn credential_cached(&self, header: Option<&http::HeaderValue>, cache: &Mutex<CredentialCache>) -> Credential {
         use subtle::ConstantTimeEq;
         let Some(value) = header else { return Credential::Missing };
-        let directory = self.directory.load_full();
+        let directory = self.directory.load();
         let mut cache = cache.lock().expect("credential cache lock");
         if let Some((last, dir, credential)) = &cache.0 {
             if Arc::ptr_eq(dir, &directory) && bool::from(last.as_bytes().ct_eq(value.as_bytes())) {
@@ -201,8 +201,8 @@ impl Auditor {
             }
         }
         let credential = self.credential(header);
-        cache.0 =
-            matches!(credential, Credential::Token { .. }).then(|| (value.clone(), directory, credential.clone()));
+        cache.0 = matches!(credential, Credential::Token { .. })
+            .then(|| (value.clone(), arc_swap::Guard::into_inner(directory), credential.clone()));
         credential
     }
 

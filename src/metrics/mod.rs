@@ -1,7 +1,6 @@
 //! THE metrics of the tap: one struct that owns its own registry (no global state) and offers
 //! typed `record_*` methods; call sites pass enums and bounded names, never free label strings.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -233,14 +232,18 @@ impl Metrics {
     }
 
     pub fn record_operation(&self, op: &Operation<'_>) {
-        let (error_type, rpc_code): (Cow<'_, str>, Cow<'_, str>) = match op.error {
-            ErrorType::None => (Cow::Borrowed(""), Cow::Borrowed("")),
+        let (code_label, status_label);
+        let (error_type, rpc_code): (&str, &str) = match op.error {
+            ErrorType::None => ("", ""),
             ErrorType::JsonRpc(code) => {
-                let c = self.rpc_code_label(code);
-                (Cow::Owned(c.clone()), Cow::Owned(c))
+                code_label = self.rpc_code_label(code);
+                (&code_label, &code_label)
             }
-            ErrorType::Http(status) => (Cow::Owned(StatusLabel::new(status).as_str().to_owned()), Cow::Borrowed("")),
-            other => (Cow::Borrowed(other.fixed_label().unwrap_or_default()), Cow::Borrowed("")),
+            ErrorType::Http(status) => {
+                status_label = StatusLabel::new(status);
+                (status_label.as_str(), "")
+            }
+            other => (other.fixed_label().unwrap_or_default(), ""),
         };
         let operation_name = if op.method == Method::ToolsCall { "execute_tool" } else { "" };
         let labels = [
@@ -248,8 +251,8 @@ impl Metrics {
             ("gen_ai_tool_name", op.tool),
             ("gen_ai_prompt_name", op.prompt),
             ("gen_ai_operation_name", operation_name),
-            ("error_type", &error_type),
-            ("rpc_response_status_code", &rpc_code),
+            ("error_type", error_type),
+            ("rpc_response_status_code", rpc_code),
             ("mcp_protocol_version", op.protocol_version),
             ("network_transport", "tcp"),
             ("network_protocol_name", "http"),

@@ -97,17 +97,19 @@ impl Exchange {
 
     /// Notifications (and client answers to server requests) are done at the headers: 202.
     fn settle_notifications(&mut self) {
-        let (notifications, rest): (Vec<Pending>, Vec<Pending>) =
-            std::mem::take(&mut self.pending).into_iter().partition(|p| p.id.is_none());
-        self.pending = rest;
-        if self.status < 400 {
-            let now = Instant::now();
-            for mut p in notifications {
-                self.recorder.operation(&mut p, ErrorType::None, now);
+        if self.pending.iter().any(|p| p.id.is_none()) {
+            let (notifications, rest): (Vec<Pending>, Vec<Pending>) =
+                std::mem::take(&mut self.pending).into_iter().partition(|p| p.id.is_none());
+            self.pending = rest;
+            if self.status < 400 {
+                let now = Instant::now();
+                for mut p in notifications {
+                    self.recorder.operation(&mut p, ErrorType::None, now);
+                }
+            } else {
+                // A rejected notification waits for the body, which may carry the JSON-RPC error.
+                self.pending.extend(notifications);
             }
-        } else {
-            // A rejected notification waits for the body, which may carry the JSON-RPC error.
-            self.pending.extend(notifications);
         }
         if self.decoder.reads_nothing() && !self.pending.is_empty() && self.status < 400 && self.status != 202 {
             self.recorder.unparsed(UnparsedReason::ContentType);

@@ -39,7 +39,13 @@ pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwar
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// The hop-by-hop fields (RFC 9110 §7.6.1), as the lowercase names `HeaderMap` keeps. Compared as
+/// text: a length check rejects most names at once, and nothing is built or dropped per use.
+const HOP_BY_HOP: [&str; 7] =
+    ["connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "trailer"];
+
+/// The same fields as names, in the same order, to remove them without parsing text again.
+static HOP_BY_HOP_NAMES: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -54,7 +60,7 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = 0u8;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name.as_str()) {
             present |= 1 << i;
         }
     }
@@ -62,19 +68,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     if present & 1 != 0 {
+        // Only options that name a field present here need a name of their own: the usual
+        // `keep-alive`, `close` and `upgrade` cost a comparison, not an allocation.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .filter(|name| !HOP_BY_HOP.contains(name))
+            .map(str::trim)
+            .filter(|option| !HOP_BY_HOP.iter().any(|h| option.eq_ignore_ascii_case(h)))
+            .filter(|option| headers.contains_key(*option))
+            .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
             .collect();
         for name in &named {
             headers.remove(name);
         }
     }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+    for (i, name) in HOP_BY_HOP_NAMES.iter().enumerate() {
         if present & (1 << i) != 0 {
             headers.remove(name);
         }
@@ -262,9 +272,15 @@ mod tests {
     }
 
     #[test]
+    fn hop_by_hop_names_and_text_agree() {
+        let names: Vec<&str> = HOP_BY_HOP_NAMES.iter().map(HeaderName::as_str).collect();
+        assert_eq!(names, HOP_BY_HOP);
+    }
+
+    #[test]
     fn hop_by_hop_headers_go_and_the_rest_stays() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Keep-Alive, X-Private, close"));
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));

@@ -150,16 +150,15 @@ pub fn caller(shared: &Shared, parts: &http::request::Parts, connection: &Connec
     } else {
         peer.ip()
     };
+    let authorization = parts.headers.get(http::header::AUTHORIZATION);
     Caller {
-        credential: shared
-            .auditor
-            .credential_cached(parts.headers.get(http::header::AUTHORIZATION), &connection.credentials),
+        credential: shared.auditor.credential_cached(authorization, &connection.credentials),
         source,
         user_agent: header(&http::header::USER_AGENT).map(|s| s.chars().take(config.audit.max_user_agent).collect()),
         request_id: header(&X_REQUEST_ID).map(|s| s.chars().take(128).collect()),
         trace_id: header(&TRACEPARENT).and_then(|t| t.split('-').nth(1)).filter(|t| t.len() == 32).map(str::to_string),
         http_method: parts.method.clone(),
-        user_token: crate::audit::jwt::HeldToken::from_header(parts.headers.get(http::header::AUTHORIZATION))
+        user_token: crate::audit::jwt::HeldToken::from_header(authorization)
             .inspect(|_| shared.auditor.signing_keys.token_seen()),
     }
 }

@@ -36,7 +36,7 @@ fn the_binary_runs_on_jemalloc_with_one_arena_and_small_caches() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    for option in ["opt.narenas: 1\n", "opt.tcache_max: 8192\n"] {
+    for option in ["opt.narenas: 1\n", "opt.tcache_max: 8192\n", "opt.tcache_gc_incr_bytes: 1048576\n"] {
         assert!(text.contains(option), "the binary's allocator lacks {option:?}: is .cargo/config.toml read?");
     }
 }

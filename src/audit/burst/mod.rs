@@ -106,7 +106,9 @@ pub struct BurstDetector {
     credentials: LruCache<Fingerprint, Bucket>,
     stuffing: LruCache<IpAddr, Vec<(Fingerprint, Instant)>>,
     global: Option<Bucket>,
-    active: HashMap<BurstKey, Active>,
+    /// Bounded by `max_tracked_keys` per scope; keyed by what clients send, so the hasher is
+    /// randomly seeded (and faster than SipHash, which showed in the auth-failure profile).
+    active: HashMap<BurstKey, Active, foldhash::fast::RandomState>,
 }
 
 impl BurstDetector {
@@ -120,7 +122,7 @@ impl BurstDetector {
             credentials: LruCache::new(cap),
             stuffing: LruCache::new(cap),
             global: None,
-            active: HashMap::new(),
+            active: HashMap::default(),
         }
     }
 
@@ -247,6 +249,9 @@ impl BurstDetector {
     ) -> bool {
         let mut owner_decided = false;
         let mut write_line = true;
+        if self.active.is_empty() {
+            return write_line;
+        }
         for key in self.keys_of(source, credential) {
             if let Some(a) = self.active.get_mut(&key) {
                 a.failures += 1;
@@ -276,15 +281,18 @@ impl BurstDetector {
         }
     }
 
-    fn keys_of(&self, source: IpAddr, credential: Option<Fingerprint>) -> Vec<BurstKey> {
-        let mut keys = Vec::with_capacity(4);
-        keys.push(BurstKey { scope: Scope::Source, key: self.source_key(source) });
-        if let Some(fp) = credential {
-            keys.push(BurstKey { scope: Scope::Credential, key: Subject::Credential(fp) });
-            keys.push(BurstKey { scope: Scope::Stuffing, key: self.source_key(source) });
-        }
-        keys.push(BurstKey { scope: Scope::Global, key: Subject::All });
-        keys
+    /// The bursts a failure can belong to, in scope order.
+    fn keys_of(&self, source: IpAddr, credential: Option<Fingerprint>) -> impl Iterator<Item = BurstKey> + use<> {
+        let source = self.source_key(source);
+        let by_credential = credential.map(|fp| {
+            [
+                BurstKey { scope: Scope::Credential, key: Subject::Credential(fp) },
+                BurstKey { scope: Scope::Stuffing, key: source },
+            ]
+        });
+        std::iter::once(BurstKey { scope: Scope::Source, key: source })
+            .chain(by_credential.into_iter().flatten())
+            .chain(std::iter::once(BurstKey { scope: Scope::Global, key: Subject::All }))
     }
 
     /// Ends bursts quiet for the quiet period and emits summaries that are due.
