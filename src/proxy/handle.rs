@@ -11,6 +11,7 @@ use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 
 use super::body::{read_capped, ClientBody, ReadBody};
+use super::deadline;
 use super::exchange::Exchange;
 use super::forward::{self, ProxyError};
 use super::limits;
@@ -87,10 +88,12 @@ async fn send(
         None => None,
     };
     let result = match answered {
-        Some(r) => Ok(r),
-        None => tokio::time::timeout(timeout, request).await,
+        Some(r) => Some(r),
+        // An HTTP/1.x client's exchanges come one at a time: its connection's deadline will do.
+        None if sequential => deadline::within(&connection.response_deadline, Instant::now() + timeout, request).await,
+        None => tokio::time::timeout(timeout, request).await.ok(),
     };
-    result.unwrap_or_else(|_| Err(ProxyError::Timeout { upstream: url.clone(), timeout }))
+    result.unwrap_or_else(|| Err(ProxyError::Timeout { upstream: url.clone(), timeout }))
 }
 
 /// Why an MCP request body was not read.

@@ -2,17 +2,11 @@
 //! requests, reserved before the first byte is read), and the answers a client gets when a limit
 //! refuses it. Every refusal is counted in `mcp_tap_requests_refused_total{limit}`.
 
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::body::ClientBody;
 use crate::metrics::Limit;
@@ -98,57 +92,6 @@ pub fn connection_refused_bytes() -> Vec<u8> {
     .into_bytes();
     out.extend_from_slice(&body);
     out
-}
-
-/// A client connection's IO with a deadline for its first request: reads fail with `TimedOut`
-/// once `limits.header_read_timeout` passes before the first request reached the tap. This covers
-/// the protocol sniffing before HTTP/1.1 or HTTP/2 starts (where a silent client would otherwise
-/// wait forever); hyper's own `header_read_timeout` covers later requests on the connection.
-pub struct FirstRequestDeadline<T> {
-    io: T,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    /// Set by the service when the first request arrives.
-    pub served: Arc<AtomicBool>,
-    /// Set when the deadline cut the connection.
-    pub expired: Arc<AtomicBool>,
-}
-
-impl<T> FirstRequestDeadline<T> {
-    pub fn new(io: T, timeout: Duration) -> Self {
-        Self { io, deadline: Box::pin(tokio::time::sleep(timeout)), served: Arc::default(), expired: Arc::default() }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for FirstRequestDeadline<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if !self.served.load(Ordering::Acquire) && self.deadline.as_mut().poll(cx).is_ready() {
-            self.expired.store(true, Ordering::Release);
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no request within the header deadline")));
-        }
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for FirstRequestDeadline<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, data)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
 }
 
 #[cfg(test)]

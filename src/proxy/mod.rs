@@ -2,6 +2,7 @@
 //! and hands the response to a tapped body. The tap never fails traffic it cannot decode.
 
 pub mod body;
+mod deadline;
 mod dedicated;
 pub mod exchange;
 pub mod forward;
@@ -40,6 +41,8 @@ pub struct Connection {
     pub credentials: std::sync::Mutex<crate::audit::CredentialCache>,
     /// Its own upstream connection, for an HTTP/1.x client of a plain-HTTP upstream.
     upstream: dedicated::Dedicated,
+    /// `upstream.response_timeout` of an HTTP/1.x client's exchanges, which come one at a time.
+    response_deadline: std::sync::Mutex<deadline::LazyDeadline>,
 }
 
 impl Connection {
@@ -49,6 +52,7 @@ impl Connection {
             forwarded_for: forward::forwarded_for(peer.ip()),
             credentials: std::sync::Mutex::default(),
             upstream: dedicated::Dedicated::default(),
+            response_deadline: std::sync::Mutex::default(),
         }
     }
 }
@@ -106,7 +110,8 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // `HeaderDeadline` times request heads: hyper's own timer cost a timer per request.
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes);
     b.http2()
         .timer(TokioTimer::new())
@@ -178,14 +183,17 @@ async fn serve_connections(
             }
         };
         let limits = shared.config.load().limits.clone();
-        let io = limits::FirstRequestDeadline::new(stream, limits.header_read_timeout);
-        let (served, expired) = (io.served.clone(), io.expired.clone());
+        let io = deadline::HeaderDeadline::new(stream, limits.header_read_timeout);
+        let (activity, expired) = (io.activity.clone(), io.expired.clone());
         let service_shared = shared.clone();
         let connection = Arc::new(Connection::new(peer));
-        let service = hyper::service::service_fn(move |req| {
-            served.store(true, std::sync::atomic::Ordering::Release);
+        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let open = activity.begin(req.version());
             let (shared, connection) = (service_shared.clone(), connection.clone());
-            async move { Ok::<_, Infallible>(handle(shared, req, &connection).await) }
+            async move {
+                let resp = handle(shared, req, &connection).await;
+                Ok::<_, Infallible>(resp.map(|body| deadline::OpenBody { body, _open: open }))
+            }
         });
         let conn = connection_builder(&limits).serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
         let conn = graceful.watch(conn);

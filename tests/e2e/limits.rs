@@ -134,6 +134,52 @@ async fn slowloris_and_silent_connections_are_cut_at_the_header_deadline() {
     tap.stop().await;
 }
 
+/// The header deadline times each request head on a keep-alive connection, from the end of the
+/// last answer; it never runs while a request is open, however long the upstream takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_head_has_the_deadline_and_no_answer_does() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let r = release.clone();
+    let addr = upstream(move |req: http::Request<hyper::body::Incoming>| {
+        let r = r.clone();
+        async move {
+            let _ = req.into_body().collect().await;
+            r.notified().await;
+            sse_response(full(ANSWER))
+        }
+    })
+    .await;
+    let tap = Tap::start(limited(&format!("http://{addr}"))).await;
+    let mut conn = tokio::net::TcpStream::connect(tap.proxy).await.unwrap();
+    let head = "POST /mcp HTTP/1.1\r\nhost: tap\r\ncontent-type: application/json\r\n\
+                accept: application/json, text/event-stream\r\ncontent-length: ";
+    conn.write_all(format!("{head}{}\r\n\r\n{LIST}", LIST.len()).as_bytes()).await.unwrap();
+    // A silent connection opened now is cut at the deadline: proof that it passed meanwhile.
+    let mut silent = tokio::net::TcpStream::connect(tap.proxy).await.unwrap();
+    assert_eq!(read_to_close(&mut silent).await, "");
+    metrics_when(&tap, Duration::from_secs(5), "the silent connection counted", |m| {
+        refused(m, "header_read_timeout") >= 1.0
+    })
+    .await;
+    release.notify_one();
+    let mut answer = Vec::new();
+    while !answer.ends_with(ANSWER.as_bytes()) {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "the open request was cut: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    // The next head on the same connection starts and stalls: cut at the deadline, counted.
+    conn.write_all(b"POST /mcp HTTP/1.1\r\nhost: tap\r\ncontent-ty").await.unwrap();
+    assert_eq!(read_to_close(&mut conn).await, "", "no answer to half a head");
+    metrics_when(&tap, Duration::from_secs(5), "the stalled head counted", |m| {
+        refused(m, "header_read_timeout") >= 2.0
+    })
+    .await;
+    tap.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_streams_with_half_sent_bodies_each_get_408() {
     let (up, seen) = counting_upstream().await;
