@@ -102,22 +102,26 @@ pub fn upstream_headers(
     forwarded: bool,
 ) {
     strip_hop_by_hop(headers);
-    let original_host = headers
-        .remove(header::HOST)
-        .or_else(|| request_uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
-    if let Some(host) = upstream_host {
-        headers.insert(header::HOST, host.clone());
-    }
+    // One lookup each: `insert` hands back what it replaced.
+    let replaced = match upstream_host {
+        Some(host) => headers.insert(header::HOST, host.clone()),
+        None => headers.remove(header::HOST),
+    };
+    let original_host =
+        replaced.or_else(|| request_uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     if forwarded {
-        let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prior) => {
-                let ip = peer.to_str().unwrap_or_default();
-                HeaderValue::from_str(&format!("{prior}, {ip}")).ok()
+        match headers.entry(X_FORWARDED_FOR) {
+            header::Entry::Occupied(mut prior) => {
+                let appended = prior.get().to_str().map_or(Some(peer.clone()), |prior| {
+                    HeaderValue::from_str(&format!("{prior}, {}", peer.to_str().unwrap_or_default())).ok()
+                });
+                if let Some(v) = appended {
+                    prior.insert(v);
+                }
             }
-            None => Some(peer.clone()),
-        };
-        if let Some(v) = xff {
-            headers.insert(X_FORWARDED_FOR, v);
+            header::Entry::Vacant(none) => {
+                none.insert(peer.clone());
+            }
         }
         headers.entry(X_FORWARDED_PROTO).or_insert(HeaderValue::from_static("http"));
         if let Some(host) = original_host {
@@ -300,6 +304,17 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-host"], "tap:7070");
         assert_eq!(h["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn a_forwarded_for_chain_gets_the_peer_appended_and_the_host_is_kept() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("198.51.100.7"));
+        h.insert(header::HOST, HeaderValue::from_static("tap:7070"));
+        let peer = forwarded_for("10.1.2.3".parse().unwrap());
+        upstream_headers(&mut h, &"/".parse().unwrap(), None, &peer, true);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.2.3");
+        assert_eq!((h.get(header::HOST), &h["x-forwarded-host"]), (None, &HeaderValue::from_static("tap:7070")));
     }
 
     #[test]
