@@ -16,7 +16,7 @@ use super::exchange::Exchange;
 use super::forward::{self, ProxyError};
 use super::limits;
 use super::record::Recorder;
-use super::request::{caller, request_info, RequestInfo, SessionRef};
+use super::request::{caller, request_info, RequestHeaders, RequestInfo, SessionRef};
 use super::route::{RouteMatch, RouteState, NON_MCP};
 use super::{Connection, Shared};
 use crate::config::Config;
@@ -114,8 +114,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Co
     // An HTTP/1.x client sends one request at a time: its own upstream connection will do.
     let sequential = parts.version <= Version::HTTP_11;
 
+    let headers = RequestHeaders::read(&parts.headers);
     let read = if route.is_mcp() && parts.method == Method::POST {
-        match read_mcp_request(&shared, &config, &parts.headers, body).await {
+        match read_mcp_request(&shared, &config, headers.content_length, body).await {
             Ok(read) => read,
             Err(NotRead::Refused(limit)) => return refuse(&shared, provisional.as_deref(), &parts.method, limit, peer),
             Err(NotRead::ClientGone(e)) => {
@@ -131,9 +132,8 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Co
     };
     let body_read = Instant::now();
 
-    let caller = caller(&shared, &parts, connection, &config);
-    let mut info =
-        request_info(&shared, provisional.as_deref(), &parts.headers, &read.messages, caller, started, version);
+    let caller = caller(&shared, &headers, &parts.method, connection, &config);
+    let mut info = request_info(&shared, provisional.as_deref(), &headers, &read.messages, caller, started, version);
     let ids: Vec<Option<Id>> = info.open.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
     let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
     let (host, forwarded) = (shared.upstream_host.as_ref(), config.forwarded_headers.enabled);
@@ -183,12 +183,12 @@ fn refuse(
 async fn read_mcp_request(
     shared: &Shared,
     config: &Config,
-    headers: &http::HeaderMap,
+    content_length: Option<&HeaderValue>,
     body: Incoming,
 ) -> Result<ReadRequest, NotRead> {
     let limits = &config.limits;
     let cap = limits.max_request_body_bytes;
-    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = content_length.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cap as u64) {
         return Err(NotRead::Refused(Limit::RequestBodyBytes));
     }

@@ -201,12 +201,8 @@ async fn serve_connections(
         tokio::spawn(async move {
             shared.metrics.add_connections(1);
             let result = conn.await;
-            let hyper_timeout = result
-                .as_ref()
-                .err()
-                .and_then(|e| e.downcast_ref::<hyper::Error>())
-                .is_some_and(hyper::Error::is_timeout);
-            if hyper_timeout || expired.load(std::sync::atomic::Ordering::Acquire) {
+            // The header deadline is the tap's own (`HeaderDeadline`); hyper times nothing here.
+            if expired.load(std::sync::atomic::Ordering::Acquire) {
                 shared.metrics.record_refused(Limit::HeaderReadTimeout);
             } else if let Err(e) = result {
                 tracing::debug!(error = %e, %peer, "client connection ended with an error");
