@@ -1,6 +1,8 @@
 //! The upstream side of the proxy: header rewriting per RFC 9110 §7.6.1, and the one place that
 //! maps upstream failures to responses.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
@@ -35,7 +37,7 @@ pub fn forwarded_for(peer: std::net::IpAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.to_string()).expect("an address is a valid header value")
 }
 
-pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
@@ -110,10 +112,11 @@ pub fn upstream_headers(
     let original_host =
         replaced.or_else(|| request_uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     if forwarded {
+        // Every prior line stays in the one list the upstream gets, the client's address last.
         match headers.entry(X_FORWARDED_FOR) {
             header::Entry::Occupied(mut prior) => {
-                let appended = prior.get().to_str().map_or(Some(peer.clone()), |prior| {
-                    HeaderValue::from_str(&format!("{prior}, {}", peer.to_str().unwrap_or_default())).ok()
+                let appended = joined(prior.iter()).map_or(Some(peer.clone()), |chain| {
+                    HeaderValue::from_str(&format!("{chain}, {}", peer.to_str().unwrap_or_default())).ok()
                 });
                 if let Some(v) = appended {
                     prior.insert(v);
@@ -128,6 +131,25 @@ pub fn upstream_headers(
             headers.entry(X_FORWARDED_HOST).or_insert(host);
         }
     }
+}
+
+/// The `X-Forwarded-For` lines of `headers` joined into one list; `None` without one, or if a
+/// line is not text.
+pub fn forwarded_chain(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    joined(headers.get_all(X_FORWARDED_FOR).iter())
+}
+
+/// Header lines as one comma-separated list (RFC 9110 §5.3); `None` if there is none, or if a
+/// line is not text.
+fn joined<'a>(lines: impl IntoIterator<Item = &'a HeaderValue>) -> Option<Cow<'a, str>> {
+    let mut lines = lines.into_iter().map(|v| v.to_str().ok());
+    let mut chain = Cow::Borrowed(lines.next()??);
+    for line in lines {
+        let owned = chain.to_mut();
+        owned.push_str(", ");
+        owned.push_str(line?);
+    }
+    Some(chain)
 }
 
 /// Why the tap could not get an answer from the upstream.
@@ -309,11 +331,13 @@ mod tests {
     #[test]
     fn a_forwarded_for_chain_gets_the_peer_appended_and_the_host_is_kept() {
         let mut h = HeaderMap::new();
-        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("198.51.100.7"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("198.51.100.7"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
         h.insert(header::HOST, HeaderValue::from_static("tap:7070"));
         let peer = forwarded_for("10.1.2.3".parse().unwrap());
         upstream_headers(&mut h, &"/".parse().unwrap(), None, &peer, true);
-        assert_eq!(h["x-forwarded-for"], "198.51.100.7, 10.1.2.3");
+        let lines: Vec<_> = h.get_all(X_FORWARDED_FOR).iter().collect();
+        assert_eq!(lines, ["198.51.100.7, 10.0.0.2, 10.1.2.3"], "one list, every line kept");
         assert_eq!((h.get(header::HOST), &h["x-forwarded-host"]), (None, &HeaderValue::from_static("tap:7070")));
     }
 

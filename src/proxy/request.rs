@@ -1,11 +1,13 @@
 //! What the request side knows when it hands over to the exchange, computed once per request: the
 //! pending requests (with their spans), the session, the protocol version and who the caller is.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
+use super::forward::forwarded_chain;
 use super::route::RouteState;
 use super::{Connection, Shared};
 use crate::audit::identity::Credential;
@@ -22,14 +24,13 @@ pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id")
 /// The request headers the tap reads, found in one pass over the names rather than one hashed
 /// lookup each (ten lookups were about 1.2k instructions per request). The first value of each
 /// counts, as `HeaderMap::get` gives it.
-#[derive(Default)]
 pub struct RequestHeaders<'a> {
+    all: &'a HeaderMap,
     pub content_length: Option<&'a HeaderValue>,
     authorization: Option<&'a HeaderValue>,
     user_agent: Option<&'a HeaderValue>,
     request_id: Option<&'a HeaderValue>,
     traceparent: Option<&'a HeaderValue>,
-    forwarded_for: Option<&'a HeaderValue>,
     protocol_version: Option<&'a HeaderValue>,
     session_id: Option<&'a HeaderValue>,
     mcp_method: Option<&'a HeaderValue>,
@@ -38,7 +39,18 @@ pub struct RequestHeaders<'a> {
 
 impl<'a> RequestHeaders<'a> {
     pub fn read(headers: &'a HeaderMap) -> Self {
-        let mut seen = Self::default();
+        let mut seen = Self {
+            all: headers,
+            content_length: None,
+            authorization: None,
+            user_agent: None,
+            request_id: None,
+            traceparent: None,
+            protocol_version: None,
+            session_id: None,
+            mcp_method: None,
+            mcp_name: None,
+        };
         for (name, value) in headers {
             let slot = match name.as_str() {
                 "content-length" => &mut seen.content_length,
@@ -46,7 +58,6 @@ impl<'a> RequestHeaders<'a> {
                 "user-agent" => &mut seen.user_agent,
                 "x-request-id" => &mut seen.request_id,
                 "traceparent" => &mut seen.traceparent,
-                "x-forwarded-for" => &mut seen.forwarded_for,
                 "mcp-protocol-version" => &mut seen.protocol_version,
                 "mcp-session-id" => &mut seen.session_id,
                 "mcp-method" => &mut seen.mcp_method,
@@ -56,6 +67,13 @@ impl<'a> RequestHeaders<'a> {
             slot.get_or_insert(value);
         }
         seen
+    }
+
+    /// Every `X-Forwarded-For` line as one list: several lines are one comma-separated list
+    /// (RFC 9110 §5.3), and the proxy nearest the tap may have added its own line. `None` if a
+    /// line is not text.
+    pub fn forwarded_for(&self) -> Option<Cow<'a, str>> {
+        forwarded_chain(self.all)
     }
 }
 
@@ -189,7 +207,7 @@ pub fn caller(
 ) -> Caller {
     let peer = connection.peer;
     let source = if config.audit.source_from_forwarded_for {
-        forwarded_source(peer.ip(), text(headers.forwarded_for), &config.audit.trusted_proxies)
+        forwarded_source(peer.ip(), headers.forwarded_for().as_deref(), &config.audit.trusted_proxies)
     } else {
         peer.ip()
     };
@@ -300,5 +318,20 @@ mod tests {
         // A spoofed leftmost entry is never reached; garbage stops the walk at the last good hop.
         assert_eq!(forwarded_source(ip("10.2.2.2"), Some("evil, 10.1.1.1"), &trusted), ip("10.1.1.1"));
         assert_eq!(forwarded_source(ip("fd00::1"), None, &trusted), ip("fd00::1"));
+    }
+
+    #[test]
+    fn a_forged_first_forwarded_for_line_is_not_the_source() {
+        // The client sends a line of its own; the trusted proxy adds the address it saw.
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
+        let chain = RequestHeaders::read(&h).forwarded_for();
+        assert_eq!(chain.as_deref(), Some("6.6.6.6, 198.51.100.7"));
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let source = forwarded_source("10.2.2.2".parse().unwrap(), chain.as_deref(), &trusted);
+        assert_eq!(source, "198.51.100.7".parse::<IpAddr>().unwrap());
+        h.append("x-forwarded-for", HeaderValue::from_bytes(b"\xff").unwrap());
+        assert_eq!(RequestHeaders::read(&h).forwarded_for(), None, "a line that is not text spoils the list");
     }
 }
