@@ -19,7 +19,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed  # noqa: E402
 
-SCENARIOS = ["tools/list", "tools/call", "401 flood", "403 flood", "mixed"]
+# "relay": the `tools/call` exchange on a path that is not MCP, the floor of what the tap costs.
+SCENARIOS = ["tools/list", "tools/call", "401 flood", "403 flood", "mixed", "relay"]
 
 SINGLE_PROCESS_PROXY = speed.PROXY_CONF.replace("worker_processes auto;", "master_process off;\ndaemon off;")
 
@@ -59,8 +60,8 @@ def main():
     speed.need("valgrind", "valgrind")
     work = tempfile.mkdtemp(prefix="mcp-tap-instructions-")
     up = speed.free_port()
-    upstream = speed.start_nginx(nginx, speed.UPSTREAM_CONF.format(dir=work, port=up, answers=speed.ANSWERS),
-                                 "upstream", up, work)
+    upstream_conf = speed.UPSTREAM_CONF.format(dir=work, port=up, answers=speed.ANSWERS, relay=speed.RELAY_PATH)
+    upstream = speed.start_nginx(nginx, upstream_conf, "upstream", up, work)
     rows = []
     try:
         for scenario in SCENARIOS:

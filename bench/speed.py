@@ -36,6 +36,9 @@ CALL = (
     '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"catalog.get-catalog-entity",'
     '"arguments":{"kind":"component","namespace":"default","name":"payments-api"}}}'
 )
+# A path that is not MCP: the tap routes the request, rewrites the forwarding headers, counts it
+# and decodes nothing. What the tap costs there is what hyper and tokio cost for the relay alone.
+RELAY_PATH = "/api/catalog/bench-relay"
 CREDENTIALS = 1000
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -85,6 +88,8 @@ http {{
   server {{
     listen 127.0.0.1:{port} backlog=4096;
     location /api/mcp-actions/ {{ rewrite ^ /answers/$answer last; }}
+    # The relay floor: the same answer on a path that is not MCP, which the tap only relays.
+    location = {relay} {{ rewrite ^ /answers/tools-call.sse last; }}
     # POST to a static file is a 405; error_page serves the file with the answer's status instead.
     location = /answers/tools-list.sse {{ internal; alias {answers}/tools-list.sse;
       default_type text/event-stream; error_page 405 =200 $uri; }}
@@ -143,7 +148,9 @@ def lua_script(scenario, rate_delay_ms):
         'wrk.headers["Accept"] = "application/json, text/event-stream"',
         f"local list, call = {json.dumps(LIST)}, {json.dumps(CALL)}",
     ]
-    if scenario in ("tools/list", "tools/call", "fixed rate"):
+    if scenario == "relay":
+        head.append(f'wrk.path = "{RELAY_PATH}"')
+    if scenario in ("tools/list", "tools/call", "fixed rate", "relay"):
         body, answer = (LIST, "list") if scenario == "tools/list" else (CALL, "call")
         head += [
             f"wrk.body = {json.dumps(body)}",
@@ -362,8 +369,8 @@ def main():
     procs = []
     try:
         up_port, proxy_port = free_port(), free_port()
-        procs.append(start_nginx(nginx, UPSTREAM_CONF.format(dir=work, port=up_port, answers=ANSWERS), "upstream",
-                                 up_port, work))
+        upstream_conf = UPSTREAM_CONF.format(dir=work, port=up_port, answers=ANSWERS, relay=RELAY_PATH)
+        procs.append(start_nginx(nginx, upstream_conf, "upstream", up_port, work))
         proxy = start_nginx(nginx, PROXY_CONF.format(dir=work, port=proxy_port, upstream=up_port), "proxy",
                             proxy_port, work)
         procs.append(proxy)
@@ -376,7 +383,7 @@ def main():
         # connections * 1000 / (delay + latency); 16 connections at 8 ms give about 2,000 req/s.
         rate_conns = 16
         delay = max(1, round(rate_conns * 1000 / args.rate))
-        scenarios = ["tools/list", "tools/call", "401 flood", "403 flood", "mixed", "fixed rate"]
+        scenarios = ["tools/list", "tools/call", "401 flood", "403 flood", "mixed", "fixed rate", "relay"]
         if args.only:
             scenarios = [s for s in scenarios if s in args.only.split(",")]
         scripts = {}
