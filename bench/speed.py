@@ -37,7 +37,7 @@ CALL = (
     '"arguments":{"kind":"component","namespace":"default","name":"payments-api"}}}'
 )
 # A path that is not MCP: the tap routes the request, rewrites the forwarding headers, counts it
-# and decodes nothing. What the tap costs there is what hyper and tokio cost for the relay alone.
+# and decodes nothing. What the tap costs there is its floor, before any MCP work.
 RELAY_PATH = "/api/catalog/bench-relay"
 CREDENTIALS = 1000
 TICKS = os.sysconf("SC_CLK_TCK")
