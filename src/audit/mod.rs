@@ -81,6 +81,9 @@ pub struct AuthFailure<'a> {
     pub client: &'a str,
     /// The user entity ref of a Backstage user token, when the audit may name it.
     pub user: Option<&'a str>,
+    /// Who holds a user token whose signature holds (user, address, User-Agent): its refresh
+    /// is a valid token of the same holder.
+    pub holder: Option<expiry::Holder>,
     pub expired_seconds: Option<u64>,
     pub source: IpAddr,
     pub user_agent: Option<&'a str>,
@@ -123,6 +126,7 @@ impl Auditor {
             expiries: Mutex::new(expiry::Expiries::new(
                 config.user_tokens.max_expired_tracked,
                 config.user_tokens.expired_quiet_period,
+                config.user_tokens.refresh_grace,
             )),
             history: SuccessHistory::new(config.audit.max_remembered_credentials, config.audit.revoked_retention),
             bursts: Mutex::new(BurstDetector::new(
@@ -255,7 +259,11 @@ impl Auditor {
         self.max_user_agent.store(config.audit.max_user_agent, Ordering::Relaxed);
         self.names.set_cap(config.clients.max_names);
         let tokens = &config.user_tokens;
-        self.expiries.lock().expect("expiry lock").reconfigure(tokens.max_expired_tracked, tokens.expired_quiet_period);
+        self.expiries.lock().expect("expiry lock").reconfigure(
+            tokens.max_expired_tracked,
+            tokens.expired_quiet_period,
+            tokens.refresh_grace,
+        );
         self.approved.store(Arc::new(approved(config)));
         self.preinit_unapproved();
         let routes = self.routes.lock().expect("routes lock").clone();

@@ -1,6 +1,13 @@
 //! One token per client class (Backstage's production checklist): a credential presented by two
-//! or more different clients (by `clientInfo.name`, else the User-Agent's product) within a window
-//! is shared. Each pair of client names is reported once; memory is bounded by LRU caches.
+//! or more different client products within a window is shared. Each pair of product names is
+//! reported once; memory is bounded by LRU caches.
+//!
+//! A product is the name a client declares (`initialize` or `_meta` clientInfo), else the
+//! User-Agent's product token. One program shows both (the Python SDK declares "mcp" and sends
+//! "python-httpx2/…"), so a declared name is bound to the credential, address and User-Agent it
+//! came with: that program's later requests without a name of their own carry the bound name, and
+//! a User-Agent-only name seen earlier from the same place is folded into it. One process never
+//! counts as two clients; two programs that declare different names still do.
 
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
@@ -16,38 +23,98 @@ use super::Auditor;
 /// Client names remembered per credential.
 const NAMES_PER_CREDENTIAL: usize = 8;
 
+/// Where a request came from: its address and a hash of its whole User-Agent.
+pub type Origin = (IpAddr, u64);
+
+/// One product name seen with a credential: `from_agent` is the origin of a name taken from a
+/// User-Agent (to fold into a declared name from the same origin), `None` for a declared name.
+struct Seen {
+    name: Box<str>,
+    from_agent: Option<Origin>,
+    last: Instant,
+}
+
 pub struct Sharing {
     window: Duration,
-    seen: LruCache<Fingerprint, Vec<(Box<str>, Instant)>>,
+    seen: LruCache<Fingerprint, Vec<Seen>>,
+    /// The name each credential and origin declared last.
+    bound: LruCache<(Fingerprint, Origin), Box<str>>,
     reported: LruCache<(Fingerprint, Box<str>, Box<str>), ()>,
+}
+
+/// What a request says about the program that sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct Product<'a> {
+    /// A name declared in this request (`initialize` or `_meta` clientInfo).
+    pub declared: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub source: IpAddr,
+}
+
+fn pair(fp: Fingerprint, a: &str, b: &str) -> (Fingerprint, Box<str>, Box<str>) {
+    if a < b {
+        (fp, a.into(), b.into())
+    } else {
+        (fp, b.into(), a.into())
+    }
 }
 
 impl Sharing {
     pub fn new(capacity: usize, window: Duration) -> Self {
         let cap = NonZeroUsize::new(capacity.max(1)).expect("non-zero");
-        Self { window, seen: LruCache::new(cap), reported: LruCache::new(cap) }
+        Self { window, seen: LruCache::new(cap), bound: LruCache::new(cap), reported: LruCache::new(cap) }
     }
 
-    /// `name` used `fp` at `now`. Returns the other client's name when this makes a new pair.
-    pub fn observe(&mut self, fp: Fingerprint, name: &str, now: Instant) -> Option<String> {
+    /// A request with credential `fp` at `now`. Returns the names of a new pair (the other
+    /// client's first), when this request makes one.
+    pub fn observe(&mut self, fp: Fingerprint, product: &Product<'_>, now: Instant) -> Option<(String, String)> {
+        let origin = (product.source, agent_hash(product.user_agent));
+        let (name, from_agent): (Box<str>, Option<Origin>) = match product.declared.and_then(clean) {
+            Some(declared) => {
+                self.bound.put((fp, origin), declared.into());
+                (declared.into(), None)
+            }
+            None => match self.bound.get(&(fp, origin)) {
+                Some(bound) => (bound.clone(), None),
+                None => (agent_product(product.user_agent?)?.into(), Some(origin)),
+            },
+        };
         let window = self.window;
         let names = self.seen.get_or_insert_mut(fp, Vec::new);
-        names.retain(|(_, t)| now.saturating_duration_since(*t) < window);
-        let other = names.iter().find(|(n, _)| &**n != name).map(|(n, _)| n.clone());
-        if let Some(entry) = names.iter_mut().find(|(n, _)| &**n == name) {
-            entry.1 = now;
+        names.retain(|s| now.saturating_duration_since(s.last) < window);
+        if from_agent.is_none() {
+            // The same program seen earlier by its User-Agent alone: one client, under its
+            // declared name. Pairs already reported with the folded name stay reported.
+            let folded: Vec<Box<str>> = names
+                .iter()
+                .filter(|s| s.from_agent == Some(origin) && s.name != name)
+                .map(|s| s.name.clone())
+                .collect();
+            names.retain(|s| s.from_agent != Some(origin) || s.name == name);
+            let others: Vec<Box<str>> = names.iter().map(|s| s.name.clone()).collect();
+            for old in &folded {
+                for other in others.iter().filter(|o| **o != name) {
+                    if self.reported.contains(&pair(fp, old, other)) {
+                        self.reported.put(pair(fp, &name, other), ());
+                    }
+                }
+            }
+        }
+        let names = self.seen.get_or_insert_mut(fp, Vec::new);
+        let other = names.iter().find(|s| s.name != name).map(|s| s.name.clone());
+        if let Some(entry) = names.iter_mut().find(|s| s.name == name && s.from_agent == from_agent) {
+            entry.last = now;
         } else if names.len() < NAMES_PER_CREDENTIAL {
-            names.push((name.into(), now));
+            names.push(Seen { name: name.clone(), from_agent, last: now });
         }
         let other = other?;
-        let pair = if *other < *name { (fp, other.clone(), name.into()) } else { (fp, name.into(), other.clone()) };
-        self.reported.put(pair, ()).is_none().then(|| other.to_string())
+        self.reported.put(pair(fp, &other, &name), ()).is_none().then(|| (other.to_string(), name.to_string()))
     }
 }
 
-/// The client name a request shows: `clientInfo.name`, else the User-Agent's product token.
-pub fn client_name<'a>(client_info: Option<&'a str>, user_agent: Option<&'a str>) -> Option<&'a str> {
-    let name = client_info.or_else(|| user_agent.and_then(|ua| ua.split(['/', ' ']).next()))?.trim();
+/// A declared name fit for the audit: trimmed, at most 64 bytes on a character boundary.
+fn clean(name: &str) -> Option<&str> {
+    let name = name.trim();
     let mut end = name.len().min(64);
     while !name.is_char_boundary(end) {
         end -= 1;
@@ -55,28 +122,31 @@ pub fn client_name<'a>(client_info: Option<&'a str>, user_agent: Option<&'a str>
     (end > 0).then(|| &name[..end])
 }
 
+/// The product token of a User-Agent (`python-httpx2/2.16` → `python-httpx2`).
+fn agent_product(user_agent: &str) -> Option<&str> {
+    clean(user_agent.trim().split(['/', ' ']).next()?)
+}
+
+fn agent_hash(user_agent: Option<&str>) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::with_seed(0x6d63_702d_7461_7021).hash_one(user_agent)
+}
+
 impl Auditor {
-    /// A credential presented by a client named `name`: a second client name within the window is
-    /// a shared credential, counted and audited once per pair.
-    pub fn check_sharing(
-        &self,
-        route: &str,
-        credential: &Credential,
-        client: &str,
-        name: Option<&str>,
-        source: IpAddr,
-    ) {
-        let (Some(fp), Some(name)) = (credential.fingerprint(), name) else { return };
-        let other = self.sharing.lock().expect("sharing lock").observe(fp, name, Instant::now());
-        let Some(other) = other else { return };
+    /// A credential presented by a client product: a second product within the window is a
+    /// shared credential, counted and audited once per pair.
+    pub fn check_sharing(&self, route: &str, credential: &Credential, client: &str, product: &Product<'_>) {
+        let Some(fp) = credential.fingerprint() else { return };
+        let pair = self.sharing.lock().expect("sharing lock").observe(fp, product, Instant::now());
+        let Some((first, second)) = pair else { return };
         self.metrics.record_credential_shared(client);
-        tracing::warn!(route, client, credential = %fp, first = %other, second = name, "one credential used by different clients");
+        tracing::warn!(route, client, credential = %fp, first = %first, second = %second, "one credential used by different clients");
         self.write(AuditEvent::CredentialShared {
             route: route.to_string(),
             client: client.to_string(),
             credential: fp.to_string(),
-            clients: [other, name.to_string()],
-            source: source.to_string(),
+            clients: [first, second],
+            source: product.source.to_string(),
         });
     }
 }
@@ -86,26 +156,79 @@ mod tests {
     use super::*;
     use crate::audit::identity::{Fingerprinter, KeySource};
 
+    const HOST: &str = "192.0.2.1";
+
+    fn product<'a>(declared: Option<&'a str>, user_agent: Option<&'a str>) -> Product<'a> {
+        Product { declared, user_agent, source: HOST.parse().unwrap() }
+    }
+
+    fn fp() -> Fingerprint {
+        Fingerprinter::new(b"k", KeySource::Env).fingerprint("token-1")
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_pair_is_reported_once_and_only_within_the_window() {
-        let fp = Fingerprinter::new(b"k", KeySource::Env).fingerprint("token-1");
         let mut s = Sharing::new(100, Duration::from_secs(60));
         let now = Instant::now();
-        assert_eq!(s.observe(fp, "vscode", now), None);
-        assert_eq!(s.observe(fp, "vscode", now), None);
-        assert_eq!(s.observe(fp, "claude-code", now), Some("vscode".into()));
-        assert_eq!(s.observe(fp, "vscode", now), None, "the same pair again");
-        assert_eq!(s.observe(fp, "claude-code", now), None);
+        let vscode = product(Some("vscode"), Some("node"));
+        let claude = product(Some("claude-code"), Some("claude-code/2.1"));
+        assert_eq!(s.observe(fp(), &vscode, now), None);
+        assert_eq!(s.observe(fp(), &vscode, now), None);
+        assert_eq!(s.observe(fp(), &claude, now), Some(("vscode".into(), "claude-code".into())));
+        assert_eq!(s.observe(fp(), &vscode, now), None, "the same pair again");
+        assert_eq!(s.observe(fp(), &claude, now), None);
         // Outside the window the old name is forgotten: a lone client again.
         let later = now + Duration::from_secs(120);
-        assert_eq!(s.observe(fp, "cursor", later), None);
+        assert_eq!(s.observe(fp(), &product(Some("cursor"), None), later), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_program_is_one_client_whatever_its_requests_carry() {
+        let mut s = Sharing::new(100, Duration::from_secs(60));
+        let now = Instant::now();
+        // The Python SDK: `initialize` declares "mcp", every request says python-httpx2.
+        let ua = Some("python-httpx2/2.16.2");
+        assert_eq!(s.observe(fp(), &product(Some("mcp"), ua), now), None);
+        assert_eq!(s.observe(fp(), &product(None, ua), now), None, "later requests carry the bound name");
+        // The MCP Inspector the other way round: a nameless request first, then its name.
+        let mut s = Sharing::new(100, Duration::from_secs(60));
+        assert_eq!(s.observe(fp(), &product(None, Some("node")), now), None);
+        assert_eq!(s.observe(fp(), &product(Some("inspector-cli"), Some("node")), now), None, "folded into its name");
+        assert_eq!(s.observe(fp(), &product(None, Some("node")), now), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_products_on_one_credential_are_still_one_finding_naming_both() {
+        let mut s = Sharing::new(100, Duration::from_secs(60));
+        let now = Instant::now();
+        let ua = Some("python-httpx2/2.16.2");
+        assert_eq!(s.observe(fp(), &product(Some("mcp"), ua), now), None);
+        // A second program on the same host, known first by its User-Agent, then by its name.
+        let pair = s.observe(fp(), &product(None, Some("node")), now);
+        assert_eq!(pair, Some(("mcp".into(), "node".into())));
+        assert_eq!(s.observe(fp(), &product(Some("inspector-cli"), Some("node")), now), None, "the same incident");
+        // Another program declaring another name is another pair.
+        let third = product(Some("claude-code"), Some("claude-code/2.1"));
+        assert!(s.observe(fp(), &third, now).is_some());
+        // A plain HTTP tool from elsewhere with that credential is a product of its own.
+        let curl = Product { declared: None, user_agent: Some("curl/8.5"), source: "198.51.100.9".parse().unwrap() };
+        assert!(s.observe(fp(), &curl, now).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_binding_is_per_credential_address_and_user_agent() {
+        let mut s = Sharing::new(100, Duration::from_secs(60));
+        let now = Instant::now();
+        assert_eq!(s.observe(fp(), &product(Some("mcp"), Some("python-httpx2/2")), now), None);
+        // Another program on the same host with another User-Agent is not covered by the binding.
+        assert_eq!(s.observe(fp(), &product(None, Some("curl/8")), now), Some(("mcp".into(), "curl".into())));
+        assert_eq!(s.observe(fp(), &product(None, None), now), None, "nothing to name");
     }
 
     #[test]
-    fn names_come_from_client_info_then_the_user_agent_product() {
-        assert_eq!(client_name(Some("vscode"), Some("curl/8")), Some("vscode"));
-        assert_eq!(client_name(None, Some("claude-code/2.1 (linux)")), Some("claude-code"));
-        assert_eq!(client_name(None, Some("  ")), None);
-        assert_eq!(client_name(None, None), None);
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(agent_product("claude-code/2.1 (linux)"), Some("claude-code"));
+        assert_eq!(agent_product("  "), None);
+        assert_eq!(clean(&"é".repeat(40)).map(str::len), Some(64));
     }
 }

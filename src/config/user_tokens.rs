@@ -22,6 +22,11 @@ pub struct UserTokens {
     pub expired_quiet_period: Duration,
     /// Expired credentials followed at once; beyond it the least recently seen is forgotten.
     pub max_expired_tracked: usize,
+    /// How long a client has, after its first request with an expired user token, to come back
+    /// with a valid one for the same user (an OAuth client that refreshes on a 401). Only a
+    /// credential still sent expired past this is a "client stopped refreshing" finding.
+    #[serde(with = "humantime_serde")]
+    pub refresh_grace: Duration,
 }
 
 impl Default for UserTokens {
@@ -32,6 +37,7 @@ impl Default for UserTokens {
             min_refresh_interval: Duration::from_secs(30),
             expired_quiet_period: Duration::from_secs(600),
             max_expired_tracked: 10_000,
+            refresh_grace: Duration::from_secs(60),
         }
     }
 }

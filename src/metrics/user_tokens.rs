@@ -7,6 +7,7 @@ use super::counter;
 
 pub struct UserTokenMetrics {
     expired_tokens: IntCounterVec,
+    refreshes: IntCounterVec,
     jwks_fetches: IntCounterVec,
     jwks_keys: IntGauge,
 }
@@ -22,6 +23,13 @@ impl UserTokenMetrics {
                 registry,
                 "mcp_tap_expired_token_requests_total",
                 "Requests refused for an expired Backstage user token (a client that stopped refreshing), by client.",
+                &["client"],
+            ),
+            refreshes: counter(
+                registry,
+                "mcp_tap_user_token_refreshes_total",
+                "Clients that came back with a valid user token within user_tokens.refresh_grace of an expired one \
+                 (a healthy refresh after a 401, no finding), by client.",
                 &["client"],
             ),
             jwks_fetches: counter(
@@ -40,6 +48,10 @@ impl super::Metrics {
         self.user_tokens.expired_tokens.with_label_values(&[client]).inc();
     }
 
+    pub fn record_user_token_refresh(&self, client: &str) {
+        self.user_tokens.refreshes.with_label_values(&[client]).inc();
+    }
+
     /// A JWKS fetch: `keys` held after it (`None`: it failed).
     pub fn record_jwks_fetch(&self, keys: Option<usize>) {
         self.user_tokens.jwks_fetches.with_label_values(&[if keys.is_some() { "ok" } else { "error" }]).inc();
@@ -54,6 +66,7 @@ impl super::Metrics {
         }
         for client in clients {
             self.user_tokens.expired_tokens.with_label_values(&[client]);
+            self.user_tokens.refreshes.with_label_values(&[client]);
         }
     }
 }

@@ -10,10 +10,11 @@ use super::request::{CallContext, Pending};
 use super::route::RouteState;
 use super::Shared;
 use crate::audit::event::AuditEvent;
+use crate::audit::expiry::{holder, Holder};
 use crate::audit::jwt::{self, Verdict};
 use crate::audit::naming::Naming;
 use crate::audit::reason::{classify_rejection, user_token_reason, BackstageError, Reason};
-use crate::audit::sharing::client_name;
+use crate::audit::sharing::Product;
 use crate::audit::{Auditor, AuthFailure};
 use crate::checklist::Checklist;
 use crate::config::UserIdentity;
@@ -37,6 +38,8 @@ pub struct Recorder {
     user: Option<String>,
     /// The tap's verdict on a refused user token.
     verdict: Option<Verdict>,
+    /// Who holds the user token (when its user is known): a refresh is the same holder's.
+    holder: Option<Holder>,
 }
 
 impl Recorder {
@@ -51,8 +54,9 @@ impl Recorder {
             }
             _ => (None, None),
         };
-        let user = user.filter(|_| shared.config.load().audit.user_identity == UserIdentity::Ref);
         let caller = &call.caller;
+        let holder = user.as_deref().map(|u| holder(u, caller.source, caller.user_agent.as_deref()));
+        let user = user.filter(|_| shared.config.load().audit.user_identity == UserIdentity::Ref);
         let named = auditor.names.name(&Naming {
             credential: &caller.credential,
             source: caller.source,
@@ -64,7 +68,20 @@ impl Recorder {
         if named.overflow {
             metrics.record_label_overflow(OverflowLabel::Client);
         }
-        Self { metrics, auditor, checklist: shared.checklist.clone(), route, call, client: named.label, user, verdict }
+        if let (Some(h), Some(fp), true) = (holder, caller.credential.fingerprint(), status < 400) {
+            auditor.user_token_worked(h, fp, &named.label);
+        }
+        Self {
+            metrics,
+            auditor,
+            checklist: shared.checklist.clone(),
+            route,
+            call,
+            client: named.label,
+            user,
+            verdict,
+            holder,
+        }
     }
 
     pub fn route(&self) -> &Arc<RouteState> {
@@ -86,9 +103,12 @@ impl Recorder {
         let caller = &self.call.caller;
         let who = (&*self.client, self.user.as_deref());
         self.auditor.check_source(&self.route.label, &caller.credential, who, caller.source, status);
-        let declared = self.call.initialize_name.as_deref().or(self.call.meta_name.as_deref());
-        let name = client_name(declared, caller.user_agent.as_deref());
-        self.auditor.check_sharing(&self.route.label, &caller.credential, &self.client, name, caller.source);
+        let product = Product {
+            declared: self.call.initialize_name.as_deref().or(self.call.meta_name.as_deref()),
+            user_agent: caller.user_agent.as_deref(),
+            source: caller.source,
+        };
+        self.auditor.check_sharing(&self.route.label, &caller.credential, &self.client, &product);
         self.header_mismatches();
     }
 
@@ -222,6 +242,7 @@ impl Recorder {
             credential: &c.credential,
             client: &self.client,
             user: self.user.as_deref(),
+            holder: self.holder,
             expired_seconds: match self.verdict {
                 Some(Verdict::Expired { seconds }) => Some(seconds),
                 _ => None,
