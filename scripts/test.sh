@@ -66,6 +66,13 @@ cargo clippy --locked --all-targets -- -D warnings
 step "cargo test"
 cargo test --locked --all-targets 2>&1 | tee target/test-output.txt
 
+# The precision and recall tables of tests/e2e/findings.rs (healthy day: no finding; incident
+# day: each incident found once).
+for day in healthy-day incident-day; do
+  printf '\nfindings, %s:\n' "$day"
+  cat "target/findings-$day.md"
+done
+
 # Memory under hostile clients, small size: fails when peak RSS passes the README's ceiling.
 step "bench/memory.py --quick"
 "$venv/bin/python" bench/memory.py --quick --binary target/debug/mcp-tap

@@ -16,15 +16,35 @@ pub const SCHEMA: &str = "mcp-tap.audit.v1";
 pub struct AuditLine {
     pub ts: String,
     pub schema: &'static str,
+    /// Set on the events that are findings (something a person should look at), with the kind
+    /// of finding; each incident raises one. The rest are evidence and lifecycle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<&'static str>,
     #[serde(flatten)]
     pub event: AuditEvent,
 }
 
 impl AuditLine {
     pub fn new(event: AuditEvent) -> Self {
-        Self { ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(), schema: SCHEMA, event }
+        Self {
+            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            schema: SCHEMA,
+            finding: event.finding(),
+            event,
+        }
     }
 }
+
+/// The kinds of finding, as `finding` in audit lines and `kind` in `mcp_tap_findings_total`.
+pub const FINDINGS: [&str; 7] = [
+    "burst",
+    "credential_shared",
+    "stopped_refreshing",
+    "unapproved_source",
+    "header_mismatch",
+    "revoked_token",
+    "hidden_denial",
+];
 
 /// The kinds of audit event.
 #[derive(Debug, Clone, Serialize)]
@@ -166,6 +186,19 @@ impl AuditEvent {
         };
         Self::NAMES[i]
     }
+
+    /// The kind of finding this event is (one of `FINDINGS`), if it is one.
+    pub fn finding(&self) -> Option<&'static str> {
+        match self {
+            AuditEvent::BurstStart { .. } => Some("burst"),
+            AuditEvent::CredentialShared { .. } => Some("credential_shared"),
+            AuditEvent::StoppedRefreshing { .. } => Some("stopped_refreshing"),
+            AuditEvent::UnapprovedSource { .. } => Some("unapproved_source"),
+            AuditEvent::HeaderMismatch { .. } => Some("header_mismatch"),
+            AuditEvent::AuthFailure(line) => line.finding,
+            _ => None,
+        }
+    }
 }
 
 /// The fields of an `auth_failure` line.
@@ -200,6 +233,10 @@ pub struct AuthFailureLine {
     pub jsonrpc_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The first refusal of its kind for this credential (and tool) that is a finding: a revoked
+    /// token used again, a hidden denial. Later ones are evidence only.
+    #[serde(skip)]
+    pub finding: Option<&'static str>,
 }
 
 fn method_or_empty<S: serde::Serializer>(m: &Option<Method>, s: S) -> Result<S::Ok, S::Error> {
@@ -243,6 +280,7 @@ mod tests {
                 request_id: None,
                 jsonrpc_id: None,
                 trace_id: None,
+                finding: None,
             }),
             AuditEvent::TokenSetChanged { added: vec!["ab".into()], removed: vec![] },
             AuditEvent::ConfigReloaded,

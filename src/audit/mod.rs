@@ -7,9 +7,11 @@ pub mod approved;
 pub mod burst;
 pub mod event;
 pub mod expiry;
+mod finding;
 pub mod identity;
 pub mod jwt;
 pub mod naming;
+mod preinit;
 pub mod reason;
 pub mod sharing;
 pub mod sink;
@@ -26,7 +28,7 @@ use tokio::time::Instant;
 use self::alertmanager::Pager;
 use self::burst::{BurstDetector, BurstEvent};
 use self::event::{AuditEvent, AuditLine, AuthFailureLine};
-use self::identity::{ClientDirectory, Credential, Fingerprint, Fingerprinter, KeySource, CLIENT_NONE, CLIENT_UNKNOWN};
+use self::identity::{ClientDirectory, Credential, Fingerprint, Fingerprinter, KeySource, CLIENT_UNKNOWN};
 use self::reason::{Reason, SuccessHistory};
 use self::sink::AuditSink;
 use crate::config::Config;
@@ -54,6 +56,8 @@ pub struct Auditor {
     /// Tokens removed from the directory by a reload, with the subject they had: their next use
     /// is `revoked_token`, still named by that subject.
     retired: Mutex<LruCache<Fingerprint, Arc<str>>>,
+    /// Refusals already raised as a finding.
+    raised: Mutex<finding::Raised>,
     /// Routes whose zero series exist (new subjects after a reload get theirs too).
     routes: Mutex<Vec<String>>,
 }
@@ -90,6 +94,11 @@ pub struct AuthFailure<'a> {
     pub request_id: Option<&'a str>,
     pub jsonrpc_id: Option<String>,
     pub trace_id: Option<&'a str>,
+}
+
+/// An LRU cache of at most `cap` entries (at least one), behind a lock.
+fn lru<K: std::hash::Hash + Eq, V>(cap: usize) -> Mutex<LruCache<K, V>> {
+    Mutex::new(LruCache::new(NonZeroUsize::new(cap.max(1)).expect("non-zero")))
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -141,12 +150,9 @@ impl Auditor {
                 config.audit.max_remembered_credentials,
                 config.audit.shared_credential_window,
             )),
-            unapproved_seen: Mutex::new(LruCache::new(
-                NonZeroUsize::new(config.audit.max_remembered_credentials.max(1)).expect("non-zero"),
-            )),
-            retired: Mutex::new(LruCache::new(
-                NonZeroUsize::new(config.audit.max_remembered_credentials.max(1)).expect("non-zero"),
-            )),
+            unapproved_seen: lru(config.audit.max_remembered_credentials),
+            retired: lru(config.audit.max_remembered_credentials),
+            raised: Mutex::new(finding::Raised::new(config.audit.max_remembered_credentials)),
             routes: Mutex::new(Vec::new()),
             directory: ArcSwap::from_pointee(directory),
             fingerprinter,
@@ -159,36 +165,9 @@ impl Auditor {
         auditor.preinit_unapproved();
         auditor.metrics.preinit_bursts();
         auditor.metrics.preinit_audit(&AuditEvent::NAMES);
+        auditor.metrics.preinit_findings(&event::FINDINGS);
         auditor.metrics.preinit_user_tokens(&[CLIENT_UNKNOWN]);
         auditor
-    }
-
-    /// Zero series for the failures a route can see, per known client.
-    pub fn preinit_route(&self, route: &str) {
-        {
-            let mut routes = self.routes.lock().expect("routes lock");
-            if !routes.iter().any(|r| r == route) {
-                routes.push(route.to_string());
-            }
-        }
-        self.metrics.preinit_route(route);
-        let directory = self.directory.load();
-        let subjects: Vec<&str> = directory.subjects().iter().map(|s| &**s).collect();
-        let methods = Method::AUDITED;
-        self.metrics.preinit_auth_failures(route, &[Reason::MissingCredentials], &[CLIENT_NONE], &methods);
-        let anonymous = [
-            Reason::MalformedAuthorization,
-            Reason::UnknownToken,
-            Reason::TokenExpired,
-            Reason::BadSignature,
-            Reason::UnknownSigningKey,
-            Reason::RateLimited,
-        ];
-        self.metrics.preinit_auth_failures(route, &anonymous, &[CLIENT_UNKNOWN], &methods);
-        let mut known = subjects.clone();
-        known.push(CLIENT_UNKNOWN);
-        let named = [Reason::RevokedToken, Reason::PluginNotAllowed, Reason::DelegationDenied];
-        self.metrics.preinit_auth_failures(route, &named, &known, &methods);
     }
 
     /// The credential of a request on a connection whose last one may have sent the same
@@ -244,10 +223,10 @@ impl Auditor {
             let names =
                 |v: &[&(Fingerprint, Arc<str>)]| v.iter().map(|(f, s)| format!("{f} ({s})")).collect::<Vec<_>>();
             tracing::info!(added = ?names(&added), removed = ?names(&removed), "the set of known client tokens changed");
-            self.sink.write(&AuditLine::new(AuditEvent::TokenSetChanged {
+            self.write(AuditEvent::TokenSetChanged {
                 added: added.iter().map(|(f, _)| f.to_string()).collect(),
                 removed: removed.iter().map(|(f, _)| f.to_string()).collect(),
-            }));
+            });
         }
         self.directory.store(Arc::new(directory));
         self.history.set_limits(config.audit.max_remembered_credentials, config.audit.revoked_retention);
@@ -272,14 +251,6 @@ impl Auditor {
         }
     }
 
-    /// Zero series of `mcp_tap_unapproved_source_total` for every known client.
-    fn preinit_unapproved(&self) {
-        self.metrics.preinit_checklist(CLIENT_UNKNOWN);
-        for subject in self.directory.load().subjects() {
-            self.metrics.preinit_checklist(subject);
-        }
-    }
-
     /// Counts, logs, audits and feeds the burst detector: the one place an auth failure goes.
     pub fn emit(&self, f: &AuthFailure<'_>) {
         let client = f.client;
@@ -293,7 +264,8 @@ impl Auditor {
         for scope in &verdict.evicted {
             self.metrics.record_burst_eviction(*scope);
         }
-        if verdict.write_line {
+        let finding = self.first_finding(f);
+        if verdict.write_line || finding.is_some() {
             let credential = fingerprint.map(|fp| fp.to_string());
             tracing::warn!(
                 route = f.route,
@@ -305,7 +277,7 @@ impl Auditor {
                 mcp_method = f.mcp_method.map_or("", Method::as_str),
                 "request refused by the upstream"
             );
-            self.sink.write(&AuditLine::new(AuditEvent::AuthFailure(AuthFailureLine {
+            self.write(AuditEvent::AuthFailure(AuthFailureLine {
                 status: f.status,
                 reason: f.reason,
                 route: f.route.to_string(),
@@ -321,7 +293,8 @@ impl Auditor {
                 request_id: f.request_id.map(|r| truncate(r, 128)),
                 jsonrpc_id: f.jsonrpc_id.clone(),
                 trace_id: f.trace_id.map(str::to_string),
-            })));
+                finding,
+            }));
         }
         self.burst_events(verdict.events);
     }
@@ -346,12 +319,12 @@ impl Auditor {
                 BurstEvent::Started { key, client, failures } => {
                     self.metrics.record_burst_started(key.scope);
                     tracing::warn!(scope = key.scope.as_str(), key = %key.key, client, "auth-failure burst started");
-                    self.sink.write(&AuditLine::new(AuditEvent::BurstStart {
+                    self.write(AuditEvent::BurstStart {
                         scope: key.scope,
                         key: key.key.to_string(),
                         client: client.clone(),
                         count: failures,
-                    }));
+                    });
                     if let Some(p) = &self.pager {
                         p.burst_started(&key, &client);
                     }
@@ -363,13 +336,13 @@ impl Auditor {
                     }
                     self.metrics.record_burst_ended(key.scope);
                     tracing::info!(scope = key.scope.as_str(), key = %key.key, failures, "auth-failure burst ended");
-                    self.sink.write(&AuditLine::new(AuditEvent::BurstEnd {
+                    self.write(AuditEvent::BurstEnd {
                         scope: key.scope,
                         key: key.key.to_string(),
                         client: client.clone(),
                         count: failures,
                         duration_seconds: duration.as_secs_f64(),
-                    }));
+                    });
                     if let Some(p) = &self.pager {
                         p.burst_ended(&key, &client);
                     }
@@ -380,12 +353,12 @@ impl Auditor {
 
     /// The exact counts of a burst's failures that got no line of their own.
     fn write_summary(&self, key: &burst::BurstKey, summary: burst::Summary) {
-        self.sink.write(&AuditLine::new(AuditEvent::AuthFailureSummary {
+        self.write(AuditEvent::AuthFailureSummary {
             scope: key.scope,
             key: key.key.to_string(),
             count: summary.count,
             by_reason: summary.by_reason,
-        }));
+        });
     }
 
     /// Re-sends active alerts so Alertmanager keeps them firing.
@@ -393,11 +366,6 @@ impl Auditor {
         if let Some(p) = &self.pager {
             p.resend();
         }
-    }
-
-    /// Writes one lifecycle event (config reloads) to the audit trail.
-    pub fn write(&self, event: AuditEvent) {
-        self.sink.write(&AuditLine::new(event));
     }
 }
 

@@ -11,6 +11,7 @@ pub struct AuthMetrics {
     client_operations: IntCounterVec,
     burst_active: IntGaugeVec,
     bursts: IntCounterVec,
+    findings: IntCounterVec,
     burst_evictions: IntCounterVec,
     audit_events: IntCounterVec,
     audit_write_errors: IntCounterVec,
@@ -40,6 +41,12 @@ impl AuthMetrics {
                 &["scope"],
             ),
             bursts: counter(registry, "mcp_tap_auth_bursts_total", "Auth-failure bursts started.", &["scope"]),
+            findings: counter(
+                registry,
+                "mcp_tap_findings_total",
+                "Findings raised (something a person should look at), by kind: one per incident.",
+                &["kind"],
+            ),
             burst_evictions: counter(
                 registry,
                 "mcp_tap_auth_burst_keys_evicted_total",
@@ -76,6 +83,17 @@ impl AuthMetrics {
 }
 
 impl super::Metrics {
+    /// A finding raised (`kind` one of the audit's finding kinds).
+    pub fn record_finding(&self, kind: &str) {
+        self.auth.findings.with_label_values(&[kind]).inc();
+    }
+
+    pub fn preinit_findings(&self, kinds: &[&str]) {
+        for kind in kinds {
+            self.auth.findings.with_label_values(&[kind]);
+        }
+    }
+
     /// `method` is `None` when the refused request carried no decodable MCP call.
     pub fn record_auth_failure(&self, route: &str, status: u16, reason: Reason, client: &str, method: Option<Method>) {
         let method = method.map_or("", Method::as_str);

@@ -41,6 +41,7 @@ pub(crate) fn audit_config(upstream: &str) -> mcp_tap::config::Config {
         ("MCP_TAP_TEST_TOKEN", TOKEN_FULL),
         ("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY),
         ("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY),
+        ("MCP_TAP_TEST_INSPECTOR_TOKEN", TOKEN_INSPECTOR),
     ]);
     let key = std::path::Path::new(&c.audit.output).with_extension("key");
     std::fs::write(&key, FINGERPRINT_KEY).unwrap();
@@ -115,6 +116,7 @@ async fn every_reason_is_explained_and_no_token_leaks() {
         .env("MCP_TAP_TEST_TOKEN", TOKEN_FULL)
         .env("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY)
         .env("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY)
+        .env("MCP_TAP_TEST_INSPECTOR_TOKEN", TOKEN_INSPECTOR)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -14,6 +14,7 @@ mod client_names;
 mod dashboards_lint;
 mod demo;
 mod deploy;
+mod findings;
 mod hygiene;
 mod limits;
 mod otlp;

@@ -18,6 +18,10 @@ parser = argparse.ArgumentParser()
 parser.add_argument("url")
 parser.add_argument("--mode", default="legacy")
 parser.add_argument("--token")
+parser.add_argument(
+    "--refresh-token",
+    help="an OAuth client's next access token: on a 401 the client switches to it and retries at once",
+)
 parser.add_argument("--call", action="append", default=[], help="NAME=JSON_ARGS")
 parser.add_argument("--prompt", action="append", default=[], help="NAME=JSON_ARGS")
 parser.add_argument("--no-list", action="store_true")
@@ -38,9 +42,31 @@ async def accept(context, params):
     return types.ElicitResult(action="accept", content={"ok": True})
 
 
+class RefreshOnUnauthorized(httpx2.Auth):
+    """How many OAuth clients (the SDK's own OAuth provider among them) handle an expired access
+    token: send it, and on a 401 refresh and send the request again with the new one."""
+
+    def __init__(self, token, fresh):
+        self.token, self.fresh = token, fresh
+        self.refreshed = False
+
+    def auth_flow(self, request):
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        if response.status_code == 401 and self.fresh:
+            self.token, self.fresh, self.refreshed = self.fresh, None, True
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            yield request
+
+
 async def main():
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
-    http = create_mcp_http_client(headers=headers)
+    auth = None
+    if args.refresh_token:
+        auth = RefreshOnUnauthorized(args.token, args.refresh_token)
+        headers = None
+    else:
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
+    http = create_mcp_http_client(headers=headers, auth=auth)
     seen = {}
     async with http:
         transport = streamable_http_client(args.url, http_client=http)
@@ -65,6 +91,8 @@ async def main():
                 name, _, raw = spec.partition("=")
                 result = await client.get_prompt(name, json.loads(raw or "{}"))
                 seen["prompts"].append({"prompt": name, "messages": len(result.messages)})
+    if auth is not None:
+        seen["refreshed"] = auth.refreshed
     print(json.dumps(seen, sort_keys=True))
 
 

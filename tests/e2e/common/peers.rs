@@ -135,11 +135,43 @@ pub async fn python_client(url: &str, args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("bad client output {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// The MCP Inspector's CLI (`@modelcontextprotocol/inspector-cli`), installed by `scripts/test.sh`.
+pub fn inspector_cli_path() -> PathBuf {
+    let p = repo().join("tests/peers/node_modules/@modelcontextprotocol/inspector-cli/build/index.js");
+    assert!(
+        p.exists(),
+        "the MCP Inspector CLI is not installed at {}: run scripts/test.sh, or `npm ci --prefix tests/peers`",
+        p.display()
+    );
+    p
+}
+
+/// Runs the MCP Inspector's CLI against `url` over streamable HTTP with `args` (`--method …`);
+/// returns the JSON it printed.
+pub async fn inspector_cli(url: &str, token: &str, args: &[&str]) -> serde_json::Value {
+    let cli = inspector_cli_path();
+    // It looks for its own package.json relative to the working directory.
+    let out = tokio::process::Command::new("node")
+        .current_dir(cli.parent().unwrap())
+        .arg(&cli)
+        .arg(url)
+        .args(["--transport", "http", "--header", &format!("Authorization: Bearer {token}")])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "the Inspector CLI failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad Inspector output {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// Static tokens the test Backstage accepts (see tests/backstage/app-config.yaml). They are test
 /// secrets: the leak tests search every output of the tap for them.
 pub const TOKEN_FULL: &str = "tap-test-full-7c1e9a52d4";
 pub const TOKEN_CATALOG_ONLY: &str = "tap-test-catalog-3f8b61e0aa";
 pub const TOKEN_MCP_ONLY: &str = "tap-test-mcponly-95d2c7b14e";
+/// A second full-access token, for a second client product (one token per client class).
+pub const TOKEN_INSPECTOR: &str = "tap-test-inspector-6b0c3d9e71";
 
 /// A real Backstage backend (catalog + MCP Actions), installed by `scripts/test.sh` into
 /// tests/backstage/node_modules. Ready when its readiness endpoint answers 200.
@@ -175,6 +207,7 @@ fn backstage_command(port: u16, full_token: &str) -> Command {
         .env("MCP_TAP_TEST_TOKEN", full_token)
         .env("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY)
         .env("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY)
+        .env("MCP_TAP_TEST_INSPECTOR_TOKEN", TOKEN_INSPECTOR)
         .env("NODE_ENV", "development");
     cmd
 }
