@@ -28,6 +28,8 @@ const COUNTERS: &[&str] = &[
     "mcp_tap_input_required_total",
     "mcp_tap_checklist_evictions_total",
     "mcp_tap_expired_token_requests_total",
+    "mcp_tap_user_token_refreshes_total",
+    "mcp_tap_findings_total",
     "mcp_tap_jwks_fetches_total",
     "mcp_tap_checklist_state_errors_total",
     "mcp_tap_auth_failures_total",

@@ -275,6 +275,10 @@ fn healthy_series() -> Vec<Value> {
         json!({"series": s("mcp_tap_otlp_export_failures_total", ",signal=\"metrics\""), "values": "0x120"}),
         json!({"series": s("mcp_tap_credential_first_seen_timestamp_seconds", ",client=\"ci-agent\""), "values": "0x120"}),
         json!({"series": s("mcp_tap_credential_rotation_period_seconds", ""), "values": "7776000x120"}),
+        // OAuth clients that refresh on a 401: an expired request, then a refresh, all day long.
+        json!({"series": s("mcp_tap_expired_token_requests_total", ",client=\"vscode\""), "values": "0+5x120"}),
+        json!({"series": s("mcp_tap_user_token_refreshes_total", ",client=\"vscode\""), "values": "0+5x120"}),
+        json!({"series": s("mcp_tap_auth_failures_total", ",mcp_route=\"default\",reason=\"token_expired\",client=\"vscode\",http_response_status_code=\"401\",mcp_method_name=\"tools/list\""), "values": "0+5x120"}),
     ]
 }
 
