@@ -9,61 +9,15 @@ use opentelemetry::metrics::{AsyncInstrument, Meter};
 use opentelemetry::KeyValue;
 use prometheus::proto::{MetricFamily, MetricType};
 
+use crate::metrics::catalogue::{self, Kind, Spec};
 use crate::metrics::otel::{attributes, otel_name};
 use crate::metrics::Metrics;
 
-/// Counters and gauges bridged from the registry. Histograms are recorded directly (see `Histograms`).
-const COUNTERS: &[&str] = &[
-    "mcp_tap_http_requests_total",
-    "mcp_tap_sessions_ended_total",
-    "mcp_tap_upstream_errors_total",
-    "mcp_tap_decode_errors_total",
-    "mcp_tap_unparsed_messages_total",
-    "mcp_tap_label_overflow_total",
-    "mcp_tap_server_messages_total",
-    "mcp_tap_requests_refused_total",
-    "mcp_tap_header_mismatch_total",
-    "mcp_tap_unapproved_source_total",
-    "mcp_tap_credential_shared_total",
-    "mcp_tap_input_required_total",
-    "mcp_tap_checklist_evictions_total",
-    "mcp_tap_expired_token_requests_total",
-    "mcp_tap_user_token_refreshes_total",
-    "mcp_tap_findings_total",
-    "mcp_tap_jwks_fetches_total",
-    "mcp_tap_checklist_state_errors_total",
-    "mcp_tap_auth_failures_total",
-    "mcp_tap_client_operations_total",
-    "mcp_tap_auth_bursts_total",
-    "mcp_tap_auth_burst_keys_evicted_total",
-    "mcp_tap_audit_events_total",
-    "mcp_tap_audit_write_errors_total",
-    "mcp_tap_config_reloads_total",
-    "mcp_tap_otlp_export_failures_total",
-    "process_cpu_seconds_total",
-];
-const GAUGES: &[&str] = &[
-    "mcp_tap_sessions_active",
-    "mcp_tap_connections_open",
-    "mcp_tap_tools_advertised",
-    "mcp_tap_build_info",
-    "mcp_tap_auth_burst_active",
-    "mcp_tap_config_last_reload_successful",
-    "mcp_tap_config_last_reload_success_timestamp_seconds",
-    "mcp_tap_probe_success",
-    "mcp_tap_probe_duration_seconds",
-    "mcp_tap_credential_first_seen_timestamp_seconds",
-    "mcp_tap_credential_rotation_period_seconds",
-    "mcp_tap_client_tools_advertised",
-    "mcp_tap_client_tools_called",
-    "mcp_tap_jwks_keys",
-    "process_open_fds",
-    "process_max_fds",
-    "process_virtual_memory_bytes",
-    "process_resident_memory_bytes",
-    "process_start_time_seconds",
-    "process_threads",
-];
+/// The counters and gauges bridged from the registry: every one in the catalogue. Histograms are
+/// recorded directly (see `Histograms`).
+fn bridged() -> impl Iterator<Item = &'static Spec> {
+    catalogue::ALL.iter().copied().chain(catalogue::PROCESS).filter(|s| s.kind != Kind::Histogram)
+}
 
 /// One registry read per collection, shared by every bridged instrument's callback.
 struct Snapshot {
@@ -114,13 +68,24 @@ pub(super) fn bridge(meter: &Meter, metrics: Arc<Metrics>) {
         cached: Mutex::new((std::time::Instant::now() - Duration::from_secs(1), Arc::new(Vec::new()))),
         metrics,
     });
-    for name in COUNTERS {
-        let (otel, unit) = otel_name(name);
-        meter.f64_observable_counter(otel).with_unit(unit).with_callback(observe(snapshot.clone(), name)).build();
-    }
-    for name in GAUGES {
-        let (otel, unit) = otel_name(name);
-        meter.f64_observable_gauge(otel).with_unit(unit).with_callback(observe(snapshot.clone(), name)).build();
+    for spec in bridged() {
+        let (otel, unit) = otel_name(spec.name);
+        let callback = observe(snapshot.clone(), spec.name);
+        if spec.kind == Kind::Counter {
+            meter
+                .f64_observable_counter(otel)
+                .with_unit(unit)
+                .with_description(spec.help)
+                .with_callback(callback)
+                .build();
+        } else {
+            meter
+                .f64_observable_gauge(otel)
+                .with_unit(unit)
+                .with_description(spec.help)
+                .with_callback(callback)
+                .build();
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
-use super::{counter, gauge, AuditLoss, Outcome, Reason, Scope};
+use super::{catalogue, counter_of, float_gauge_of, gauge_of, AuditLoss, Outcome, Reason, Scope};
 use crate::mcp::method::Method;
 
 pub struct AuthMetrics {
@@ -22,62 +22,16 @@ pub struct AuthMetrics {
 impl AuthMetrics {
     pub(super) fn new(registry: &Registry) -> Self {
         Self {
-            failures: counter(
-                registry,
-                "mcp_tap_auth_failures_total",
-                "Requests Backstage refused (401/403) and delegated-access denials in tool results.",
-                &["mcp_route", "http_response_status_code", "reason", "client", "mcp_method_name"],
-            ),
-            client_operations: counter(
-                registry,
-                "mcp_tap_client_operations_total",
-                "MCP operations by client (Backstage static-token subject) and outcome.",
-                &["client", "mcp_method_name", "gen_ai_tool_name", "outcome"],
-            ),
-            burst_active: gauge(
-                registry,
-                "mcp_tap_auth_burst_active",
-                "Keys (sources, credentials, global) currently in an auth-failure burst.",
-                &["scope"],
-            ),
-            bursts: counter(registry, "mcp_tap_auth_bursts_total", "Auth-failure bursts started.", &["scope"]),
-            findings: counter(
-                registry,
-                "mcp_tap_findings_total",
-                "Findings raised (something a person should look at), by kind: one per incident.",
-                &["kind"],
-            ),
-            burst_evictions: counter(
-                registry,
-                "mcp_tap_auth_burst_keys_evicted_total",
-                "Burst-tracking keys forgotten because the per-scope cap was reached.",
-                &["scope"],
-            ),
-            audit_events: counter(registry, "mcp_tap_audit_events_total", "Audit lines queued, by event.", &["event"]),
-            audit_write_errors: counter(
-                registry,
-                "mcp_tap_audit_write_errors_total",
-                "Audit lines lost: the queue was full, or the file could not be written.",
-                &["cause"],
-            ),
-            probe_success: gauge(
-                registry,
-                "mcp_tap_probe_success",
-                "1 if the canary's last run of this check passed.",
-                &["check"],
-            ),
-            probe_duration: {
-                let g = prometheus::GaugeVec::new(
-                    prometheus::Opts::new(
-                        "mcp_tap_probe_duration_seconds",
-                        "Duration of the canary's last run of this check.",
-                    ),
-                    &["check"],
-                )
-                .expect("valid metric");
-                registry.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
+            failures: counter_of(registry, &catalogue::AUTH_FAILURES),
+            client_operations: counter_of(registry, &catalogue::CLIENT_OPERATIONS),
+            burst_active: gauge_of(registry, &catalogue::BURST_ACTIVE),
+            bursts: counter_of(registry, &catalogue::BURSTS),
+            findings: counter_of(registry, &catalogue::FINDINGS),
+            burst_evictions: counter_of(registry, &catalogue::BURST_EVICTIONS),
+            audit_events: counter_of(registry, &catalogue::AUDIT_EVENTS),
+            audit_write_errors: counter_of(registry, &catalogue::AUDIT_WRITE_ERRORS),
+            probe_success: gauge_of(registry, &catalogue::PROBE_SUCCESS),
+            probe_duration: float_gauge_of(registry, &catalogue::PROBE_DURATION),
         }
     }
 }

@@ -1,14 +1,52 @@
-//! The catalogue of the tap's own traffic metrics: name, help and labels of each, in one place.
+//! THE catalogue of the tap's metrics: every metric's name, kind, help, labels and buckets,
+//! declared once. `/metrics`, the OTLP bridge and its descriptions, the status page and
+//! `docs/metrics.md` all come from here, and tests fail when any of them differs.
 //! Names follow the OpenTelemetry→Prometheus rules so one dashboard reads either export.
 
-pub(super) struct Spec {
+/// What kind of instrument a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// The bucket bounds of a histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buckets {
+    None,
+    /// OpenTelemetry MCP semantic-convention buckets, 10 ms to 300 s.
+    Operation,
+    /// `sessions.duration_buckets` from the config (past 300 s, to hours).
+    Session,
+    /// The tap's own overhead, 50 µs to 250 ms.
+    Overhead,
+    /// Response sizes, 256 B to 4 MiB.
+    ResponseBytes,
+}
+
+/// One metric.
+#[derive(Debug)]
+pub struct Spec {
     pub name: &'static str,
+    pub kind: Kind,
     pub help: &'static str,
     pub labels: &'static [&'static str],
+    pub buckets: Buckets,
 }
 
 /// Labels of `mcp_server_operation_duration_seconds`, in the order `record_operation` fills them.
-pub(super) const OPERATION_LABELS: [&str; 11] = [
+pub const OPERATION_LABELS: [&str; 11] = [
     "mcp_method_name",
     "gen_ai_tool_name",
     "gen_ai_prompt_name",
@@ -22,116 +60,323 @@ pub(super) const OPERATION_LABELS: [&str; 11] = [
     "mcp_route",
 ];
 
-pub(super) const OPERATION_DURATION: Spec = Spec {
-    name: "mcp_server_operation_duration_seconds",
-    help: "MCP request received to matching response sent to the client (202 for notifications).",
-    labels: &OPERATION_LABELS,
-};
+pub const OPERATION_DURATION: Spec = histogram(
+    "mcp_server_operation_duration_seconds",
+    Buckets::Operation,
+    &OPERATION_LABELS,
+    "MCP request received to matching response sent to the client (202 for notifications).",
+);
 
-pub(super) const SESSION_DURATION: Spec = Spec {
-    name: "mcp_server_session_duration_seconds",
-    help: "Duration of MCP sessions, by header session id or inferred for stateless upstreams.",
-    labels: &["mcp_protocol_version", "network_transport", "network_protocol_name", "error_type", "mcp_route"],
-};
+pub const SESSION_DURATION: Spec = histogram(
+    "mcp_server_session_duration_seconds",
+    Buckets::Session,
+    &["mcp_protocol_version", "network_transport", "network_protocol_name", "error_type", "mcp_route"],
+    "Duration of MCP sessions, by header session id or inferred for stateless upstreams.",
+);
 
-pub(super) const HTTP_REQUESTS: Spec = Spec {
-    name: "mcp_tap_http_requests_total",
-    help: "HTTP exchanges proxied, by route, method and status sent to the client.",
-    labels: &["mcp_route", "http_request_method", "http_response_status_code"],
-};
+pub const HTTP_REQUESTS: Spec = counter(
+    "mcp_tap_http_requests_total",
+    &["mcp_route", "http_request_method", "http_response_status_code"],
+    "HTTP exchanges proxied, by route, method and status sent to the client.",
+);
 
-pub(super) const SESSIONS_ENDED: Spec = Spec {
-    name: "mcp_tap_sessions_ended_total",
-    help: "MCP sessions ended, by reason and by how the tap knows the session.",
-    labels: &["mcp_route", "reason", "session_kind"],
-};
+pub const SESSIONS_ENDED: Spec = counter(
+    "mcp_tap_sessions_ended_total",
+    &["mcp_route", "reason", "session_kind"],
+    "MCP sessions ended, by reason and by how the tap knows the session.",
+);
 
-pub(super) const SESSIONS_ACTIVE: Spec =
-    Spec { name: "mcp_tap_sessions_active", help: "MCP sessions open now.", labels: &["mcp_route"] };
+pub const SESSIONS_ACTIVE: Spec = gauge("mcp_tap_sessions_active", &["mcp_route"], "MCP sessions open now.");
 
-pub(super) const TOOLS_ADVERTISED: Spec = Spec {
-    name: "mcp_tap_tools_advertised",
-    help: "Tools in the last tools/list answer on the route.",
-    labels: &["mcp_route"],
-};
+pub const TOOLS_ADVERTISED: Spec =
+    gauge("mcp_tap_tools_advertised", &["mcp_route"], "Tools in the last tools/list answer on the route.");
 
-pub(super) const UPSTREAM_ERRORS: Spec = Spec {
-    name: "mcp_tap_upstream_errors_total",
-    help: "Failures talking to the upstream, by kind.",
-    labels: &["mcp_route", "kind"],
-};
+pub const UPSTREAM_ERRORS: Spec =
+    counter("mcp_tap_upstream_errors_total", &["mcp_route", "kind"], "Failures talking to the upstream, by kind.");
 
-pub(super) const PROXY_OVERHEAD: Spec = Spec {
-    name: "mcp_tap_proxy_overhead_seconds",
-    help: "Time the tap itself adds to an exchange (request and response header handling).",
-    labels: &["mcp_route"],
-};
+pub const PROXY_OVERHEAD: Spec = histogram(
+    "mcp_tap_proxy_overhead_seconds",
+    Buckets::Overhead,
+    &["mcp_route"],
+    "Time the tap itself adds to an exchange (request and response header handling).",
+);
 
-pub(super) const DECODE_ERRORS: Spec = Spec {
-    name: "mcp_tap_decode_errors_total",
-    help: "Messages the tap could not decode; traffic was forwarded unchanged.",
-    labels: &["kind"],
-};
+pub const DECODE_ERRORS: Spec = counter(
+    "mcp_tap_decode_errors_total",
+    &["kind"],
+    "Messages the tap could not decode; traffic was forwarded unchanged.",
+);
 
-pub(super) const UNPARSED: Spec = Spec {
-    name: "mcp_tap_unparsed_messages_total",
-    help: "Messages forwarded without decoding, by reason.",
-    labels: &["reason"],
-};
+pub const UNPARSED: Spec =
+    counter("mcp_tap_unparsed_messages_total", &["reason"], "Messages forwarded without decoding, by reason.");
 
-pub(super) const LABEL_OVERFLOW: Spec = Spec {
-    name: "mcp_tap_label_overflow_total",
-    help: "Label values folded into _OTHER to keep series bounded.",
-    labels: &["label"],
-};
+pub const LABEL_OVERFLOW: Spec =
+    counter("mcp_tap_label_overflow_total", &["label"], "Label values folded into _OTHER to keep series bounded.");
 
-pub(super) const SERVER_MESSAGES: Spec = Spec {
-    name: "mcp_tap_server_messages_total",
-    help: "Requests and notifications the server sent to the client on a stream.",
-    labels: &["mcp_route", "mcp_method_name"],
-};
+pub const SERVER_MESSAGES: Spec = counter(
+    "mcp_tap_server_messages_total",
+    &["mcp_route", "mcp_method_name"],
+    "Requests and notifications the server sent to the client on a stream.",
+);
 
-pub(super) const TOOL_RESPONSE_BYTES: Spec = Spec {
-    name: "mcp_tap_tool_response_bytes",
-    help: "Size of tools/call response bodies, by tool: which tools flood an agent's context window.",
-    labels: &["mcp_route", "gen_ai_tool_name"],
-};
+pub const TOOL_RESPONSE_BYTES: Spec = histogram(
+    "mcp_tap_tool_response_bytes",
+    Buckets::ResponseBytes,
+    &["mcp_route", "gen_ai_tool_name"],
+    "Size of tools/call response bodies, by tool: which tools flood an agent's context window.",
+);
 
-pub(super) const STREAM_DURATION: Spec = Spec {
-    name: "mcp_tap_stream_duration_seconds",
-    help: "How long long-lived MCP streams (subscriptions/listen) stayed open; not operation latency.",
-    labels: &["mcp_route", "mcp_method_name", "error_type"],
-};
+pub const STREAM_DURATION: Spec = histogram(
+    "mcp_tap_stream_duration_seconds",
+    Buckets::Session,
+    &["mcp_route", "mcp_method_name", "error_type"],
+    "How long long-lived MCP streams (subscriptions/listen) stayed open; not operation latency.",
+);
 
-pub(super) const INPUT_REQUIRED: Spec = Spec {
-    name: "mcp_tap_input_required_total",
-    help: "Results asking the client for more input before the request can complete (MCP 2026-07-28 rounds).",
-    labels: &["mcp_route", "mcp_method_name", "gen_ai_tool_name"],
-};
+pub const INPUT_REQUIRED: Spec = counter(
+    "mcp_tap_input_required_total",
+    &["mcp_route", "mcp_method_name", "gen_ai_tool_name"],
+    "Results asking the client for more input before the request can complete (MCP 2026-07-28 rounds).",
+);
 
-pub(super) const CREDENTIAL_SHARED: Spec = Spec {
-    name: "mcp_tap_credential_shared_total",
-    help: "Credentials presented by a second client name within audit.shared_credential_window, by client.",
-    labels: &["client"],
-};
+pub const CREDENTIAL_SHARED: Spec = counter(
+    "mcp_tap_credential_shared_total",
+    &["client"],
+    "Credentials presented by a second client name within audit.shared_credential_window, by client.",
+);
 
-pub(super) const UNAPPROVED_SOURCE: Spec = Spec {
-    name: "mcp_tap_unapproved_source_total",
-    help: "Requests with a credential from outside audit.approved_networks, by client.",
-    labels: &["client"],
-};
+pub const UNAPPROVED_SOURCE: Spec = counter(
+    "mcp_tap_unapproved_source_total",
+    &["client"],
+    "Requests with a credential from outside audit.approved_networks, by client.",
+);
 
-pub(super) const HEADER_MISMATCH: Spec = Spec {
-    name: "mcp_tap_header_mismatch_total",
-    help: "Requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body.",
-    labels: &["kind"],
-};
+pub const HEADER_MISMATCH: Spec = counter(
+    "mcp_tap_header_mismatch_total",
+    &["kind"],
+    "Requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body.",
+);
 
-pub(super) const REQUESTS_REFUSED: Spec = Spec {
-    name: "mcp_tap_requests_refused_total",
-    help: "Clients refused by a limit (body size or deadline, header deadline, connections).",
-    labels: &["limit"],
-};
+pub const REQUESTS_REFUSED: Spec = counter(
+    "mcp_tap_requests_refused_total",
+    &["limit"],
+    "Clients refused by a limit (body size or deadline, header deadline, connections).",
+);
 
-pub(super) const CONNECTIONS_OPEN: Spec =
-    Spec { name: "mcp_tap_connections_open", help: "Client connections open now.", labels: &[] };
+pub const CONNECTIONS_OPEN: Spec = gauge("mcp_tap_connections_open", &[], "Client connections open now.");
+
+pub const AUTH_FAILURES: Spec = counter(
+    "mcp_tap_auth_failures_total",
+    &["mcp_route", "http_response_status_code", "reason", "client", "mcp_method_name"],
+    "Requests Backstage refused (401/403) and delegated-access denials in tool results.",
+);
+
+pub const CLIENT_OPERATIONS: Spec = counter(
+    "mcp_tap_client_operations_total",
+    &["client", "mcp_method_name", "gen_ai_tool_name", "outcome"],
+    "MCP operations by client (Backstage static-token subject) and outcome.",
+);
+
+pub const BURST_ACTIVE: Spec = gauge(
+    "mcp_tap_auth_burst_active",
+    &["scope"],
+    "Keys (sources, credentials, global) currently in an auth-failure burst.",
+);
+
+pub const BURSTS: Spec = counter("mcp_tap_auth_bursts_total", &["scope"], "Auth-failure bursts started.");
+
+pub const FINDINGS: Spec = counter(
+    "mcp_tap_findings_total",
+    &["kind"],
+    "Findings raised (something a person should look at), by kind: one per incident.",
+);
+
+pub const BURST_EVICTIONS: Spec = counter(
+    "mcp_tap_auth_burst_keys_evicted_total",
+    &["scope"],
+    "Burst-tracking keys forgotten because the per-scope cap was reached.",
+);
+
+pub const AUDIT_EVENTS: Spec = counter("mcp_tap_audit_events_total", &["event"], "Audit lines queued, by event.");
+
+pub const AUDIT_WRITE_ERRORS: Spec = counter(
+    "mcp_tap_audit_write_errors_total",
+    &["cause"],
+    "Audit lines lost: the queue was full, or the file could not be written.",
+);
+
+pub const PROBE_SUCCESS: Spec =
+    gauge("mcp_tap_probe_success", &["check"], "1 if the canary's last run of this check passed.");
+
+pub const PROBE_DURATION: Spec =
+    gauge("mcp_tap_probe_duration_seconds", &["check"], "Duration of the canary's last run of this check.");
+
+pub const CREDENTIAL_ROTATION_PERIOD: Spec = gauge(
+    "mcp_tap_credential_rotation_period_seconds",
+    &[],
+    "checklist.rotation_period: how old a static token may get before it should be rotated.",
+);
+
+pub const CREDENTIAL_FIRST_SEEN: Spec = gauge(
+    "mcp_tap_credential_first_seen_timestamp_seconds",
+    &["client"],
+    "When the tap first saw the static token each client uses now (Unix time; min across replicas).",
+);
+
+pub const CLIENT_TOOLS_ADVERTISED: Spec = gauge(
+    "mcp_tap_client_tools_advertised",
+    &["mcp_route", "client"],
+    "Tools the upstream advertised to this client in its own last tools/list.",
+);
+
+pub const CLIENT_TOOLS_CALLED: Spec = gauge(
+    "mcp_tap_client_tools_called",
+    &["mcp_route", "client"],
+    "Distinct tools this client called within checklist.window.",
+);
+
+pub const CHECKLIST_EVICTIONS: Spec = counter(
+    "mcp_tap_checklist_evictions_total",
+    &["kind"],
+    "Credentials forgotten before checklist.window because checklist.max_credentials was reached.",
+);
+
+pub const CHECKLIST_STATE_ERRORS: Spec = counter(
+    "mcp_tap_checklist_state_errors_total",
+    &["operation"],
+    "Failures to read or replace the checklist state file.",
+);
+
+pub const EXPIRED_TOKENS: Spec = counter("mcp_tap_expired_token_requests_total", &["client"], "Requests refused for an expired Backstage user token, by client (a refresh after a 401 included: see mcp_tap_user_token_refreshes_total).");
+
+pub const USER_TOKEN_REFRESHES: Spec = counter("mcp_tap_user_token_refreshes_total", &["client"], "Clients that came back with a valid user token within user_tokens.refresh_grace of an expired one (a healthy refresh after a 401, no finding), by client.");
+
+pub const JWKS_FETCHES: Spec = counter(
+    "mcp_tap_jwks_fetches_total",
+    &["outcome"],
+    "Fetches of the upstream's JWKS (user-token signing keys), by outcome.",
+);
+
+pub const JWKS_KEYS: Spec =
+    gauge("mcp_tap_jwks_keys", &[], "Signing keys of Backstage user tokens held from the upstream's JWKS.");
+
+pub const CONFIG_RELOAD_OK: Spec = gauge(
+    "mcp_tap_config_last_reload_successful",
+    &[],
+    "1 if the last load of the config file succeeded (the start-up load counts).",
+);
+
+pub const CONFIG_RELOAD_TIMESTAMP: Spec = gauge(
+    "mcp_tap_config_last_reload_success_timestamp_seconds",
+    &[],
+    "Unix time of the last successful load of the config file.",
+);
+
+pub const CONFIG_RELOADS: Spec =
+    counter("mcp_tap_config_reloads_total", &["result"], "Reloads of the config file after start-up, by result.");
+
+pub const OTLP_FAILURES: Spec = counter(
+    "mcp_tap_otlp_export_failures_total",
+    &["signal"],
+    "OTLP exports that failed (collector down, slow or refusing), by signal.",
+);
+
+pub const BUILD_INFO: Spec =
+    gauge("mcp_tap_build_info", &["version", "revision"], "Build of the running tap; value 1.");
+
+const fn counter(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Spec {
+    Spec { name, kind: Kind::Counter, help, labels, buckets: Buckets::None }
+}
+
+const fn gauge(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Spec {
+    Spec { name, kind: Kind::Gauge, help, labels, buckets: Buckets::None }
+}
+
+const fn histogram(name: &'static str, buckets: Buckets, labels: &'static [&'static str], help: &'static str) -> Spec {
+    Spec { name, kind: Kind::Histogram, help, labels, buckets }
+}
+
+/// Every metric of the tap's own, in the order `docs/metrics.md` lists them.
+pub const ALL: &[&Spec] = &[
+    &OPERATION_DURATION,
+    &SESSION_DURATION,
+    &HTTP_REQUESTS,
+    &CLIENT_OPERATIONS,
+    &AUTH_FAILURES,
+    &FINDINGS,
+    &BURST_ACTIVE,
+    &BURSTS,
+    &BURST_EVICTIONS,
+    &CREDENTIAL_SHARED,
+    &UNAPPROVED_SOURCE,
+    &HEADER_MISMATCH,
+    &EXPIRED_TOKENS,
+    &USER_TOKEN_REFRESHES,
+    &JWKS_FETCHES,
+    &JWKS_KEYS,
+    &SESSIONS_ACTIVE,
+    &SESSIONS_ENDED,
+    &STREAM_DURATION,
+    &INPUT_REQUIRED,
+    &TOOLS_ADVERTISED,
+    &TOOL_RESPONSE_BYTES,
+    &SERVER_MESSAGES,
+    &UPSTREAM_ERRORS,
+    &PROXY_OVERHEAD,
+    &CONNECTIONS_OPEN,
+    &REQUESTS_REFUSED,
+    &DECODE_ERRORS,
+    &UNPARSED,
+    &LABEL_OVERFLOW,
+    &CREDENTIAL_FIRST_SEEN,
+    &CREDENTIAL_ROTATION_PERIOD,
+    &CLIENT_TOOLS_ADVERTISED,
+    &CLIENT_TOOLS_CALLED,
+    &CHECKLIST_EVICTIONS,
+    &CHECKLIST_STATE_ERRORS,
+    &AUDIT_EVENTS,
+    &AUDIT_WRITE_ERRORS,
+    &PROBE_SUCCESS,
+    &PROBE_DURATION,
+    &CONFIG_RELOAD_OK,
+    &CONFIG_RELOAD_TIMESTAMP,
+    &CONFIG_RELOADS,
+    &OTLP_FAILURES,
+    &BUILD_INFO,
+];
+
+/// The standard `process_*` metrics (Linux), registered by the prometheus crate's process
+/// collector with these names and helps; bridged to OTLP like the rest.
+pub const PROCESS: &[Spec] = &[
+    process(Kind::Counter, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds."),
+    process(Kind::Gauge, "process_open_fds", "Number of open file descriptors."),
+    process(Kind::Gauge, "process_max_fds", "Maximum number of open file descriptors."),
+    process(Kind::Gauge, "process_virtual_memory_bytes", "Virtual memory size in bytes."),
+    process(Kind::Gauge, "process_resident_memory_bytes", "Resident memory size in bytes."),
+    process(Kind::Gauge, "process_start_time_seconds", "Start time of the process since unix epoch in seconds."),
+    process(Kind::Gauge, "process_threads", "Number of OS threads in the process."),
+];
+
+const fn process(kind: Kind, name: &'static str, help: &'static str) -> Spec {
+    Spec { kind, buckets: Buckets::None, name, help, labels: &[] }
+}
+
+/// The Markdown table of every metric that `docs/metrics.md` holds (checked by a test).
+pub fn markdown() -> String {
+    let mut t = String::from("| metric | type | labels | what it counts |\n|---|---|---|---|\n");
+    for spec in ALL.iter().copied().chain(PROCESS) {
+        let labels: Vec<String> = spec.labels.iter().map(|l| format!("`{l}`")).collect();
+        let kind = match spec.buckets {
+            Buckets::None => spec.kind.as_str().to_string(),
+            Buckets::Operation => "histogram (0.01…300 s, the semantic conventions')".into(),
+            Buckets::Session => "histogram (`sessions.duration_buckets`, 1 s…24 h)".into(),
+            Buckets::Overhead => "histogram (50 µs…250 ms)".into(),
+            Buckets::ResponseBytes => "histogram (256 B…4 MiB)".into(),
+        };
+        t.push_str(&format!("| `{}` | {kind} | {} | {} |\n", spec.name, labels.join(", "), spec.help));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
-use super::{counter, gauge};
+use super::{catalogue, counter_of, gauge_of, int_gauge_of};
 
 pub struct ChecklistMetrics {
     first_seen: IntGaugeVec,
@@ -31,44 +31,13 @@ pub type ToolCounts = BTreeMap<(String, String), (usize, usize)>;
 
 impl ChecklistMetrics {
     pub(super) fn new(r: &Registry) -> Self {
-        let rotation_period = IntGauge::new(
-            "mcp_tap_credential_rotation_period_seconds",
-            "checklist.rotation_period: how old a static token may get before it should be rotated.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(rotation_period.clone())).expect("unique metric");
         Self {
-            first_seen: gauge(
-                r,
-                "mcp_tap_credential_first_seen_timestamp_seconds",
-                "When the tap first saw the static token each client uses now (Unix time; min across replicas).",
-                &["client"],
-            ),
-            rotation_period,
-            tools_advertised: gauge(
-                r,
-                "mcp_tap_client_tools_advertised",
-                "Tools the upstream advertised to this client in its own last tools/list.",
-                &["mcp_route", "client"],
-            ),
-            tools_called: gauge(
-                r,
-                "mcp_tap_client_tools_called",
-                "Distinct tools this client called within checklist.window.",
-                &["mcp_route", "client"],
-            ),
-            evictions: counter(
-                r,
-                "mcp_tap_checklist_evictions_total",
-                "Credentials forgotten before checklist.window because checklist.max_credentials was reached.",
-                &["kind"],
-            ),
-            state_errors: counter(
-                r,
-                "mcp_tap_checklist_state_errors_total",
-                "Failures to read or replace the checklist state file.",
-                &["operation"],
-            ),
+            first_seen: gauge_of(r, &catalogue::CREDENTIAL_FIRST_SEEN),
+            rotation_period: int_gauge_of(r, &catalogue::CREDENTIAL_ROTATION_PERIOD),
+            tools_advertised: gauge_of(r, &catalogue::CLIENT_TOOLS_ADVERTISED),
+            tools_called: gauge_of(r, &catalogue::CLIENT_TOOLS_CALLED),
+            evictions: counter_of(r, &catalogue::CHECKLIST_EVICTIONS),
+            state_errors: counter_of(r, &catalogue::CHECKLIST_STATE_ERRORS),
             exported: Mutex::default(),
         }
     }

@@ -3,7 +3,7 @@
 
 use prometheus::{Gauge, IntCounterVec, IntGauge, Registry};
 
-use super::counter;
+use super::{catalogue, counter_of, float_gauge_of, int_gauge_of};
 
 pub struct HealthMetrics {
     config_reload_ok: IntGauge,
@@ -14,33 +14,12 @@ pub struct HealthMetrics {
 
 impl HealthMetrics {
     pub(super) fn new(registry: &Registry) -> Self {
-        let config_reload_ok = IntGauge::new(
-            "mcp_tap_config_last_reload_successful",
-            "1 if the last load of the config file succeeded (the start-up load counts).",
-        )
-        .expect("valid metric");
-        registry.register(Box::new(config_reload_ok.clone())).expect("unique metric");
-        let config_reload_timestamp = Gauge::new(
-            "mcp_tap_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful load of the config file.",
-        )
-        .expect("valid metric");
-        registry.register(Box::new(config_reload_timestamp.clone())).expect("unique metric");
         Self {
-            config_reload_ok,
-            config_reload_timestamp,
-            config_reloads: counter(
-                registry,
-                "mcp_tap_config_reloads_total",
-                "Reloads of the config file after start-up, by result.",
-                &["result"],
-            ),
-            otlp_failures: counter(
-                registry,
-                "mcp_tap_otlp_export_failures_total",
-                "OTLP exports that failed (collector down, slow or refusing), by signal.",
-                &["signal"],
-            ),
+            config_reload_ok: int_gauge_of(registry, &catalogue::CONFIG_RELOAD_OK),
+            config_reload_timestamp: float_gauge_of(registry, &catalogue::CONFIG_RELOAD_TIMESTAMP)
+                .with_label_values(&[] as &[&str]),
+            config_reloads: counter_of(registry, &catalogue::CONFIG_RELOADS),
+            otlp_failures: counter_of(registry, &catalogue::OTLP_FAILURES),
         }
     }
 

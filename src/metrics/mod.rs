@@ -5,13 +5,18 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGaugeVec, Registry, TextEncoder};
 
 use crate::mcp::method::Method;
 use crate::mcp::names::OTHER;
 
 mod auth;
-mod catalogue;
+pub mod catalogue;
+mod register;
+pub(crate) use register::bounds;
+#[cfg(test)]
+use register::REGISTERED;
+use register::{counter_of, float_gauge_of, gauge_of, histogram, int_gauge_of};
 mod checklist;
 mod health;
 mod kinds;
@@ -84,48 +89,21 @@ pub struct Metrics {
     otel: std::sync::OnceLock<otel::Histograms>,
 }
 
-pub(crate) fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry.register(Box::new(c.clone())).expect("unique metric");
-    c
-}
-
-pub(crate) fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry.register(Box::new(g.clone())).expect("unique metric");
-    g
-}
-
-fn counter_of(registry: &Registry, spec: &catalogue::Spec) -> IntCounterVec {
-    counter(registry, spec.name, spec.help, spec.labels)
-}
-
-fn gauge_of(registry: &Registry, spec: &catalogue::Spec) -> IntGaugeVec {
-    gauge(registry, spec.name, spec.help, spec.labels)
-}
-
-fn histogram(registry: &Registry, spec: &catalogue::Spec, buckets: Vec<f64>) -> HistogramVec {
-    let opts = HistogramOpts::new(spec.name, spec.help).buckets(buckets);
-    let h = HistogramVec::new(opts, spec.labels).expect("valid metric");
-    registry.register(Box::new(h.clone())).expect("unique metric");
-    h
-}
-
 impl Metrics {
     pub fn new(session_buckets: Vec<f64>) -> Self {
         let registry = Registry::new();
         let r = &registry;
         let m = Self {
-            operation_duration: histogram(r, &catalogue::OPERATION_DURATION, OPERATION_BUCKETS.to_vec()),
-            session_duration: histogram(r, &catalogue::SESSION_DURATION, session_buckets.clone()),
-            stream_duration: histogram(r, &catalogue::STREAM_DURATION, session_buckets.clone()),
+            operation_duration: histogram(r, &catalogue::OPERATION_DURATION, &session_buckets),
+            session_duration: histogram(r, &catalogue::SESSION_DURATION, &session_buckets),
+            stream_duration: histogram(r, &catalogue::STREAM_DURATION, &session_buckets),
             http_requests: counter_of(r, &catalogue::HTTP_REQUESTS),
             sessions_ended: counter_of(r, &catalogue::SESSIONS_ENDED),
             sessions_active: gauge_of(r, &catalogue::SESSIONS_ACTIVE),
             tools_advertised: gauge_of(r, &catalogue::TOOLS_ADVERTISED),
             upstream_errors: counter_of(r, &catalogue::UPSTREAM_ERRORS),
-            proxy_overhead: histogram(r, &catalogue::PROXY_OVERHEAD, OVERHEAD_BUCKETS.to_vec()),
-            tool_response_bytes: histogram(r, &catalogue::TOOL_RESPONSE_BYTES, RESPONSE_BYTES_BUCKETS.to_vec()),
+            proxy_overhead: histogram(r, &catalogue::PROXY_OVERHEAD, &session_buckets),
+            tool_response_bytes: histogram(r, &catalogue::TOOL_RESPONSE_BYTES, &session_buckets),
             decode_errors: counter_of(r, &catalogue::DECODE_ERRORS),
             unparsed: counter_of(r, &catalogue::UNPARSED),
             label_overflow: counter_of(r, &catalogue::LABEL_OVERFLOW),
@@ -152,8 +130,7 @@ impl Metrics {
 
     /// Build info and, on Linux, the standard `process_*` metrics.
     fn register_process(&self) {
-        let build =
-            gauge(&self.registry, "mcp_tap_build_info", "Build of the running tap; value 1.", &["version", "revision"]);
+        let build = gauge_of(&self.registry, &catalogue::BUILD_INFO);
         build
             .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("MCP_TAP_REVISION").unwrap_or("unknown")])
             .set(1);

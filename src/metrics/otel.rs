@@ -70,31 +70,17 @@ pub struct Histograms {
 }
 
 pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
-    let h = |prom: &str, help: &str, bounds: Vec<f64>| {
-        let (name, unit) = otel_name(prom);
-        meter.f64_histogram(name).with_unit(unit).with_description(help.to_string()).with_boundaries(bounds).build()
+    use super::catalogue::{self, Spec};
+    let h = |spec: &Spec| {
+        let (name, unit) = otel_name(spec.name);
+        let bounds = super::bounds(spec, session_buckets);
+        meter.f64_histogram(name).with_unit(unit).with_description(spec.help).with_boundaries(bounds).build()
     };
     Histograms {
-        operation: h(
-            "mcp_server_operation_duration_seconds",
-            "MCP request received to matching response sent to the client.",
-            super::OPERATION_BUCKETS.to_vec(),
-        ),
-        session: h("mcp_server_session_duration_seconds", "Duration of MCP sessions.", session_buckets.to_vec()),
-        overhead: h(
-            "mcp_tap_proxy_overhead_seconds",
-            "Time the tap itself adds to an exchange.",
-            super::OVERHEAD_BUCKETS.to_vec(),
-        ),
-        stream: h(
-            "mcp_tap_stream_duration_seconds",
-            "How long long-lived MCP streams (subscriptions/listen) stayed open.",
-            session_buckets.to_vec(),
-        ),
-        tool_response_bytes: h(
-            "mcp_tap_tool_response_bytes",
-            "Size of tools/call response bodies, by tool.",
-            super::RESPONSE_BYTES_BUCKETS.to_vec(),
-        ),
+        operation: h(&catalogue::OPERATION_DURATION),
+        session: h(&catalogue::SESSION_DURATION),
+        overhead: h(&catalogue::PROXY_OVERHEAD),
+        stream: h(&catalogue::STREAM_DURATION),
+        tool_response_bytes: h(&catalogue::TOOL_RESPONSE_BYTES),
     }
 }

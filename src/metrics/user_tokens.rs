@@ -3,7 +3,7 @@
 
 use prometheus::{IntCounterVec, IntGauge, Registry};
 
-use super::counter;
+use super::{catalogue, counter_of, int_gauge_of};
 
 pub struct UserTokenMetrics {
     expired_tokens: IntCounterVec,
@@ -14,31 +14,11 @@ pub struct UserTokenMetrics {
 
 impl UserTokenMetrics {
     pub(super) fn new(registry: &Registry) -> Self {
-        let jwks_keys =
-            IntGauge::new("mcp_tap_jwks_keys", "Signing keys of Backstage user tokens held from the upstream's JWKS.")
-                .expect("valid metric");
-        registry.register(Box::new(jwks_keys.clone())).expect("unique metric");
         Self {
-            expired_tokens: counter(
-                registry,
-                "mcp_tap_expired_token_requests_total",
-                "Requests refused for an expired Backstage user token (a client that stopped refreshing), by client.",
-                &["client"],
-            ),
-            refreshes: counter(
-                registry,
-                "mcp_tap_user_token_refreshes_total",
-                "Clients that came back with a valid user token within user_tokens.refresh_grace of an expired one \
-                 (a healthy refresh after a 401, no finding), by client.",
-                &["client"],
-            ),
-            jwks_fetches: counter(
-                registry,
-                "mcp_tap_jwks_fetches_total",
-                "Fetches of the upstream's JWKS (user-token signing keys), by outcome.",
-                &["outcome"],
-            ),
-            jwks_keys,
+            expired_tokens: counter_of(registry, &catalogue::EXPIRED_TOKENS),
+            refreshes: counter_of(registry, &catalogue::USER_TOKEN_REFRESHES),
+            jwks_fetches: counter_of(registry, &catalogue::JWKS_FETCHES),
+            jwks_keys: int_gauge_of(registry, &catalogue::JWKS_KEYS),
         }
     }
 }

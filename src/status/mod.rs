@@ -12,6 +12,8 @@ use std::time::Duration;
 use prometheus::proto::{MetricFamily, MetricType};
 use tokio::time::Instant;
 
+use crate::metrics::catalogue as c;
+
 /// How often the history takes a snapshot.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 /// How far back rates and percentiles look.
@@ -86,24 +88,28 @@ impl Snapshot {
             reloads: BTreeMap::new(),
         };
         for f in families {
-            match f.name() {
-                "mcp_server_operation_duration_seconds" => s.add_operations(f),
-                "mcp_tap_auth_failures_total" => {
-                    for m in f.get_metric() {
-                        let key = (label(m, "reason").to_string(), label(m, "client").to_string());
-                        *s.auth_failures.entry(key).or_default() += value(f, m);
-                    }
+            let name = f.name();
+            if name == c::OPERATION_DURATION.name {
+                s.add_operations(f);
+            } else if name == c::AUTH_FAILURES.name {
+                for m in f.get_metric() {
+                    let key = (label(m, "reason").to_string(), label(m, "client").to_string());
+                    *s.auth_failures.entry(key).or_default() += value(f, m);
                 }
-                "mcp_tap_auth_burst_active" => s.bursts_active = by_label(f, "scope"),
-                "mcp_tap_auth_bursts_total" => s.bursts_started = by_label(f, "scope").values().sum(),
-                "mcp_tap_sessions_active" => s.sessions_active = by_label(f, "mcp_route"),
-                "mcp_tap_tools_advertised" => s.tools_advertised = by_label(f, "mcp_route"),
-                "mcp_tap_connections_open" => s.connections_open = by_label(f, "").values().sum(),
-                "mcp_tap_config_last_reload_successful" => {
-                    s.reload_ok = f.get_metric().first().map(|m| value(f, m) > 0.0);
-                }
-                "mcp_tap_config_reloads_total" => s.reloads = by_label(f, "result"),
-                _ => {}
+            } else if name == c::BURST_ACTIVE.name {
+                s.bursts_active = by_label(f, "scope");
+            } else if name == c::BURSTS.name {
+                s.bursts_started = by_label(f, "scope").values().sum();
+            } else if name == c::SESSIONS_ACTIVE.name {
+                s.sessions_active = by_label(f, "mcp_route");
+            } else if name == c::TOOLS_ADVERTISED.name {
+                s.tools_advertised = by_label(f, "mcp_route");
+            } else if name == c::CONNECTIONS_OPEN.name {
+                s.connections_open = by_label(f, "").values().sum();
+            } else if name == c::CONFIG_RELOAD_OK.name {
+                s.reload_ok = f.get_metric().first().map(|m| value(f, m) > 0.0);
+            } else if name == c::CONFIG_RELOADS.name {
+                s.reloads = by_label(f, "result");
             }
         }
         s

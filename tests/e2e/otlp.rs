@@ -123,6 +123,16 @@ fn translate(req: &ExportMetricsServiceRequest) -> (Series, Vec<(String, String,
                     u => panic!("unexpected unit {u} on {}", m.name),
                 };
                 let base = format!("{}{suffix}", m.name.replace('.', "_"));
+                let prometheus =
+                    if matches!(m.data, Some(Data::Sum(_))) { format!("{base}_total") } else { base.clone() };
+                let catalogue = &mcp_tap::metrics::catalogue::ALL;
+                let spec = catalogue
+                    .iter()
+                    .copied()
+                    .chain(mcp_tap::metrics::catalogue::PROCESS)
+                    .find(|s| s.name == prometheus);
+                let spec = spec.unwrap_or_else(|| panic!("{prometheus} is exported but not in the catalogue"));
+                assert_eq!(m.description, spec.help, "{prometheus}: the OTLP description is the catalogue's help");
                 let attrs = |a: &[opentelemetry_proto::tonic::common::v1::KeyValue]| -> BTreeMap<String, String> {
                     a.iter()
                         .map(|kv| {
