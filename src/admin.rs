@@ -22,7 +22,7 @@ use crate::status::{History, Snapshot};
 
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     history: Arc<History>,

@@ -19,14 +19,14 @@ use rustls::pki_types::CertificateDer;
 
 use crate::config::Upstream;
 
-pub type UpstreamClient = Client<Connector, UpstreamBody>;
+pub(crate) type UpstreamClient = Client<Connector, UpstreamBody>;
 type Connector = HttpsConnector<HttpConnector>;
 
 /// How the tap reaches its upstream: one TLS connector and the pool settings. Each proxy worker
 /// thread keeps a pool of its own built from it ([`UpstreamClients::with_worker_pool`]), so an
 /// exchange and its upstream connection stay on one thread; the tap's own requests (readiness,
 /// JWKS) share [`UpstreamClients::shared`]. A reload that changes `upstream` builds a new one.
-pub struct UpstreamClients {
+pub(crate) struct UpstreamClients {
     connector: Connector,
     /// The TCP half of `connector`, for the proxy's own connections to a plain-HTTP upstream.
     pub tcp: HttpConnector,
@@ -37,7 +37,7 @@ pub struct UpstreamClients {
 
 impl UpstreamClients {
     /// Fails on an unreadable CA file.
-    pub fn new(cfg: &Upstream) -> anyhow::Result<Self> {
+    pub(crate) fn new(cfg: &Upstream) -> anyhow::Result<Self> {
         let (connector, tcp) = build_connector(cfg)?;
         let shared = pool(cfg, connector.clone());
         let url: http::Uri = cfg.url.parse()?;
@@ -45,12 +45,12 @@ impl UpstreamClients {
     }
 
     /// The upstream is `http://` (no TLS, so HTTP/1.1 on every connection).
-    pub fn plain_http(&self) -> bool {
+    pub(crate) fn plain_http(&self) -> bool {
         self.url.scheme() == Some(&http::uri::Scheme::HTTP)
     }
 
     /// Runs `f` with this thread's pool, built on first use and again after a reload.
-    pub fn with_worker_pool<R>(self: &Arc<Self>, f: impl FnOnce(&UpstreamClient) -> R) -> R {
+    pub(crate) fn with_worker_pool<R>(self: &Arc<Self>, f: impl FnOnce(&UpstreamClient) -> R) -> R {
         thread_local! {
             static POOL: std::cell::RefCell<Option<(Arc<UpstreamClients>, UpstreamClient)>> =
                 const { std::cell::RefCell::new(None) };
@@ -68,7 +68,7 @@ impl UpstreamClients {
 }
 
 /// Builds a pooled client on its own (the probe and tests). Fails on an unreadable CA file.
-pub fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
+pub(crate) fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
     Ok(pool(cfg, build_connector(cfg)?.0))
 }
 
@@ -116,7 +116,7 @@ fn pool(cfg: &Upstream, connector: Connector) -> UpstreamClient {
 }
 
 /// A request body on its way upstream.
-pub enum UpstreamBody {
+pub(crate) enum UpstreamBody {
     /// Read whole (an MCP request under the cap) so it could be decoded first.
     Full { data: Option<Bytes>, trailers: Option<HeaderMap> },
     /// Streamed as it arrives; `sent` is told when the last frame went (or the body failed).
@@ -125,7 +125,7 @@ pub enum UpstreamBody {
 
 impl UpstreamBody {
     /// A streamed body, and what resolves once it has been sent whole.
-    pub fn stream(body: Incoming) -> (Self, tokio::sync::oneshot::Receiver<()>) {
+    pub(crate) fn stream(body: Incoming) -> (Self, tokio::sync::oneshot::Receiver<()>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         (UpstreamBody::Stream { body, sent: Some(tx) }, rx)
     }

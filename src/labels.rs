@@ -5,26 +5,29 @@
 /// Declares a fieldless enum with `ALL`, `as_str` and `from_label`, from one table of
 /// `Variant = "label"` rows.
 macro_rules! label_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $label:literal,)+ }) => {
+    ($(#[$meta:meta])* pub(crate) enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $label:literal,)+ }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name {
+        pub(crate) enum $name {
             $($(#[$vmeta])* $variant,)+
         }
 
         impl $name {
             /// Every value, in the order of the table.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+            // Generated for every table; not every enum has zero series to make or labels to read.
+            #[allow(dead_code)]
+            pub(crate) const ALL: &'static [$name] = &[$($name::$variant,)+];
 
             /// The label value.
-            pub const fn as_str(self) -> &'static str {
+            pub(crate) const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $label,)+
                 }
             }
 
             /// The value whose label is `label`.
-            pub fn from_label(label: &str) -> Option<Self> {
+            #[allow(dead_code)]
+            pub(crate) fn from_label(label: &str) -> Option<Self> {
                 match label {
                     $($label => Some($name::$variant),)+
                     _ => None,

@@ -1,30 +1,51 @@
 //! mcp-tap: a transparent reverse proxy in front of MCP servers (Backstage MCP Actions first) that
-//! measures every MCP operation and session without changing a byte.
+//! measures every MCP operation and session without changing a byte, and audits who is refused.
 //!
-//! - [`config`]: the YAML file, strict parsing and validation.
-//! - [`app`]: wiring of listeners and background tasks.
-//! - [`proxy`]: accept, decode the request, forward, tap the response.
-//! - [`mcp`]: JSON-RPC envelopes, the SSE decoder, sessions, bounded label names.
-//! - [`metrics`]: the one `Metrics` struct.
-//! - [`admin`]: the status page `/`, `/metrics`, `/healthz`, `/readyz`.
-//! - [`status`]: what the status page and the demo summary show, from the metrics.
+//! The modules, bottom layer first (a module imports only from its own layer or below; the
+//! structure test checks it, and which same-layer imports exist):
+//!
+//! 1. `labels` (closed sets of label values), `config` (the YAML file, strict parsing,
+//!    validation), `mcp` (JSON-RPC envelopes, the SSE decoder, the method enum, bounded names).
+//! 2. `metrics`: the one `Metrics` struct and the metric catalogue every output comes from.
+//! 3. `session` (header, inferred and stateless sessions), `audit` (reasons, fingerprints,
+//!    client names, bursts, findings, the audit log), `status` (the status page's view of the
+//!    metrics), `checklist` (token ages, rotation, least privilege, and its state file).
+//! 4. `http_client`: the one HTTP(S) client to the upstream.
+//! 5. `proxy`: accept, read the request, forward, tap the response, record the exchange.
+//! 6. `export` (OTLP push), `admin` (status page, `/metrics`, `/privileges`, health),
+//!    `reload` (config hot reload), `probe` (the canary), `report` (`report privileges`).
+//! 7. `app` (wiring: listeners, background tasks, shutdown) and `demo` (`mcp-tap demo`).
+//! 8. `cli`: the command line, read by `main.rs`.
+//!
+//! Public are only what the binary and the integration tests use: `app`, `cli`, `config`,
+//! `demo`, `probe`, `reload`, `report`, the metric `catalogue`, and the fingerprint and finding
+//! names the tests check outputs against.
 #![forbid(unsafe_code)]
 
-pub mod admin;
+mod admin;
 pub mod app;
-pub mod audit;
-pub mod checklist;
+mod audit;
+mod checklist;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod export;
-pub mod http_client;
+mod export;
+mod http_client;
 mod labels;
-pub mod mcp;
-pub mod metrics;
+mod mcp;
+mod metrics;
 pub mod probe;
-pub mod proxy;
+mod proxy;
 pub mod reload;
 pub mod report;
-pub mod session;
-pub mod status;
+mod session;
+mod status;
+
+/// The metric catalogue (every metric's name, kind, help, labels), for tools and tests that check
+/// an output against it.
+pub mod catalogue {
+    pub use crate::metrics::catalogue::*;
+    pub use crate::metrics::OPERATION_BUCKETS;
+}
+pub use audit::event::FINDINGS;
+pub use audit::identity::{Fingerprinter, KeySource};

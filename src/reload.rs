@@ -24,7 +24,7 @@ pub type Loader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 /// Applies a new `log.level` filter.
 pub type LogLevelHandle = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
-pub struct Reloader {
+pub(crate) struct Reloader {
     path: PathBuf,
     load: Loader,
     shared: Arc<Shared>,
@@ -34,7 +34,7 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, load: Loader, shared: Arc<Shared>, log_level: Option<LogLevelHandle>) -> Self {
+    pub(crate) fn new(path: PathBuf, load: Loader, shared: Arc<Shared>, log_level: Option<LogLevelHandle>) -> Self {
         let r = Self { path, load, shared, log_level, last: Mutex::new(0) };
         let inputs = r.inputs_hash();
         *r.last.lock().expect("reload lock") = inputs;
@@ -67,7 +67,7 @@ impl Reloader {
     }
 
     /// Reloads if the config file or an imported file changed since last time.
-    pub fn reload_if_changed(&self) {
+    pub(crate) fn reload_if_changed(&self) {
         let now = self.inputs_hash();
         let changed = {
             let mut last = self.last.lock().expect("reload lock");
@@ -80,7 +80,7 @@ impl Reloader {
 
     /// Loads, validates and applies the config; refuses it (keeping the running one) on any
     /// problem or on a restart-only change.
-    pub fn reload(&self, why: &str) {
+    pub(crate) fn reload(&self, why: &str) {
         let metrics = &self.shared.metrics;
         let mut new = match (self.load)() {
             Ok(c) => c,
@@ -140,7 +140,7 @@ impl Reloader {
 
 /// Starts watching: the folders are watched before this returns (so no change made after it is
 /// missed), then a task reloads on changes and, if `sighup`, on SIGHUP, until `stop`.
-pub fn start(reloader: Arc<Reloader>, sighup: bool, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn start(reloader: Arc<Reloader>, sighup: bool, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     let (tx, rx) = mpsc::channel::<()>(1);
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok() {

@@ -13,7 +13,7 @@ use crate::metrics::{Metrics, SessionEnd, SessionKind};
 
 /// Who a stateless client is: route, a keyed hash of its credential, its address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClientKey {
+pub(crate) struct ClientKey {
     pub route: Box<str>,
     pub credential: u64,
     pub source: IpAddr,
@@ -36,7 +36,7 @@ struct Inner {
     count: usize,
 }
 
-pub struct SessionTracker {
+pub(crate) struct SessionTracker {
     inner: Mutex<Inner>,
     metrics: Arc<Metrics>,
     idle_timeout: Mutex<Duration>,
@@ -44,7 +44,7 @@ pub struct SessionTracker {
 }
 
 impl SessionTracker {
-    pub fn new(metrics: Arc<Metrics>, idle_timeout: Duration, max_tracked: usize) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>, idle_timeout: Duration, max_tracked: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             metrics,
@@ -53,7 +53,7 @@ impl SessionTracker {
         }
     }
 
-    pub fn set_limits(&self, idle_timeout: Duration, max_tracked: usize) {
+    pub(crate) fn set_limits(&self, idle_timeout: Duration, max_tracked: usize) {
         *self.idle_timeout.lock().expect("session lock") = idle_timeout;
         *self.max_tracked.lock().expect("session lock") = max_tracked;
     }
@@ -74,7 +74,7 @@ impl SessionTracker {
     }
 
     /// An `initialize` answer carried `Mcp-Session-Id`.
-    pub fn header_started(&self, route: &str, id: &str, protocol_version: &'static str) {
+    pub(crate) fn header_started(&self, route: &str, id: &str, protocol_version: &'static str) {
         let now = Instant::now();
         let mut inner = self.inner.lock().expect("session lock");
         let key = (route.into(), id.into());
@@ -89,14 +89,14 @@ impl SessionTracker {
     }
 
     /// Traffic on a header session; returns its protocol version if the session is known.
-    pub fn touch_header(&self, route: &str, id: &str) -> Option<&'static str> {
+    pub(crate) fn touch_header(&self, route: &str, id: &str) -> Option<&'static str> {
         let mut inner = self.inner.lock().expect("session lock");
         let s = inner.header.get_mut(&(route.into(), id.into()))?;
         s.last_seen = Instant::now();
         Some(s.protocol_version)
     }
 
-    pub fn end_header(&self, route: &str, id: &str, reason: SessionEnd) {
+    pub(crate) fn end_header(&self, route: &str, id: &str, reason: SessionEnd) {
         let now = Instant::now();
         let removed = {
             let mut inner = self.inner.lock().expect("session lock");
@@ -113,7 +113,7 @@ impl SessionTracker {
 
     /// A successful `initialize` without a session id: a new logical session for this identity,
     /// ending the previous one of the same client name.
-    pub fn inferred_started(&self, key: ClientKey, client_name: &str, protocol_version: &'static str) {
+    pub(crate) fn inferred_started(&self, key: ClientKey, client_name: &str, protocol_version: &'static str) {
         let now = Instant::now();
         let mut inner = self.inner.lock().expect("session lock");
         let route: Box<str> = key.route.clone();
@@ -143,7 +143,7 @@ impl SessionTracker {
 
     /// A request of an MCP 2026-07-28 client, which has no handshake: its session (this client
     /// name on this identity) starts at its first request and ends after an idle gap.
-    pub fn stateless_request(&self, key: &ClientKey, client_name: &str, protocol_version: &'static str) {
+    pub(crate) fn stateless_request(&self, key: &ClientKey, client_name: &str, protocol_version: &'static str) {
         let now = Instant::now();
         let mut inner = self.inner.lock().expect("session lock");
         if let Some(list) = inner.inferred.get_mut(key) {
@@ -166,7 +166,7 @@ impl SessionTracker {
     }
 
     /// Traffic from a stateless client; returns the protocol version of its newest session.
-    pub fn touch_inferred(&self, key: &ClientKey) -> Option<&'static str> {
+    pub(crate) fn touch_inferred(&self, key: &ClientKey) -> Option<&'static str> {
         let now = Instant::now();
         let mut inner = self.inner.lock().expect("session lock");
         let list = inner.inferred.get_mut(key)?;
@@ -177,7 +177,7 @@ impl SessionTracker {
     }
 
     /// Ends sessions idle longer than the timeout; returns how many ended.
-    pub fn sweep(&self) -> usize {
+    pub(crate) fn sweep(&self) -> usize {
         let now = Instant::now();
         let idle = *self.idle_timeout.lock().expect("session lock");
         let mut ended = Vec::new();
@@ -212,7 +212,7 @@ impl SessionTracker {
     }
 
     /// Ends every session (the tap is stopping).
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         let now = Instant::now();
         let all: Vec<Session> = {
             let mut inner = self.inner.lock().expect("session lock");
@@ -226,12 +226,14 @@ impl SessionTracker {
         }
     }
 
-    pub fn active(&self) -> usize {
+    /// Sessions tracked now (the gauge follows them per route).
+    #[cfg(test)]
+    pub(crate) fn active(&self) -> usize {
         self.inner.lock().expect("session lock").count
     }
 
     /// How often `sweep` should run so a session ends within ~10% of its idle timeout.
-    pub fn sweep_interval(&self) -> Duration {
+    pub(crate) fn sweep_interval(&self) -> Duration {
         let idle = *self.idle_timeout.lock().expect("session lock");
         (idle / 10).clamp(Duration::from_millis(100), Duration::from_secs(30))
     }

@@ -19,14 +19,14 @@ use super::burst::BurstKey;
 use crate::config::Alertmanager;
 use crate::metrics::{AuditLoss, Metrics};
 
-pub const ALERT_NAME: &str = "MCPTapAuthFailureBurst";
+pub(crate) const ALERT_NAME: &str = "MCPTapAuthFailureBurst";
 
 /// The gap between two posts: a storm of bursts within it goes out as one post.
 const POST_GAP: Duration = Duration::from_secs(1);
 /// Alertmanager's answers are tiny; anything beyond this is not read.
 const MAX_ANSWER: usize = 64 << 10;
 
-pub struct Pager {
+pub(crate) struct Pager {
     inner: Arc<Inner>,
 }
 
@@ -61,7 +61,7 @@ fn now() -> String {
 
 impl Pager {
     /// Starts the worker that posts the outbox; needs the Tokio runtime.
-    pub fn new(cfg: &Alertmanager, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(cfg: &Alertmanager, metrics: Arc<Metrics>) -> Self {
         let base = cfg.url.as_deref().unwrap_or_default().trim_end_matches('/');
         let inner = Arc::new(Inner {
             endpoint: format!("{base}/api/v2/alerts"),
@@ -76,7 +76,7 @@ impl Pager {
         Self { inner }
     }
 
-    pub fn burst_started(&self, key: &BurstKey, client: &str) {
+    pub(crate) fn burst_started(&self, key: &BurstKey, client: &str) {
         let start = now();
         let alert = self.inner.alert(key, client, &start, None);
         let mut state = self.inner.state.lock().expect("pager lock");
@@ -86,7 +86,7 @@ impl Pager {
         self.inner.wake.notify_one();
     }
 
-    pub fn burst_ended(&self, key: &BurstKey, client: &str) {
+    pub(crate) fn burst_ended(&self, key: &BurstKey, client: &str) {
         let mut state = self.inner.state.lock().expect("pager lock");
         let start = state.active.remove(key).map_or_else(now, |(s, _)| s);
         let alert = self.inner.alert(key, client, &start, Some(&now()));
@@ -96,7 +96,7 @@ impl Pager {
     }
 
     /// Queues every active burst again so Alertmanager keeps it firing.
-    pub fn resend(&self) {
+    pub(crate) fn resend(&self) {
         let mut state = self.inner.state.lock().expect("pager lock");
         let again: Vec<(BurstKey, serde_json::Value)> = state
             .active

@@ -13,7 +13,7 @@ use super::Auditor;
 impl Auditor {
     /// A request with a credential came from `source`. Outside `audit.approved_networks` it is
     /// counted, and audited once per credential and address per interval, whatever the answer.
-    pub fn check_source(
+    pub(crate) fn check_source(
         &self,
         route: &str,
         credential: &Credential,

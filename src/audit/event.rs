@@ -9,11 +9,11 @@ use serde::Serialize;
 use crate::mcp::method::Method;
 use crate::metrics::{MismatchKind, Reason, Scope};
 
-pub const SCHEMA: &str = "mcp-tap.audit.v1";
+pub(crate) const SCHEMA: &str = "mcp-tap.audit.v1";
 
 /// One audit line: when, the schema, and the event (whose `event` field names its kind).
 #[derive(Debug, Clone, Serialize)]
-pub struct AuditLine {
+pub(crate) struct AuditLine {
     pub ts: String,
     pub schema: &'static str,
     /// Set on the events that are findings (something a person should look at), with the kind
@@ -25,7 +25,7 @@ pub struct AuditLine {
 }
 
 impl AuditLine {
-    pub fn new(event: AuditEvent) -> Self {
+    pub(crate) fn new(event: AuditEvent) -> Self {
         Self {
             ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             schema: SCHEMA,
@@ -49,7 +49,7 @@ pub const FINDINGS: [&str; 7] = [
 /// The kinds of audit event.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum AuditEvent {
+pub(crate) enum AuditEvent {
     /// A request the upstream refused, or a delegated-access denial in a tool result.
     AuthFailure(AuthFailureLine),
     /// The exact counts of a burst's failures that got no line of their own.
@@ -152,7 +152,7 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub const NAMES: [&'static str; 13] = [
+    pub(crate) const NAMES: [&'static str; 13] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -168,7 +168,7 @@ impl AuditEvent {
         "stopped_refreshing_end",
     ];
 
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         let i = match self {
             AuditEvent::AuthFailure(_) => 0,
             AuditEvent::AuthFailureSummary { .. } => 1,
@@ -188,7 +188,7 @@ impl AuditEvent {
     }
 
     /// The kind of finding this event is (one of `FINDINGS`), if it is one.
-    pub fn finding(&self) -> Option<&'static str> {
+    pub(crate) fn finding(&self) -> Option<&'static str> {
         match self {
             AuditEvent::BurstStart { .. } => Some("burst"),
             AuditEvent::CredentialShared { .. } => Some("credential_shared"),
@@ -203,7 +203,7 @@ impl AuditEvent {
 
 /// The fields of an `auth_failure` line.
 #[derive(Debug, Clone, Serialize)]
-pub struct AuthFailureLine {
+pub(crate) struct AuthFailureLine {
     pub status: u16,
     pub reason: Reason,
     pub route: String,

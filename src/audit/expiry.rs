@@ -22,17 +22,17 @@ use super::{Auditor, AuthFailure};
 
 /// Who holds a user token: a hash of its user, source address and User-Agent. A refresh is a
 /// valid token with the same holder.
-pub type Holder = u64;
+pub(crate) type Holder = u64;
 
 /// The holder of a user token for `user` sent from `source` with `user_agent`.
-pub fn holder(user: &str, source: IpAddr, user_agent: Option<&str>) -> Holder {
+pub(crate) fn holder(user: &str, source: IpAddr, user_agent: Option<&str>) -> Holder {
     use std::hash::BuildHasher;
     foldhash::quality::FixedState::with_seed(0x7265_6672_6573_6821).hash_one((user, source, user_agent))
 }
 
 /// One credential that keeps coming back expired.
 #[derive(Debug, Clone)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub route: String,
     pub client: String,
     pub user: Option<String>,
@@ -53,7 +53,7 @@ pub struct Finding {
 
 /// What one expired request did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Expired {
+pub(crate) enum Expired {
     /// The first expired request of a credential, or a retry within the grace: watched.
     Watching,
     /// Past the grace and still expired: a new finding.
@@ -62,7 +62,7 @@ pub enum Expired {
     Ongoing,
 }
 
-pub struct Expiries {
+pub(crate) struct Expiries {
     /// Credentials watched or with an open finding.
     tracked: LruCache<Fingerprint, Finding>,
     /// The watched credential of each holder, for a refresh to close.
@@ -72,12 +72,12 @@ pub struct Expiries {
 }
 
 impl Expiries {
-    pub fn new(cap: usize, quiet: Duration, grace: Duration) -> Self {
+    pub(crate) fn new(cap: usize, quiet: Duration, grace: Duration) -> Self {
         let cap = NonZeroUsize::new(cap.max(1)).expect("non-zero");
         Self { tracked: LruCache::new(cap), watched: LruCache::new(cap), quiet, grace }
     }
 
-    pub fn reconfigure(&mut self, cap: usize, quiet: Duration, grace: Duration) {
+    pub(crate) fn reconfigure(&mut self, cap: usize, quiet: Duration, grace: Duration) {
         let cap = NonZeroUsize::new(cap.max(1)).expect("non-zero");
         self.tracked.resize(cap);
         self.watched.resize(cap);
@@ -215,7 +215,7 @@ impl Auditor {
 
     /// A user token the upstream accepted: if its holder sent an expired one within the grace,
     /// the client refreshed as it should (counted, no finding).
-    pub fn user_token_worked(&self, holder: Holder, fp: Fingerprint, client: &str) {
+    pub(crate) fn user_token_worked(&self, holder: Holder, fp: Fingerprint, client: &str) {
         let refreshed = {
             let mut e = self.expiries.lock().expect("expiry lock");
             e.watching() && e.valid(holder, fp)

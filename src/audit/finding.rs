@@ -36,7 +36,7 @@ impl Auditor {
     }
 
     /// Writes one event to the audit trail; a finding is also counted by kind.
-    pub fn write(&self, event: AuditEvent) {
+    pub(crate) fn write(&self, event: AuditEvent) {
         let line = AuditLine::new(event);
         if let Some(kind) = line.finding {
             self.metrics.record_finding(kind);

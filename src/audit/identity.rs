@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::config::{Clients, Environment};
 
 /// `client` label when no credential was sent.
-pub const CLIENT_NONE: &str = "none";
+pub(crate) const CLIENT_NONE: &str = "none";
 /// `client` label for a credential the tap does not know.
-pub const CLIENT_UNKNOWN: &str = "unknown";
+pub(crate) const CLIENT_UNKNOWN: &str = "unknown";
 
 /// A keyed HMAC of a token. The token itself is never kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -91,7 +91,7 @@ impl Fingerprinter {
 
 /// What the `Authorization` header held, reduced to what the audit may keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
+pub(crate) enum Credential {
     Missing,
     /// Present but not `Bearer <token>`.
     Malformed,
@@ -102,7 +102,7 @@ pub enum Credential {
 }
 
 impl Credential {
-    pub fn fingerprint(&self) -> Option<Fingerprint> {
+    pub(crate) fn fingerprint(&self) -> Option<Fingerprint> {
         match self {
             Credential::Token { fingerprint, .. } => Some(*fingerprint),
             _ => None,
@@ -111,26 +111,18 @@ impl Credential {
 
     /// A 64-bit key grouping requests by credential (sessions, client names): the fingerprint's
     /// digest, or a fixed value for no or a malformed credential.
-    pub fn key(&self) -> u64 {
+    pub(crate) fn key(&self) -> u64 {
         match self {
             Credential::Token { fingerprint, .. } => fingerprint.short(),
             Credential::Malformed => 1,
             Credential::Missing => 0,
         }
     }
-
-    pub fn client(&self) -> &str {
-        match self {
-            Credential::Missing => CLIENT_NONE,
-            Credential::Malformed => CLIENT_UNKNOWN,
-            Credential::Token { client, .. } => client,
-        }
-    }
 }
 
 /// The token of a `Bearer` header, by Backstage's rule: the scheme (any case), spaces, then one
 /// token of non-space characters.
-pub fn bearer_token(value: &[u8]) -> Option<&str> {
+pub(crate) fn bearer_token(value: &[u8]) -> Option<&str> {
     let value = std::str::from_utf8(value).ok()?;
     let (scheme, rest) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -145,7 +137,7 @@ pub fn bearer_token(value: &[u8]) -> Option<&str> {
 
 /// Maps fingerprints (and SHA-256 hashes, for configs that hold no token) to subjects.
 #[derive(Default)]
-pub struct ClientDirectory {
+pub(crate) struct ClientDirectory {
     by_fingerprint: HashMap<Fingerprint, Arc<str>>,
     by_sha256: HashMap<[u8; 32], Arc<str>>,
     subjects: Vec<Arc<str>>,
@@ -159,7 +151,7 @@ impl fmt::Debug for ClientDirectory {
 
 impl ClientDirectory {
     /// Builds the directory from config. Returns it with warnings for entries left out.
-    pub fn load(clients: &Clients, env: &Environment, fp: &Fingerprinter) -> (Self, Vec<String>) {
+    pub(crate) fn load(clients: &Clients, env: &Environment, fp: &Fingerprinter) -> (Self, Vec<String>) {
         let mut dir = ClientDirectory::default();
         let mut warnings = Vec::new();
         for (i, t) in clients.tokens.iter().enumerate() {
@@ -215,13 +207,13 @@ impl ClientDirectory {
     }
 
     /// Adds a token; like Backstage, the first entry for a token wins.
-    pub fn add(&mut self, token: &str, subject: &str, fp: &Fingerprinter, max_subjects: usize) {
+    pub(crate) fn add(&mut self, token: &str, subject: &str, fp: &Fingerprinter, max_subjects: usize) {
         let subject = self.subject(subject, max_subjects);
         self.by_fingerprint.entry(fp.fingerprint(token)).or_insert(subject);
     }
 
     /// The credential of a request's `Authorization` header.
-    pub fn credential(&self, header: Option<&http::HeaderValue>, fp: &Fingerprinter) -> Credential {
+    pub(crate) fn credential(&self, header: Option<&http::HeaderValue>, fp: &Fingerprinter) -> Credential {
         let Some(value) = header else { return Credential::Missing };
         let Some(token) = bearer_token(value.as_bytes()) else { return Credential::Malformed };
         let fingerprint = fp.fingerprint(token);
@@ -237,12 +229,12 @@ impl ClientDirectory {
     }
 
     /// Subjects that may appear as `client` label values.
-    pub fn subjects(&self) -> &[Arc<str>] {
+    pub(crate) fn subjects(&self) -> &[Arc<str>] {
         &self.subjects
     }
 
     /// Fingerprints of every token the directory knows (for token-set change events).
-    pub fn fingerprints(&self) -> Vec<(Fingerprint, Arc<str>)> {
+    pub(crate) fn fingerprints(&self) -> Vec<(Fingerprint, Arc<str>)> {
         let mut v: Vec<_> = self.by_fingerprint.iter().map(|(f, s)| (*f, s.clone())).collect();
         v.sort_by_key(|(f, _)| f.to_string());
         v
@@ -261,12 +253,12 @@ fn decode_hex(s: &str) -> Option<[u8; 32]> {
 }
 
 /// Problems found while loading, each a sentence for the operator.
-pub type Warnings = Vec<String>;
+pub(crate) type Warnings = Vec<String>;
 
 /// Static tokens from a Backstage `app-config.yaml`: `backend.auth.externalAccess[]` entries of
 /// `type: static` with `options.token` and `options.subject`. `${VAR}` is substituted from the
 /// environment as Backstage does (`$${` escapes); an entry whose variable is unset is skipped.
-pub fn import_backstage(path: &Path, env: &Environment) -> anyhow::Result<(Vec<(String, String)>, Warnings)> {
+pub(crate) fn import_backstage(path: &Path, env: &Environment) -> anyhow::Result<(Vec<(String, String)>, Warnings)> {
     let text = std::fs::read_to_string(path)?;
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)?;
     let mut entries = Vec::new();

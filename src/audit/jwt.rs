@@ -16,34 +16,34 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 /// The `typ` of a Backstage user token.
-pub const USER_TOKEN_TYPE: &str = "vnd.backstage.user";
+pub(crate) const USER_TOKEN_TYPE: &str = "vnd.backstage.user";
 /// The `typ` of the limited user token Backstage derives for cookies.
-pub const LIMITED_USER_TOKEN_TYPE: &str = "vnd.backstage.limited-user";
+pub(crate) const LIMITED_USER_TOKEN_TYPE: &str = "vnd.backstage.limited-user";
 /// The `aud` Backstage issues, and expects on a token without `typ`.
-pub const AUDIENCE: &str = "backstage";
+pub(crate) const AUDIENCE: &str = "backstage";
 /// Signing keys kept from one JWKS; a larger set is cut (Backstage publishes a handful).
-pub const MAX_KEYS: usize = 32;
+pub(crate) const MAX_KEYS: usize = 32;
 /// Seconds of clock difference tolerated for `nbf` and `iat`.
 const LEEWAY: i64 = 60;
 
 /// Whether a bearer token looks like a JWT (a base64url JSON header, then a dot), whole or not:
 /// a truncated one is a malformed JWT, not an unknown static token.
-pub fn is_jwt(token: &str) -> bool {
+pub(crate) fn is_jwt(token: &str) -> bool {
     token.starts_with("eyJ") && token.contains('.')
 }
 
 /// A user token held for the length of its request, to be explained if Backstage refuses it.
 /// Never printed: its `Debug` says only that it is there.
-pub struct HeldToken(Box<str>);
+pub(crate) struct HeldToken(Box<str>);
 
 impl HeldToken {
     /// The bearer token of `authorization`, if it has the shape of a JWT.
-    pub fn from_header(authorization: Option<&http::HeaderValue>) -> Option<Self> {
+    pub(crate) fn from_header(authorization: Option<&http::HeaderValue>) -> Option<Self> {
         let token = super::identity::bearer_token(authorization?.as_bytes())?;
         is_jwt(token).then(|| Self(token.into()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -56,7 +56,7 @@ impl std::fmt::Debug for HeldToken {
 
 /// What the tap concludes about a user token Backstage refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Not a decodable JWT (bad base64, bad JSON, missing parts).
     Malformed,
     /// A JWT, but not a Backstage user token (`typ`).
@@ -76,8 +76,10 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// Whether the signature was checked and holds, so the claims (the user) can be believed.
-    pub fn signed(self) -> bool {
+    /// Whether the signature was checked and holds, so the claims (the user) can be believed
+    /// (what `explain` promises about the user it returns; the property tests check it).
+    #[cfg(test)]
+    pub(crate) fn signed(self) -> bool {
         matches!(self, Verdict::WrongAudience | Verdict::Expired { .. } | Verdict::NotYetValid | Verdict::Valid)
     }
 }
@@ -111,19 +113,19 @@ fn part<T: serde::de::DeserializeOwned>(b64: &str) -> Option<T> {
 }
 
 /// The `kid` a token names, if it decodes.
-pub fn key_id(token: &str) -> Option<String> {
+pub(crate) fn key_id(token: &str) -> Option<String> {
     part::<Header>(token.split('.').next()?)?.kid
 }
 
 /// The user entity ref (`sub`) of a token, not verified: for a token Backstage accepted.
-pub fn subject(token: &str) -> Option<String> {
+pub(crate) fn subject(token: &str) -> Option<String> {
     let claims: Claims = part(token.split('.').nth(1)?)?;
     claims.sub.map(|s| s.chars().take(256).collect())
 }
 
 /// The verdict on `token` at Unix time `now`, and its user (`sub`) when the signature holds.
 /// A `kid` not in `keys` asks them for a refresh.
-pub fn explain(token: &str, keys: &SigningKeys, now: i64) -> (Verdict, Option<String>) {
+pub(crate) fn explain(token: &str, keys: &SigningKeys, now: i64) -> (Verdict, Option<String>) {
     let mut parts = token.split('.');
     let (Some(h), Some(c), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return (Verdict::Malformed, None);
@@ -173,7 +175,7 @@ pub fn explain(token: &str, keys: &SigningKeys, now: i64) -> (Verdict, Option<St
 /// schedule: every refresh interval once user tokens have been seen, and early when a refused
 /// token names an unknown `kid`; never two fetches within the minimum interval, so forged `kid`s
 /// cannot make the tap hammer Backstage.
-pub struct SigningKeys {
+pub(crate) struct SigningKeys {
     keys: ArcSwap<HashMap<String, DecodingKey>>,
     /// An unknown `kid` was seen since the last fetch.
     wanted: AtomicBool,
@@ -194,24 +196,16 @@ impl Default for SigningKeys {
 }
 
 impl SigningKeys {
-    pub fn get(&self, kid: &str) -> Option<DecodingKey> {
+    pub(crate) fn get(&self, kid: &str) -> Option<DecodingKey> {
         self.keys.load().get(kid).cloned()
     }
 
-    pub fn contains(&self, kid: &str) -> bool {
+    pub(crate) fn contains(&self, kid: &str) -> bool {
         self.keys.load().contains_key(kid)
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.load().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Replaces the keys with those of `set` (EC and RSA keys with a `kid`, at most `MAX_KEYS`).
-    pub fn replace(&self, set: &JwkSet) -> usize {
+    pub(crate) fn replace(&self, set: &JwkSet) -> usize {
         let keys: HashMap<String, DecodingKey> = set
             .keys
             .iter()
@@ -224,20 +218,20 @@ impl SigningKeys {
     }
 
     /// A user token went by: from now on the keys are kept fresh.
-    pub fn token_seen(&self) {
+    pub(crate) fn token_seen(&self) {
         if !self.seen.load(Ordering::Relaxed) {
             self.seen.store(true, Ordering::Relaxed);
         }
     }
 
     /// A refused token named a `kid` the keys do not have.
-    pub fn want_refresh(&self) {
+    pub(crate) fn want_refresh(&self) {
         self.wanted.store(true, Ordering::Relaxed);
     }
 
     /// Whether a fetch may start at `now`, and if so marks it started: user tokens were seen, a
     /// refresh is wanted or `refresh` passed since the last fetch, and `min` passed too.
-    pub fn fetch_due(&self, now: Instant, min: Duration, refresh: Duration) -> bool {
+    pub(crate) fn fetch_due(&self, now: Instant, min: Duration, refresh: Duration) -> bool {
         if !self.seen.load(Ordering::Relaxed) {
             return false;
         }

@@ -2,19 +2,19 @@
 //! client (never by token), fed to the burst detector, and written once to metrics, logs and the
 //! JSON-lines audit trail from one emit point.
 
-pub mod alertmanager;
-pub mod approved;
-pub mod burst;
-pub mod event;
-pub mod expiry;
+pub(crate) mod alertmanager;
+pub(crate) mod approved;
+pub(crate) mod burst;
+pub(crate) mod event;
+pub(crate) mod expiry;
 mod finding;
-pub mod identity;
-pub mod jwt;
-pub mod naming;
+pub(crate) mod identity;
+pub(crate) mod jwt;
+pub(crate) mod naming;
 mod preinit;
-pub mod reason;
-pub mod sharing;
-pub mod sink;
+pub(crate) mod reason;
+pub(crate) mod sharing;
+pub(crate) mod sink;
 
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
@@ -35,7 +35,7 @@ use crate::config::Config;
 use crate::mcp::method::Method;
 use crate::metrics::Metrics;
 
-pub struct Auditor {
+pub(crate) struct Auditor {
     pub fingerprinter: Fingerprinter,
     pub directory: ArcSwap<ClientDirectory>,
     pub history: SuccessHistory,
@@ -69,11 +69,11 @@ fn approved(config: &Config) -> (Vec<ipnet::IpNet>, std::time::Duration) {
 /// The last token credential one client connection presented, with the token directory it was
 /// resolved against. Lives as long as the connection; a reload of the directory invalidates it.
 #[derive(Default)]
-pub struct CredentialCache(Option<(http::HeaderValue, Arc<ClientDirectory>, Credential)>);
+pub(crate) struct CredentialCache(Option<(http::HeaderValue, Arc<ClientDirectory>, Credential)>);
 
 /// One refused request, with everything the audit may know about it (never the token).
 #[derive(Debug)]
-pub struct AuthFailure<'a> {
+pub(crate) struct AuthFailure<'a> {
     pub route: &'a str,
     pub status: u16,
     pub reason: Reason,
@@ -110,7 +110,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 impl Auditor {
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         metrics: Arc<Metrics>,
         sink: AuditSink,
@@ -173,7 +173,11 @@ impl Auditor {
     /// The credential of a request on a connection whose last one may have sent the same
     /// `Authorization` header: then it is not fingerprinted again. The header is compared in
     /// constant time (a connection from a shared ingress may carry many clients' requests).
-    pub fn credential_cached(&self, header: Option<&http::HeaderValue>, cache: &Mutex<CredentialCache>) -> Credential {
+    pub(crate) fn credential_cached(
+        &self,
+        header: Option<&http::HeaderValue>,
+        cache: &Mutex<CredentialCache>,
+    ) -> Credential {
         use subtle::ConstantTimeEq;
         let Some(value) = header else { return Credential::Missing };
         let directory = self.directory.load();
@@ -189,7 +193,7 @@ impl Auditor {
         credential
     }
 
-    pub fn credential(&self, header: Option<&http::HeaderValue>) -> Credential {
+    pub(crate) fn credential(&self, header: Option<&http::HeaderValue>) -> Credential {
         match self.directory.load().credential(header, &self.fingerprinter) {
             Credential::Token { fingerprint, client } if &*client == CLIENT_UNKNOWN => {
                 let retired = self.retired.lock().expect("retired lock").get(&fingerprint).cloned();
@@ -201,7 +205,7 @@ impl Auditor {
 
     /// Applies a reloaded config: the token directory (writing the fingerprint diff to the audit
     /// log), burst thresholds and audit limits.
-    pub fn reload(&self, config: &Config) {
+    pub(crate) fn reload(&self, config: &Config) {
         let (directory, warnings) = ClientDirectory::load(&config.clients, &config.env, &self.fingerprinter);
         for w in warnings {
             tracing::warn!("client token left out: {w}");
@@ -252,7 +256,7 @@ impl Auditor {
     }
 
     /// Counts, logs, audits and feeds the burst detector: the one place an auth failure goes.
-    pub fn emit(&self, f: &AuthFailure<'_>) {
+    pub(crate) fn emit(&self, f: &AuthFailure<'_>) {
         let client = f.client;
         self.metrics.record_auth_failure(f.route, f.status, f.reason, client, f.mcp_method);
         if f.reason == Reason::TokenExpired && self.expired(f) {
@@ -300,14 +304,14 @@ impl Auditor {
     }
 
     /// Ends quiet bursts and writes due summaries; call about once a second.
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         let events = self.bursts.lock().expect("burst lock").tick(Instant::now());
         self.burst_events(events);
         self.end_expired(false);
     }
 
     /// Ends every burst (shutdown).
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         let events = self.bursts.lock().expect("burst lock").drain();
         self.burst_events(events);
         self.end_expired(true);
@@ -362,7 +366,7 @@ impl Auditor {
     }
 
     /// Re-sends active alerts so Alertmanager keeps them firing.
-    pub fn resend_alerts(&self) {
+    pub(crate) fn resend_alerts(&self) {
         if let Some(p) = &self.pager {
             p.resend();
         }

@@ -27,7 +27,7 @@ use super::identity::{Credential, CLIENT_NONE, CLIENT_UNKNOWN};
 use crate::mcp::names::OTHER;
 
 /// User-Agent substrings (compared ignoring ASCII case) of well-known MCP clients, and their name.
-pub const KNOWN_AGENTS: &[(&str, &str)] = &[
+pub(crate) const KNOWN_AGENTS: &[(&str, &str)] = &[
     ("claude-code", "claude-code"),
     ("claude-user", "claude"),
     ("visual studio code", "vscode"),
@@ -42,7 +42,7 @@ pub const KNOWN_AGENTS: &[(&str, &str)] = &[
 
 /// What a request says about who sent it.
 #[derive(Debug, Clone, Copy)]
-pub struct Naming<'a> {
+pub(crate) struct Naming<'a> {
     pub credential: &'a Credential,
     pub source: IpAddr,
     /// `clientInfo.name` of an `initialize` in this request.
@@ -56,7 +56,7 @@ pub struct Naming<'a> {
 
 /// The label a request got, and whether a name was folded into `_OTHER` by the cap.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Named {
+pub(crate) struct Named {
     pub label: Arc<str>,
     pub overflow: bool,
 }
@@ -69,7 +69,7 @@ struct Inner {
     remembered: LruCache<(u64, IpAddr, u64), Arc<str>>,
 }
 
-pub struct ClientNamer {
+pub(crate) struct ClientNamer {
     inner: Mutex<Inner>,
     /// Label values that need no allocation per request.
     none: Arc<str>,
@@ -92,7 +92,7 @@ fn agent_key(user_agent: Option<&str>) -> u64 {
 }
 
 impl ClientNamer {
-    pub fn new(cap: usize, remembered: usize) -> Self {
+    pub(crate) fn new(cap: usize, remembered: usize) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 admitted: HashSet::new(),
@@ -106,12 +106,12 @@ impl ClientNamer {
         }
     }
 
-    pub fn set_cap(&self, cap: usize) {
+    pub(crate) fn set_cap(&self, cap: usize) {
         self.inner.lock().expect("naming lock").cap = cap;
     }
 
     /// The `client` label of a request.
-    pub fn name(&self, n: &Naming<'_>) -> Named {
+    pub(crate) fn name(&self, n: &Naming<'_>) -> Named {
         let label = |label: Arc<str>| Named { label, overflow: false };
         if let Credential::Token { client, .. } = n.credential {
             if **client != *CLIENT_UNKNOWN {

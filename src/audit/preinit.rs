@@ -8,7 +8,7 @@ use crate::mcp::method::Method;
 
 impl Auditor {
     /// Zero series for the failures a route can see, per known client.
-    pub fn preinit_route(&self, route: &str) {
+    pub(crate) fn preinit_route(&self, route: &str) {
         {
             let mut routes = self.routes.lock().expect("routes lock");
             if !routes.iter().any(|r| r == route) {

@@ -12,17 +12,17 @@ use tokio::time::Instant;
 use super::identity::{Credential, Fingerprint};
 use super::jwt::Verdict;
 
-pub use crate::metrics::Reason;
+pub(crate) use crate::metrics::Reason;
 
 /// Backstage's JSON error body: `{"error":{"name":"AuthenticationError","message":"…"},…}`.
 #[derive(Debug, Default, Deserialize)]
-pub struct BackstageError {
+pub(crate) struct BackstageError {
     #[serde(default)]
     pub error: ErrorBody,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -30,14 +30,14 @@ pub struct ErrorBody {
 }
 
 impl BackstageError {
-    pub fn parse(body: &[u8]) -> Self {
+    pub(crate) fn parse(body: &[u8]) -> Self {
         serde_json::from_slice(body).unwrap_or_default()
     }
 }
 
 /// The reason for a Backstage user token's 401, from the tap's own verdict. Only a token whose
 /// signature holds and that is in date is `revoked_token`.
-pub fn user_token_reason(verdict: Verdict) -> Reason {
+pub(crate) fn user_token_reason(verdict: Verdict) -> Reason {
     match verdict {
         Verdict::Malformed => Reason::MalformedJwt,
         Verdict::WrongType => Reason::WrongTokenType,
@@ -51,7 +51,12 @@ pub fn user_token_reason(verdict: Verdict) -> Reason {
 }
 
 /// The reason for a 401, 403 or 429.
-pub fn classify_rejection(status: u16, credential: &Credential, body: &BackstageError, was_valid: bool) -> Reason {
+pub(crate) fn classify_rejection(
+    status: u16,
+    credential: &Credential,
+    body: &BackstageError,
+    was_valid: bool,
+) -> Reason {
     match (status, credential) {
         (429, _) => Reason::RateLimited,
         (401, Credential::Missing) => Reason::MissingCredentials,
@@ -73,34 +78,34 @@ pub fn classify_rejection(status: u16, credential: &Credential, body: &Backstage
 /// found` (measured on plugin-mcp-actions-backend 0.2.2). So a not-found for a tool this route
 /// *did* advertise to someone is a delegation denial. An explicit `NotAllowedError: Access to
 /// target plugin …` (delegation refused at invoke time) is one too.
-pub fn is_delegation_denied(tool_error_text: &str, advertised_on_route: bool) -> bool {
+pub(crate) fn is_delegation_denied(tool_error_text: &str, advertised_on_route: bool) -> bool {
     tool_error_text.starts_with("NotAllowedError: Access to target plugin")
         || (advertised_on_route && tool_error_text.starts_with("NotFoundError: Action \""))
 }
 
 /// Credentials that succeeded recently; bounded, least recently used forgotten first.
-pub struct SuccessHistory {
+pub(crate) struct SuccessHistory {
     seen: Mutex<LruCache<Fingerprint, Instant>>,
     retention: Mutex<Duration>,
 }
 
 impl SuccessHistory {
-    pub fn new(capacity: usize, retention: Duration) -> Self {
+    pub(crate) fn new(capacity: usize, retention: Duration) -> Self {
         let cap = NonZeroUsize::new(capacity.max(1)).expect("non-zero");
         Self { seen: Mutex::new(LruCache::new(cap)), retention: Mutex::new(retention) }
     }
 
-    pub fn succeeded(&self, fp: Fingerprint) {
+    pub(crate) fn succeeded(&self, fp: Fingerprint) {
         self.seen.lock().expect("history lock").put(fp, Instant::now());
     }
 
     /// Whether the credential succeeded within the retention window.
-    pub fn was_valid(&self, fp: Fingerprint) -> bool {
+    pub(crate) fn was_valid(&self, fp: Fingerprint) -> bool {
         let retention = *self.retention.lock().expect("history lock");
         self.seen.lock().expect("history lock").get(&fp).is_some_and(|t| t.elapsed() <= retention)
     }
 
-    pub fn set_limits(&self, capacity: usize, retention: Duration) {
+    pub(crate) fn set_limits(&self, capacity: usize, retention: Duration) {
         *self.retention.lock().expect("history lock") = retention;
         if let Some(cap) = NonZeroUsize::new(capacity) {
             self.seen.lock().expect("history lock").resize(cap);

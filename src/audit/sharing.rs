@@ -24,7 +24,7 @@ use super::Auditor;
 const NAMES_PER_CREDENTIAL: usize = 8;
 
 /// Where a request came from: its address and a hash of its whole User-Agent.
-pub type Origin = (IpAddr, u64);
+pub(crate) type Origin = (IpAddr, u64);
 
 /// One product name seen with a credential: `from_agent` is the origin of a name taken from a
 /// User-Agent (to fold into a declared name from the same origin), `None` for a declared name.
@@ -34,7 +34,7 @@ struct Seen {
     last: Instant,
 }
 
-pub struct Sharing {
+pub(crate) struct Sharing {
     window: Duration,
     seen: LruCache<Fingerprint, Vec<Seen>>,
     /// The name each credential and origin declared last.
@@ -44,7 +44,7 @@ pub struct Sharing {
 
 /// What a request says about the program that sent it.
 #[derive(Debug, Clone, Copy)]
-pub struct Product<'a> {
+pub(crate) struct Product<'a> {
     /// A name declared in this request (`initialize` or `_meta` clientInfo).
     pub declared: Option<&'a str>,
     pub user_agent: Option<&'a str>,
@@ -60,14 +60,14 @@ fn pair(fp: Fingerprint, a: &str, b: &str) -> (Fingerprint, Box<str>, Box<str>) 
 }
 
 impl Sharing {
-    pub fn new(capacity: usize, window: Duration) -> Self {
+    pub(crate) fn new(capacity: usize, window: Duration) -> Self {
         let cap = NonZeroUsize::new(capacity.max(1)).expect("non-zero");
         Self { window, seen: LruCache::new(cap), bound: LruCache::new(cap), reported: LruCache::new(cap) }
     }
 
     /// A request with credential `fp` at `now`. Returns the names of a new pair (the other
     /// client's first), when this request makes one.
-    pub fn observe(&mut self, fp: Fingerprint, product: &Product<'_>, now: Instant) -> Option<(String, String)> {
+    pub(crate) fn observe(&mut self, fp: Fingerprint, product: &Product<'_>, now: Instant) -> Option<(String, String)> {
         let origin = (product.source, agent_hash(product.user_agent));
         let (name, from_agent): (Box<str>, Option<Origin>) = match product.declared.and_then(clean) {
             Some(declared) => {
@@ -135,7 +135,7 @@ fn agent_hash(user_agent: Option<&str>) -> u64 {
 impl Auditor {
     /// A credential presented by a client product: a second product within the window is a
     /// shared credential, counted and audited once per pair.
-    pub fn check_sharing(&self, route: &str, credential: &Credential, client: &str, product: &Product<'_>) {
+    pub(crate) fn check_sharing(&self, route: &str, credential: &Credential, client: &str, product: &Product<'_>) {
         let Some(fp) = credential.fingerprint() else { return };
         let pair = self.sharing.lock().expect("sharing lock").observe(fp, product, Instant::now());
         let Some((first, second)) = pair else { return };

@@ -16,14 +16,15 @@ use super::event::AuditLine;
 use crate::metrics::{AuditLoss, Metrics};
 
 #[derive(Clone)]
-pub struct AuditSink {
+pub(crate) struct AuditSink {
     tx: SyncSender<Msg>,
     metrics: Arc<Metrics>,
 }
 
 enum Msg {
     Line(String),
-    /// Everything queued before it is written; then the sender is told (tests, shutdown).
+    /// Tests: everything queued before it is written; then the sender is told.
+    #[cfg(test)]
     Flush(mpsc::Sender<()>),
     /// Tests: the writer says it holds, then stops reading the queue until released.
     #[cfg(test)]
@@ -38,7 +39,7 @@ enum Output {
 impl AuditSink {
     /// Starts the writer thread; it drains and flushes the queue when `stop` turns true. The
     /// returned task ends when the thread has.
-    pub fn start(
+    pub(crate) fn start(
         output: &str,
         capacity: usize,
         metrics: Arc<Metrics>,
@@ -62,7 +63,7 @@ impl AuditSink {
     }
 
     /// Queues a line; never waits. Returns false when the line was dropped (queue full).
-    pub fn write(&self, line: &AuditLine) -> bool {
+    pub(crate) fn write(&self, line: &AuditLine) -> bool {
         let text = serde_json::to_string(line).expect("audit lines serialize");
         match self.tx.try_send(Msg::Line(text)) {
             Ok(()) => {
@@ -77,7 +78,8 @@ impl AuditSink {
     }
 
     /// Waits until every line queued so far is written (blocking: not for async workers).
-    pub fn flush_blocking(&self) {
+    #[cfg(test)]
+    pub(crate) fn flush_blocking(&self) {
         let (tx, rx) = mpsc::channel();
         if self.tx.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.recv();
@@ -109,10 +111,12 @@ fn writer(rx: &Receiver<Msg>, mut out: Output, metrics: &Metrics, stop: &watch::
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let mut flushed = Vec::new();
+        #[cfg_attr(not(test), allow(unused_mut))]
+        let mut flushed: Vec<mpsc::Sender<()>> = Vec::new();
         for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(1023)) {
             match msg {
                 Msg::Line(line) => batch.push(line),
+                #[cfg(test)]
                 Msg::Flush(done) => flushed.push(done),
                 #[cfg(test)]
                 Msg::Hold(held, release) => {
@@ -130,6 +134,7 @@ fn writer(rx: &Receiver<Msg>, mut out: Output, metrics: &Metrics, stop: &watch::
     }
     // Stopping: whatever is queued is still written.
     while let Ok(msg) = rx.try_recv() {
+        #[cfg_attr(not(test), allow(irrefutable_let_patterns))]
         if let Msg::Line(line) = msg {
             batch.push(line);
         }

@@ -1,6 +1,6 @@
 //! The auditor's per-connection credential cache.
 use super::*;
-use crate::audit::identity::KeySource;
+use crate::audit::identity::{KeySource, CLIENT_NONE};
 use crate::config::Environment;
 
 fn config(subject: &str) -> Config {
@@ -35,4 +35,15 @@ async fn a_connection_repeating_its_token_keeps_its_identity_until_the_directory
     assert_eq!(auditor.credential_cached(Some(&known), &cache), first);
     auditor.reload(&config("renamed"));
     assert_eq!(auditor.credential_cached(Some(&known), &cache).client(), "renamed");
+}
+
+impl Credential {
+    /// The subject the credential resolved to (`none`, `unknown`, or a configured subject).
+    pub(crate) fn client(&self) -> &str {
+        match self {
+            Credential::Missing => CLIENT_NONE,
+            Credential::Malformed => CLIENT_UNKNOWN,
+            Credential::Token { client, .. } => client,
+        }
+    }
 }

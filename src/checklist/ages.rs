@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// One credential as remembered (and as written to the state file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// The fingerprint as audit lines show it (16 hex digits of the keyed HMAC).
     pub fingerprint: String,
     pub client: Arc<str>,
@@ -25,7 +25,7 @@ pub struct Seen {
 
 /// A client moved from `old` to `new`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rotation {
+pub(crate) struct Rotation {
     pub client: Arc<str>,
     pub old: Seen,
     pub new: Seen,
@@ -33,7 +33,7 @@ pub struct Rotation {
 
 /// What `used` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Used {
+pub(crate) enum Used {
     /// Seen before (its last-seen time moved).
     Known,
     /// First seen now.
@@ -43,7 +43,7 @@ pub enum Used {
 }
 
 /// Keyed by the fingerprint's 64-bit digest, so a request allocates nothing.
-pub struct Ages {
+pub(crate) struct Ages {
     seen: LruCache<u64, Seen>,
 }
 
@@ -53,24 +53,16 @@ fn key(fingerprint: &str) -> Option<u64> {
 }
 
 impl Ages {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self { seen: LruCache::new(NonZeroUsize::new(cap.max(1)).expect("non-zero")) }
     }
 
-    pub fn resize(&mut self, cap: usize) {
+    pub(crate) fn resize(&mut self, cap: usize) {
         self.seen.resize(NonZeroUsize::new(cap.max(1)).expect("non-zero"));
     }
 
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-
     /// A token named `client` worked at `now`.
-    pub fn used(&mut self, fingerprint: u64, client: &Arc<str>, now: u64) -> Used {
+    pub(crate) fn used(&mut self, fingerprint: u64, client: &Arc<str>, now: u64) -> Used {
         if let Some(s) = self.seen.get_mut(&fingerprint) {
             s.last_seen = s.last_seen.max(now);
             if s.client != *client {
@@ -95,12 +87,12 @@ impl Ages {
     }
 
     /// Whether `fingerprint` was used at `now` already (a repeat within the same second).
-    pub fn fresh(&self, fingerprint: u64, now: u64) -> bool {
+    pub(crate) fn fresh(&self, fingerprint: u64, now: u64) -> bool {
         self.seen.peek(&fingerprint).is_some_and(|s| s.last_seen >= now)
     }
 
     /// Forgets credentials unused since `before`.
-    pub fn forget_before(&mut self, before: u64) {
+    pub(crate) fn forget_before(&mut self, before: u64) {
         while self.seen.peek_lru().is_some_and(|(_, s)| s.last_seen < before) {
             self.seen.pop_lru();
         }
@@ -119,14 +111,14 @@ impl Ages {
     }
 
     /// When each client's current token was first seen.
-    pub fn first_seen(&self) -> BTreeMap<String, u64> {
+    pub(crate) fn first_seen(&self) -> BTreeMap<String, u64> {
         self.current().into_iter().map(|(c, s)| (c.to_string(), s.first_seen)).collect()
     }
 
     /// Rotations due at `now`: per client, older tokens that appeared before its current one and
     /// have not been used for `grace` seconds. One rotation (the latest of them) per client; all
     /// of them are marked so none is reported again.
-    pub fn rotations(&mut self, now: u64, grace: u64) -> Vec<Rotation> {
+    pub(crate) fn rotations(&mut self, now: u64, grace: u64) -> Vec<Rotation> {
         let current: BTreeMap<Arc<str>, Seen> = self.current().into_iter().map(|(c, s)| (c, s.clone())).collect();
         let mut latest: BTreeMap<Arc<str>, Seen> = BTreeMap::new();
         for (_, s) in &mut self.seen {
@@ -145,13 +137,13 @@ impl Ages {
     }
 
     /// Every credential, least recently used first (the order `load` keeps).
-    pub fn entries(&self) -> Vec<Seen> {
+    pub(crate) fn entries(&self) -> Vec<Seen> {
         self.seen.iter().rev().map(|(_, s)| s.clone()).collect()
     }
 
     /// Restores `entries` (least recently used first), up to the cap; entries with a malformed
     /// fingerprint are left out.
-    pub fn load(&mut self, entries: Vec<Seen>) {
+    pub(crate) fn load(&mut self, entries: Vec<Seen>) {
         for s in entries {
             if let Some(k) = key(&s.fingerprint) {
                 self.seen.put(k, s);
@@ -208,6 +200,6 @@ mod tests {
         restored.load(ages.entries());
         assert_eq!(restored.entries(), ages.entries(), "the state file order keeps the LRU order");
         ages.forget_before(20);
-        assert_eq!(ages.len(), 2);
+        assert_eq!(ages.entries().len(), 2);
     }
 }

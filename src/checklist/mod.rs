@@ -6,9 +6,9 @@
 //! static tokens the checklist asks to rotate. A Backstage user token rotates itself within the
 //! hour, and an unknown token cannot be told from one.
 
-pub mod ages;
-pub mod privileges;
-pub mod store;
+pub(crate) mod ages;
+pub(crate) mod privileges;
+pub(crate) mod store;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +34,7 @@ fn rfc3339(unix: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
 }
 
-pub struct Checklist {
+pub(crate) struct Checklist {
     ages: Mutex<Ages>,
     privileges: Mutex<Privileges>,
     /// Something changed since the state file was last written.
@@ -48,7 +48,7 @@ pub struct Checklist {
 
 impl Checklist {
     /// The checklist with the state of `checklist.state_dir`, if it can be read.
-    pub fn open(config: &Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> Self {
+    pub(crate) fn open(config: &Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> Self {
         let settings = &config.checklist;
         metrics.checklist.preinit();
         metrics.checklist.set_rotation_period(settings.rotation_period.as_secs());
@@ -91,14 +91,14 @@ impl Checklist {
     }
 
     /// A reload: the new sizes and periods (the state directory needs a restart).
-    pub fn reload(&self, config: &Config) {
+    pub(crate) fn reload(&self, config: &Config) {
         self.ages.lock().expect("ages lock").resize(config.checklist.max_credentials);
         self.metrics.checklist.set_rotation_period(config.checklist.rotation_period.as_secs());
         self.settings.store(Arc::new(config.checklist.clone()));
     }
 
     /// The upstream accepted a request with `credential`: a static token named by a subject ages.
-    pub fn credential_worked(&self, credential: &Credential) {
+    pub(crate) fn credential_worked(&self, credential: &Credential) {
         let Credential::Token { fingerprint, client } = credential else { return };
         if **client == *CLIENT_UNKNOWN {
             return;
@@ -115,13 +115,13 @@ impl Checklist {
     }
 
     /// A page of the tools `client` was advertised on `route`.
-    pub fn tools_listed(&self, route: &str, client: &str, tools: &[&str], first_page: bool) {
+    pub(crate) fn tools_listed(&self, route: &str, client: &str, tools: &[&str], first_page: bool) {
         self.privileges.lock().expect("privileges lock").listed(route, client, tools, first_page, unix_now());
         self.dirty.store(true, Ordering::Relaxed);
     }
 
     /// `client` called `tool`, a tool `route` advertised.
-    pub fn tool_called(&self, route: &str, client: &str, tool: &str) {
+    pub(crate) fn tool_called(&self, route: &str, client: &str, tool: &str) {
         let now = unix_now();
         let mut privileges = self.privileges.lock().expect("privileges lock");
         if !privileges.fresh(route, client, tool, now) {
@@ -131,18 +131,18 @@ impl Checklist {
     }
 
     /// Whether `tool` was in `client`'s own last `tools/list` on `route` (`None`: none seen).
-    pub fn listed_to(&self, route: &str, client: &str, tool: &str) -> Option<bool> {
+    pub(crate) fn listed_to(&self, route: &str, client: &str, tool: &str) -> Option<bool> {
         self.privileges.lock().expect("privileges lock").listed_to(route, client, tool)
     }
 
-    pub fn report(&self) -> Report {
+    pub(crate) fn report(&self) -> Report {
         let window = self.settings.load().window.as_secs();
         self.privileges.lock().expect("privileges lock").report(window)
     }
 
     /// Forgets what left the window, audits rotations, exports the gauges, and returns the state
     /// to write when something changed.
-    pub fn tick(&self) -> Option<State> {
+    pub(crate) fn tick(&self) -> Option<State> {
         let settings = self.settings.load();
         let now = unix_now();
         let before = now.saturating_sub(settings.window.as_secs());
@@ -184,7 +184,7 @@ impl Checklist {
     }
 
     /// Writes `state` to the state file, if there is one (blocking: call off the serving threads).
-    pub fn write(&self, state: &State) {
+    pub(crate) fn write(&self, state: &State) {
         let Some(dir) = &self.dir else { return };
         if let Err(e) = store::write(dir, state) {
             self.metrics.checklist.record_state_error("write");
@@ -195,7 +195,7 @@ impl Checklist {
 
     /// Runs `tick` every `checklist.write_interval` and writes the state when it changed, until
     /// `stop`; then writes it a last time.
-    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub(crate) async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             let interval = self.settings.load().write_interval;
             tokio::select! {

@@ -14,7 +14,7 @@ use crate::metrics::ToolCounts;
 
 /// What one client of one route was offered and used (as written to the state file).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ClientTools {
+pub(crate) struct ClientTools {
     pub route: String,
     pub client: String,
     /// Names from the client's own last `tools/list` (all its pages).
@@ -47,7 +47,7 @@ pub struct Report {
 }
 
 #[derive(Default)]
-pub struct Privileges {
+pub(crate) struct Privileges {
     /// Route → client → what it was offered and used; looked up by `&str` without allocating.
     clients: BTreeMap<String, BTreeMap<String, ClientTools>>,
 }
@@ -72,7 +72,7 @@ impl Privileges {
     /// A page of the client's `tools/list` answer; the first page replaces what it had. A
     /// client lists the same tools again and again, so names already held are kept rather than
     /// freed and allocated anew on every answer.
-    pub fn listed(&mut self, route: &str, client: &str, tools: &[&str], first_page: bool, now: u64) {
+    pub(crate) fn listed(&mut self, route: &str, client: &str, tools: &[&str], first_page: bool, now: u64) {
         let e = self.entry(route, client);
         if first_page {
             let mut page = tools.to_vec();
@@ -89,7 +89,7 @@ impl Privileges {
     }
 
     /// The client called `tool` (a name the route advertised).
-    pub fn called(&mut self, route: &str, client: &str, tool: &str, now: u64) {
+    pub(crate) fn called(&mut self, route: &str, client: &str, tool: &str, now: u64) {
         let e = self.entry(route, client);
         if let Some(at) = e.called.get_mut(tool) {
             *at = now;
@@ -100,17 +100,17 @@ impl Privileges {
     }
 
     /// Whether the client's call of `tool` at `now` is already on record (a repeat in the second).
-    pub fn fresh(&self, route: &str, client: &str, tool: &str, now: u64) -> bool {
+    pub(crate) fn fresh(&self, route: &str, client: &str, tool: &str, now: u64) -> bool {
         self.get(route, client).and_then(|e| e.called.get(tool)).is_some_and(|at| *at >= now)
     }
 
     /// Whether `tool` is in the client's last `tools/list` (`None`: no list seen).
-    pub fn listed_to(&self, route: &str, client: &str, tool: &str) -> Option<bool> {
+    pub(crate) fn listed_to(&self, route: &str, client: &str, tool: &str) -> Option<bool> {
         self.get(route, client).filter(|e| e.listed).map(|e| e.advertised.contains(tool))
     }
 
     /// Forgets calls and clients older than `before`.
-    pub fn forget_before(&mut self, before: u64) {
+    pub(crate) fn forget_before(&mut self, before: u64) {
         for clients in self.clients.values_mut() {
             clients.retain(|_, e| {
                 e.called.retain(|_, at| *at >= before);
@@ -120,22 +120,22 @@ impl Privileges {
         self.clients.retain(|_, clients| !clients.is_empty());
     }
 
-    pub fn counts(&self) -> ToolCounts {
+    pub(crate) fn counts(&self) -> ToolCounts {
         self.all().map(|e| ((e.route.clone(), e.client.clone()), (e.advertised.len(), e.called.len()))).collect()
     }
 
-    pub fn entries(&self) -> Vec<ClientTools> {
+    pub(crate) fn entries(&self) -> Vec<ClientTools> {
         self.all().cloned().collect()
     }
 
-    pub fn load(&mut self, entries: Vec<ClientTools>) {
+    pub(crate) fn load(&mut self, entries: Vec<ClientTools>) {
         for e in entries {
             let (route, client) = (e.route.clone(), e.client.clone());
             self.clients.entry(route).or_default().insert(client, e);
         }
     }
 
-    pub fn report(&self, window_seconds: u64) -> Report {
+    pub(crate) fn report(&self, window_seconds: u64) -> Report {
         report(self.all(), window_seconds)
     }
 
@@ -145,7 +145,7 @@ impl Privileges {
 }
 
 /// The report of `entries` (already limited to the window).
-pub fn report<'a>(entries: impl Iterator<Item = &'a ClientTools>, window_seconds: u64) -> Report {
+pub(crate) fn report<'a>(entries: impl Iterator<Item = &'a ClientTools>, window_seconds: u64) -> Report {
     let clients = entries
         .map(|e| ReportLine {
             route: e.route.clone(),

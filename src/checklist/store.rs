@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::ages::Seen;
 use super::privileges::ClientTools;
 
-pub const FILE: &str = "checklist.json";
+pub(crate) const FILE: &str = "checklist.json";
 const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct State {
+pub(crate) struct State {
     pub version: u32,
     /// Unix seconds of the write.
     pub written_at: u64,
@@ -24,17 +24,17 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(written_at: u64, credentials: Vec<Seen>, privileges: Vec<ClientTools>) -> Self {
+    pub(crate) fn new(written_at: u64, credentials: Vec<Seen>, privileges: Vec<ClientTools>) -> Self {
         Self { version: VERSION, written_at, credentials, privileges }
     }
 }
 
-pub fn path(dir: &Path) -> PathBuf {
+pub(crate) fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
 /// The state in `dir`: `Ok(None)` when there is none yet.
-pub fn read(dir: &Path) -> Result<Option<State>, String> {
+pub(crate) fn read(dir: &Path) -> Result<Option<State>, String> {
     let path = path(dir);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -49,7 +49,7 @@ pub fn read(dir: &Path) -> Result<Option<State>, String> {
 }
 
 /// Replaces the state in `dir` with `state`.
-pub fn write(dir: &Path, state: &State) -> std::io::Result<()> {
+pub(crate) fn write(dir: &Path, state: &State) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{FILE}.tmp"));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(&serde_json::to_vec(state).map_err(std::io::Error::other)?)?;
@@ -61,7 +61,7 @@ pub fn write(dir: &Path, state: &State) -> std::io::Result<()> {
 }
 
 /// Keeps an unreadable state file for inspection instead of overwriting it.
-pub fn set_aside(dir: &Path) -> std::io::Result<PathBuf> {
+pub(crate) fn set_aside(dir: &Path) -> std::io::Result<PathBuf> {
     let aside = dir.join(format!("{FILE}.unreadable"));
     std::fs::rename(path(dir), &aside)?;
     Ok(aside)

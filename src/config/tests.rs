@@ -40,7 +40,7 @@ fn a_type_error_names_the_place() {
 }
 
 /// The example with its file paths pointed at files that exist here.
-pub fn example_with_local_files() -> String {
+pub(super) fn example_with_local_files() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mcp-tap.example.yaml");
     let dir = std::env::temp_dir().join(format!("mcp-tap-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -11,17 +11,17 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
 /// Where Backstage's auth backend publishes its keys.
-pub const JWKS_PATH: &str = "/api/auth/.well-known/jwks.json";
+pub(super) const JWKS_PATH: &str = "/api/auth/.well-known/jwks.json";
 const KID: &str = "mcp-tap-demo-key";
 
-pub struct Signer {
+pub(super) struct Signer {
     encoding: EncodingKey,
     decoding: DecodingKey,
     pub jwks: String,
 }
 
 /// The demo's one signing key, made on first use.
-pub fn signer() -> &'static Signer {
+pub(super) fn signer() -> &'static Signer {
     static SIGNER: OnceLock<Signer> = OnceLock::new();
     SIGNER.get_or_init(|| {
         let rng = SystemRandom::new();
@@ -47,7 +47,7 @@ fn now() -> i64 {
 
 impl Signer {
     /// A user token for `user`, expiring `expires_in` seconds from now (negative: expired).
-    pub fn token(&self, user: &str, expires_in: i64) -> String {
+    pub(super) fn token(&self, user: &str, expires_in: i64) -> String {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some(crate::audit::jwt::USER_TOKEN_TYPE.into());
         header.kid = Some(KID.into());
@@ -57,7 +57,7 @@ impl Signer {
     }
 
     /// Whether Backstage would accept `token` (signed by this key, in date).
-    pub fn verify(&self, token: &str) -> bool {
+    pub(super) fn verify(&self, token: &str) -> bool {
         let mut v = Validation::new(Algorithm::ES256);
         v.validate_aud = false;
         v.leeway = 0;

@@ -23,20 +23,20 @@ mod bridge;
 use bridge::bridge;
 
 /// The running export; `shutdown` flushes what is pending.
-pub struct Export {
+pub(crate) struct Export {
     provider: SdkMeterProvider,
     traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl Export {
     /// The tracer for MCP spans, when `otlp.traces` is on.
-    pub fn tracer(&self) -> Option<opentelemetry_sdk::trace::SdkTracer> {
+    pub(crate) fn tracer(&self) -> Option<opentelemetry_sdk::trace::SdkTracer> {
         use opentelemetry::trace::TracerProvider;
         let scope = InstrumentationScope::builder("mcp-tap").with_version(env!("CARGO_PKG_VERSION")).build();
         self.traces.as_ref().map(|p| p.tracer_with_scope(scope))
     }
 
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         if let Some(t) = &self.traces {
             if let Err(e) = t.shutdown() {
                 tracing::warn!(error = %e, "the last OTLP span export at shutdown failed");
@@ -216,7 +216,7 @@ fn http_options<B: WithExportConfig + WithHttpConfig>(b: B, config: &Otlp, path:
 }
 
 /// Starts the OTLP export if the config or the environment names an endpoint.
-pub fn start(config: &Otlp, env: &Environment, metrics: Arc<Metrics>) -> anyhow::Result<Option<Export>> {
+pub(crate) fn start(config: &Otlp, env: &Environment, metrics: Arc<Metrics>) -> anyhow::Result<Option<Export>> {
     let env_endpoint = env.first(&["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
     if config.endpoint.is_none() && env_endpoint.is_none() {
         return Ok(None);

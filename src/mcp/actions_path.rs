@@ -7,7 +7,7 @@
 
 /// What an MCP Actions path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ActionsPath<'a> {
+pub(crate) enum ActionsPath<'a> {
     /// `/api/mcp-actions/v1`: the default server.
     Default,
     /// `/api/mcp-actions/v1/{key}`: a split server; the key as sent (Express matches it in any case).
@@ -29,7 +29,7 @@ fn trim_trailing(s: &str) -> &str {
 }
 
 /// The MCP Actions route a request path (without its query) names, if any.
-pub fn parse(path: &str) -> Option<ActionsPath<'_>> {
+pub(crate) fn parse(path: &str) -> Option<ActionsPath<'_>> {
     let rest = strip_prefix_ci(path, PREFIX)?;
     // The plugin router is mounted at the prefix; one empty segment before `v1` still reaches it.
     let rest = rest.strip_prefix('/')?;

@@ -12,14 +12,14 @@ use super::method::Method;
 
 /// A request id in canonical form, so `1` and `"1"` stay distinct as the spec requires.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Id {
+pub(crate) enum Id {
     Num(Box<str>),
     Str(Box<str>),
 }
 
 impl Id {
     /// The id as the client wrote it (without quotes for strings).
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Id::Num(n) | Id::Str(n) => n,
         }
@@ -28,7 +28,7 @@ impl Id {
 
 /// One decoded message.
 #[derive(Debug, Default, PartialEq, Clone)]
-pub struct Message {
+pub(crate) struct Message {
     pub id: Option<Id>,
     /// Present on requests and notifications; names MCP does not define are `Method::Other`.
     pub method: Option<Method>,
@@ -47,7 +47,7 @@ pub struct Message {
 }
 
 #[derive(Debug, Default, PartialEq, Clone)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A request or notification (see `method`).
     #[default]
     Call,
@@ -60,7 +60,7 @@ pub enum Kind {
 }
 
 #[derive(Debug, Default, PartialEq, Clone)]
-pub struct ResultInfo {
+pub(crate) struct ResultInfo {
     pub is_error: bool,
     /// First text content of the result, truncated: tool failures say `<ErrorName>: <message>`.
     pub error_text: Option<String>,
@@ -74,19 +74,13 @@ pub struct ResultInfo {
 }
 
 impl Message {
-    pub fn is_request(&self) -> bool {
-        self.method.is_some() && self.id.is_some()
-    }
-    pub fn is_notification(&self) -> bool {
-        self.method.is_some() && self.id.is_none()
-    }
-    pub fn is_response(&self) -> bool {
+    pub(crate) fn is_response(&self) -> bool {
         matches!(self.kind, Kind::Result(_) | Kind::Error { .. })
     }
 }
 
 #[derive(Debug, PartialEq)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// Not JSON at all (or truncated).
     Malformed,
     /// JSON, but a batch larger than the cap.
@@ -94,7 +88,7 @@ pub enum DecodeError {
 }
 
 /// Decodes a body that holds one message or a batch of them.
-pub fn decode(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeError> {
+pub(crate) fn decode(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeError> {
     match decode_single(body) {
         Some(one) => one.map(|(message, _)| vec![message]),
         None => decode_batch(body, max_batch),
@@ -102,10 +96,10 @@ pub fn decode(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeError
 }
 
 /// A message, and where the value of its id sits in the body it came from.
-pub type Located = (Message, Option<Range<usize>>);
+pub(crate) type Located = (Message, Option<Range<usize>>);
 
 /// A body that is not a batch (`None` for a batch).
-pub fn decode_single(body: &[u8]) -> Option<Result<Located, DecodeError>> {
+pub(crate) fn decode_single(body: &[u8]) -> Option<Result<Located, DecodeError>> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if first == Some(b'[') {
         return None;
@@ -140,7 +134,7 @@ fn decode_batch(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeErr
 
 /// An id from the text of exactly one JSON value (`None` if it is not one); a value that is not
 /// an id the tap tracks is `Some(None)`, as in a whole message.
-pub fn decode_id(text: &[u8]) -> Option<Option<Id>> {
+pub(crate) fn decode_id(text: &[u8]) -> Option<Option<Id>> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let id = loose_id(&mut de).ok()?;
     de.end().ok()?;
@@ -325,7 +319,7 @@ mod tests {
         assert_eq!(m.id, Some(Id::Num("3".into())));
         assert_eq!(m.method, Some(Method::ToolsCall));
         assert_eq!(m.target.as_deref(), Some("catalog.get-catalog-entity"));
-        assert!(m.is_request());
+        assert!(m.id.is_some() && !m.is_response(), "a request");
     }
 
     #[test]
@@ -367,11 +361,11 @@ mod tests {
     fn errors_and_batches() {
         let v = decode(br#"[{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#, 8).unwrap();
         assert_eq!(v[0].kind, Kind::Error { code: -32601 });
-        assert!(v[1].is_notification());
+        assert!(v[1].method.is_some() && v[1].id.is_none(), "a notification");
         assert_eq!(decode(b"[1,2,3]", 2), Err(DecodeError::BatchTooLarge));
         let mixed = decode(br#"[7,{"id":1,"method":"ping"}]"#, 2).unwrap();
         assert_eq!(mixed[0].kind, Kind::Invalid);
-        assert!(mixed[1].is_request());
+        assert!(mixed[1].method == Some(Method::Ping) && mixed[1].id.is_some(), "a request");
         assert_eq!(decode(b"{\"id\":1", 2), Err(DecodeError::Malformed));
         assert_eq!(one("42").kind, Kind::Invalid);
         assert_eq!(one(r#"{"id":{"x":1}}"#).kind, Kind::Invalid);

@@ -97,7 +97,7 @@ impl<'de> Pick<'de> for AnyId {
 }
 
 /// Ids are strings or numbers; anything else (null, objects, overlong) is not tracked.
-pub fn loose_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Id>, D::Error> {
+pub(super) fn loose_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Id>, D::Error> {
     d.deserialize_any(Lenient(AnyId))
 }
 
@@ -111,7 +111,7 @@ impl<'de> Pick<'de> for Text {
 }
 
 /// A field that should be a string but may be anything in hostile input: non-strings are skipped.
-pub fn string_or_skip<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+pub(super) fn string_or_skip<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
     d.deserialize_any(Lenient(Text))
 }
 
@@ -128,7 +128,7 @@ impl Pick<'_> for Integer {
 }
 
 /// An integer field (a JSON-RPC error code); other types and fractions are skipped.
-pub fn integer_or_skip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(super) fn integer_or_skip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     d.deserialize_any(Lenient(Integer))
 }
 

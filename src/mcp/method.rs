@@ -5,7 +5,7 @@ use crate::labels::label_enum;
 
 label_enum! {
     /// An MCP method; unknown names are `Other`, so a method is always a bounded label.
-    pub enum Method {
+    pub(crate) enum Method {
         Initialize = "initialize",
         Ping = "ping",
         ToolsList = "tools/list",
@@ -45,22 +45,22 @@ label_enum! {
 
 impl Method {
     /// The method a name denotes; names MCP does not define are `Other`.
-    pub fn parse(name: &str) -> Self {
+    pub(crate) fn parse(name: &str) -> Self {
         Self::from_label(name).unwrap_or(Method::Other)
     }
 
     /// Methods whose `params.name` names a tool or prompt (`gen_ai.tool.name`, `gen_ai.prompt.name`).
-    pub fn names_a_target(self) -> bool {
+    pub(crate) fn names_a_target(self) -> bool {
         matches!(self, Method::ToolsCall | Method::PromptsGet)
     }
 
     /// Methods that list what the server offers: their answers repeat for every session.
-    pub fn lists_offerings(self) -> bool {
+    pub(crate) fn lists_offerings(self) -> bool {
         matches!(self, Method::ToolsList | Method::PromptsList | Method::ResourcesList | Method::ResourcesTemplatesList)
     }
 
     /// The methods whose auth-failure series exist from start-up.
-    pub const AUDITED: [Method; 3] = [Method::Initialize, Method::ToolsList, Method::ToolsCall];
+    pub(crate) const AUDITED: [Method; 3] = [Method::Initialize, Method::ToolsList, Method::ToolsCall];
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! MCP on the wire: JSON-RPC envelopes, the SSE decoder, and bounded label values.
 
-pub mod actions_path;
-pub mod jsonrpc;
+pub(crate) mod actions_path;
+pub(crate) mod jsonrpc;
 mod lenient;
-pub mod method;
-pub mod names;
+pub(crate) mod method;
+pub(crate) mod names;
 mod repeat;
-pub mod response;
-pub mod sse;
+pub(crate) mod response;
+pub(crate) mod sse;

@@ -4,31 +4,31 @@
 use std::collections::HashSet;
 
 /// The value any label folds into when its real value is not allowed.
-pub const OTHER: &str = "_OTHER";
+pub(crate) const OTHER: &str = "_OTHER";
 
 const KNOWN_PROTOCOL_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"];
 
 /// The version the spec tells servers to assume when a client sends none.
-pub const DEFAULT_PROTOCOL_VERSION: &str = "2025-03-26";
+pub(crate) const DEFAULT_PROTOCOL_VERSION: &str = "2025-03-26";
 
-pub fn protocol_version_label(version: &str) -> &'static str {
+pub(crate) fn protocol_version_label(version: &str) -> &'static str {
     KNOWN_PROTOCOL_VERSIONS.iter().find(|v| **v == version).copied().unwrap_or(OTHER)
 }
 
 /// Names a route's upstream advertised, capped; `allow` comes from config and is always accepted.
 #[derive(Debug, Default)]
-pub struct NameSet {
+pub(crate) struct NameSet {
     learned: HashSet<Box<str>>,
     cap: usize,
 }
 
 impl NameSet {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self { learned: HashSet::new(), cap }
     }
 
     /// Remembers an advertised name; returns false when the cap left it out.
-    pub fn learn(&mut self, name: &str) -> bool {
+    pub(crate) fn learn(&mut self, name: &str) -> bool {
         if self.learned.contains(name) {
             return true;
         }
@@ -39,11 +39,11 @@ impl NameSet {
         true
     }
 
-    pub fn contains(&self, name: &str) -> bool {
+    pub(crate) fn contains(&self, name: &str) -> bool {
         self.learned.contains(name)
     }
 
-    pub fn set_cap(&mut self, cap: usize) {
+    pub(crate) fn set_cap(&mut self, cap: usize) {
         self.cap = cap;
     }
 }

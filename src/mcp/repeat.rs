@@ -48,7 +48,7 @@ thread_local! {
 }
 
 /// Decodes a list answer, from memory when this thread has decoded the same answer before.
-pub fn decode_list_answer(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeError> {
+pub(super) fn decode_list_answer(body: &[u8], max_batch: usize) -> Result<Vec<Message>, DecodeError> {
     if !(MIN_REMEMBERED..=MAX_REMEMBERED).contains(&body.len()) {
         return jsonrpc::decode(body, max_batch);
     }

@@ -7,7 +7,7 @@ use super::sse::{SseDecoder, SseItem};
 
 /// Why a message could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodeFailure {
+pub(crate) enum DecodeFailure {
     /// Larger than the per-message cap: passed through unread.
     TooLarge,
     BatchTooLarge,
@@ -15,11 +15,11 @@ pub enum DecodeFailure {
 }
 
 /// The messages of one SSE event or JSON body, or why they could not be read.
-pub type Decoded = Result<Vec<Message>, DecodeFailure>;
+pub(crate) type Decoded = Result<Vec<Message>, DecodeFailure>;
 
 /// How the body ended, as far as the decoder can tell.
 #[derive(Debug, Default)]
-pub struct Ended {
+pub(crate) struct Ended {
     /// A JSON body, decoded now that it is complete.
     pub last: Option<Decoded>,
     /// An SSE stream that stopped in the middle of an event.
@@ -28,7 +28,7 @@ pub struct Ended {
     pub body: Option<Vec<u8>>,
 }
 
-pub enum ResponseDecoder {
+pub(crate) enum ResponseDecoder {
     Sse {
         decoder: SseDecoder,
         max_batch: usize,
@@ -46,7 +46,7 @@ pub enum ResponseDecoder {
 }
 
 impl ResponseDecoder {
-    pub fn for_content_type(content_type: &str, max_message: usize, max_batch: usize) -> Self {
+    pub(crate) fn for_content_type(content_type: &str, max_message: usize, max_batch: usize) -> Self {
         let mime = content_type.split(';').next().unwrap_or("").trim();
         if mime.eq_ignore_ascii_case("text/event-stream") {
             ResponseDecoder::Sse { decoder: SseDecoder::new(max_message), max_batch, lists: false }
@@ -59,19 +59,19 @@ impl ResponseDecoder {
 
     /// The answers are to list requests (`tools/list`, `prompts/list`, ...), which repeat the
     /// same bytes for every session: a repeat is recognised instead of parsed (see `repeat`).
-    pub fn answering_lists(mut self) -> Self {
+    pub(crate) fn answering_lists(mut self) -> Self {
         if let ResponseDecoder::Sse { lists, .. } | ResponseDecoder::Json { lists, .. } = &mut self {
             *lists = true;
         }
         self
     }
 
-    pub fn reads_nothing(&self) -> bool {
+    pub(crate) fn reads_nothing(&self) -> bool {
         matches!(self, ResponseDecoder::None)
     }
 
     /// A frame of the body went by; completed SSE events are appended to `out`.
-    pub fn feed(&mut self, data: &[u8], out: &mut Vec<Decoded>) {
+    pub(crate) fn feed(&mut self, data: &[u8], out: &mut Vec<Decoded>) {
         match self {
             ResponseDecoder::Sse { decoder, max_batch, lists } => decoder.feed(data, &mut |item| match item {
                 SseItem::Message(m) if m.iter().all(u8::is_ascii_whitespace) => {}
@@ -96,7 +96,7 @@ impl ResponseDecoder {
     /// A refusal's body (401, 403, 429) ended whole. It is kept for its reason, and decoded as
     /// MCP only if it names `"jsonrpc"`: Backstage's own error bodies never do, so a flood of
     /// refusals is not parsed as JSON-RPC for nothing.
-    pub fn finish_refusal(self) -> Ended {
+    pub(crate) fn finish_refusal(self) -> Ended {
         match self {
             ResponseDecoder::Json { buf, overflow: false, .. }
                 if memchr::memmem::find(&buf, b"\"jsonrpc\"").is_none() =>
@@ -108,7 +108,7 @@ impl ResponseDecoder {
     }
 
     /// The body ended; `complete` is false when it broke off or the client left.
-    pub fn finish(self, complete: bool) -> Ended {
+    pub(crate) fn finish(self, complete: bool) -> Ended {
         match self {
             ResponseDecoder::Json { overflow: true, .. } => {
                 Ended { last: Some(Err(DecodeFailure::TooLarge)), ..Ended::default() }

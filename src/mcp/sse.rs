@@ -3,7 +3,7 @@
 
 /// What the decoder hands out.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SseItem<'a> {
+pub(crate) enum SseItem<'a> {
     /// A complete event whose type is `message` (the default) with its joined `data` lines.
     Message(&'a [u8]),
     /// A complete event of another type; MCP only uses `message`, so these are not decoded.
@@ -13,7 +13,7 @@ pub enum SseItem<'a> {
 }
 
 #[derive(Debug)]
-pub struct SseDecoder {
+pub(crate) struct SseDecoder {
     cap: usize,
     /// The unfinished line at the end of the last chunk.
     line: Vec<u8>,
@@ -28,7 +28,7 @@ pub struct SseDecoder {
 }
 
 impl SseDecoder {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self {
             cap,
             line: Vec::new(),
@@ -42,7 +42,7 @@ impl SseDecoder {
     }
 
     /// Feeds a chunk; `emit` is called once per complete event.
-    pub fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(SseItem<'_>)) {
+    pub(crate) fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(SseItem<'_>)) {
         if chunk.is_empty() {
             return;
         }
@@ -99,7 +99,7 @@ impl SseDecoder {
     }
 
     /// Whether the stream ended in the middle of an event (an event is only complete at a blank line).
-    pub fn has_partial_event(&self) -> bool {
+    pub(crate) fn has_partial_event(&self) -> bool {
         self.has_data || !self.line.is_empty()
     }
 

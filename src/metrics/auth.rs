@@ -6,7 +6,7 @@ use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 use super::{catalogue, counter_of, float_gauge_of, gauge_of, AuditLoss, Outcome, Reason, Scope};
 use crate::mcp::method::Method;
 
-pub struct AuthMetrics {
+pub(crate) struct AuthMetrics {
     failures: IntCounterVec,
     client_operations: IntCounterVec,
     burst_active: IntGaugeVec,
@@ -38,18 +38,25 @@ impl AuthMetrics {
 
 impl super::Metrics {
     /// A finding raised (`kind` one of the audit's finding kinds).
-    pub fn record_finding(&self, kind: &str) {
+    pub(crate) fn record_finding(&self, kind: &str) {
         self.auth.findings.with_label_values(&[kind]).inc();
     }
 
-    pub fn preinit_findings(&self, kinds: &[&str]) {
+    pub(crate) fn preinit_findings(&self, kinds: &[&str]) {
         for kind in kinds {
             self.auth.findings.with_label_values(&[kind]);
         }
     }
 
     /// `method` is `None` when the refused request carried no decodable MCP call.
-    pub fn record_auth_failure(&self, route: &str, status: u16, reason: Reason, client: &str, method: Option<Method>) {
+    pub(crate) fn record_auth_failure(
+        &self,
+        route: &str,
+        status: u16,
+        reason: Reason,
+        client: &str,
+        method: Option<Method>,
+    ) {
         let method = method.map_or("", Method::as_str);
         let status = super::StatusLabel::new(status);
         self.auth.failures.with_label_values(&[route, status.as_str(), reason.as_str(), client, method]).inc();
@@ -57,7 +64,7 @@ impl super::Metrics {
 
     /// Creates the series a route and client may produce, at 0, so `rate()` and alerts work from
     /// the first failure on.
-    pub fn preinit_auth_failures(&self, route: &str, reasons: &[Reason], clients: &[&str], methods: &[Method]) {
+    pub(crate) fn preinit_auth_failures(&self, route: &str, reasons: &[Reason], clients: &[&str], methods: &[Method]) {
         for reason in reasons {
             let status = reason.status().to_string();
             for client in clients {
@@ -68,21 +75,21 @@ impl super::Metrics {
         }
     }
 
-    pub fn record_client_operation(&self, client: &str, method: Method, tool: &str, outcome: Outcome) {
+    pub(crate) fn record_client_operation(&self, client: &str, method: Method, tool: &str, outcome: Outcome) {
         self.auth.client_operations.with_label_values(&[client, method.as_str(), tool, outcome.as_str()]).inc();
     }
 
-    pub fn record_burst_started(&self, scope: Scope) {
+    pub(crate) fn record_burst_started(&self, scope: Scope) {
         self.auth.bursts.with_label_values(&[scope.as_str()]).inc();
         self.auth.burst_active.with_label_values(&[scope.as_str()]).inc();
     }
 
-    pub fn record_burst_ended(&self, scope: Scope) {
+    pub(crate) fn record_burst_ended(&self, scope: Scope) {
         self.auth.burst_active.with_label_values(&[scope.as_str()]).dec();
     }
 
     /// Zero series for the audit trail's own health; `events` are the audit event names.
-    pub fn preinit_audit(&self, events: &[&str]) {
+    pub(crate) fn preinit_audit(&self, events: &[&str]) {
         for event in events {
             self.auth.audit_events.with_label_values(&[event]);
         }
@@ -91,7 +98,7 @@ impl super::Metrics {
         }
     }
 
-    pub fn preinit_bursts(&self) {
+    pub(crate) fn preinit_bursts(&self) {
         for s in Scope::ALL.iter().map(|s| s.as_str()) {
             self.auth.bursts.with_label_values(&[s]);
             self.auth.burst_active.with_label_values(&[s]);
@@ -99,20 +106,20 @@ impl super::Metrics {
         }
     }
 
-    pub fn record_burst_eviction(&self, scope: Scope) {
+    pub(crate) fn record_burst_eviction(&self, scope: Scope) {
         self.auth.burst_evictions.with_label_values(&[scope.as_str()]).inc();
     }
 
-    pub fn record_probe(&self, check: &str, ok: bool, seconds: f64) {
+    pub(crate) fn record_probe(&self, check: &str, ok: bool, seconds: f64) {
         self.auth.probe_success.with_label_values(&[check]).set(i64::from(ok));
         self.auth.probe_duration.with_label_values(&[check]).set(seconds);
     }
 
-    pub fn record_audit_event(&self, event: &str) {
+    pub(crate) fn record_audit_event(&self, event: &str) {
         self.auth.audit_events.with_label_values(&[event]).inc();
     }
 
-    pub fn record_audit_write_error(&self, cause: AuditLoss) {
+    pub(crate) fn record_audit_write_error(&self, cause: AuditLoss) {
         self.auth.audit_write_errors.with_label_values(&[cause.as_str()]).inc();
     }
 }

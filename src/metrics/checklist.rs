@@ -9,7 +9,7 @@ use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 use super::{catalogue, counter_of, gauge_of, int_gauge_of};
 
-pub struct ChecklistMetrics {
+pub(crate) struct ChecklistMetrics {
     first_seen: IntGaugeVec,
     rotation_period: IntGauge,
     tools_advertised: IntGaugeVec,
@@ -27,7 +27,7 @@ struct Exported {
 }
 
 /// Per route and client: tools advertised to it, distinct tools it called.
-pub type ToolCounts = BTreeMap<(String, String), (usize, usize)>;
+pub(crate) type ToolCounts = BTreeMap<(String, String), (usize, usize)>;
 
 impl ChecklistMetrics {
     pub(super) fn new(r: &Registry) -> Self {
@@ -42,27 +42,27 @@ impl ChecklistMetrics {
         }
     }
 
-    pub fn preinit(&self) {
+    pub(crate) fn preinit(&self) {
         self.evictions.with_label_values(&["credential"]);
         for op in ["read", "write"] {
             self.state_errors.with_label_values(&[op]);
         }
     }
 
-    pub fn set_rotation_period(&self, seconds: u64) {
+    pub(crate) fn set_rotation_period(&self, seconds: u64) {
         self.rotation_period.set(i64::try_from(seconds).unwrap_or(i64::MAX));
     }
 
-    pub fn record_eviction(&self) {
+    pub(crate) fn record_eviction(&self) {
         self.evictions.with_label_values(&["credential"]).inc();
     }
 
-    pub fn record_state_error(&self, operation: &'static str) {
+    pub(crate) fn record_state_error(&self, operation: &'static str) {
         self.state_errors.with_label_values(&[operation]).inc();
     }
 
     /// Replaces the first-seen gauges with `clients` (client → Unix seconds).
-    pub fn export_first_seen(&self, clients: &BTreeMap<String, u64>) {
+    pub(crate) fn export_first_seen(&self, clients: &BTreeMap<String, u64>) {
         let mut exported = self.exported.lock().expect("checklist metrics lock");
         for gone in exported.clients.iter().filter(|c| !clients.contains_key(*c)) {
             let _ = self.first_seen.remove_label_values(&[gone]);
@@ -74,7 +74,7 @@ impl ChecklistMetrics {
     }
 
     /// Replaces the tools gauges with `counts`.
-    pub fn export_tools(&self, counts: &ToolCounts) {
+    pub(crate) fn export_tools(&self, counts: &ToolCounts) {
         let mut exported = self.exported.lock().expect("checklist metrics lock");
         for gone in exported.tools.iter().filter(|k| !counts.contains_key(*k)) {
             let _ = self.tools_advertised.remove_label_values(&[&gone.0, &gone.1]);

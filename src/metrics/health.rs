@@ -5,7 +5,7 @@ use prometheus::{Gauge, IntCounterVec, IntGauge, Registry};
 
 use super::{catalogue, counter_of, float_gauge_of, int_gauge_of};
 
-pub struct HealthMetrics {
+pub(super) struct HealthMetrics {
     config_reload_ok: IntGauge,
     config_reload_timestamp: Gauge,
     config_reloads: IntCounterVec,
@@ -35,7 +35,7 @@ impl HealthMetrics {
 
 impl super::Metrics {
     /// A config load succeeded (at start-up or on reload).
-    pub fn record_config_loaded(&self, reload: bool) {
+    pub(crate) fn record_config_loaded(&self, reload: bool) {
         self.health.config_reload_ok.set(1);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         self.health.config_reload_timestamp.set(now.as_secs_f64());
@@ -45,12 +45,12 @@ impl super::Metrics {
     }
 
     /// A reload was refused; the running config stays.
-    pub fn record_config_reload_failed(&self) {
+    pub(crate) fn record_config_reload_failed(&self) {
         self.health.config_reload_ok.set(0);
         self.health.config_reloads.with_label_values(&["failure"]).inc();
     }
 
-    pub fn record_otlp_export_failure(&self, signal: &str) {
+    pub(crate) fn record_otlp_export_failure(&self, signal: &str) {
         self.health.otlp_failures.with_label_values(&[signal]).inc();
     }
 }

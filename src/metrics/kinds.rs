@@ -6,7 +6,7 @@ use crate::labels::label_enum;
 
 /// Why an operation failed; `None` is success. Rendered as the `error_type` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorType {
+pub(crate) enum ErrorType {
     None,
     JsonRpc(i64),
     ToolError,
@@ -20,7 +20,7 @@ pub enum ErrorType {
 
 impl ErrorType {
     /// The `error.type` value, without the label bounds (for spans); `None` on success.
-    pub fn label(&self) -> Option<String> {
+    pub(crate) fn label(&self) -> Option<String> {
         match self {
             ErrorType::None => None,
             ErrorType::JsonRpc(code) => Some(code.to_string()),
@@ -44,7 +44,7 @@ impl ErrorType {
 
 label_enum! {
     /// Why a session ended (`mcp_tap_sessions_ended_total{reason}`).
-    pub enum SessionEnd {
+    pub(crate) enum SessionEnd {
         Delete = "delete",
         Expired = "expired",
         Idle = "idle",
@@ -58,7 +58,7 @@ label_enum! {
     /// How the tap knows a session (`mcp_tap_sessions_ended_total{session_kind}`): the server's
     /// `Mcp-Session-Id`, an `initialize` of a client of a stateless server, or the requests of an
     /// MCP 2026-07-28 client, which has no handshake at all.
-    pub enum SessionKind {
+    pub(crate) enum SessionKind {
         Header = "header",
         Inferred = "inferred",
         Stateless = "stateless",
@@ -68,7 +68,7 @@ label_enum! {
 label_enum! {
     /// Which MCP 2026-07-28 request header disagreed with the body
     /// (`mcp_tap_header_mismatch_total{kind}`): `Mcp-Method` or `Mcp-Name`.
-    pub enum MismatchKind {
+    pub(crate) enum MismatchKind {
         Method = "method",
         Name = "name",
     }
@@ -76,7 +76,7 @@ label_enum! {
 
 label_enum! {
     /// What went wrong talking to the upstream (`mcp_tap_upstream_errors_total{kind}`).
-    pub enum UpstreamErrorKind {
+    pub(crate) enum UpstreamErrorKind {
         Connect = "connect",
         Timeout = "timeout",
         Reset = "reset",
@@ -86,7 +86,7 @@ label_enum! {
 
 label_enum! {
     /// Why some bytes could not be decoded (`mcp_tap_decode_errors_total{kind}`).
-    pub enum DecodeErrorKind {
+    pub(crate) enum DecodeErrorKind {
         /// A request body that is not JSON.
         RequestJson = "request_json",
         /// A response body or SSE event that is not JSON.
@@ -100,7 +100,7 @@ label_enum! {
 
 label_enum! {
     /// Why a message was passed through without being looked at (`mcp_tap_unparsed_messages_total{reason}`).
-    pub enum UnparsedReason {
+    pub(crate) enum UnparsedReason {
         RequestTooLarge = "request_too_large",
         MessageTooLarge = "message_too_large",
         BatchTooLarge = "batch_too_large",
@@ -115,7 +115,7 @@ label_enum! {
 
 label_enum! {
     /// Which label a value was folded into `_OTHER` for (`mcp_tap_label_overflow_total{label}`).
-    pub enum OverflowLabel {
+    pub(crate) enum OverflowLabel {
         Route = "mcp_route",
         Tool = "gen_ai_tool_name",
         Prompt = "gen_ai_prompt_name",
@@ -129,7 +129,7 @@ label_enum! {
 
 label_enum! {
     /// `outcome` of `mcp_tap_client_operations_total`.
-    pub enum Outcome {
+    pub(crate) enum Outcome {
         Ok = "ok",
         Error = "error",
         ToolError = "tool_error",
@@ -139,7 +139,7 @@ label_enum! {
 
 label_enum! {
     /// Why a request was refused (`mcp_tap_auth_failures_total{reason}`).
-    pub enum Reason {
+    pub(crate) enum Reason {
         MissingCredentials = "missing_credentials",
         MalformedAuthorization = "malformed_authorization",
         UnknownToken = "unknown_token",
@@ -164,7 +164,7 @@ label_enum! {
 
 impl Reason {
     /// The HTTP status this reason arrives with from Backstage.
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             Reason::PluginNotAllowed => 403,
             Reason::DelegationDenied | Reason::HiddenDenial => 200,
@@ -176,7 +176,7 @@ impl Reason {
 
 label_enum! {
     /// What an auth-failure burst is keyed by (`scope` of the burst metrics).
-    pub enum Scope {
+    pub(crate) enum Scope {
         Source = "source",
         Credential = "credential",
         Stuffing = "stuffing",
@@ -186,7 +186,7 @@ label_enum! {
 
 label_enum! {
     /// Why an audit line or page was lost (`mcp_tap_audit_write_errors_total{cause}`).
-    pub enum AuditLoss {
+    pub(crate) enum AuditLoss {
         QueueFull = "queue_full",
         Io = "io",
         Alertmanager = "alertmanager",
@@ -195,7 +195,7 @@ label_enum! {
 
 label_enum! {
     /// Which limit refused a client (`mcp_tap_requests_refused_total{limit}`).
-    pub enum Limit {
+    pub(crate) enum Limit {
         /// An MCP request body over `limits.max_request_body_bytes` (413).
         RequestBodyBytes = "request_body_bytes",
         /// An MCP request body not complete within `limits.request_body_timeout` (408).
@@ -208,14 +208,14 @@ label_enum! {
 }
 
 /// A status code as a label value; the codes HTTP can carry need no allocation.
-pub struct StatusLabel(Result<http::StatusCode, String>);
+pub(crate) struct StatusLabel(Result<http::StatusCode, String>);
 
 impl StatusLabel {
-    pub fn new(status: u16) -> Self {
+    pub(crate) fn new(status: u16) -> Self {
         Self(http::StatusCode::from_u16(status).map_err(|_| status.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match &self.0 {
             Ok(code) => code.as_str(),
             Err(other) => other,

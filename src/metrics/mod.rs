@@ -11,7 +11,7 @@ use crate::mcp::method::Method;
 use crate::mcp::names::OTHER;
 
 mod auth;
-pub mod catalogue;
+pub(crate) mod catalogue;
 mod register;
 pub(crate) use register::bounds;
 #[cfg(test)]
@@ -20,12 +20,12 @@ use register::{counter_of, float_gauge_of, gauge_of, histogram, int_gauge_of};
 mod checklist;
 mod health;
 mod kinds;
-pub mod otel;
+pub(crate) mod otel;
 mod user_tokens;
-pub use auth::AuthMetrics;
-pub use checklist::{ChecklistMetrics, ToolCounts};
+pub(crate) use auth::AuthMetrics;
+pub(crate) use checklist::{ChecklistMetrics, ToolCounts};
 use health::HealthMetrics;
-pub use kinds::{
+pub(crate) use kinds::{
     AuditLoss, DecodeErrorKind, ErrorType, Limit, MismatchKind, Outcome, OverflowLabel, Reason, Scope, SessionEnd,
     SessionKind, StatusLabel, UnparsedReason, UpstreamErrorKind,
 };
@@ -38,7 +38,7 @@ pub const OPERATION_BUCKETS: [f64; 14] =
 pub(crate) const RESPONSE_BYTES_BUCKETS: [f64; 9] =
     [256.0, 1024.0, 4096.0, 16_384.0, 65_536.0, 262_144.0, 1_048_576.0, 2_097_152.0, 4_194_304.0];
 
-pub const OVERHEAD_BUCKETS: [f64; 12] =
+pub(crate) const OVERHEAD_BUCKETS: [f64; 12] =
     [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 
 /// Distinct JSON-RPC error codes kept as label values; more fold into `_OTHER`.
@@ -46,7 +46,7 @@ const MAX_RPC_CODES: usize = 64;
 
 /// One finished MCP operation, labels already bounded.
 #[derive(Debug, Clone)]
-pub struct Operation<'a> {
+pub(crate) struct Operation<'a> {
     pub route: &'a str,
     pub method: Method,
     pub tool: &'a str,
@@ -57,7 +57,7 @@ pub struct Operation<'a> {
     pub duration: Duration,
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     operation_duration: HistogramVec,
     session_duration: HistogramVec,
@@ -90,7 +90,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(session_buckets: Vec<f64>) -> Self {
+    pub(crate) fn new(session_buckets: Vec<f64>) -> Self {
         let registry = Registry::new();
         let r = &registry;
         let m = Self {
@@ -141,7 +141,7 @@ impl Metrics {
     }
 
     /// Zero series for a route's counters, so `rate()` and alerts see the first increment.
-    pub fn preinit_route(&self, route: &str) {
+    pub(crate) fn preinit_route(&self, route: &str) {
         for kind in UpstreamErrorKind::ALL {
             self.upstream_errors.with_label_values(&[route, kind.as_str()]);
         }
@@ -176,23 +176,19 @@ impl Metrics {
         self.health.preinit();
     }
 
-    pub fn session_buckets(&self) -> &[f64] {
-        &self.session_buckets
-    }
-
     /// Records the histograms into `meter` as well, from now on (OTLP export is on).
-    pub fn mirror_histograms(&self, meter: &opentelemetry::metrics::Meter) {
+    pub(crate) fn mirror_histograms(&self, meter: &opentelemetry::metrics::Meter) {
         let _ = self.otel.set(otel::histograms(meter, &self.session_buckets));
     }
 
     /// The Prometheus text exposition of every series.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
         String::from_utf8(buf).expect("exposition is UTF-8")
     }
 
-    pub fn registry(&self) -> &Registry {
+    pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }
 
@@ -208,7 +204,7 @@ impl Metrics {
         }
     }
 
-    pub fn record_operation(&self, op: &Operation<'_>) {
+    pub(crate) fn record_operation(&self, op: &Operation<'_>) {
         let (code_label, status_label);
         let (error_type, rpc_code): (&str, &str) = match op.error {
             ErrorType::None => ("", ""),
@@ -243,7 +239,7 @@ impl Metrics {
         }
     }
 
-    pub fn record_http_exchange(&self, route: &str, method: &http::Method, status: u16) {
+    pub(crate) fn record_http_exchange(&self, route: &str, method: &http::Method, status: u16) {
         let method = match *method {
             http::Method::GET => "GET",
             http::Method::POST => "POST",
@@ -257,11 +253,11 @@ impl Metrics {
         self.http_requests.with_label_values(&[route, method, StatusLabel::new(status).as_str()]).inc();
     }
 
-    pub fn record_session_start(&self, route: &str) {
+    pub(crate) fn record_session_start(&self, route: &str) {
         self.sessions_active.with_label_values(&[route]).inc();
     }
 
-    pub fn record_session_end(
+    pub(crate) fn record_session_end(
         &self,
         route: &str,
         protocol_version: &'static str,
@@ -286,39 +282,39 @@ impl Metrics {
         }
     }
 
-    pub fn set_tools_advertised(&self, route: &str, count: usize) {
+    pub(crate) fn set_tools_advertised(&self, route: &str, count: usize) {
         self.tools_advertised.with_label_values(&[route]).set(count as i64);
     }
 
-    pub fn add_tools_advertised(&self, route: &str, count: usize) {
+    pub(crate) fn add_tools_advertised(&self, route: &str, count: usize) {
         self.tools_advertised.with_label_values(&[route]).add(count as i64);
     }
 
-    pub fn record_upstream_error(&self, route: &str, kind: UpstreamErrorKind) {
+    pub(crate) fn record_upstream_error(&self, route: &str, kind: UpstreamErrorKind) {
         self.upstream_errors.with_label_values(&[route, kind.as_str()]).inc();
     }
 
-    pub fn record_overhead(&self, route: &str, overhead: Duration) {
+    pub(crate) fn record_overhead(&self, route: &str, overhead: Duration) {
         self.proxy_overhead.with_label_values(&[route]).observe(overhead.as_secs_f64());
         if let Some(otel) = self.otel.get() {
             otel.overhead.record(overhead.as_secs_f64(), &otel::attributes(&[("mcp_route", route)]));
         }
     }
 
-    pub fn record_decode_error(&self, kind: DecodeErrorKind) {
+    pub(crate) fn record_decode_error(&self, kind: DecodeErrorKind) {
         self.decode_errors.with_label_values(&[kind.as_str()]).inc();
     }
 
-    pub fn record_unparsed(&self, reason: UnparsedReason) {
+    pub(crate) fn record_unparsed(&self, reason: UnparsedReason) {
         self.unparsed.with_label_values(&[reason.as_str()]).inc();
     }
 
-    pub fn record_label_overflow(&self, label: OverflowLabel) {
+    pub(crate) fn record_label_overflow(&self, label: OverflowLabel) {
         self.label_overflow.with_label_values(&[label.as_str()]).inc();
     }
 
     /// A `tools/call` exchange's response body, in bytes, under the tool's bounded label.
-    pub fn record_tool_response_bytes(&self, route: &str, tool: &str, bytes: u64) {
+    pub(crate) fn record_tool_response_bytes(&self, route: &str, tool: &str, bytes: u64) {
         self.tool_response_bytes.with_label_values(&[route, tool]).observe(bytes as f64);
         if let Some(otel) = self.otel.get() {
             let labels = [("mcp_route", route), ("gen_ai_tool_name", tool)];
@@ -327,7 +323,7 @@ impl Metrics {
     }
 
     /// A long-lived stream (`subscriptions/listen`) closed after `duration`; `error_type` says how.
-    pub fn record_stream(&self, route: &str, method: Method, error_type: &str, duration: Duration) {
+    pub(crate) fn record_stream(&self, route: &str, method: Method, error_type: &str, duration: Duration) {
         let labels = [route, method.as_str(), error_type];
         self.stream_duration.with_label_values(&labels).observe(duration.as_secs_f64());
         if let Some(otel) = self.otel.get() {
@@ -337,40 +333,40 @@ impl Metrics {
     }
 
     /// One `input_required` round of a request (`tool` is empty but for `tools/call`).
-    pub fn record_input_required(&self, route: &str, method: Method, tool: &str) {
+    pub(crate) fn record_input_required(&self, route: &str, method: Method, tool: &str) {
         self.input_required.with_label_values(&[route, method.as_str(), tool]).inc();
     }
 
     /// A request with a credential from outside the approved networks (`client` bounded).
-    pub fn record_unapproved_source(&self, client: &str) {
+    pub(crate) fn record_unapproved_source(&self, client: &str) {
         self.unapproved_source.with_label_values(&[client]).inc();
     }
 
     /// The zero series of a client's checklist counters, so `increase()` sees the first one.
-    pub fn preinit_checklist(&self, client: &str) {
+    pub(crate) fn preinit_checklist(&self, client: &str) {
         self.unapproved_source.with_label_values(&[client]);
         self.credential_shared.with_label_values(&[client]);
     }
 
     /// A new pair of client names for one credential (`client` bounded).
-    pub fn record_credential_shared(&self, client: &str) {
+    pub(crate) fn record_credential_shared(&self, client: &str) {
         self.credential_shared.with_label_values(&[client]).inc();
     }
 
-    pub fn record_header_mismatch(&self, kind: MismatchKind) {
+    pub(crate) fn record_header_mismatch(&self, kind: MismatchKind) {
         self.header_mismatch.with_label_values(&[kind.as_str()]).inc();
     }
 
-    pub fn record_refused(&self, limit: Limit) {
+    pub(crate) fn record_refused(&self, limit: Limit) {
         self.requests_refused.with_label_values(&[limit.as_str()]).inc();
     }
 
     /// A client connection opened (`+1`) or closed (`-1`).
-    pub fn add_connections(&self, delta: i64) {
+    pub(crate) fn add_connections(&self, delta: i64) {
         self.connections_open.add(delta);
     }
 
-    pub fn record_server_message(&self, route: &str, method: Method) {
+    pub(crate) fn record_server_message(&self, route: &str, method: Method) {
         self.server_messages.with_label_values(&[route, method.as_str()]).inc();
     }
 }

@@ -7,7 +7,7 @@ use opentelemetry::KeyValue;
 
 /// The OpenTelemetry name and unit of a Prometheus metric name (the inverse of the
 /// OpenTelemetry→Prometheus rules: dots to underscores, a unit suffix, `_total` on counters).
-pub fn otel_name(prometheus: &str) -> (String, &'static str) {
+pub(crate) fn otel_name(prometheus: &str) -> (String, &'static str) {
     match prometheus {
         "mcp_server_operation_duration_seconds" => return ("mcp.server.operation.duration".into(), "s"),
         "mcp_server_session_duration_seconds" => return ("mcp.server.session.duration".into(), "s"),
@@ -32,7 +32,7 @@ pub fn otel_name(prometheus: &str) -> (String, &'static str) {
 }
 
 /// The dotted OpenTelemetry attribute key of a Prometheus label.
-pub fn otel_key(label: &str) -> &str {
+pub(crate) fn otel_key(label: &str) -> &str {
     match label {
         "mcp_method_name" => "mcp.method.name",
         "gen_ai_tool_name" => "gen_ai.tool.name",
@@ -52,7 +52,7 @@ pub fn otel_key(label: &str) -> &str {
 }
 
 /// Attributes from label pairs; empty values are left out, as Prometheus treats them as absent.
-pub fn attributes(labels: &[(&str, &str)]) -> Vec<KeyValue> {
+pub(crate) fn attributes(labels: &[(&str, &str)]) -> Vec<KeyValue> {
     labels
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -61,7 +61,7 @@ pub fn attributes(labels: &[(&str, &str)]) -> Vec<KeyValue> {
 }
 
 /// The SDK histograms that mirror the registry's.
-pub struct Histograms {
+pub(crate) struct Histograms {
     pub operation: Histogram<f64>,
     pub session: Histogram<f64>,
     pub overhead: Histogram<f64>,

@@ -5,7 +5,7 @@ use prometheus::{IntCounterVec, IntGauge, Registry};
 
 use super::{catalogue, counter_of, int_gauge_of};
 
-pub struct UserTokenMetrics {
+pub(super) struct UserTokenMetrics {
     expired_tokens: IntCounterVec,
     refreshes: IntCounterVec,
     jwks_fetches: IntCounterVec,
@@ -24,23 +24,23 @@ impl UserTokenMetrics {
 }
 
 impl super::Metrics {
-    pub fn record_expired_token(&self, client: &str) {
+    pub(crate) fn record_expired_token(&self, client: &str) {
         self.user_tokens.expired_tokens.with_label_values(&[client]).inc();
     }
 
-    pub fn record_user_token_refresh(&self, client: &str) {
+    pub(crate) fn record_user_token_refresh(&self, client: &str) {
         self.user_tokens.refreshes.with_label_values(&[client]).inc();
     }
 
     /// A JWKS fetch: `keys` held after it (`None`: it failed).
-    pub fn record_jwks_fetch(&self, keys: Option<usize>) {
+    pub(crate) fn record_jwks_fetch(&self, keys: Option<usize>) {
         self.user_tokens.jwks_fetches.with_label_values(&[if keys.is_some() { "ok" } else { "error" }]).inc();
         if let Some(n) = keys {
             self.user_tokens.jwks_keys.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
-    pub fn preinit_user_tokens(&self, clients: &[&str]) {
+    pub(crate) fn preinit_user_tokens(&self, clients: &[&str]) {
         for outcome in ["ok", "error"] {
             self.user_tokens.jwks_fetches.with_label_values(&[outcome]);
         }

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use super::exchange::{End, Exchange};
 
 /// A request body as the tap read it.
-pub enum ReadBody {
+pub(crate) enum ReadBody {
     Whole(Bytes, Option<HeaderMap>),
     /// Over the cap: what was read is dropped (the request is refused).
     TooLarge,
@@ -24,7 +24,7 @@ pub enum ReadBody {
 /// the client goes away mid-body. `expected` (the declared
 /// length, else the cap) sizes the buffer once when a body comes in several frames, so what is
 /// held matches what was reserved for it instead of growing by doubling.
-pub async fn read_capped(mut body: Incoming, cap: usize, expected: usize) -> Result<ReadBody, hyper::Error> {
+pub(crate) async fn read_capped(mut body: Incoming, cap: usize, expected: usize) -> Result<ReadBody, hyper::Error> {
     let mut buf = BytesMut::new();
     let mut first: Option<Bytes> = None;
     while let Some(frame) = body.frame().await {
@@ -56,7 +56,7 @@ pub async fn read_capped(mut body: Incoming, cap: usize, expected: usize) -> Res
 }
 
 /// A response body on its way to the client.
-pub enum ClientBody {
+pub(crate) enum ClientBody {
     Tapped {
         inner: Incoming,
         exchange: Option<Box<Exchange>>,
@@ -66,7 +66,7 @@ pub enum ClientBody {
 }
 
 impl ClientBody {
-    pub fn own(bytes: Bytes) -> Self {
+    pub(crate) fn own(bytes: Bytes) -> Self {
         ClientBody::Own(Some(bytes))
     }
 }

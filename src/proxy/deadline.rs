@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 #[derive(Default)]
-pub struct LazyDeadline {
+pub(super) struct LazyDeadline {
     /// Armed at or before `deadline`; made at the first deadline.
     timer: Option<Pin<Box<Sleep>>>,
     /// The deadline in force; `None` while nothing is timed.
@@ -27,7 +27,7 @@ pub struct LazyDeadline {
 
 impl LazyDeadline {
     /// Times from now on to `deadline`. Costs a store unless `deadline` is earlier than the timer.
-    pub fn set(&mut self, deadline: Instant) {
+    pub(super) fn set(&mut self, deadline: Instant) {
         match &mut self.timer {
             Some(timer) if timer.deadline() <= deadline => {}
             Some(timer) => {
@@ -40,7 +40,7 @@ impl LazyDeadline {
     }
 
     /// Ready once the deadline in force has passed; never while none is.
-    pub fn poll_passed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(super) fn poll_passed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let (Some(deadline), Some(timer)) = (self.deadline, self.timer.as_mut()) else {
             return Poll::Pending;
         };
@@ -59,7 +59,7 @@ impl LazyDeadline {
 }
 
 /// `fut`'s output, or `None` once `at` passes first. `slot` is reused by one caller at a time.
-pub async fn within<F: Future>(slot: &Mutex<LazyDeadline>, at: Instant, fut: F) -> Option<F::Output> {
+pub(super) async fn within<F: Future>(slot: &Mutex<LazyDeadline>, at: Instant, fut: F) -> Option<F::Output> {
     let lock = || slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     lock().set(at);
     let mut fut = std::pin::pin!(fut);
@@ -73,7 +73,7 @@ pub async fn within<F: Future>(slot: &Mutex<LazyDeadline>, at: Instant, fut: F) 
 }
 
 /// What a client connection's requests tell its IO: how many are open, and since when none is.
-pub struct Activity {
+pub(super) struct Activity {
     base: Instant,
     open: AtomicUsize,
     /// Nanoseconds from `base` to the end of the last request (or to the connection's start).
@@ -83,7 +83,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn new() -> Arc<Self> {
+    pub(super) fn new() -> Arc<Self> {
         Arc::new(Self {
             base: Instant::now(),
             open: AtomicUsize::new(0),
@@ -93,7 +93,7 @@ impl Activity {
     }
 
     /// A request arrived; it is open until the returned guard (held by its response body) drops.
-    pub fn begin(self: &Arc<Self>, version: http::Version) -> Open {
+    pub(super) fn begin(self: &Arc<Self>, version: http::Version) -> Open {
         if version >= http::Version::HTTP_2 {
             self.untimed.store(true, Ordering::Relaxed);
         }
@@ -111,7 +111,7 @@ impl Activity {
 }
 
 /// A request being served; dropped with its response body.
-pub struct Open(Arc<Activity>);
+pub(super) struct Open(Arc<Activity>);
 
 impl Drop for Open {
     fn drop(&mut self) {
@@ -122,7 +122,7 @@ impl Drop for Open {
 }
 
 /// A response body that keeps its request open until it is done.
-pub struct OpenBody<B> {
+pub(super) struct OpenBody<B> {
     pub body: B,
     /// Held, not read: the request ends when the body is dropped.
     pub _open: Open,
@@ -147,7 +147,7 @@ impl<B: Body + Unpin> Body for OpenBody<B> {
 /// request is open, reads fail with `TimedOut` once the timeout passes since the last one ended
 /// (or since the connection opened). That covers a silent client, a slow one (slowloris) and
 /// the protocol sniffing before HTTP/1.1 or HTTP/2 starts; idle keep-alive connections close.
-pub struct HeaderDeadline<T> {
+pub(super) struct HeaderDeadline<T> {
     io: T,
     timeout: Duration,
     deadline: LazyDeadline,
@@ -157,7 +157,7 @@ pub struct HeaderDeadline<T> {
 }
 
 impl<T> HeaderDeadline<T> {
-    pub fn new(io: T, timeout: Duration) -> Self {
+    pub(super) fn new(io: T, timeout: Duration) -> Self {
         let (activity, expired) = (Activity::new(), Arc::default());
         Self { io, timeout, deadline: LazyDeadline::default(), activity, expired }
     }

@@ -17,10 +17,10 @@ use crate::http_client::{UpstreamBody, UpstreamClients};
 /// The client connection's upstream connection, and the upstream settings it was made with (a
 /// reload that changes them retires it).
 #[derive(Default)]
-pub struct Dedicated(Mutex<Option<(Arc<UpstreamClients>, SendRequest<UpstreamBody>)>>);
+pub(super) struct Dedicated(Mutex<Option<(Arc<UpstreamClients>, SendRequest<UpstreamBody>)>>);
 
 /// Why an exchange on the dedicated connection failed.
-pub enum Failure {
+pub(crate) enum Failure {
     /// The upstream could not be reached.
     Connect(Box<dyn std::error::Error + Send + Sync>),
     /// The connection failed while the request was on it.
@@ -31,7 +31,7 @@ impl Dedicated {
     /// Sends `req` (absolute URI) on this client connection's upstream connection, opening one
     /// if there is none or the last one was closed. A request the old connection never took
     /// goes on a new one.
-    pub async fn send(
+    pub(super) async fn send(
         &self,
         clients: &Arc<UpstreamClients>,
         mut req: Request<UpstreamBody>,

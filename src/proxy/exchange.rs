@@ -18,7 +18,7 @@ use crate::session::SessionTracker;
 
 /// How a response body ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     Complete,
     /// The upstream broke the stream.
     Aborted,
@@ -26,7 +26,7 @@ pub enum End {
     Cancelled,
 }
 
-pub struct Exchange {
+pub(crate) struct Exchange {
     recorder: Recorder,
     sessions: Arc<SessionTracker>,
     status: u16,
@@ -47,7 +47,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// The response headers arrived with `status`; notifications are answered by them.
-    pub fn new(
+    pub(crate) fn new(
         recorder: Recorder,
         sessions: Arc<SessionTracker>,
         req: OpenRequests,
@@ -118,7 +118,7 @@ impl Exchange {
     }
 
     /// A frame of the response body went by.
-    pub fn on_data(&mut self, data: &[u8]) {
+    pub(crate) fn on_data(&mut self, data: &[u8]) {
         self.bytes += data.len() as u64;
         let mut decoded = Vec::new();
         self.decoder.feed(data, &mut decoded);
@@ -228,7 +228,7 @@ impl Exchange {
     }
 
     /// The upstream never answered: every request of the exchange failed with `error`.
-    pub fn fail(mut self, error: ErrorType) {
+    pub(crate) fn fail(mut self, error: ErrorType) {
         let now = Instant::now();
         for mut p in std::mem::take(&mut self.pending) {
             self.recorder.operation(&mut p, error, now);
@@ -236,7 +236,7 @@ impl Exchange {
     }
 
     /// The response body ended: decode a JSON body, and settle every request still unanswered.
-    pub fn finish(mut self, end: End) {
+    pub(crate) fn finish(mut self, end: End) {
         let decoder = std::mem::replace(&mut self.decoder, ResponseDecoder::None);
         let refused = matches!(self.status, 401 | 403 | 429);
         let ended = if refused && end == End::Complete {

@@ -12,7 +12,7 @@ use crate::metrics::{ErrorType, UpstreamErrorKind};
 
 /// The upstream URI for a client request: the upstream's scheme and authority, its path prefix
 /// (if any) joined with the request's path and query.
-pub fn upstream_uri(base: &Uri, request: &Uri) -> Uri {
+pub(crate) fn upstream_uri(base: &Uri, request: &Uri) -> Uri {
     let prefix = base.path().trim_end_matches('/');
     let pq = match (prefix.is_empty(), request.path_and_query()) {
         // No prefix: the request's own path and query, shared, not re-parsed.
@@ -28,12 +28,12 @@ pub fn upstream_uri(base: &Uri, request: &Uri) -> Uri {
 }
 
 /// The `Host` the upstream expects, computed once.
-pub fn upstream_host(upstream: &Uri) -> Option<HeaderValue> {
+pub(crate) fn upstream_host(upstream: &Uri) -> Option<HeaderValue> {
     upstream.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
 /// A client address as an `X-Forwarded-For` entry, computed once per connection.
-pub fn forwarded_for(peer: std::net::IpAddr) -> HeaderValue {
+pub(crate) fn forwarded_for(peer: std::net::IpAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.to_string()).expect("an address is a valid header value")
 }
 
@@ -59,7 +59,7 @@ static HOP_BY_HOP_NAMES: [HeaderName; 7] = [
 
 /// Removes hop-by-hop headers, including any that `Connection` names. One pass over the names
 /// finds which are present, so only those are looked up again (usually `Connection` alone).
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = 0u8;
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name.as_str()) {
@@ -96,7 +96,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Prepares client request headers for the upstream: hop-by-hop out, `Host` set to the upstream,
 /// `X-Forwarded-*` added when enabled (`peer` is the client's address as a header value).
 /// Everything else passes unchanged.
-pub fn upstream_headers(
+pub(crate) fn upstream_headers(
     headers: &mut HeaderMap,
     request_uri: &Uri,
     upstream_host: Option<&HeaderValue>,
@@ -135,7 +135,7 @@ pub fn upstream_headers(
 
 /// The `X-Forwarded-For` lines of `headers` joined into one list; `None` without one, or if a
 /// line is not text.
-pub fn forwarded_chain(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+pub(crate) fn forwarded_chain(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     joined(headers.get_all(X_FORWARDED_FOR).iter())
 }
 
@@ -154,25 +154,29 @@ fn joined<'a>(lines: impl IntoIterator<Item = &'a HeaderValue>) -> Option<Cow<'a
 
 /// Why the tap could not get an answer from the upstream.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     #[error("cannot connect to the upstream {upstream}: {detail}")]
     Connect { upstream: String, detail: String },
     #[error("TLS handshake with the upstream {upstream} failed: {detail}")]
     Tls { upstream: String, detail: String },
     #[error("the upstream {upstream} sent no response headers within {timeout:?}")]
     Timeout { upstream: String, timeout: std::time::Duration },
+    /// The connection to the upstream timed out at the socket (the operating system said so)
+    /// before an answer: not `upstream.response_timeout`, which is `Timeout`.
+    #[error("the connection to the upstream {upstream} timed out before an answer: {detail}")]
+    SocketTimeout { upstream: String, detail: String },
     #[error("the upstream {upstream} closed the connection before answering: {detail}")]
     Reset { upstream: String, detail: String },
 }
 
 impl ProxyError {
     /// Classifies a client error from the upstream request.
-    pub fn classify(err: &hyper_util::client::legacy::Error, upstream: &str) -> Self {
+    pub(crate) fn classify(err: &hyper_util::client::legacy::Error, upstream: &str) -> Self {
         Self::from_chain(err.to_string(), std::error::Error::source(err), err.is_connect(), upstream)
     }
 
     /// Classifies a failure on a client connection's own upstream connection.
-    pub fn classify_dedicated(failure: &super::dedicated::Failure, upstream: &str) -> Self {
+    pub(crate) fn classify_dedicated(failure: &super::dedicated::Failure, upstream: &str) -> Self {
         match failure {
             super::dedicated::Failure::Connect(e) => Self::from_chain(e.to_string(), Some(&**e), true, upstream),
             super::dedicated::Failure::Exchange(e) => Self::from_chain(e.to_string(), Some(e), false, upstream),
@@ -208,53 +212,54 @@ impl ProxyError {
         } else if connect {
             ProxyError::Connect { upstream, detail }
         } else if timed_out {
-            ProxyError::Timeout { upstream, timeout: std::time::Duration::ZERO }
+            ProxyError::SocketTimeout { upstream, detail }
         } else {
             ProxyError::Reset { upstream, detail }
         }
     }
 
-    pub fn kind(&self) -> UpstreamErrorKind {
+    pub(crate) fn kind(&self) -> UpstreamErrorKind {
         match self {
             ProxyError::Connect { .. } => UpstreamErrorKind::Connect,
             ProxyError::Tls { .. } => UpstreamErrorKind::Tls,
-            ProxyError::Timeout { .. } => UpstreamErrorKind::Timeout,
+            ProxyError::Timeout { .. } | ProxyError::SocketTimeout { .. } => UpstreamErrorKind::Timeout,
             ProxyError::Reset { .. } => UpstreamErrorKind::Reset,
         }
     }
 
     /// The one status map: a timeout is 504, every other upstream failure 502.
-    pub fn status(&self) -> http::StatusCode {
+    pub(crate) fn status(&self) -> http::StatusCode {
         match self {
-            ProxyError::Timeout { .. } => http::StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Timeout { .. } | ProxyError::SocketTimeout { .. } => http::StatusCode::GATEWAY_TIMEOUT,
             _ => http::StatusCode::BAD_GATEWAY,
         }
     }
 
-    pub fn error_type(&self) -> ErrorType {
+    pub(crate) fn error_type(&self) -> ErrorType {
         match self {
-            ProxyError::Timeout { .. } => ErrorType::Timeout,
+            ProxyError::Timeout { .. } | ProxyError::SocketTimeout { .. } => ErrorType::Timeout,
             _ => ErrorType::UpstreamUnavailable,
         }
     }
 
     /// What the client is told: the kind of failure, never the upstream's address or the OS error
     /// (those go to the tap's own log).
-    pub fn client_message(&self) -> String {
+    pub(crate) fn client_message(&self) -> String {
         match self {
             ProxyError::Connect { .. } => "mcp-tap: the upstream is unreachable".into(),
             ProxyError::Tls { .. } => "mcp-tap: the TLS handshake with the upstream failed".into(),
             ProxyError::Timeout { timeout, .. } => {
                 format!("mcp-tap: the upstream sent no response headers within upstream.response_timeout ({timeout:?})")
             }
+            ProxyError::SocketTimeout { .. } => "mcp-tap: the connection to the upstream timed out".into(),
             ProxyError::Reset { .. } => "mcp-tap: the upstream closed the connection before answering".into(),
         }
     }
 
     /// A JSON-RPC error body answering each request id (an array for a batch).
-    pub fn body(&self, ids: &[Option<Id>], batch: bool) -> Bytes {
+    pub(crate) fn body(&self, ids: &[Option<Id>], batch: bool) -> Bytes {
         let code = match self {
-            ProxyError::Timeout { .. } => -32001,
+            ProxyError::Timeout { .. } | ProxyError::SocketTimeout { .. } => -32001,
             _ => -32000,
         };
         let kind = match self.kind() {
@@ -352,5 +357,15 @@ mod tests {
         let message = v[0]["error"]["message"].as_str().unwrap();
         assert_eq!(message, "mcp-tap: the upstream is unreachable");
         assert!(!body.windows(8).any(|w| w == b"http://x") && !message.contains("refused"), "no internal detail");
+    }
+
+    #[test]
+    fn a_socket_timeout_is_a_timeout_without_a_made_up_duration() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out");
+        let e = ProxyError::from_chain("request failed".into(), Some(&io), false, "http://backstage:7007");
+        assert!(matches!(e, ProxyError::SocketTimeout { .. }), "{e:?}");
+        assert_eq!((e.status(), e.kind()), (http::StatusCode::GATEWAY_TIMEOUT, UpstreamErrorKind::Timeout));
+        assert_eq!(e.client_message(), "mcp-tap: the connection to the upstream timed out");
+        assert!(!e.to_string().contains("0ns"), "{e}");
     }
 }

@@ -103,7 +103,11 @@ enum NotRead {
 }
 
 /// Handles one request: never fails; upstream problems become 502/504 JSON-RPC errors.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Connection) -> Response<ClientBody> {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    connection: &Connection,
+) -> Response<ClientBody> {
     let peer = connection.peer;
     let started = Instant::now();
     let config = shared.config.load_full();
@@ -119,13 +123,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Co
         match read_mcp_request(&shared, &config, headers.content_length, body).await {
             Ok(read) => read,
             Err(NotRead::Refused(limit)) => return refuse(&shared, provisional.as_deref(), &parts.method, limit, peer),
-            Err(NotRead::ClientGone(e)) => {
-                // The client went away while sending; nobody is left to answer.
-                tracing::debug!(error = %e, %peer, "client aborted its request body");
-                let mut resp = Response::new(ClientBody::own(Bytes::new()));
-                *resp.status_mut() = StatusCode::BAD_REQUEST;
-                return resp;
-            }
+            Err(NotRead::ClientGone(e)) => return client_gone(&e, peer),
         }
     } else {
         streamed(body)
@@ -159,6 +157,14 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, connection: &Co
     };
     shared.metrics.record_overhead(&label, (sent - body_read) + headers_at.elapsed());
     response
+}
+
+/// The client went away while sending its body: nobody is left to answer.
+fn client_gone(e: &hyper::Error, peer: SocketAddr) -> Response<ClientBody> {
+    tracing::debug!(error = %e, %peer, "client aborted its request body");
+    let mut resp = Response::new(ClientBody::own(Bytes::new()));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp
 }
 
 /// A limit refused the request before it went upstream: counted, and answered with its status.

@@ -23,7 +23,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const EXPLAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Fetches the keys and replaces the held ones; `None` when the fetch failed (counted, logged).
-pub async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
+pub(crate) async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
     let url = format!("{}{}", config.upstream.url.trim_end_matches('/'), config.user_tokens.jwks_path);
     let result = tokio::time::timeout(FETCH_TIMEOUT, async {
         let req = http::Request::get(&url).body(UpstreamBody::Full { data: None, trailers: None })?;
@@ -52,7 +52,7 @@ pub async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
 /// Backstage refused `caller`'s request: if it carried a user token signed by a key the tap does
 /// not hold, fetch the keys first when a fetch is due, so the refusal is explained right. The
 /// refusal waits for the fetch at most `EXPLAIN_WAIT`; the fetch itself goes on without it.
-pub async fn before_explaining(shared: &Arc<Shared>, config: &Config, caller: &Caller) {
+pub(crate) async fn before_explaining(shared: &Arc<Shared>, config: &Config, caller: &Caller) {
     let Some(token) = &caller.user_token else { return };
     let keys = &shared.auditor.signing_keys;
     if jwt::key_id(token.as_str()).is_none_or(|kid| keys.contains(&kid)) {
@@ -68,7 +68,7 @@ pub async fn before_explaining(shared: &Arc<Shared>, config: &Config, caller: &C
 }
 
 /// Keeps the keys fresh until `stop`.
-pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
         let config = shared.config.load_full();
         let t = &config.user_tokens;

@@ -13,20 +13,20 @@ use crate::metrics::Limit;
 
 /// Bytes reserved for reading request bodies, over all connections.
 #[derive(Debug, Default)]
-pub struct Budget {
+pub(crate) struct Budget {
     held: AtomicUsize,
 }
 
 /// A reservation, given back when dropped (after the body went upstream).
 #[derive(Debug)]
-pub struct Reserved {
+pub(crate) struct Reserved {
     budget: Arc<Budget>,
     bytes: usize,
 }
 
 impl Budget {
     /// Reserves `bytes` if the total stays within `capacity`.
-    pub fn reserve(self: &Arc<Self>, bytes: usize, capacity: usize) -> Option<Reserved> {
+    pub(crate) fn reserve(self: &Arc<Self>, bytes: usize, capacity: usize) -> Option<Reserved> {
         self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 held.checked_add(bytes).filter(|total| *total <= capacity)
@@ -35,7 +35,9 @@ impl Budget {
             .map(|_| Reserved { budget: self.clone(), bytes })
     }
 
-    pub fn held(&self) -> usize {
+    /// Bytes reserved now (the tests watch reservations come and go).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
         self.held.load(Ordering::Acquire)
     }
 }
@@ -47,7 +49,7 @@ impl Drop for Reserved {
 }
 
 /// The status and explanation a refused client gets.
-pub fn refusal(limit: Limit) -> (StatusCode, &'static str) {
+pub(crate) fn refusal(limit: Limit) -> (StatusCode, &'static str) {
     match limit {
         Limit::RequestBodyBytes => {
             (StatusCode::PAYLOAD_TOO_LARGE, "mcp-tap: the request body is larger than limits.max_request_body_bytes")
@@ -66,7 +68,7 @@ pub fn refusal(limit: Limit) -> (StatusCode, &'static str) {
 }
 
 /// A JSON-RPC error body (`id` null: the request was not read) with the refusal's status.
-pub fn refused(limit: Limit) -> Response<ClientBody> {
+pub(crate) fn refused(limit: Limit) -> Response<ClientBody> {
     let (status, message) = refusal(limit);
     let mut response = Response::new(ClientBody::own(error_body(message)));
     *response.status_mut() = status;
@@ -80,7 +82,7 @@ fn error_body(message: &str) -> Bytes {
 }
 
 /// The whole HTTP/1.1 answer to a connection over the cap, written before it is closed.
-pub fn connection_refused_bytes() -> Vec<u8> {
+pub(crate) fn connection_refused_bytes() -> Vec<u8> {
     let (status, message) = refusal(Limit::Connections);
     let body = error_body(message);
     let mut out = format!(

@@ -1,21 +1,21 @@
 //! The proxy listener: accepts HTTP/1.1 and h2c, decodes MCP requests, forwards to the upstream,
 //! and hands the response to a tapped body. The tap never fails traffic it cannot decode.
 
-pub mod body;
+pub(crate) mod body;
 mod deadline;
 mod dedicated;
-pub mod exchange;
-pub mod forward;
+pub(crate) mod exchange;
+pub(crate) mod forward;
 mod handle;
-pub mod jwks;
-pub mod limits;
+pub(crate) mod jwks;
+pub(crate) mod limits;
 mod record;
 mod request;
-pub mod route;
+pub(crate) mod route;
 mod trace;
-pub mod workers;
+pub(crate) mod workers;
 
-pub use handle::handle;
+pub(crate) use handle::handle;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use crate::session::SessionTracker;
 
 /// What one client connection's requests share: its address, once as a header value, and the
 /// last credential it presented.
-pub struct Connection {
+pub(crate) struct Connection {
     pub peer: std::net::SocketAddr,
     pub forwarded_for: http::HeaderValue,
     pub credentials: std::sync::Mutex<crate::audit::CredentialCache>,
@@ -46,7 +46,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(peer: std::net::SocketAddr) -> Self {
+    pub(crate) fn new(peer: std::net::SocketAddr) -> Self {
         Self {
             peer,
             forwarded_for: forward::forwarded_for(peer.ip()),
@@ -58,7 +58,7 @@ impl Connection {
 }
 
 /// Everything the request path shares.
-pub struct Shared {
+pub(crate) struct Shared {
     pub config: ArcSwap<Config>,
     pub metrics: Arc<Metrics>,
     pub routes: Routes,
@@ -80,7 +80,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> anyhow::Result<Self> {
         let checklist = Arc::new(crate::checklist::Checklist::open(&config, metrics.clone(), auditor.clone()));
         let client = UpstreamClients::new(&config.upstream)?;
         let upstream: Uri = config.upstream.url.parse()?;
@@ -133,7 +133,7 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream) {
 
 /// Accepts connections until `stop` turns true and hands each to a proxy worker
 /// ([`workers`]); then in-flight exchanges may finish within `shutdown_grace_period`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let workers = workers::Workers::start(&shared, shared.config.load().worker_threads());
     loop {
         let (stream, peer) = tokio::select! {

@@ -26,7 +26,7 @@ use crate::mcp::method::Method;
 use crate::mcp::names::{NameSet, OTHER};
 use crate::metrics::{DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, UnparsedReason};
 
-pub struct Recorder {
+pub(crate) struct Recorder {
     metrics: Arc<Metrics>,
     auditor: Arc<Auditor>,
     checklist: Arc<Checklist>,
@@ -44,7 +44,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// The recorder of an exchange the upstream answered with `status`.
-    pub fn new(shared: &Shared, route: Arc<RouteState>, mut call: CallContext, status: u16) -> Self {
+    pub(crate) fn new(shared: &Shared, route: Arc<RouteState>, mut call: CallContext, status: u16) -> Self {
         let (metrics, auditor) = (shared.metrics.clone(), shared.auditor.clone());
         let (verdict, user) = match call.caller.user_token.take() {
             Some(t) if status < 400 => (None, jwt::subject(t.as_str())),
@@ -84,22 +84,22 @@ impl Recorder {
         }
     }
 
-    pub fn route(&self) -> &Arc<RouteState> {
+    pub(crate) fn route(&self) -> &Arc<RouteState> {
         &self.route
     }
 
-    pub fn protocol_version(&self) -> &'static str {
+    pub(crate) fn protocol_version(&self) -> &'static str {
         self.call.protocol_version
     }
 
     /// `initialize` answered with the version the session speaks.
-    pub fn set_protocol_version(&mut self, version: &'static str) {
+    pub(crate) fn set_protocol_version(&mut self, version: &'static str) {
         self.call.protocol_version = version;
     }
 
     /// What a request shows before its outcome: a credential from outside the approved networks,
     /// and MCP 2026-07-28 headers that disagree with the body.
-    pub fn request_checks(&self, status: u16) {
+    pub(crate) fn request_checks(&self, status: u16) {
         let caller = &self.call.caller;
         let who = (&*self.client, self.user.as_deref());
         self.auditor.check_source(&self.route.label, &caller.credential, who, caller.source, status);
@@ -132,7 +132,7 @@ impl Recorder {
     }
 
     /// The upstream accepted the credential: a later refusal of it means it was revoked.
-    pub fn credential_worked(&self) {
+    pub(crate) fn credential_worked(&self) {
         if let Some(fp) = self.call.caller.credential.fingerprint() {
             self.auditor.history.succeeded(fp);
         }
@@ -140,7 +140,7 @@ impl Recorder {
     }
 
     /// One MCP request reached its end with `error` (`ErrorType::None` on success).
-    pub fn operation(&self, p: &mut Pending, error: ErrorType, now: Instant) {
+    pub(crate) fn operation(&self, p: &mut Pending, error: ErrorType, now: Instant) {
         super::trace::end(p.span.take(), error);
         if p.method == Method::SubscriptionsListen {
             // A subscription stream stays open as long as the client listens: its life is a
@@ -191,24 +191,24 @@ impl Recorder {
     }
 
     /// The server answered `p` with `input_required`: the client will retry with more input.
-    pub fn input_required(&self, p: &Pending) {
+    pub(crate) fn input_required(&self, p: &Pending) {
         let tool = self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool);
         self.metrics.record_input_required(&self.route.label, p.method, &tool);
     }
 
     /// The size of a single `tools/call` exchange's answer.
-    pub fn tool_response_bytes(&self, p: &Pending, bytes: u64) {
+    pub(crate) fn tool_response_bytes(&self, p: &Pending, bytes: u64) {
         let tool = self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool);
         self.metrics.record_tool_response_bytes(&self.route.label, &tool, bytes);
     }
 
     /// Whether a tool failure names a tool this route advertised (to this caller or another).
-    pub fn advertised(&self, tool: Option<&str>) -> bool {
+    pub(crate) fn advertised(&self, tool: Option<&str>) -> bool {
         tool.is_some_and(|t| self.route.tools.lock().expect("route lock").contains(t))
     }
 
     /// The upstream refused the request (401/403); `body` is its error body, if it sent one.
-    pub fn refused(&self, status: u16, body: &BackstageError, first: Option<&Pending>) {
+    pub(crate) fn refused(&self, status: u16, body: &BackstageError, first: Option<&Pending>) {
         let was_valid = self.call.caller.credential.fingerprint().is_some_and(|fp| self.auditor.history.was_valid(fp));
         let reason = match self.verdict {
             Some(v) => user_token_reason(v),
@@ -222,7 +222,7 @@ impl Recorder {
     /// explicit delegation refusal, or a not-found for a tool the route advertised. A not-found
     /// for a tool missing from this caller's own last `tools/list` is a denial Backstage hides
     /// (`hidden_denial`); without such a list it stays `delegation_denied`.
-    pub fn permission_denied(&self, p: &Pending, error_text: &str) {
+    pub(crate) fn permission_denied(&self, p: &Pending, error_text: &str) {
         let explicit = error_text.starts_with("NotAllowedError");
         let tool = p.target.as_deref().unwrap_or("");
         let listed = self.checklist.listed_to(&self.route.label, &self.client, tool);
@@ -257,7 +257,7 @@ impl Recorder {
 
     /// A `tools/list` answer: learn the names for the label bounds, and count what was advertised
     /// (`next_page` adds a later page of a paginated list to the first).
-    pub fn tools_listed(&self, tools: &[String], next_page: bool) {
+    pub(crate) fn tools_listed(&self, tools: &[String], next_page: bool) {
         let mut set = self.route.tools.lock().expect("route lock");
         let learned: Vec<&str> = tools.iter().filter(|t| set.learn(t)).map(String::as_str).collect();
         drop(set);
@@ -273,7 +273,7 @@ impl Recorder {
         }
     }
 
-    pub fn prompts_listed(&self, prompts: &[String]) {
+    pub(crate) fn prompts_listed(&self, prompts: &[String]) {
         let mut set = self.route.prompts.lock().expect("route lock");
         for name in prompts {
             set.learn(name);
@@ -281,15 +281,15 @@ impl Recorder {
     }
 
     /// The server asked or told the client something on the stream.
-    pub fn server_message(&self, method: Method) {
+    pub(crate) fn server_message(&self, method: Method) {
         self.metrics.record_server_message(&self.route.label, method);
     }
 
-    pub fn unparsed(&self, reason: UnparsedReason) {
+    pub(crate) fn unparsed(&self, reason: UnparsedReason) {
         self.metrics.record_unparsed(reason);
     }
 
-    pub fn decode_error(&self, kind: DecodeErrorKind) {
+    pub(crate) fn decode_error(&self, kind: DecodeErrorKind) {
         self.metrics.record_decode_error(kind);
     }
 }

@@ -19,12 +19,12 @@ use crate::metrics::MismatchKind;
 use crate::session::ClientKey;
 
 /// The session header, as a value: the answer's is looked up by name.
-pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub(super) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// The request headers the tap reads, found in one pass over the names rather than one hashed
 /// lookup each (ten lookups were about 1.2k instructions per request). The first value of each
 /// counts, as `HeaderMap::get` gives it.
-pub struct RequestHeaders<'a> {
+pub(super) struct RequestHeaders<'a> {
     all: &'a HeaderMap,
     pub content_length: Option<&'a HeaderValue>,
     authorization: Option<&'a HeaderValue>,
@@ -38,7 +38,7 @@ pub struct RequestHeaders<'a> {
 }
 
 impl<'a> RequestHeaders<'a> {
-    pub fn read(headers: &'a HeaderMap) -> Self {
+    pub(super) fn read(headers: &'a HeaderMap) -> Self {
         let mut seen = Self {
             all: headers,
             content_length: None,
@@ -72,7 +72,7 @@ impl<'a> RequestHeaders<'a> {
     /// Every `X-Forwarded-For` line as one list: several lines are one comma-separated list
     /// (RFC 9110 §5.3), and the proxy nearest the tap may have added its own line. `None` if a
     /// line is not text.
-    pub fn forwarded_for(&self) -> Option<Cow<'a, str>> {
+    pub(super) fn forwarded_for(&self) -> Option<Cow<'a, str>> {
         forwarded_chain(self.all)
     }
 }
@@ -83,7 +83,7 @@ fn text(value: Option<&HeaderValue>) -> Option<&str> {
 
 /// A client request waiting for its answer.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub id: Option<Id>,
     pub method: Method,
     /// The raw tool or prompt name, bounded to a label only when recorded.
@@ -97,20 +97,20 @@ pub struct Pending {
 
 /// What the exchange knows of its session, for protocol version and session events.
 #[derive(Debug, Clone)]
-pub enum SessionRef {
+pub(crate) enum SessionRef {
     Header(Box<str>),
     Inferred(ClientKey),
 }
 
 /// What the request side hands over: the call (to the recorder) and its open requests (to the
 /// exchange), so each part moves to its owner without a copy.
-pub struct RequestInfo {
+pub(super) struct RequestInfo {
     pub call: CallContext,
     pub open: OpenRequests,
 }
 
 /// Who made the call, when, and over what: what the recorder labels and audits outcomes with.
-pub struct CallContext {
+pub(crate) struct CallContext {
     pub caller: Caller,
     /// MCP 2026-07-28 headers that disagreed with the body.
     pub mismatches: Vec<HeaderMismatch>,
@@ -124,7 +124,7 @@ pub struct CallContext {
 }
 
 /// The requests of the exchange waiting for answers, and what ties them to a session.
-pub struct OpenRequests {
+pub(crate) struct OpenRequests {
     pub pending: Vec<Pending>,
     pub session: Option<SessionRef>,
     /// `clientInfo.name` of an `initialize` in the request.
@@ -133,7 +133,7 @@ pub struct OpenRequests {
 
 /// Who sent the request, as the audit may record it (the credential is a fingerprint).
 #[derive(Debug)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub credential: Credential,
     pub source: IpAddr,
     pub user_agent: Option<String>,
@@ -147,7 +147,7 @@ pub struct Caller {
 /// An `Mcp-Method` or `Mcp-Name` header that says something else than the body, with both
 /// values cut to 64 characters.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HeaderMismatch {
+pub(crate) struct HeaderMismatch {
     pub kind: MismatchKind,
     pub header: String,
     pub body: String,
@@ -160,7 +160,7 @@ fn cut(s: &str) -> String {
 /// The headers MCP 2026-07-28 requires, checked against a single-message body. A batch, or a
 /// body the tap could not decode, is not checked; names are compared for `tools/call` and
 /// `prompts/get`, whose `params.name` the tap reads.
-pub fn header_mismatches(headers: &RequestHeaders<'_>, messages: &[Message]) -> Vec<HeaderMismatch> {
+pub(super) fn header_mismatches(headers: &RequestHeaders<'_>, messages: &[Message]) -> Vec<HeaderMismatch> {
     let [message] = messages else { return Vec::new() };
     let Some(method) = message.method else { return Vec::new() };
     let mut out = Vec::new();
@@ -198,7 +198,7 @@ fn pending_from(messages: &[Message]) -> Vec<Pending> {
 }
 
 /// Who sent a request, as the audit may record it. Read before the forwarding headers change.
-pub fn caller(
+pub(super) fn caller(
     shared: &Shared,
     headers: &RequestHeaders<'_>,
     method: &http::Method,
@@ -229,7 +229,7 @@ pub fn caller(
 /// The client's address behind trusted proxies: believed only when the peer is a trusted proxy,
 /// then `X-Forwarded-For` walked from the right past trusted proxies to the first address that is
 /// not one (a client can prepend anything, but not what the proxies append).
-pub fn forwarded_source(peer: IpAddr, xff: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
+pub(super) fn forwarded_source(peer: IpAddr, xff: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -247,7 +247,7 @@ pub fn forwarded_source(peer: IpAddr, xff: Option<&str>, trusted: &[ipnet::IpNet
 
 /// What the request side knows: pending operations, session and protocol version. `route` is the
 /// MCP route as known before the upstream answered (`None` for plain traffic).
-pub fn request_info(
+pub(super) fn request_info(
     shared: &Shared,
     route: Option<&RouteState>,
     headers: &RequestHeaders<'_>,

@@ -12,11 +12,11 @@ use crate::mcp::actions_path::{self, ActionsPath};
 use crate::mcp::names::{NameSet, OTHER};
 
 /// Label value for traffic that is not MCP (health, OAuth discovery, the rest of Backstage).
-pub const NON_MCP: &str = "_none";
+pub(crate) const NON_MCP: &str = "_none";
 
 /// What the tap knows about one MCP route: its label and the names its upstream advertised.
 #[derive(Debug)]
-pub struct RouteState {
+pub(crate) struct RouteState {
     pub label: Box<str>,
     pub tools: Mutex<NameSet>,
     pub prompts: Mutex<NameSet>,
@@ -38,7 +38,7 @@ impl RouteState {
 
 /// The result of matching a request path.
 #[derive(Debug, Clone)]
-pub enum RouteMatch {
+pub(crate) enum RouteMatch {
     /// A known MCP route.
     Mcp(Arc<RouteState>),
     /// `/api/mcp-actions/v1/{key}` with a key not yet known; settled once the upstream answers.
@@ -48,12 +48,12 @@ pub enum RouteMatch {
 }
 
 impl RouteMatch {
-    pub fn is_mcp(&self) -> bool {
+    pub(crate) fn is_mcp(&self) -> bool {
         !matches!(self, RouteMatch::Plain)
     }
 }
 
-pub struct Routes {
+pub(crate) struct Routes {
     backstage: bool,
     default: Arc<RouteState>,
     other: Arc<RouteState>,
@@ -63,7 +63,7 @@ pub struct Routes {
 }
 
 impl Routes {
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         let mut keys = HashMap::new();
         for k in &config.routes.server_keys {
             keys.insert(k.as_str().into(), RouteState::new(k, config));
@@ -78,7 +78,7 @@ impl Routes {
         }
     }
 
-    pub fn match_path(&self, path: &str) -> RouteMatch {
+    pub(crate) fn match_path(&self, path: &str) -> RouteMatch {
         if let Some((_, state)) = self.extra.iter().find(|(p, _)| p == path) {
             return RouteMatch::Mcp(state.clone());
         }
@@ -107,7 +107,7 @@ impl Routes {
     /// runs before routing in Backstage, so a 401 or 403 says nothing about the key, and random
     /// keys must not mint labels. Anything else is `_OTHER`. A new route takes its label caps and
     /// allowlists from `config`, the live one.
-    pub fn settle(
+    pub(crate) fn settle(
         &self,
         m: &RouteMatch,
         mcp_answer: bool,
@@ -139,7 +139,7 @@ impl Routes {
     }
 
     /// Applies reloaded label caps and allowlists to every route.
-    pub fn apply_labels(&self, config: &Config) {
+    pub(crate) fn apply_labels(&self, config: &Config) {
         let keys = self.keys.lock().expect("routes lock");
         let states =
             [&self.default, &self.other].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
@@ -159,7 +159,7 @@ impl Routes {
     }
 
     /// The label to use before the upstream answered (for failures that never reach it).
-    pub fn provisional(&self, m: &RouteMatch) -> Option<Arc<RouteState>> {
+    pub(crate) fn provisional(&self, m: &RouteMatch) -> Option<Arc<RouteState>> {
         match m {
             RouteMatch::Mcp(state) => Some(state.clone()),
             RouteMatch::Candidate(_) => Some(self.other.clone()),

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use super::Shared;
 
 /// A client connection on its way to a worker.
-pub struct Accepted {
+pub(crate) struct Accepted {
     pub stream: std::net::TcpStream,
     pub peer: std::net::SocketAddr,
     pub permit: OwnedSemaphorePermit,
@@ -24,7 +24,7 @@ struct Worker {
     load: Arc<AtomicUsize>,
 }
 
-pub struct Workers {
+pub(crate) struct Workers {
     workers: Vec<Worker>,
     finished: Vec<oneshot::Receiver<()>>,
 }
@@ -32,7 +32,7 @@ pub struct Workers {
 impl Workers {
     /// Starts `count` worker threads. A worker whose thread cannot start runs on the caller's
     /// runtime instead, so the tap serves in any case.
-    pub fn start(shared: &Arc<Shared>, count: usize) -> Self {
+    pub(crate) fn start(shared: &Arc<Shared>, count: usize) -> Self {
         let (mut workers, mut finished) = (Vec::with_capacity(count), Vec::with_capacity(count));
         for i in 0..count.max(1) {
             let (worker, finish) = match spawn_thread(i, shared.clone()) {
@@ -57,7 +57,7 @@ impl Workers {
     }
 
     /// Hands a connection to the least loaded worker (another one if that one has stopped).
-    pub fn dispatch(&self, mut accepted: Accepted) {
+    pub(crate) fn dispatch(&self, mut accepted: Accepted) {
         let least = self.workers.iter().min_by_key(|w| w.load.load(Ordering::Relaxed));
         for worker in least.into_iter().chain(&self.workers) {
             worker.load.fetch_add(1, Ordering::Relaxed);
@@ -73,7 +73,7 @@ impl Workers {
     }
 
     /// Closes the workers' inboxes and waits until each has finished its connections.
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         drop(self.workers);
         for finish in self.finished {
             let _ = finish.await;

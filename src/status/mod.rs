@@ -2,8 +2,8 @@
 //! every few seconds, and the view over the last minutes that the status page (`/` on the admin
 //! listener) and the demo's terminal summary show. Only what `/metrics` exposes is shown.
 
-pub mod page;
-pub mod terminal;
+pub(crate) mod page;
+pub(crate) mod terminal;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use crate::metrics::catalogue as c;
 
 /// How often the history takes a snapshot.
-pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 /// How far back rates and percentiles look.
-pub const WINDOW: Duration = Duration::from_secs(300);
+pub(crate) const WINDOW: Duration = Duration::from_secs(300);
 
 /// One row of the operations table: a route, a method and the tool or prompt it named.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -243,7 +243,7 @@ fn view(now: Snapshot, base: Option<&Snapshot>) -> View {
 
 /// The q-quantile of cumulative buckets, interpolated within a bucket as Prometheus's
 /// `histogram_quantile` does; `None` without observations.
-pub fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
+pub(crate) fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     let total = buckets.last()?.1;
     if total <= 0.0 {
         return None;

@@ -7,10 +7,10 @@ use std::fmt::Write;
 use super::{OpRow, View};
 
 /// How often the page reloads itself, in seconds.
-pub const REFRESH_SECONDS: u32 = 5;
+pub(crate) const REFRESH_SECONDS: u32 = 5;
 
 /// What the upstream's readiness endpoint said when the page was built.
-pub struct Upstream<'a> {
+pub(crate) struct Upstream<'a> {
     pub url: &'a str,
     /// `None` when ready, else why not.
     pub not_ready: Option<&'a str>,
@@ -25,7 +25,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f0f2f5;fo
 .grid{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}";
 
 /// Escapes text for HTML (label values come from upstream answers and clients).
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -114,7 +114,7 @@ fn gauges(out: &mut String, title: &str, head: &str, prefix: &str, rows: &std::c
 }
 
 /// The whole page.
-pub fn render(view: &View, upstream: &Upstream<'_>, version: &str) -> String {
+pub(crate) fn render(view: &View, upstream: &Upstream<'_>, version: &str) -> String {
     let now = &view.now;
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(

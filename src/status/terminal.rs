@@ -7,7 +7,7 @@ use super::View;
 
 /// Operations rows shown; the busiest first.
 const MAX_ROWS: usize = 6;
-pub const WIDTH: usize = 80;
+pub(crate) const WIDTH: usize = 80;
 
 fn fit(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -24,7 +24,7 @@ fn ms(v: Option<f64>) -> String {
 }
 
 /// The summary, every line at most `WIDTH` columns, always `lines()` lines long.
-pub fn render(view: &View, status_url: &str) -> String {
+pub(crate) fn render(view: &View, status_url: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<42}{:>8}{:>9}{:>9}{:>7}", "operation (last 5 min)", "ops/s", "p50 ms", "p99 ms", "err%");
     let mut rows: Vec<_> = view.operations.iter().collect();
@@ -57,6 +57,6 @@ pub fn render(view: &View, status_url: &str) -> String {
 }
 
 /// How many lines `render` prints.
-pub const fn lines() -> usize {
+pub(crate) const fn lines() -> usize {
     MAX_ROWS + 4
 }

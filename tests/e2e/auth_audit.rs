@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use common::*;
-use mcp_tap::audit::identity::{Fingerprinter, KeySource};
+use mcp_tap::{Fingerprinter, KeySource};
 
 const FINGERPRINT_KEY: &str = "mcp-tap-test-fingerprint-key-0001";
 const BOGUS_TOKEN: &str = "tap-test-never-issued-5a5a5a5a";

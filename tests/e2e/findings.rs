@@ -140,7 +140,7 @@ async fn a_healthy_day_of_real_clients_raises_no_finding() {
     let found: Vec<_> = findings(&config).into_iter().chain(findings(&py_config)).collect();
     let kind = |k: &str| found.iter().filter(|f| f["finding"] == k).count();
     let rows: Vec<(&str, &str, usize, usize)> =
-        mcp_tap::audit::event::FINDINGS.iter().map(|k| ("the whole healthy day", *k, 0, kind(k))).collect();
+        mcp_tap::FINDINGS.iter().map(|k| ("the whole healthy day", *k, 0, kind(k))).collect();
     let t = table("healthy-day", &rows);
     assert!(found.is_empty(), "a healthy day raised findings:\n{t}\n{found:#?}");
 }

@@ -2,6 +2,8 @@
 //! the tap in front of real peers (Backstage, the Python MCP SDK, server-everything, Prometheus,
 //! Alertmanager, OTLP receivers), the CLI, and the repository's own artefacts.
 #![allow(dead_code)]
+// A test binary has no public API: `pub` here only shares helpers between its modules.
+#![allow(unreachable_pub)]
 
 mod common;
 

@@ -125,12 +125,8 @@ fn translate(req: &ExportMetricsServiceRequest) -> (Series, Vec<(String, String,
                 let base = format!("{}{suffix}", m.name.replace('.', "_"));
                 let prometheus =
                     if matches!(m.data, Some(Data::Sum(_))) { format!("{base}_total") } else { base.clone() };
-                let catalogue = &mcp_tap::metrics::catalogue::ALL;
-                let spec = catalogue
-                    .iter()
-                    .copied()
-                    .chain(mcp_tap::metrics::catalogue::PROCESS)
-                    .find(|s| s.name == prometheus);
+                let catalogue = &mcp_tap::catalogue::ALL;
+                let spec = catalogue.iter().copied().chain(mcp_tap::catalogue::PROCESS).find(|s| s.name == prometheus);
                 let spec = spec.unwrap_or_else(|| panic!("{prometheus} is exported but not in the catalogue"));
                 assert_eq!(m.description, spec.help, "{prometheus}: the OTLP description is the catalogue's help");
                 let attrs = |a: &[opentelemetry_proto::tonic::common::v1::KeyValue]| -> BTreeMap<String, String> {
@@ -235,7 +231,7 @@ async fn exported_equals_scraped(tap: &Tap, got: &Exports) {
     }
     let (name, unit, bounds) = histograms.iter().find(|(n, _, _)| n == "mcp.server.operation.duration").unwrap();
     assert_eq!((name.as_str(), unit.as_str()), ("mcp.server.operation.duration", "s"));
-    assert_eq!(bounds, &mcp_tap::metrics::OPERATION_BUCKETS.to_vec(), "semantic-convention bucket bounds");
+    assert_eq!(bounds, &mcp_tap::catalogue::OPERATION_BUCKETS.to_vec(), "semantic-convention bucket bounds");
 }
 
 fn otlp_config(upstream: &str, endpoint: &str, protocol: mcp_tap::config::OtlpProtocol) -> mcp_tap::config::Config {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use mcp_tap::audit::identity::{Fingerprinter, KeySource};
+use mcp_tap::{Fingerprinter, KeySource};
 
 const KEY: &str = "reload-test-fingerprint-key-01";
 const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;

@@ -18,6 +18,10 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
 ];
 
+/// The imports allowed between two modules of the same layer, user first: one direction only,
+/// each named here so that a new one is a decision.
+const SAME_LAYER: &[(&str, &str)] = &[("mcp", "labels"), ("config", "mcp"), ("checklist", "audit"), ("demo", "app")];
+
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|l| l.contains(&module))
 }
@@ -89,6 +93,7 @@ fn code_only(text: &str) -> Vec<String> {
 fn layers_import_only_from_below() {
     let src = repo().join("src");
     let mut violations = Vec::new();
+    let mut same_layer = std::collections::BTreeSet::new();
     for file in rust_files(&src) {
         let module = module_of(&src, &file);
         let Some(own) = layer_of(&module) else { continue };
@@ -97,6 +102,16 @@ fn layers_import_only_from_below() {
             for part in line.split("crate::").skip(1) {
                 let used: String = part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
                 match layer_of(&used) {
+                    Some(l) if l == own && used != module => {
+                        if !SAME_LAYER.contains(&(module.as_str(), used.as_str())) {
+                            violations.push(format!(
+                                "{}:{}: `{module}` uses `{used}` of its own layer (layer {own}); allowed: {SAME_LAYER:?}",
+                                file.display(),
+                                n + 1
+                            ));
+                        }
+                        same_layer.insert((module.clone(), used));
+                    }
                     Some(l) if l > own => violations.push(format!(
                         "{}:{}: `{module}` (layer {own}) uses `{used}` (layer {l})",
                         file.display(),
@@ -117,6 +132,15 @@ fn layers_import_only_from_below() {
             violations.push(format!("{}: module `{module}` is in no layer", file.display()));
         }
     }
+    // Same-layer imports go one way only, and the list holds no import that is gone.
+    for (user, used) in SAME_LAYER {
+        if SAME_LAYER.contains(&(used, user)) {
+            violations.push(format!("`{user}` and `{used}` may not import each other both ways"));
+        }
+        if !same_layer.contains(&(user.to_string(), used.to_string())) {
+            violations.push(format!("SAME_LAYER lists `{user}` → `{used}`, which no code uses any more"));
+        }
+    }
     assert!(violations.is_empty(), "imports against the layering:\n{}", violations.join("\n"));
 }
 
@@ -128,9 +152,10 @@ fn long_functions(file: &Path, max: usize) -> Vec<String> {
     let mut i = 0;
     while i < lines.len() {
         let t = lines[i].trim_start();
-        let is_fn = ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn ", "async fn ", "pub async fn "]
+        let is_fn = ["fn ", "async fn ", "const fn "]
             .iter()
-            .any(|p| t.starts_with(p));
+            .flat_map(|f| ["", "pub ", "pub(crate) ", "pub(super) "].map(move |v| format!("{v}{f}")))
+            .any(|p| t.starts_with(&p));
         if is_fn {
             let (mut depth, mut opened, mut j) = (0i32, false, i);
             while j < lines.len() {
@@ -192,10 +217,22 @@ fn tests_wait_on_conditions_and_leave_the_environment_alone() {
             0
         };
         let tests_part: Vec<&str> = text.lines().skip(first_test_line).collect();
-        let paused = tests_part.iter().any(|l| l.contains("start_paused = true") || l.contains("time::pause()"));
+        // A sleep is fine on paused time only: in a test whose own attribute says
+        // `start_paused = true`, or after the test itself called `time::pause()`.
+        let (mut attribute_paused, mut paused) = (false, false);
         for (n, line) in tests_part.iter().enumerate() {
             let n = n + first_test_line;
             let code = line.split("//").next().unwrap_or("");
+            let trimmed = code.trim_start();
+            if trimmed.starts_with("#[tokio::test") || trimmed.starts_with("#[test]") {
+                attribute_paused = trimmed.contains("start_paused = true");
+            } else if ["fn ", "async fn ", "pub fn ", "pub async fn ", "pub(crate) fn ", "pub(crate) async fn "]
+                .iter()
+                .any(|p| trimmed.starts_with(p))
+            {
+                paused = std::mem::take(&mut attribute_paused);
+            }
+            paused |= code.contains("time::pause()");
             if (code.contains("set_var(") || code.contains("remove_var(")) && !file.ends_with("structure.rs") {
                 problems.push(format!("{}:{}: changes the process environment", file.display(), n + 1));
             }

@@ -15,11 +15,11 @@ use super::identity::Fingerprint;
 use super::reason::Reason;
 use crate::config::Bursts;
 
-pub use crate::metrics::Scope;
+pub(crate) use crate::metrics::Scope;
 
 /// One burst's identity: the scope and the key within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BurstKey {
+pub(crate) struct BurstKey {
     pub scope: Scope,
     pub key: Subject,
 }
@@ -27,7 +27,7 @@ pub struct BurstKey {
 /// What a burst is about. Typed, so counting a failure formats nothing; written as text
 /// (`198.51.100.7`, `2001:db8:1:2::/64`, a fingerprint, `all`) only in audit lines and alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Subject {
+pub(crate) enum Subject {
     Address(IpAddr),
     /// IPv6 sources grouped by network: the address with host bits cleared, and the prefix.
     Network(std::net::Ipv6Addr, u8),
@@ -48,13 +48,13 @@ impl std::fmt::Display for Subject {
 
 /// Failures of a burst that got no line of their own, by reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub count: u64,
     pub by_reason: BTreeMap<Reason, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum BurstEvent {
+pub(crate) enum BurstEvent {
     Started { key: BurstKey, client: String, failures: u64 },
     Summary { key: BurstKey, summary: Summary },
     Ended { key: BurstKey, client: String, failures: u64, duration: Duration, summary: Summary },
@@ -90,7 +90,7 @@ impl Bucket {
 
 /// What to do with one failure.
 #[derive(Debug, Default)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// Write this failure's own audit (and log) line; false when a burst's line cap took it.
     pub write_line: bool,
     pub events: Vec<BurstEvent>,
@@ -98,7 +98,7 @@ pub struct Verdict {
     pub evicted: Vec<Scope>,
 }
 
-pub struct BurstDetector {
+pub(crate) struct BurstDetector {
     cfg: Bursts,
     lines_per_burst: usize,
     summary_interval: Duration,
@@ -112,7 +112,7 @@ pub struct BurstDetector {
 }
 
 impl BurstDetector {
-    pub fn new(cfg: Bursts, lines_per_burst: usize, summary_interval: Duration) -> Self {
+    pub(crate) fn new(cfg: Bursts, lines_per_burst: usize, summary_interval: Duration) -> Self {
         let cap = NonZeroUsize::new(cfg.max_tracked_keys.max(1)).expect("non-zero");
         Self {
             cfg,
@@ -127,7 +127,7 @@ impl BurstDetector {
     }
 
     /// New thresholds take effect for the next failure; tracked state is kept.
-    pub fn reconfigure(&mut self, cfg: Bursts, lines_per_burst: usize, summary_interval: Duration) {
+    pub(crate) fn reconfigure(&mut self, cfg: Bursts, lines_per_burst: usize, summary_interval: Duration) {
         if let Some(cap) = NonZeroUsize::new(cfg.max_tracked_keys) {
             self.sources.resize(cap);
             self.credentials.resize(cap);
@@ -139,7 +139,7 @@ impl BurstDetector {
     }
 
     /// Records one failure and decides whether it gets its own audit line.
-    pub fn failure(
+    pub(crate) fn failure(
         &mut self,
         now: Instant,
         source: IpAddr,
@@ -162,7 +162,7 @@ impl BurstDetector {
 
     /// Whether `source` failed recently (its bucket has not leaked empty): an expired user token
     /// from it then mixes with other failures and counts toward the source's burst.
-    pub fn source_failing(&self, now: Instant, source: IpAddr) -> bool {
+    pub(crate) fn source_failing(&self, now: Instant, source: IpAddr) -> bool {
         let source = group(source, self.cfg.ipv6_prefix);
         let rate = f64::from(self.cfg.source.failures) / self.cfg.source.window.as_secs_f64();
         self.sources
@@ -296,7 +296,7 @@ impl BurstDetector {
     }
 
     /// Ends bursts quiet for the quiet period and emits summaries that are due.
-    pub fn tick(&mut self, now: Instant) -> Vec<BurstEvent> {
+    pub(crate) fn tick(&mut self, now: Instant) -> Vec<BurstEvent> {
         let quiet = self.cfg.quiet_period;
         let mut events = Vec::new();
         let mut ended: Vec<BurstKey> = Vec::new();
@@ -323,7 +323,7 @@ impl BurstDetector {
     }
 
     /// Ends every burst (the tap is stopping).
-    pub fn drain(&mut self) -> Vec<BurstEvent> {
+    pub(crate) fn drain(&mut self) -> Vec<BurstEvent> {
         let mut keys: Vec<BurstKey> = self.active.keys().copied().collect();
         keys.sort();
         keys.into_iter()
@@ -340,7 +340,9 @@ impl BurstDetector {
             .collect()
     }
 
-    pub fn active(&self, scope: Scope) -> usize {
+    /// Keys in burst in `scope` (the metrics count them as they start and end).
+    #[cfg(test)]
+    pub(crate) fn active(&self, scope: Scope) -> usize {
         self.active.keys().filter(|k| k.scope == scope).count()
     }
 }
