@@ -57,6 +57,17 @@ if [ ! -f "$bs_stamp" ]; then
   touch "$bs_stamp"
 fi
 
+# The dependency policy (deny.toml): licenses, duplicate versions, sources. cargo-deny is pinned
+# and built once into target/tools (about 3.5 minutes cold, then cached with target/).
+deny="$root/target/tools/bin/cargo-deny"
+if [ ! -x "$deny" ] || ! "$deny" --version | grep -q "0.20.2"; then
+  step "cargo install cargo-deny 0.20.2 into target/tools"
+  cargo install --quiet --locked --version 0.20.2 --root "$root/target/tools" cargo-deny
+fi
+
+step "cargo deny check licenses bans sources"
+"$deny" check licenses bans sources
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
