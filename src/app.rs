@@ -69,6 +69,7 @@ pub async fn run_with(
     let fingerprinter = Fingerprinter::from_config(&config.audit, &config.env)?;
     let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &known_routes(&config)));
     let resend_interval = config.alertmanager.resend_interval;
+    let access = Arc::new(crate::admin::Access::new(&config, metrics.clone())?);
     let shared = Arc::new(Shared::new(config, metrics, auditor.clone())?);
     if let Some(tracer) = export.as_ref().and_then(super::export::Export::tracer) {
         let _ = shared.tracer.set(tracer);
@@ -81,7 +82,8 @@ pub async fn run_with(
     };
     let history = options.status.clone().unwrap_or_default();
     let (auditing, others) = spawn_background(&shared, resend_interval, history.clone(), options, &stop_rx);
-    let admin = tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), history, stopped(stop_rx.clone())));
+    let admin =
+        tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), history, access, stopped(stop_rx.clone())));
     let proxy = tokio::spawn(proxy::serve(proxy_listener, shared.clone(), stop_rx.clone()));
 
     shutdown.await;

@@ -10,7 +10,8 @@
 //! 3. `session` (header, inferred and stateless sessions), `audit` (reasons, fingerprints,
 //!    client names, bursts, findings, the audit log), `status` (the status page's view of the
 //!    metrics), `checklist` (token ages, rotation, least privilege, and its state file).
-//! 4. `http_client`: the one HTTP(S) client to the upstream.
+//! 4. `http_client` (the one HTTP(S) client to the upstream) and `tls` (the listeners' TLS,
+//!    certificates re-read when they change).
 //! 5. `proxy`: accept, read the request, forward, tap the response, record the exchange.
 //! 6. `export` (OTLP push), `admin` (status page, `/metrics`, `/privileges`, health),
 //!    `reload` (config hot reload), `probe` (the canary), `report` (`report privileges`).
@@ -40,6 +41,7 @@ pub mod reload;
 pub mod report;
 mod session;
 mod status;
+mod tls;
 
 /// The metric catalogue (every metric's name, kind, help, labels), for tools and tests that check
 /// an output against it.

@@ -70,6 +70,19 @@ impl Config {
         self.otlp.validate(&mut p);
         self.checklist.validate(&mut p);
         self.user_tokens.validate(&mut p);
+        if let Some(path) = &self.web_config_file {
+            if let Err(problems) = super::WebConfig::load(path) {
+                p.extend(problems.into_iter().map(|e| format!("web_config_file: {e}")));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            p.extend(tls.problems());
+        }
+        for path in &self.admin_open_paths {
+            if !path.starts_with('/') {
+                p.push(format!("admin_open_paths: `{path}` must start with `/`"));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p.push(format!("log.level `{}` is not a valid filter such as `info` or `mcp_tap=debug`", self.log.level));
         }
@@ -146,6 +159,12 @@ impl Config {
         }
         if self.admin_listen != new.admin_listen {
             changed.push("admin_listen");
+        }
+        if self.web_config_file != new.web_config_file {
+            changed.push("web_config_file");
+        }
+        if self.tls.is_some() != new.tls.is_some() {
+            changed.push("tls");
         }
         if self.limits.max_connections != new.limits.max_connections {
             changed.push("limits.max_connections");

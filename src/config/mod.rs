@@ -12,12 +12,15 @@ mod checklist;
 mod environment;
 mod limits;
 mod load;
+pub(crate) mod tls_files;
 mod user_tokens;
+mod web;
 pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold};
 pub use checklist::Checklist;
 pub use environment::Environment;
 pub use limits::Limits;
 pub use user_tokens::{UserIdentity, UserTokens};
+pub use web::{ClientAuth, HttpServerConfig, ListenerTls, TlsServerConfig, TlsVersion, WebConfig, ALLOWED_HEADERS};
 
 /// Exit code for bad usage or a bad config file (BSD `EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
@@ -51,6 +54,13 @@ pub struct Config {
     pub otlp: Otlp,
     pub checklist: Checklist,
     pub user_tokens: UserTokens,
+    /// The admin listener's TLS and basic auth, in the Prometheus exporter toolkit's web
+    /// configuration format (`--web.config.file`). Its contents are re-read when it changes.
+    pub web_config_file: Option<PathBuf>,
+    /// Admin paths reachable without basic auth (Kubernetes probes cannot send credentials).
+    pub admin_open_paths: Vec<String>,
+    /// TLS on the MCP listener (HTTP/2 by ALPN); the files are re-read when they change.
+    pub tls: Option<ListenerTls>,
     /// Where `${VAR}`, `*_env` settings and `OTEL_*` are read; not part of the file.
     #[serde(skip)]
     pub env: Environment,
@@ -183,6 +193,9 @@ impl Default for Config {
             otlp: Otlp::default(),
             checklist: Checklist::default(),
             user_tokens: UserTokens::default(),
+            web_config_file: None,
+            admin_open_paths: vec!["/healthz".into(), "/readyz".into()],
+            tls: None,
             env: Environment::default(),
         }
     }

@@ -296,6 +296,24 @@ const fn histogram(name: &'static str, buckets: Buckets, labels: &'static [&'sta
     Spec { name, kind: Kind::Histogram, help, labels, buckets }
 }
 
+pub const ADMIN_AUTH_FAILURES: Spec = counter(
+    "mcp_tap_admin_auth_failures_total",
+    &["reason"],
+    "Admin requests refused with 401 by basic auth (web config file), by reason: missing or wrong credentials.",
+);
+
+pub const TLS_HANDSHAKE_FAILURES: Spec = counter(
+    "mcp_tap_tls_handshake_failures_total",
+    &["listener"],
+    "TLS handshakes that failed on the tap's listeners (admin, mcp).",
+);
+
+pub const CERTIFICATE_RELOADS: Spec = counter(
+    "mcp_tap_tls_certificate_reloads_total",
+    &["listener", "result"],
+    "Changed certificate files re-read by a listener, by result (failure keeps the certificate served).",
+);
+
 /// Every metric of the tap's own, in the order `docs/metrics.md` lists them.
 pub const ALL: &[&Spec] = &[
     &OPERATION_DURATION,
@@ -341,6 +359,9 @@ pub const ALL: &[&Spec] = &[
     &CONFIG_RELOAD_OK,
     &CONFIG_RELOAD_TIMESTAMP,
     &CONFIG_RELOADS,
+    &ADMIN_AUTH_FAILURES,
+    &TLS_HANDSHAKE_FAILURES,
+    &CERTIFICATE_RELOADS,
     &OTLP_FAILURES,
     &BUILD_INFO,
 ];
@@ -359,23 +380,6 @@ pub const PROCESS: &[Spec] = &[
 
 const fn process(kind: Kind, name: &'static str, help: &'static str) -> Spec {
     Spec { kind, buckets: Buckets::None, name, help, labels: &[] }
-}
-
-/// The Markdown table of every metric that `docs/metrics.md` holds (checked by a test).
-pub fn markdown() -> String {
-    let mut t = String::from("| metric | type | labels | what it counts |\n|---|---|---|---|\n");
-    for spec in ALL.iter().copied().chain(PROCESS) {
-        let labels: Vec<String> = spec.labels.iter().map(|l| format!("`{l}`")).collect();
-        let kind = match spec.buckets {
-            Buckets::None => spec.kind.as_str().to_string(),
-            Buckets::Operation => "histogram (0.01…300 s, the semantic conventions')".into(),
-            Buckets::Session => "histogram (`sessions.duration_buckets`, 1 s…24 h)".into(),
-            Buckets::Overhead => "histogram (50 µs…250 ms)".into(),
-            Buckets::ResponseBytes => "histogram (256 B…4 MiB)".into(),
-        };
-        t.push_str(&format!("| `{}` | {kind} | {} | {} |\n", spec.name, labels.join(", "), spec.help));
-    }
-    t
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@ pub(super) struct HealthMetrics {
     config_reload_timestamp: Gauge,
     config_reloads: IntCounterVec,
     otlp_failures: IntCounterVec,
+    admin_auth_failures: IntCounterVec,
+    handshake_failures: IntCounterVec,
+    certificate_reloads: IntCounterVec,
 }
 
 impl HealthMetrics {
@@ -20,6 +23,9 @@ impl HealthMetrics {
                 .with_label_values(&[] as &[&str]),
             config_reloads: counter_of(registry, &catalogue::CONFIG_RELOADS),
             otlp_failures: counter_of(registry, &catalogue::OTLP_FAILURES),
+            admin_auth_failures: counter_of(registry, &catalogue::ADMIN_AUTH_FAILURES),
+            handshake_failures: counter_of(registry, &catalogue::TLS_HANDSHAKE_FAILURES),
+            certificate_reloads: counter_of(registry, &catalogue::CERTIFICATE_RELOADS),
         }
     }
 
@@ -30,10 +36,29 @@ impl HealthMetrics {
         for signal in ["metrics", "traces"] {
             self.otlp_failures.with_label_values(&[signal]);
         }
+        for reason in ["missing", "wrong_credentials"] {
+            self.admin_auth_failures.with_label_values(&[reason]);
+        }
     }
 }
 
 impl super::Metrics {
+    /// An admin request refused by basic auth: `missing` or `wrong_credentials`.
+    pub(crate) fn record_admin_auth_failure(&self, reason: &str) {
+        self.health.admin_auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// A TLS handshake on `listener` (`admin`, `mcp`) failed.
+    pub(crate) fn record_handshake_failure(&self, listener: &str) {
+        self.health.handshake_failures.with_label_values(&[listener]).inc();
+    }
+
+    /// A changed certificate was re-read on `listener`, successfully or not.
+    pub(crate) fn record_certificate_reload(&self, listener: &str, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.health.certificate_reloads.with_label_values(&[listener, result]).inc();
+    }
+
     /// A config load succeeded (at start-up or on reload).
     pub(crate) fn record_config_loaded(&self, reload: bool) {
         self.health.config_reload_ok.set(1);

@@ -46,7 +46,24 @@ fn docs_metrics_md_holds_the_catalogue() {
         .expect("docs/metrics.md has the generated-table markers");
     assert!(
         table == markdown(),
-        "docs/metrics.md differs from the catalogue; replace the table between the markers with:\n{}",
+        "docs/metrics.md differs from the catalogue (scripts/update-metrics-doc.py rewrites it); replace the table between the markers with:\n{}",
         markdown()
     );
+}
+
+/// The Markdown table of every metric that `docs/metrics.md` holds (checked by a test).
+fn markdown() -> String {
+    let mut t = String::from("| metric | type | labels | what it counts |\n|---|---|---|---|\n");
+    for spec in ALL.iter().copied().chain(PROCESS) {
+        let labels: Vec<String> = spec.labels.iter().map(|l| format!("`{l}`")).collect();
+        let kind = match spec.buckets {
+            Buckets::None => spec.kind.as_str().to_string(),
+            Buckets::Operation => "histogram (0.01…300 s, the semantic conventions')".into(),
+            Buckets::Session => "histogram (`sessions.duration_buckets`, 1 s…24 h)".into(),
+            Buckets::Overhead => "histogram (50 µs…250 ms)".into(),
+            Buckets::ResponseBytes => "histogram (256 B…4 MiB)".into(),
+        };
+        t.push_str(&format!("| `{}` | {kind} | {} | {} |\n", spec.name, labels.join(", "), spec.help));
+    }
+    t
 }

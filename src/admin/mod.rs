@@ -15,22 +15,29 @@ use tokio::net::TcpListener;
 
 use tokio::time::Instant;
 
+mod access;
+pub(crate) use access::Access;
+use access::Loaded;
+
 use crate::http_client::UpstreamBody;
 use crate::proxy::Shared;
 use crate::status::page::{self, Upstream};
 use crate::status::{History, Snapshot};
 
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     history: Arc<History>,
+    access: Arc<Access>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -41,15 +48,63 @@ pub(crate) async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let (shared, history) = (shared.clone(), history.clone());
+        let (shared, history, access) = (shared.clone(), history.clone(), access.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let (shared, history) = (shared.clone(), history.clone());
-                async move { Ok::<_, Infallible>(route(&shared, &history, req).await) }
-            });
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+            let loaded = access.current();
+            let Some(acceptor) = loaded.acceptor.clone() else {
+                return serve_connection(TokioIo::new(stream), shared, history, access, loaded).await;
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_connection(TokioIo::new(tls), shared, history, access, loaded).await,
+                Ok(Err(e)) => {
+                    shared.metrics.record_handshake_failure("admin");
+                    tracing::debug!(error = %e, %peer, "admin TLS handshake failed");
+                }
+                Err(_) => {
+                    shared.metrics.record_handshake_failure("admin");
+                    tracing::debug!(%peer, "admin TLS handshake timed out");
+                }
+            }
         });
     }
+}
+
+/// Serves one admin connection (plain or TLS): basic auth first, then the route, then the web
+/// config's response headers.
+async fn serve_connection<I>(
+    io: I,
+    shared: Arc<Shared>,
+    history: Arc<History>,
+    access: Arc<Access>,
+    loaded: Arc<Loaded>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let http2 = loaded.http2;
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let (shared, history, access, loaded) = (shared.clone(), history.clone(), access.clone(), loaded.clone());
+        async move {
+            let authorization = req.headers().get(header::AUTHORIZATION);
+            let mut resp = match access.check(&loaded, req.uri().path(), authorization).await {
+                Ok(()) => route(&shared, &history, req).await,
+                Err(_) => {
+                    let mut r = text(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n");
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"mcp-tap\""));
+                    r
+                }
+            };
+            for (name, value) in &loaded.headers {
+                resp.headers_mut().insert(name.clone(), value.clone());
+            }
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if !http2 {
+        builder = builder.http1_only();
+    }
+    let _ = builder.serve_connection(io, service).await;
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
