@@ -189,6 +189,7 @@ async fn canary(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             token: config.env.var(&c.token_env),
             expect_tools: c.expect_tools.clone(),
             timeout: c.timeout,
+            ca_file: config.upstream.ca_file.clone(),
         };
         for r in crate::probe::run(&spec).await {
             if !r.ok {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, LogFormat};
+pub use crate::report::AdminAccess;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -27,6 +28,10 @@ pub struct Cli {
     /// Upstream base URL, e.g. https://backstage.example.com [default: http://127.0.0.1:7007].
     #[arg(long, env = "MCP_TAP_UPSTREAM", global = true)]
     pub upstream: Option<String>,
+    /// The admin listener's TLS and basic auth, in the Prometheus exporter toolkit's web
+    /// configuration format.
+    #[arg(long = "web.config.file", env = "MCP_TAP_WEB_CONFIG_FILE", global = true)]
+    pub web_config_file: Option<PathBuf>,
     /// Directory of the checklist state (token ages, least privilege) [default: /var/lib/mcp-tap].
     #[arg(long, env = "MCP_TAP_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
@@ -73,6 +78,9 @@ pub enum Command {
         /// Time allowed per check.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+        /// A PEM CA bundle to trust besides the system roots (a tap serving TLS with a private CA).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
     /// Reports from a running tap (or its state file).
     #[command(subcommand)]
@@ -90,6 +98,8 @@ pub enum Report {
         admin: String,
         #[arg(long, value_enum, default_value = "table")]
         output: ReportOutput,
+        #[command(flatten)]
+        access: AdminAccess,
     },
 }
 
@@ -125,6 +135,9 @@ impl Cli {
         }
         if let Some(u) = &self.upstream {
             config.upstream.url = u.clone();
+        }
+        if let Some(w) = &self.web_config_file {
+            config.web_config_file = Some(w.clone());
         }
         if let Some(f) = self.log_format {
             config.log.format = f;

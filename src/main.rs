@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     };
     match &cli.command {
         Some(Command::CheckConfig { file }) => check_config(file),
-        Some(Command::Probe { url, token, expect_tools, output, mcp_path, readiness_path, timeout }) => {
+        Some(Command::Probe { url, token, expect_tools, output, mcp_path, readiness_path, timeout, ca_file }) => {
             let spec = mcp_tap::probe::ProbeSpec {
                 base_url: url.clone(),
                 mcp_path: mcp_path.clone(),
@@ -34,11 +34,12 @@ fn main() -> ExitCode {
                 token: token.clone(),
                 expect_tools: expect_tools.clone(),
                 timeout: *timeout,
+                ca_file: ca_file.clone(),
             };
             probe(&spec, output)
         }
-        Some(Command::Report(mcp_tap::cli::Report::Privileges { admin, output })) => {
-            report_privileges(&cli, admin, cli.state_dir.as_deref(), *output)
+        Some(Command::Report(mcp_tap::cli::Report::Privileges { admin, output, access })) => {
+            report_privileges(&cli, admin, access, *output)
         }
         _ => serve(&cli),
     }
@@ -80,22 +81,23 @@ fn probe(spec: &mcp_tap::probe::ProbeSpec, output: &mcp_tap::cli::ProbeOutput) -
 fn report_privileges(
     cli: &Cli,
     admin: &str,
-    state_dir: Option<&std::path::Path>,
+    access: &mcp_tap::cli::AdminAccess,
     output: mcp_tap::cli::ReportOutput,
 ) -> ExitCode {
-    let report =
-        match state_dir {
-            Some(dir) => match cli.effective_config() {
-                Ok(config) => mcp_tap::report::from_state_dir(dir, config.checklist.window),
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(EXIT_USAGE as u8);
-                }
-            },
-            None => tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Into::into).and_then(
-                |runtime| runtime.block_on(mcp_tap::report::from_admin(admin, std::time::Duration::from_secs(10))),
-            ),
-        };
+    let report = match cli.state_dir.as_deref() {
+        Some(dir) => match cli.effective_config() {
+            Ok(config) => mcp_tap::report::from_state_dir(dir, config.checklist.window),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_USAGE as u8);
+            }
+        },
+        None => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Into::into).and_then(|runtime| {
+                runtime.block_on(mcp_tap::report::from_admin(admin, access, std::time::Duration::from_secs(10)))
+            })
+        }
+    };
     match report {
         Ok(r) => {
             match output {

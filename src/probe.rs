@@ -28,6 +28,8 @@ pub struct ProbeSpec {
     /// Tools that must be in the `tools/list` answer.
     pub expect_tools: Vec<String>,
     pub timeout: Duration,
+    /// A PEM CA bundle trusted besides the system roots (a tap or Backstage with a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -122,7 +124,8 @@ async fn post_with(
 pub async fn run(spec: &ProbeSpec) -> Vec<CheckResult> {
     let (base_url, mcp_path) = split_endpoint(&spec.base_url, &spec.mcp_path);
     let spec = &ProbeSpec { base_url, mcp_path, ..spec.clone() };
-    let upstream = crate::config::Upstream { url: spec.base_url.clone(), ..Default::default() };
+    let upstream =
+        crate::config::Upstream { url: spec.base_url.clone(), ca_file: spec.ca_file.clone(), ..Default::default() };
     let client = match http_client::build_client(&upstream) {
         Ok(c) => c,
         Err(e) => {

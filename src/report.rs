@@ -2,7 +2,7 @@
 //! it never called, read from a running tap's admin endpoint (`/privileges`) or, when the tap is
 //! stopped, from its state file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::BodyExt;
@@ -11,12 +11,45 @@ use crate::checklist::privileges::{Privileges, Report};
 use crate::checklist::store;
 use crate::http_client::{self, UpstreamBody};
 
-/// The report a running tap serves at `{admin}/privileges`.
-pub async fn from_admin(admin: &str, timeout: Duration) -> anyhow::Result<Report> {
+/// How to reach an admin listener locked by a web config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AdminAccess {
+    /// A PEM CA bundle to trust besides the system roots, for an admin listener serving TLS.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// The basic-auth user of the admin listener.
+    #[arg(long)]
+    pub admin_user: Option<String>,
+    /// A file holding the user's password (or MCP_TAP_ADMIN_PASSWORD; never an argument, which
+    /// shows in `ps`).
+    #[arg(long)]
+    pub admin_password_file: Option<PathBuf>,
+    #[arg(long, env = "MCP_TAP_ADMIN_PASSWORD", hide_env_values = true, hide = true)]
+    pub admin_password: Option<String>,
+}
+
+/// The report a running tap serves at `{admin}/privileges`, over TLS and with basic auth when
+/// `access` says so.
+pub async fn from_admin(admin: &str, access: &AdminAccess, timeout: Duration) -> anyhow::Result<Report> {
     let url = format!("{}/privileges", admin.trim_end_matches('/'));
-    let upstream = crate::config::Upstream { url: admin.to_string(), ..Default::default() };
+    let upstream =
+        crate::config::Upstream { url: admin.to_string(), ca_file: access.ca_file.clone(), ..Default::default() };
     let client = http_client::build_client(&upstream)?;
-    let req = http::Request::get(&url).body(UpstreamBody::Full { data: None, trailers: None })?;
+    let mut req = http::Request::get(&url);
+    if let Some(user) = &access.admin_user {
+        let password = match (&access.admin_password_file, &access.admin_password) {
+            (Some(file), _) => std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("--admin-password-file {}: {e}", file.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => anyhow::bail!("--admin-user needs --admin-password-file or MCP_TAP_ADMIN_PASSWORD"),
+        };
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        req = req.header(http::header::AUTHORIZATION, format!("Basic {basic}"));
+    }
+    let req = req.body(UpstreamBody::Full { data: None, trailers: None })?;
     let resp = tokio::time::timeout(timeout, client.request(req))
         .await
         .map_err(|_| anyhow::anyhow!("{url}: no answer within {timeout:?}"))?
@@ -26,6 +59,10 @@ pub async fn from_admin(admin: &str, timeout: Duration) -> anyhow::Result<Report
         .await
         .map_err(|_| anyhow::anyhow!("{url}: the answer did not finish within {timeout:?}"))??
         .to_bytes();
+    anyhow::ensure!(
+        status != http::StatusCode::UNAUTHORIZED,
+        "{url} answered 401: the admin listener wants basic auth (--admin-user, --admin-password-file)"
+    );
     anyhow::ensure!(status.is_success(), "{url} answered {status}");
     serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("{url}: not a privileges report: {e}"))
 }

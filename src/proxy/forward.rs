@@ -94,14 +94,15 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Prepares client request headers for the upstream: hop-by-hop out, `Host` set to the upstream,
-/// `X-Forwarded-*` added when enabled (`peer` is the client's address as a header value).
-/// Everything else passes unchanged.
+/// `X-Forwarded-*` added when enabled (`peer` is the client's address as a header value, `proto`
+/// `http` or `https` as the client reached the tap). Everything else passes unchanged.
 pub(crate) fn upstream_headers(
     headers: &mut HeaderMap,
     request_uri: &Uri,
     upstream_host: Option<&HeaderValue>,
     peer: &HeaderValue,
     forwarded: bool,
+    proto: &'static str,
 ) {
     strip_hop_by_hop(headers);
     // One lookup each: `insert` hands back what it replaced.
@@ -126,7 +127,7 @@ pub(crate) fn upstream_headers(
                 none.insert(peer.clone());
             }
         }
-        headers.entry(X_FORWARDED_PROTO).or_insert(HeaderValue::from_static("http"));
+        headers.entry(X_FORWARDED_PROTO).or_insert(HeaderValue::from_static(proto));
         if let Some(host) = original_host {
             headers.entry(X_FORWARDED_HOST).or_insert(host);
         }
@@ -321,7 +322,7 @@ mod tests {
         h.insert(header::HOST, HeaderValue::from_static("tap:7070"));
         let peer = forwarded_for("10.1.2.3".parse().unwrap());
         let host = upstream_host(&"http://up:7007".parse().unwrap());
-        upstream_headers(&mut h, &"/".parse().unwrap(), host.as_ref(), &peer, true);
+        upstream_headers(&mut h, &"/".parse().unwrap(), host.as_ref(), &peer, true, "http");
         assert!(h.get("x-private").is_none() && h.get(header::CONNECTION).is_none());
         assert!(h.get(header::TRANSFER_ENCODING).is_none() && h.get("keep-alive").is_none());
         assert!(h.get(header::TRAILER).is_none());
@@ -340,7 +341,7 @@ mod tests {
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
         h.insert(header::HOST, HeaderValue::from_static("tap:7070"));
         let peer = forwarded_for("10.1.2.3".parse().unwrap());
-        upstream_headers(&mut h, &"/".parse().unwrap(), None, &peer, true);
+        upstream_headers(&mut h, &"/".parse().unwrap(), None, &peer, true, "http");
         let lines: Vec<_> = h.get_all(X_FORWARDED_FOR).iter().collect();
         assert_eq!(lines, ["198.51.100.7, 10.0.0.2, 10.1.2.3"], "one list, every line kept");
         assert_eq!((h.get(header::HOST), &h["x-forwarded-host"]), (None, &HeaderValue::from_static("tap:7070")));

@@ -135,7 +135,8 @@ pub(crate) async fn handle(
     let ids: Vec<Option<Id>> = info.open.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
     let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
     let (host, forwarded) = (shared.upstream_host.as_ref(), config.forwarded_headers.enabled);
-    forward::upstream_headers(&mut parts.headers, &parts.uri, host, &connection.forwarded_for, forwarded);
+    let proto = if connection.tls { "https" } else { "http" };
+    forward::upstream_headers(&mut parts.headers, &parts.uri, host, &connection.forwarded_for, forwarded, proto);
     super::trace::start(&shared, &mut parts.headers, &read.messages, &mut info);
     let method = parts.method.clone();
     let reserved = read.reserved;

@@ -38,6 +38,8 @@ use crate::session::SessionTracker;
 pub(crate) struct Connection {
     pub peer: std::net::SocketAddr,
     pub forwarded_for: http::HeaderValue,
+    /// The client reached the tap over TLS.
+    pub tls: bool,
     pub credentials: std::sync::Mutex<crate::audit::CredentialCache>,
     /// Its own upstream connection, for an HTTP/1.x client of a plain-HTTP upstream.
     upstream: dedicated::Dedicated,
@@ -46,8 +48,9 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(peer: std::net::SocketAddr) -> Self {
+    pub(crate) fn new(peer: std::net::SocketAddr, tls: bool) -> Self {
         Self {
+            tls,
             peer,
             forwarded_for: forward::forwarded_for(peer.ip()),
             credentials: std::sync::Mutex::default(),
@@ -77,6 +80,8 @@ pub(crate) struct Shared {
     pub tracer: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracer>,
     /// Token age and least privilege, kept across restarts.
     pub checklist: Arc<crate::checklist::Checklist>,
+    /// TLS on the MCP listener (`tls`), HTTP/2 offered by ALPN.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Shared {
@@ -84,7 +89,24 @@ impl Shared {
         let checklist = Arc::new(crate::checklist::Checklist::open(&config, metrics.clone(), auditor.clone()));
         let client = UpstreamClients::new(&config.upstream)?;
         let upstream: Uri = config.upstream.url.parse()?;
+        let tls = match &config.tls {
+            Some(t) => {
+                let tls = crate::tls::ServerTls {
+                    cert_file: t.cert_file.clone(),
+                    key_file: t.key_file.clone(),
+                    min_version: t.min_version,
+                    client_auth: crate::config::ClientAuth::NoClientCert,
+                    client_ca_file: None,
+                    listener: "mcp",
+                };
+                let config =
+                    tls.server_config(metrics.clone(), &crate::tls::ALPN_H2_HTTP1).map_err(anyhow::Error::msg)?;
+                Some(tokio_rustls::TlsAcceptor::from(config))
+            }
+            None => None,
+        };
         Ok(Self {
+            tls,
             routes: Routes::new(&config),
             sessions: Arc::new(SessionTracker::new(
                 metrics.clone(),
@@ -161,6 +183,38 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: 
     workers.finish().await;
 }
 
+/// Serves one client connection, plain or TLS, until it closes or the shutdown grace ends.
+async fn serve_connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    shared: &Arc<Shared>,
+    limits: &Limits,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = deadline::HeaderDeadline::new(stream, limits.header_read_timeout);
+    let (activity, expired) = (io.activity.clone(), io.expired.clone());
+    let service_shared = shared.clone();
+    let connection = Arc::new(Connection::new(peer, shared.tls.is_some()));
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let open = activity.begin(req.version());
+        let (shared, connection) = (service_shared.clone(), connection.clone());
+        async move {
+            let resp = handle(shared, req, &connection).await;
+            Ok::<_, Infallible>(resp.map(|body| deadline::OpenBody { body, _open: open }))
+        }
+    });
+    let conn = connection_builder(limits).serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
+    let result = watcher.watch(conn).await;
+    // The header deadline is the tap's own (`HeaderDeadline`); hyper times nothing here.
+    if expired.load(std::sync::atomic::Ordering::Acquire) {
+        shared.metrics.record_refused(Limit::HeaderReadTimeout);
+    } else if let Err(e) = result {
+        tracing::debug!(error = %e, %peer, "client connection ended with an error");
+    }
+}
+
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
@@ -182,30 +236,26 @@ async fn serve_connections(
                 continue;
             }
         };
-        let limits = shared.config.load().limits.clone();
-        let io = deadline::HeaderDeadline::new(stream, limits.header_read_timeout);
-        let (activity, expired) = (io.activity.clone(), io.expired.clone());
-        let service_shared = shared.clone();
-        let connection = Arc::new(Connection::new(peer));
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let open = activity.begin(req.version());
-            let (shared, connection) = (service_shared.clone(), connection.clone());
-            async move {
-                let resp = handle(shared, req, &connection).await;
-                Ok::<_, Infallible>(resp.map(|body| deadline::OpenBody { body, _open: open }))
-            }
-        });
-        let conn = connection_builder(&limits).serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-        let conn = graceful.watch(conn);
-        let (shared, load) = (shared.clone(), load.clone());
+        let (shared, load, watcher) = (shared.clone(), load.clone(), graceful.watcher());
         tokio::spawn(async move {
             shared.metrics.add_connections(1);
-            let result = conn.await;
-            // The header deadline is the tap's own (`HeaderDeadline`); hyper times nothing here.
-            if expired.load(std::sync::atomic::Ordering::Acquire) {
-                shared.metrics.record_refused(Limit::HeaderReadTimeout);
-            } else if let Err(e) = result {
-                tracing::debug!(error = %e, %peer, "client connection ended with an error");
+            let limits = shared.config.load().limits.clone();
+            match shared.tls.clone() {
+                None => serve_connection(stream, peer, &shared, &limits, watcher).await,
+                Some(acceptor) => {
+                    // The handshake is part of the request head: it gets the same deadline.
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_connection(tls, peer, &shared, &limits, watcher).await,
+                        Ok(Err(e)) => {
+                            shared.metrics.record_handshake_failure("mcp");
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            shared.metrics.record_handshake_failure("mcp");
+                            tracing::debug!(%peer, "TLS handshake not finished within limits.header_read_timeout");
+                        }
+                    }
+                }
             }
             shared.metrics.add_connections(-1);
             load.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
