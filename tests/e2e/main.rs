@@ -28,6 +28,7 @@ mod protocol_2026;
 mod proxy_behaviour;
 mod real_peers;
 mod reload;
+mod securing;
 mod shutdown;
 mod status_page;
 mod structure;

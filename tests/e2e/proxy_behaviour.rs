@@ -15,10 +15,10 @@ use tokio::sync::{mpsc, Mutex};
 const CALL: &str =
     r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"catalog.get-catalog-entity","arguments":{}}}"#;
 
-type Senders = Arc<Mutex<mpsc::Receiver<mpsc::Sender<Result<Bytes, std::io::Error>>>>>;
+pub(crate) type Senders = Arc<Mutex<mpsc::Receiver<mpsc::Sender<Result<Bytes, std::io::Error>>>>>;
 
 /// An upstream whose SSE answers the test writes by hand; each request hands its sender over.
-async fn scripted_upstream() -> (std::net::SocketAddr, Senders) {
+pub(crate) async fn scripted_upstream() -> (std::net::SocketAddr, Senders) {
     let (tx, rx) = mpsc::channel(4);
     let addr = upstream(move |_req| {
         let tx = tx.clone();
@@ -32,7 +32,7 @@ async fn scripted_upstream() -> (std::net::SocketAddr, Senders) {
     (addr, Arc::new(Mutex::new(rx)))
 }
 
-async fn next_data(body: &mut hyper::body::Incoming) -> String {
+pub(crate) async fn next_data(body: &mut hyper::body::Incoming) -> String {
     let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
         .await
         .expect("a frame must reach the client while the upstream waits")
@@ -41,7 +41,7 @@ async fn next_data(body: &mut hyper::body::Incoming) -> String {
     String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap()
 }
 
-fn call_request(url: &str) -> http::Request<http_body_util::Full<Bytes>> {
+pub(crate) fn call_request(url: &str) -> http::Request<http_body_util::Full<Bytes>> {
     http::Request::post(url)
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")

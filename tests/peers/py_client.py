@@ -27,6 +27,7 @@ parser.add_argument("--prompt", action="append", default=[], help="NAME=JSON_ARG
 parser.add_argument("--no-list", action="store_true")
 parser.add_argument("--listen", type=float, help="hold a subscriptions/listen stream open this many seconds")
 parser.add_argument("--name", help="clientInfo.name the client declares")
+parser.add_argument("--ca-file", help="a PEM CA bundle to trust (a tap serving TLS with a private CA)")
 parser.add_argument("--accept-elicitation", action="store_true", help="answer every elicitation with ok=true")
 args = parser.parse_args()
 
@@ -66,7 +67,18 @@ async def main():
         headers = None
     else:
         headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
-    http = create_mcp_http_client(headers=headers, auth=auth)
+    if args.ca_file:
+        import ssl
+
+        # The SDK's own client factory, plus the CA that signed the tap's certificate.
+        http = httpx2.AsyncClient(
+            headers=headers,
+            auth=auth,
+            timeout=httpx2.Timeout(30.0, read=300.0),
+            verify=ssl.create_default_context(cafile=args.ca_file),
+        )
+    else:
+        http = create_mcp_http_client(headers=headers, auth=auth)
     seen = {}
     async with http:
         transport = streamable_http_client(args.url, http_client=http)
