@@ -218,6 +218,13 @@ def health():
             [(f"sum by (scope) (rate(mcp_tap_auth_burst_keys_evicted_total{{{SEL}}}[$__rate_interval]))", "{{scope}}")], w=8)
     b.panel("OTLP export failures", "Failed OTLP pushes per second by signal (Collector down, slow or refusing). Traffic is never affected.", "ops",
             [(f"sum by (signal) (rate(mcp_tap_otlp_export_failures_total{{{SEL}}}[$__rate_interval]))", "{{signal}}")], w=24)
+    b.row("Securing the tap")
+    b.panel("Admin requests refused", "Requests to the admin port refused with 401 by basic auth (web config file), by reason. A rise after a password change is a scraper with the old one.", "ops",
+            [(f"sum by (reason) (rate(mcp_tap_admin_auth_failures_total{{{SEL}}}[$__rate_interval]))", "{{reason}}")], w=8)
+    b.panel("TLS handshakes failed", "Failed TLS handshakes per listener: clients that do not trust the certificate, or plain HTTP on a TLS port.", "ops",
+            [(f"sum by (listener) (rate(mcp_tap_tls_handshake_failures_total{{{SEL}}}[$__rate_interval]))", "{{listener}}")], w=8)
+    b.panel("Certificate reloads", "Changed certificate files re-read, by listener and result; a failure keeps the certificate served.", "short",
+            [(f"sum by (listener, result) (increase(mcp_tap_tls_certificate_reloads_total{{{SEL}}}[$__rate_interval]))", "{{listener}} {{result}}")], w=8)
     b.row("Process")
     b.panel("CPU", "CPU seconds used per second by each tap process.", "percentunit",
             [(f"rate(process_cpu_seconds_total{{{SEL}}}[$__rate_interval])", "{{instance}}")], w=8)

@@ -39,6 +39,12 @@ impl HealthMetrics {
         for reason in ["missing", "wrong_credentials"] {
             self.admin_auth_failures.with_label_values(&[reason]);
         }
+        for listener in ["admin", "mcp"] {
+            self.handshake_failures.with_label_values(&[listener]);
+            for result in ["success", "failure"] {
+                self.certificate_reloads.with_label_values(&[listener, result]);
+            }
+        }
     }
 }
 

@@ -67,6 +67,22 @@ fn the_kubernetes_example_is_consistent() {
     for t in &config.clients.tokens {
         assert!(env.contains(&t.token_env.as_deref().unwrap()), "token of {} comes from the Secret", t.subject);
     }
+    // The admin port's web config comes from a Secret mounted where the argument points, and the
+    // probes speak HTTPS to it.
+    let args: Vec<&str> = container["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let web_at = args.iter().position(|a| *a == "--web.config.file").map(|i| args[i + 1]).expect("--web.config.file");
+    let web: Vec<&Value> =
+        docs.iter().filter(|d| d["kind"] == "Secret" && d["metadata"]["name"] == "mcp-tap-web").collect();
+    let web_text = web[0]["stringData"]["web.yml"].as_str().unwrap();
+    let parsed: mcp_tap::config::WebConfig = serde_yaml_ng::from_str(web_text).expect("the web config parses");
+    let tls = parsed.tls_server_config.expect("TLS on the admin port");
+    let mounts = container["volumeMounts"].as_sequence().unwrap();
+    let web_mount = mounts.iter().find(|m| m["name"] == "web").unwrap()["mountPath"].as_str().unwrap();
+    assert!(web_at.starts_with(web_mount) && tls.cert_file.starts_with(web_mount), "{web_at} {web_mount}");
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["scheme"], "HTTPS", "{probe}");
+        assert!(config.admin_open_paths.iter().any(|p| *p == container[probe]["httpGet"]["path"].as_str().unwrap()));
+    }
     let grace = kind("Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
     assert!(config.shutdown_grace_period.as_secs() < grace, "the tap finishes before Kubernetes kills it");
 }
