@@ -107,3 +107,35 @@ fn forwarded_for_needs_trusted_proxies() {
     let err = Config::parse("bursts:\n  ipv6_prefix: 8\n").unwrap_err();
     assert_eq!(err.problems, vec!["bursts.ipv6_prefix 8 must be between 16 and 128"]);
 }
+
+#[test]
+fn a_web_config_file_reports_every_problem_with_its_key() {
+    let dir = std::env::temp_dir().join(format!("mcp-tap-web-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("web.yml");
+    std::fs::write(
+        &file,
+        "tls_server_config:\n  cert_file: /nonexistent/cert.pem\n  key_file: /nonexistent/key.pem\n  min_version: TLS11\n  \
+         client_auth_type: RequireAnyClientCert\nhttp_server_config:\n  headers:\n    X-Powered-By: me\nbasic_auth_users:\n  \
+         prometheus: not-a-hash\n",
+    )
+    .unwrap();
+    let problems = crate::config::WebConfig::load(&file).unwrap_err();
+    let at = |p: &str| format!("{}: {p}", file.display());
+    assert!(problems.contains(&at("tls_server_config.min_version: TLS 1.0 and 1.1 are not offered (TLS12 or TLS13)")));
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("client_auth_type RequireAnyClientCert accepts certificates nobody checked")));
+    assert!(problems.iter().any(|p| p.contains("/nonexistent/cert.pem: cannot read PEM certificates")));
+    assert!(problems.iter().any(|p| p.contains("`X-Powered-By` is not one of")));
+    assert!(problems.iter().any(|p| p.starts_with(&at("basic_auth_users.prometheus: not a bcrypt hash"))));
+    assert!(problems.iter().all(|p| !p.contains("not-a-hash")), "the hash is never echoed: {problems:?}");
+    std::fs::write(&file, "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [x]\n").unwrap();
+    let unknown = crate::config::WebConfig::load(&file).unwrap_err();
+    assert!(unknown[0].contains("unknown field `cipher_suites`"), "{unknown:?}");
+    // Through the tap's own config, as check-config sees it.
+    let config = Config::parse(&format!("web_config_file: {}\nadmin_open_paths: [metrics]\n", file.display()));
+    let problems = config.unwrap_err().problems;
+    assert!(problems.iter().any(|p| p.starts_with("web_config_file: ")), "{problems:?}");
+    assert!(problems.contains(&"admin_open_paths: `metrics` must start with `/`".to_string()), "{problems:?}");
+}
