@@ -120,7 +120,7 @@ fn a_web_config_file_reports_every_problem_with_its_key() {
          prometheus: not-a-hash\n",
     )
     .unwrap();
-    let problems = crate::config::WebConfig::load(&file).unwrap_err();
+    let problems = WebConfig::load(&file).unwrap_err();
     let at = |p: &str| format!("{}: {p}", file.display());
     assert!(problems.contains(&at("tls_server_config.min_version: TLS 1.0 and 1.1 are not offered (TLS12 or TLS13)")));
     assert!(problems
@@ -131,7 +131,7 @@ fn a_web_config_file_reports_every_problem_with_its_key() {
     assert!(problems.iter().any(|p| p.starts_with(&at("basic_auth_users.prometheus: not a bcrypt hash"))));
     assert!(problems.iter().all(|p| !p.contains("not-a-hash")), "the hash is never echoed: {problems:?}");
     std::fs::write(&file, "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [x]\n").unwrap();
-    let unknown = crate::config::WebConfig::load(&file).unwrap_err();
+    let unknown = WebConfig::load(&file).unwrap_err();
     assert!(unknown[0].contains("unknown field `cipher_suites`"), "{unknown:?}");
     // Through the tap's own config, as check-config sees it.
     let config = Config::parse(&format!("web_config_file: {}\nadmin_open_paths: [metrics]\n", file.display()));
