@@ -22,6 +22,8 @@ apt_install() {
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 # A real Prometheus (promtool) and Alertmanager for the alerting tests.
 apt_install prometheus prometheus-alertmanager
+# Cluster mode's store: a real Redis (the tests start their own on free ports).
+apt_install redis-server
 # The side-by-side speed benchmark: a stock nginx (as competitor and fast upstream) and wrk.
 apt_install nginx-light wrk
 # A real headless browser for the status-page tests (driven by playwright-core from npm).

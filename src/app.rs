@@ -85,11 +85,15 @@ pub async fn run_with(
     let admin =
         tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), history, access, stopped(stop_rx.clone())));
     let proxy = tokio::spawn(proxy::serve(proxy_listener, shared.clone(), stop_rx.clone()));
+    let cluster = spawn_cluster(&shared, &stop_rx);
 
     shutdown.await;
     tracing::info!("shutting down: no new connections; finishing in-flight exchanges");
     let _ = stop_tx.send(true);
     let _ = proxy.await;
+    if let Some(cluster) = cluster {
+        let _ = cluster.await;
+    }
     shared.sessions.shutdown();
     for task in auditing {
         let _ = task.await;
@@ -175,6 +179,15 @@ async fn tick_audit(auditor: Arc<Auditor>, resend_interval: Duration, mut stop: 
             _ = stop.wait_for(|s| *s) => break,
         }
     }
+}
+
+/// Cluster mode: the exchange with the shared store, when one is configured.
+fn spawn_cluster(shared: &Arc<Shared>, stop: &watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
+    shared.auditor.shared.is_some().then(|| {
+        let source = shared.clone();
+        let config: crate::cluster::ConfigSource = Arc::new(move || source.config.load_full());
+        tokio::spawn(crate::cluster::run(shared.auditor.clone(), shared.metrics.clone(), config, stop.clone()))
+    })
 }
 
 /// The in-daemon canary: the `probe` checks against the upstream, every `canary.interval`.

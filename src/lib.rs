@@ -10,8 +10,9 @@
 //! 3. `session` (header, inferred and stateless sessions), `audit` (reasons, fingerprints,
 //!    client names, bursts, findings, the audit log), `status` (the status page's view of the
 //!    metrics), `checklist` (token ages, rotation, least privilege, and its state file).
-//! 4. `http_client` (the one HTTP(S) client to the upstream) and `tls` (the listeners' TLS,
-//!    certificates re-read when they change).
+//! 4. `http_client` (the one HTTP(S) client to the upstream), `tls` (the listeners' TLS,
+//!    certificates re-read when they change) and `cluster` (bursts shared through a Redis/Valkey
+//!    store).
 //! 5. `proxy`: accept, read the request, forward, tap the response, record the exchange.
 //! 6. `export` (OTLP push), `admin` (status page, `/metrics`, `/privileges`, health),
 //!    `reload` (config hot reload), `probe` (the canary), `report` (`report privileges`).
@@ -28,6 +29,7 @@ pub mod app;
 mod audit;
 mod checklist;
 pub mod cli;
+mod cluster;
 pub mod config;
 pub mod demo;
 mod export;

@@ -148,11 +148,24 @@ pub(crate) enum AuditEvent {
         old_last_seen: String,
         new_first_seen: String,
     },
+    /// Cluster mode: this replica lost its store and decides bursts alone until it is back.
+    StoreLost {
+        cluster: String,
+        /// The store's address, without user or password.
+        store: String,
+        error: String,
+    },
+    /// Cluster mode: the store is back; what was counted meanwhile is sent.
+    StoreRegained {
+        cluster: String,
+        store: String,
+        down_seconds: f64,
+    },
 }
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub(crate) const NAMES: [&'static str; 13] = [
+    pub(crate) const NAMES: [&'static str; 15] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -166,6 +179,8 @@ impl AuditEvent {
         "credential_rotated",
         "stopped_refreshing",
         "stopped_refreshing_end",
+        "store_lost",
+        "store_regained",
     ];
 
     pub(crate) fn name(&self) -> &'static str {
@@ -183,6 +198,8 @@ impl AuditEvent {
             AuditEvent::CredentialRotated { .. } => 10,
             AuditEvent::StoppedRefreshing { .. } => 11,
             AuditEvent::StoppedRefreshingEnd { .. } => 12,
+            AuditEvent::StoreLost { .. } => 13,
+            AuditEvent::StoreRegained { .. } => 14,
         };
         Self::NAMES[i]
     }
@@ -335,6 +352,16 @@ mod tests {
                 latest: "2026-12-01T09:00:00Z".into(),
                 count: 200,
                 expired_seconds: 7200,
+            },
+            AuditEvent::StoreLost {
+                cluster: "default".into(),
+                store: "redis://valkey:6379".into(),
+                error: "refused".into(),
+            },
+            AuditEvent::StoreRegained {
+                cluster: "default".into(),
+                store: "redis://valkey:6379".into(),
+                down_seconds: 4.5,
             },
         ];
         assert_eq!(events.len(), AuditEvent::NAMES.len(), "every kind of event is checked");

@@ -3,6 +3,7 @@
 //! JSON-lines audit trail from one emit point.
 
 pub(crate) mod alertmanager;
+mod announce;
 pub(crate) mod approved;
 pub(crate) mod burst;
 pub(crate) mod event;
@@ -13,6 +14,7 @@ pub(crate) mod jwt;
 pub(crate) mod naming;
 mod preinit;
 pub(crate) mod reason;
+pub(crate) mod shared;
 pub(crate) mod sharing;
 pub(crate) mod sink;
 
@@ -26,7 +28,7 @@ use lru::LruCache;
 use tokio::time::Instant;
 
 use self::alertmanager::Pager;
-use self::burst::{BurstDetector, BurstEvent};
+use self::burst::BurstDetector;
 use self::event::{AuditEvent, AuditLine, AuthFailureLine};
 use self::identity::{ClientDirectory, Credential, Fingerprint, Fingerprinter, KeySource, CLIENT_UNKNOWN};
 use self::reason::{Reason, SuccessHistory};
@@ -56,6 +58,8 @@ pub(crate) struct Auditor {
     /// Tokens removed from the directory by a reload, with the subject they had: their next use
     /// is `revoked_token`, still named by that subject.
     retired: Mutex<LruCache<Fingerprint, Arc<str>>>,
+    /// Cluster mode: what this replica counted for the store, and whether the store is up.
+    pub(crate) shared: Option<shared::SharedBursts>,
     /// Refusals already raised as a finding.
     raised: Mutex<finding::Raised>,
     /// Routes whose zero series exist (new subjects after a reload get theirs too).
@@ -153,6 +157,7 @@ impl Auditor {
             unapproved_seen: lru(config.audit.max_remembered_credentials),
             retired: lru(config.audit.max_remembered_credentials),
             raised: Mutex::new(finding::Raised::new(config.audit.max_remembered_credentials)),
+            shared: config.cluster.url(&config.env).map(|_| shared::SharedBursts::new(config.cluster.max_pending_keys)),
             routes: Mutex::new(Vec::new()),
             directory: ArcSwap::from_pointee(directory),
             fingerprinter,
@@ -263,8 +268,14 @@ impl Auditor {
             return;
         }
         let fingerprint = f.credential.fingerprint();
-        let verdict =
-            self.bursts.lock().expect("burst lock").failure(Instant::now(), f.source, fingerprint, f.reason, client);
+        let (verdict, keys) = {
+            let mut bursts = self.bursts.lock().expect("burst lock");
+            let verdict = bursts.failure(Instant::now(), f.source, fingerprint, f.reason, client);
+            (verdict, self.shared.as_ref().map(|_| bursts.keys_for(f.source, fingerprint)))
+        };
+        if let (Some(shared), Some((source, keys))) = (&self.shared, keys) {
+            shared.failure(&keys, source, fingerprint, client);
+        }
         for scope in &verdict.evicted {
             self.metrics.record_burst_eviction(*scope);
         }
@@ -315,54 +326,6 @@ impl Auditor {
         let events = self.bursts.lock().expect("burst lock").drain();
         self.burst_events(events);
         self.end_expired(true);
-    }
-
-    fn burst_events(&self, events: Vec<BurstEvent>) {
-        for e in events {
-            match e {
-                BurstEvent::Started { key, client, failures } => {
-                    self.metrics.record_burst_started(key.scope);
-                    tracing::warn!(scope = key.scope.as_str(), key = %key.key, client, "auth-failure burst started");
-                    self.write(AuditEvent::BurstStart {
-                        scope: key.scope,
-                        key: key.key.to_string(),
-                        client: client.clone(),
-                        count: failures,
-                    });
-                    if let Some(p) = &self.pager {
-                        p.burst_started(&key, &client);
-                    }
-                }
-                BurstEvent::Summary { key, summary } => self.write_summary(&key, summary),
-                BurstEvent::Ended { key, client, failures, duration, summary } => {
-                    if summary.count > 0 {
-                        self.write_summary(&key, summary);
-                    }
-                    self.metrics.record_burst_ended(key.scope);
-                    tracing::info!(scope = key.scope.as_str(), key = %key.key, failures, "auth-failure burst ended");
-                    self.write(AuditEvent::BurstEnd {
-                        scope: key.scope,
-                        key: key.key.to_string(),
-                        client: client.clone(),
-                        count: failures,
-                        duration_seconds: duration.as_secs_f64(),
-                    });
-                    if let Some(p) = &self.pager {
-                        p.burst_ended(&key, &client);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The exact counts of a burst's failures that got no line of their own.
-    fn write_summary(&self, key: &burst::BurstKey, summary: burst::Summary) {
-        self.write(AuditEvent::AuthFailureSummary {
-            scope: key.scope,
-            key: key.key.to_string(),
-            count: summary.count,
-            by_reason: summary.by_reason,
-        });
     }
 
     /// Re-sends active alerts so Alertmanager keeps them firing.

@@ -70,6 +70,7 @@ impl Config {
         self.otlp.validate(&mut p);
         self.checklist.validate(&mut p);
         self.user_tokens.validate(&mut p);
+        self.cluster.validate(&self.env, &mut p);
         if let Some(path) = &self.web_config_file {
             if let Err(problems) = super::WebConfig::load(path) {
                 p.extend(problems.into_iter().map(|e| format!("web_config_file: {e}")));
@@ -159,6 +160,9 @@ impl Config {
         }
         if self.admin_listen != new.admin_listen {
             changed.push("admin_listen");
+        }
+        if self.cluster.url(&self.env) != new.cluster.url(&new.env) || self.cluster.name != new.cluster.name {
+            changed.push("cluster.store_url/name");
         }
         if self.web_config_file != new.web_config_file {
             changed.push("web_config_file");

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 mod audit;
 mod checklist;
+mod cluster;
 mod environment;
 mod limits;
 mod load;
@@ -17,6 +18,7 @@ mod user_tokens;
 mod web;
 pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold};
 pub use checklist::Checklist;
+pub use cluster::{Cluster, STORE_URL_ENV};
 pub use environment::Environment;
 pub use limits::Limits;
 pub use user_tokens::{UserIdentity, UserTokens};
@@ -54,6 +56,8 @@ pub struct Config {
     pub otlp: Otlp,
     pub checklist: Checklist,
     pub user_tokens: UserTokens,
+    /// Cluster mode: the shared Redis/Valkey store of several replicas.
+    pub cluster: Cluster,
     /// The admin listener's TLS and basic auth, in the Prometheus exporter toolkit's web
     /// configuration format (`--web.config.file`). Its contents are re-read when it changes.
     pub web_config_file: Option<PathBuf>,
@@ -193,6 +197,7 @@ impl Default for Config {
             otlp: Otlp::default(),
             checklist: Checklist::default(),
             user_tokens: UserTokens::default(),
+            cluster: Cluster::default(),
             web_config_file: None,
             admin_open_paths: vec!["/healthz".into(), "/readyz".into()],
             tls: None,

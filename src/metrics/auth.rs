@@ -88,6 +88,11 @@ impl super::Metrics {
         self.auth.burst_active.with_label_values(&[scope.as_str()]).dec();
     }
 
+    /// The bursts active in `scope`, as the cluster store or the local detector counts them.
+    pub(crate) fn set_burst_active(&self, scope: Scope, active: usize) {
+        self.auth.burst_active.with_label_values(&[scope.as_str()]).set(i64::try_from(active).unwrap_or(i64::MAX));
+    }
+
     /// Zero series for the audit trail's own health; `events` are the audit event names.
     pub(crate) fn preinit_audit(&self, events: &[&str]) {
         for event in events {

@@ -314,6 +314,18 @@ pub const CERTIFICATE_RELOADS: Spec = counter(
     "Changed certificate files re-read by a listener, by result (failure keeps the certificate served).",
 );
 
+pub const STORE_UP: Spec = gauge(
+    "mcp_tap_store_up",
+    &["cluster"],
+    "Cluster mode: 1 if the last exchange with the shared Redis/Valkey store succeeded, 0 while this replica decides alone.",
+);
+
+pub const STORE_ERRORS: Spec = counter(
+    "mcp_tap_store_errors_total",
+    &["operation"],
+    "Cluster mode: failed connects to and exchanges with the shared store.",
+);
+
 /// Every metric of the tap's own, in the order `docs/metrics.md` lists them.
 pub const ALL: &[&Spec] = &[
     &OPERATION_DURATION,
@@ -362,6 +374,8 @@ pub const ALL: &[&Spec] = &[
     &ADMIN_AUTH_FAILURES,
     &TLS_HANDSHAKE_FAILURES,
     &CERTIFICATE_RELOADS,
+    &STORE_UP,
+    &STORE_ERRORS,
     &OTLP_FAILURES,
     &BUILD_INFO,
 ];

@@ -13,6 +13,8 @@ pub(super) struct HealthMetrics {
     admin_auth_failures: IntCounterVec,
     handshake_failures: IntCounterVec,
     certificate_reloads: IntCounterVec,
+    store_up: prometheus::IntGaugeVec,
+    store_errors: IntCounterVec,
 }
 
 impl HealthMetrics {
@@ -26,6 +28,8 @@ impl HealthMetrics {
             admin_auth_failures: counter_of(registry, &catalogue::ADMIN_AUTH_FAILURES),
             handshake_failures: counter_of(registry, &catalogue::TLS_HANDSHAKE_FAILURES),
             certificate_reloads: counter_of(registry, &catalogue::CERTIFICATE_RELOADS),
+            store_up: super::gauge_of(registry, &catalogue::STORE_UP),
+            store_errors: counter_of(registry, &catalogue::STORE_ERRORS),
         }
     }
 
@@ -57,6 +61,19 @@ impl super::Metrics {
     /// A TLS handshake on `listener` (`admin`, `mcp`) failed.
     pub(crate) fn record_handshake_failure(&self, listener: &str) {
         self.health.handshake_failures.with_label_values(&[listener]).inc();
+    }
+
+    /// Cluster mode: whether the store of cluster `name` answered the last exchange.
+    pub(crate) fn set_store_up(&self, name: &str, up: bool) {
+        self.health.store_up.with_label_values(&[name]).set(i64::from(up));
+        for operation in ["connect", "exchange"] {
+            self.health.store_errors.with_label_values(&[operation]);
+        }
+    }
+
+    /// Cluster mode: a connect to or an exchange with the store failed.
+    pub(crate) fn record_store_error(&self, operation: &str) {
+        self.health.store_errors.with_label_values(&[operation]).inc();
     }
 
     /// A changed certificate was re-read on `listener`, successfully or not.

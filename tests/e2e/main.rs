@@ -13,6 +13,7 @@ mod backstage_e2e;
 mod checklist;
 mod cli;
 mod client_names;
+mod cluster;
 mod dashboards_lint;
 mod demo;
 mod deploy;

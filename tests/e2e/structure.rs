@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["labels", "config", "mcp"],
     &["metrics"],
     &["session", "audit", "status", "checklist"],
-    &["http_client", "tls"],
+    &["http_client", "tls", "cluster"],
     &["proxy"],
     &["export", "admin", "reload", "probe", "report"],
     &["app", "demo"],

@@ -340,8 +340,14 @@ impl BurstDetector {
             .collect()
     }
 
+    /// The burst keys a failure from `source` with `credential` belongs to (stuffing included),
+    /// and the source's key: what a replica tells the cluster store.
+    pub(crate) fn keys_for(&self, source: IpAddr, credential: Option<Fingerprint>) -> (Subject, Vec<BurstKey>) {
+        let source = group(source, self.cfg.ipv6_prefix);
+        (self.source_key(source), self.keys_of(source, credential).collect())
+    }
+
     /// Keys in burst in `scope` (the metrics count them as they start and end).
-    #[cfg(test)]
     pub(crate) fn active(&self, scope: Scope) -> usize {
         self.active.keys().filter(|k| k.scope == scope).count()
     }

@@ -1,0 +1,110 @@
+//! The replica's side of cluster-wide bursts: what it counted since the last exchange with the
+//! store, taken by the cluster task in the background (the request path only adds to a map), and
+//! whether the store is up. While it is, bursts are started and ended by the cluster task, once
+//! per cluster; while it is not, the replica decides alone, as without a store.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use super::burst::{BurstKey, Scope, Subject};
+use super::identity::Fingerprint;
+
+/// Distinct credentials kept per source for the stuffing count between two exchanges.
+const FINGERPRINTS_PER_SOURCE: usize = 64;
+
+/// Failures of one burst key since the last exchange.
+#[derive(Debug, Clone)]
+pub(crate) struct Counted {
+    pub failures: u64,
+    /// The `client` label of the first failure (named in burst_start).
+    pub client: String,
+}
+
+/// What a replica counted since the last exchange.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub keys: HashMap<BurstKey, Counted>,
+    /// Distinct failing credentials per (grouped) source, for the stuffing scope.
+    pub stuffing: HashMap<Subject, Vec<Fingerprint>>,
+    /// Failures not held because `cluster.max_pending_keys` was reached.
+    pub dropped: u64,
+}
+
+impl Pending {
+    /// Puts back what an exchange could not deliver (the store was down), under the cap.
+    pub(crate) fn merge(&mut self, older: Pending, cap: usize) {
+        for (key, c) in older.keys {
+            if let Some(now) = self.keys.get_mut(&key) {
+                now.failures += c.failures;
+            } else if self.keys.len() < cap {
+                self.keys.insert(key, c);
+            } else {
+                self.dropped += c.failures;
+            }
+        }
+        for (source, fps) in older.stuffing {
+            let now = self.stuffing.entry(source).or_default();
+            for fp in fps {
+                if now.len() < FINGERPRINTS_PER_SOURCE && !now.contains(&fp) {
+                    now.push(fp);
+                }
+            }
+        }
+        self.dropped += older.dropped;
+    }
+}
+
+pub(crate) struct SharedBursts {
+    up: AtomicBool,
+    cap: usize,
+    pending: Mutex<Pending>,
+}
+
+impl SharedBursts {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self { up: AtomicBool::new(false), cap, pending: Mutex::default() }
+    }
+
+    /// Whether the store is up: then bursts are the cluster's to start and end.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Release);
+    }
+
+    /// One failure, in every burst key it belongs to (`keys`), from `source` with `credential`.
+    pub(crate) fn failure(&self, keys: &[BurstKey], source: Subject, credential: Option<Fingerprint>, client: &str) {
+        let mut pending = self.pending.lock().expect("shared bursts lock");
+        for key in keys.iter().filter(|k| k.scope != Scope::Stuffing) {
+            if let Some(c) = pending.keys.get_mut(key) {
+                c.failures += 1;
+            } else if pending.keys.len() < self.cap {
+                pending.keys.insert(*key, Counted { failures: 1, client: client.to_string() });
+            } else {
+                pending.dropped += 1;
+            }
+        }
+        if let Some(fp) = credential {
+            if pending.stuffing.len() < self.cap || pending.stuffing.contains_key(&source) {
+                let fps = pending.stuffing.entry(source).or_default();
+                if fps.len() < FINGERPRINTS_PER_SOURCE && !fps.contains(&fp) {
+                    fps.push(fp);
+                }
+            }
+        }
+    }
+
+    /// What was counted since the last call.
+    pub(crate) fn take(&self) -> Pending {
+        std::mem::take(&mut *self.pending.lock().expect("shared bursts lock"))
+    }
+
+    /// Puts back what could not be delivered.
+    pub(crate) fn put_back(&self, older: Pending) {
+        let mut pending = self.pending.lock().expect("shared bursts lock");
+        pending.merge(older, self.cap);
+    }
+}

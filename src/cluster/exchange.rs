@@ -1,0 +1,158 @@
+//! One exchange with the store: send what this replica counted and read the cluster's totals
+//! back (one pipeline), then claim the bursts that crossed, refresh the ones that go on and end
+//! the ones this replica owns that went quiet (a second one).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use tokio::time::Instant;
+
+use super::keys::{buckets, key_text, ms, take, threshold, unix_ms};
+use super::{Outcome, Owned, Store};
+use crate::audit::burst::{BurstEvent, BurstKey, Scope, Summary};
+use crate::audit::identity::CLIENT_UNKNOWN;
+use crate::audit::shared::Pending;
+use crate::config::Config;
+
+/// What the first pipeline read: each key this replica saw with the cluster's count over its
+/// window, the bursts active in the cluster, and the owned ones whose claim expired.
+struct Read {
+    seen: Vec<(BurstKey, String, String, u64)>,
+    active: HashSet<String>,
+    gone: Vec<String>,
+}
+
+impl Store {
+    pub(super) async fn exchange(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        config: &Config,
+        pending: &Pending,
+    ) -> redis::RedisResult<Outcome> {
+        let read = self.send_and_read(conn, config, pending).await?;
+        self.settle(conn, config, read).await
+    }
+
+    async fn send_and_read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        config: &Config,
+        pending: &Pending,
+    ) -> redis::RedisResult<Read> {
+        let (p, cfg, now) = (Self::prefix(config), &config.bursts, unix_ms());
+        let quiet = ms(cfg.quiet_period).max(1000);
+        let mut seen: Vec<(BurstKey, String, String)> = Vec::new();
+        let mut pipe = redis::pipe();
+        for (key, counted) in &pending.keys {
+            let text = key_text(key);
+            let (window, _) = threshold(cfg, key.scope);
+            let (width, bs) = buckets(window, now);
+            let current = format!("{p}:n:{text}:{}", bs[0]);
+            pipe.cmd("INCRBY").arg(&current).arg(counted.failures).ignore();
+            pipe.cmd("PEXPIRE").arg(&current).arg(ms(window) + width).ignore();
+            let total = format!("{p}:total:{text}");
+            pipe.cmd("INCRBY").arg(&total).arg(counted.failures).ignore();
+            pipe.cmd("PEXPIRE").arg(&total).arg(ms(window) + quiet * 2).ignore();
+            pipe.cmd("MGET").arg(bs.iter().map(|b| format!("{p}:n:{text}:{b}")).collect::<Vec<_>>());
+            seen.push((*key, counted.client.clone(), text));
+        }
+        for (source, fps) in &pending.stuffing {
+            let key = BurstKey { scope: Scope::Stuffing, key: *source };
+            let text = key_text(&key);
+            let (width, bs) = buckets(cfg.stuffing.window, now);
+            let current = format!("{p}:s:{text}:{}", bs[0]);
+            pipe.cmd("PFADD").arg(&current).arg(fps.iter().map(ToString::to_string).collect::<Vec<_>>()).ignore();
+            pipe.cmd("PEXPIRE").arg(&current).arg(ms(cfg.stuffing.window) + width).ignore();
+            pipe.cmd("PFCOUNT").arg(bs.iter().map(|b| format!("{p}:s:{text}:{b}")).collect::<Vec<_>>());
+            seen.push((key, CLIENT_UNKNOWN.to_string(), text));
+        }
+        let active_index = format!("{p}:active");
+        pipe.cmd("ZREMRANGEBYSCORE").arg(&active_index).arg("-inf").arg(now).ignore();
+        pipe.cmd("ZRANGE").arg(&active_index).arg(0).arg(-1);
+        let owned: Vec<String> = self.owned.keys().cloned().collect();
+        for text in &owned {
+            pipe.cmd("EXISTS").arg(format!("{p}:burst:{text}"));
+        }
+        let mut values = pipe.query_async::<Vec<Value>>(conn).await?.into_iter();
+        let mut counted = Vec::with_capacity(seen.len());
+        for (key, client, text) in seen {
+            let count: u64 = if key.scope == Scope::Stuffing {
+                take(&mut values)?
+            } else {
+                take::<Vec<Option<u64>>>(&mut values)?.into_iter().flatten().sum()
+            };
+            counted.push((key, client, text, count));
+        }
+        let active: HashSet<String> = take::<Vec<String>>(&mut values)?.into_iter().collect();
+        let mut gone = Vec::new();
+        for text in owned {
+            if !take::<bool>(&mut values)? {
+                gone.push(text);
+            }
+        }
+        Ok(Read { seen: counted, active, gone })
+    }
+
+    async fn settle(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        config: &Config,
+        read: Read,
+    ) -> redis::RedisResult<Outcome> {
+        let (p, cfg, now) = (Self::prefix(config), &config.bursts, unix_ms());
+        let quiet = ms(cfg.quiet_period).max(1000);
+        let active_index = format!("{p}:active");
+        let mut pipe = redis::pipe();
+        let mut claims = Vec::new();
+        for (key, client, text, count) in read.seen {
+            if read.active.contains(&text) {
+                pipe.cmd("PEXPIRE").arg(format!("{p}:burst:{text}")).arg(quiet).ignore();
+                pipe.cmd("ZADD").arg(&active_index).arg(now + quiet).arg(&text).ignore();
+            } else if count >= threshold(cfg, key.scope).1 {
+                pipe.cmd("SET").arg(format!("{p}:burst:{text}")).arg(&self.replica).arg("NX").arg("PX").arg(quiet);
+                claims.push((key, client, text, count));
+            }
+        }
+        for text in &read.gone {
+            pipe.cmd("GETDEL").arg(format!("{p}:total:{text}"));
+            pipe.cmd("ZREM").arg(&active_index).arg(text).ignore();
+        }
+        let mut won = Vec::new();
+        let mut outcome = Outcome::default();
+        if pipe.cmd_iter().next().is_some() {
+            let mut values = pipe.query_async::<Vec<Value>>(conn).await?.into_iter();
+            for (key, client, text, count) in claims {
+                if take::<Option<String>>(&mut values)?.is_some() {
+                    outcome.started.push(BurstEvent::Started { key, client: client.clone(), failures: count });
+                    self.owned.insert(text.clone(), Owned { key, client, started: Instant::now() });
+                    won.push(text);
+                }
+            }
+            for text in &read.gone {
+                let failures = take::<Option<u64>>(&mut values)?.unwrap_or(0);
+                if let Some(o) = self.owned.remove(text) {
+                    let duration = o.started.elapsed().saturating_sub(Duration::from_millis(quiet));
+                    let summary = Summary::default();
+                    outcome.ended.push(BurstEvent::Ended { key: o.key, client: o.client, failures, duration, summary });
+                }
+            }
+        }
+        if !won.is_empty() {
+            let mut pipe = redis::pipe();
+            for text in &won {
+                pipe.cmd("ZADD").arg(&active_index).arg(now + quiet).arg(text).ignore();
+            }
+            pipe.cmd("PEXPIRE").arg(&active_index).arg(quiet * 2).ignore();
+            pipe.query_async::<()>(conn).await?;
+        }
+        let gone: HashSet<&String> = read.gone.iter().collect();
+        for text in read.active.iter().chain(&won).filter(|t| !gone.contains(t)) {
+            if let Some(scope) = Scope::ALL.iter().find(|s| text.starts_with(&format!("{}:", s.as_str()))) {
+                *outcome.active.entry(*scope).or_default() += 1;
+            }
+        }
+        Ok(outcome)
+    }
+}

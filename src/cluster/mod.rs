@@ -1,0 +1,206 @@
+//! Cluster mode: replicas behind one load balancer decide bursts together through a Redis or
+//! Valkey store. Every `cluster.sync_interval` a background task sends what this replica counted
+//! (failures per burst key in time buckets, failing credentials per source as HyperLogLogs),
+//! reads the cluster's totals over each window back, and claims a burst that crossed its
+//! threshold with `SET NX`: the one replica that wins writes `burst_start` and pages, once per
+//! cluster, and writes `burst_end` when the claim expires after the quiet period. Every replica
+//! reads the same index of active bursts for `mcp_tap_auth_burst_active`.
+//!
+//! The request path never waits on the store: it adds to a map in memory (`audit::shared`). A
+//! store that is down, slow or flushed fails the exchange: counted, `mcp_tap_store_up` 0, one
+//! `store_lost` audit line; each replica decides alone meanwhile, reconnects with backoff, and
+//! sends what it counted once the store is back. Only addresses and keyed fingerprints are
+//! written, never a token, and every key expires.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod exchange;
+mod keys;
+use keys::{unix_ms, urls};
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::audit::burst::{BurstEvent, BurstKey, Scope};
+use crate::audit::event::AuditEvent;
+use crate::audit::Auditor;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Reads the config in force (it changes on reload).
+pub(crate) type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
+
+/// A burst this replica claimed, and so ends.
+struct Owned {
+    key: BurstKey,
+    client: String,
+    started: Instant,
+}
+
+/// What one exchange found.
+#[derive(Default)]
+struct Outcome {
+    started: Vec<BurstEvent>,
+    ended: Vec<BurstEvent>,
+    active: HashMap<Scope, usize>,
+}
+
+struct Store {
+    auditor: Arc<Auditor>,
+    metrics: Arc<Metrics>,
+    config: ConfigSource,
+    /// This replica, as written into the bursts it claims.
+    replica: String,
+    conn: Option<MultiplexedConnection>,
+    up: Option<bool>,
+    down_since: Option<Instant>,
+    retry_at: Instant,
+    backoff: Duration,
+    owned: HashMap<String, Owned>,
+}
+
+impl Store {
+    fn prefix(config: &Config) -> String {
+        format!("mcp-tap:{}", config.cluster.name)
+    }
+
+    async fn connection(&mut self, config: &Config) -> Option<MultiplexedConnection> {
+        if let Some(c) = &self.conn {
+            return Some(c.clone());
+        }
+        if Instant::now() < self.retry_at {
+            return None;
+        }
+        let (url, _) = urls(&config.cluster.url(&config.env)?, config.cluster.password(&config.env).as_deref());
+        let connect = async {
+            let client = redis::Client::open(url.as_str())?;
+            client.get_multiplexed_async_connection().await
+        };
+        match tokio::time::timeout(config.cluster.timeout, connect).await {
+            Ok(Ok(conn)) => {
+                self.conn = Some(conn.clone());
+                Some(conn)
+            }
+            Ok(Err(e)) => {
+                self.failed(config, "connect", &e.to_string());
+                None
+            }
+            Err(_) => {
+                self.failed(config, "connect", "no answer within cluster.timeout");
+                None
+            }
+        }
+    }
+
+    /// The store failed: counted, and the first failure after it was up written to the audit.
+    fn failed(&mut self, config: &Config, operation: &str, error: &str) {
+        self.metrics.record_store_error(operation);
+        self.conn = None;
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        if self.up != Some(false) {
+            let (_, store) = urls(&config.cluster.url(&config.env).unwrap_or_default(), None);
+            tracing::warn!(%store, "cluster store lost: each replica decides bursts alone until it is back: {error}");
+            self.auditor.write(AuditEvent::StoreLost {
+                cluster: config.cluster.name.clone(),
+                store,
+                error: error.chars().take(200).collect(),
+            });
+            self.up = Some(false);
+            self.down_since = Some(Instant::now());
+            self.metrics.set_store_up(&config.cluster.name, false);
+            self.auditor.cluster_store(false);
+        }
+    }
+
+    fn succeeded(&mut self, config: &Config) {
+        self.backoff = FIRST_BACKOFF;
+        if self.up != Some(true) {
+            let (_, store) = urls(&config.cluster.url(&config.env).unwrap_or_default(), None);
+            if let Some(since) = self.down_since.take() {
+                tracing::info!(%store, "cluster store back: bursts are decided by the cluster again");
+                self.auditor.write(AuditEvent::StoreRegained {
+                    cluster: config.cluster.name.clone(),
+                    store,
+                    down_seconds: since.elapsed().as_secs_f64(),
+                });
+            }
+            self.up = Some(true);
+            self.metrics.set_store_up(&config.cluster.name, true);
+            self.auditor.cluster_store(true);
+        }
+    }
+
+    async fn tick(&mut self) {
+        let config = (self.config)();
+        let auditor = self.auditor.clone();
+        let Some(shared) = auditor.shared.as_ref() else { return };
+        let mut pending = shared.take();
+        if pending.dropped > 0 {
+            tracing::warn!(
+                failures = pending.dropped,
+                "more burst keys than cluster.max_pending_keys: these failures counted on this replica only"
+            );
+            pending.dropped = 0;
+        }
+        let Some(mut conn) = self.connection(&config).await else {
+            shared.put_back(pending);
+            return;
+        };
+        let result = tokio::time::timeout(config.cluster.timeout, self.exchange(&mut conn, &config, &pending)).await;
+        match result {
+            Ok(Ok(outcome)) => {
+                self.succeeded(&config);
+                self.auditor.cluster_events(outcome.started);
+                self.auditor.cluster_events(outcome.ended);
+                for scope in Scope::ALL {
+                    self.metrics.set_burst_active(*scope, outcome.active.get(scope).copied().unwrap_or(0));
+                }
+            }
+            Ok(Err(e)) => {
+                shared.put_back(pending);
+                self.failed(&config, "exchange", &e.to_string());
+            }
+            Err(_) => {
+                shared.put_back(pending);
+                self.failed(&config, "exchange", "no answer within cluster.timeout");
+            }
+        }
+    }
+}
+
+/// Exchanges with the store every `cluster.sync_interval` until `stop`.
+pub(crate) async fn run(
+    auditor: Arc<Auditor>,
+    metrics: Arc<Metrics>,
+    config: ConfigSource,
+    mut stop: watch::Receiver<bool>,
+) {
+    let replica = format!("{}-{}", std::process::id(), unix_ms());
+    let mut store = Store {
+        auditor,
+        metrics,
+        config,
+        replica,
+        conn: None,
+        up: None,
+        down_since: None,
+        retry_at: Instant::now(),
+        backoff: FIRST_BACKOFF,
+        owned: HashMap::new(),
+    };
+    loop {
+        let interval = (store.config)().cluster.sync_interval;
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        store.tick().await;
+    }
+}
