@@ -218,6 +218,11 @@ def health():
             [(f"sum by (scope) (rate(mcp_tap_auth_burst_keys_evicted_total{{{SEL}}}[$__rate_interval]))", "{{scope}}")], w=8)
     b.panel("OTLP export failures", "Failed OTLP pushes per second by signal (Collector down, slow or refusing). Traffic is never affected.", "ops",
             [(f"sum by (signal) (rate(mcp_tap_otlp_export_failures_total{{{SEL}}}[$__rate_interval]))", "{{signal}}")], w=24)
+    b.row("Cluster store")
+    b.panel("Store up", "Cluster mode: 1 per replica that reached its Redis/Valkey store at its last exchange; 0 means it decides bursts alone.", "short",
+            [(f"min by (instance, cluster) (mcp_tap_store_up{{{SEL}}})", "{{instance}} {{cluster}}")], w=12)
+    b.panel("Store errors", "Failed connects and exchanges with the store, per second. Traffic is never affected.", "ops",
+            [(f"sum by (operation) (rate(mcp_tap_store_errors_total{{{SEL}}}[$__rate_interval]))", "{{operation}}")], w=12)
     b.row("Securing the tap")
     b.panel("Admin requests refused", "Requests to the admin port refused with 401 by basic auth (web config file), by reason. A rise after a password change is a scraper with the old one.", "ops",
             [(f"sum by (reason) (rate(mcp_tap_admin_auth_failures_total{{{SEL}}}[$__rate_interval]))", "{{reason}}")], w=8)

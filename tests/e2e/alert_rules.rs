@@ -210,6 +210,14 @@ fn cases() -> Vec<Case> {
             silent_at: vec!["10m"],
         },
         Case {
+            alert: "MCPTapStoreDown",
+            interval: "30s",
+            series: vec![(leak(s("mcp_tap_store_up", ",cluster=\"prod\"")), "1x10 0x20 1x20")],
+            fires_at: "8m",
+            labels: vec![("severity", "ticket"), ("cluster", "prod"), ("instance", "tap-0:9464")],
+            silent_at: vec!["4m", "6m", "20m"],
+        },
+        Case {
             alert: "MCPTapOTLPExportFailing",
             interval: "30s",
             series: vec![(leak(s("mcp_tap_otlp_export_failures_total", ",signal=\"metrics\"")), "0x10 0+1x60")],

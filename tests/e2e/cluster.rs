@@ -14,17 +14,6 @@ use std::time::{Duration, SystemTime};
 use common::*;
 
 const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-const STORE_PASSWORD: &str = "store-pw-5e1d9c";
-
-fn redis_command(port: u16, dir: &std::path::Path) -> Command {
-    let bin = PathBuf::from("/usr/bin/redis-server");
-    assert!(bin.exists(), "redis-server is missing: run scripts/test.sh, or `apt-get install redis-server`");
-    let mut cmd = Command::new(bin);
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--requirepass", STORE_PASSWORD, "--dir"])
-        .arg(dir);
-    cmd
-}
 
 /// nginx round-robin over `backends`, one request per upstream connection: what an L7 ingress does.
 async fn balancer(backends: &[std::net::SocketAddr], dir: &std::path::Path) -> Peer {

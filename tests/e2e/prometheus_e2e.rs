@@ -187,7 +187,14 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
         token_env: Some("MCP_TAP_E2E_FULL".into()),
         ..Default::default()
     });
-    config.env = mcp_tap::config::Environment::fixed([("MCP_TAP_E2E_FULL", TOKEN_FULL)]);
+    // In cluster mode, as production runs 2+ replicas: the store panels and rule have data.
+    let store_dir = std::env::temp_dir().join(format!("mcp-tap-prom-store-{}", std::process::id()));
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let store = redis_server(&store_dir).await;
+    config.cluster.store_url = Some(format!("redis://127.0.0.1:{}/0", store.port));
+    config.cluster.password_env = Some("MCP_TAP_E2E_STORE".into());
+    config.env =
+        mcp_tap::config::Environment::fixed([("MCP_TAP_E2E_FULL", TOKEN_FULL), ("MCP_TAP_E2E_STORE", STORE_PASSWORD)]);
     config.checklist.write_interval = Duration::from_millis(500);
     config.bursts.quiet_period = Duration::from_secs(600);
     let tap = Tap::start(config).await;

@@ -275,3 +275,22 @@ pub async fn prometheus(config: &str) -> Peer {
     })
     .await
 }
+
+/// The password of the tests' Redis stores (`redis_server`).
+pub const STORE_PASSWORD: &str = "store-pw-5e1d9c";
+
+/// A real `redis-server` (Debian) on `port`, with a password, no persistence.
+pub fn redis_command(port: u16, dir: &std::path::Path) -> Command {
+    let bin = PathBuf::from("/usr/bin/redis-server");
+    assert!(bin.exists(), "redis-server is missing: run scripts/test.sh, or `apt-get install redis-server`");
+    let mut cmd = Command::new(bin);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--requirepass", STORE_PASSWORD, "--dir"])
+        .arg(dir);
+    cmd
+}
+
+/// A real `redis-server` on a free port (see `redis_command`).
+pub async fn redis_server(dir: &std::path::Path) -> Peer {
+    spawn_peer("redis-server", |port| redis_command(port, dir)).await
+}
