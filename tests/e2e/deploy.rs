@@ -83,6 +83,13 @@ fn the_kubernetes_example_is_consistent() {
         assert_eq!(container[probe]["httpGet"]["scheme"], "HTTPS", "{probe}");
         assert!(config.admin_open_paths.iter().any(|p| *p == container[probe]["httpGet"]["path"].as_str().unwrap()));
     }
+    // Cluster mode: the replicas share a store whose password comes from the same Secret.
+    let replicas = kind("Deployment")["spec"]["replicas"].as_u64().unwrap();
+    assert!(replicas >= 2 && config.cluster.store_url.is_some(), "2+ replicas share a store");
+    assert!(env.contains(&config.cluster.password_env.as_deref().unwrap()));
+    let store = docs.iter().find(|d| d["kind"] == "StatefulSet").expect("a Valkey for the cluster");
+    let store_url = config.cluster.store_url.as_deref().unwrap();
+    assert!(store_url.contains(store["metadata"]["name"].as_str().unwrap()), "{store_url}");
     let grace = kind("Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
     assert!(config.shutdown_grace_period.as_secs() < grace, "the tap finishes before Kubernetes kills it");
 }
