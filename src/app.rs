@@ -186,7 +186,13 @@ fn spawn_cluster(shared: &Arc<Shared>, stop: &watch::Receiver<bool>) -> Option<t
     shared.auditor.shared.is_some().then(|| {
         let source = shared.clone();
         let config: crate::cluster::ConfigSource = Arc::new(move || source.config.load_full());
-        tokio::spawn(crate::cluster::run(shared.auditor.clone(), shared.metrics.clone(), config, stop.clone()))
+        let (auditor, metrics, checklist) = (shared.auditor.clone(), shared.metrics.clone(), shared.checklist.clone());
+        let (from, to) = (shared.clone(), shared.clone());
+        let names = crate::cluster::RouteNames {
+            local: Box::new(move || from.routes.tool_names()),
+            learn: Box::new(move |route, names| to.routes.learn_tools(route, names)),
+        };
+        tokio::spawn(crate::cluster::run(auditor, metrics, checklist, names, config, stop.clone()))
     })
 }
 

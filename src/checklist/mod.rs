@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 
 use self::ages::{Ages, Rotation, Used};
-use self::privileges::{Privileges, Report};
+use self::privileges::{ClientTools, Privileges, Report};
 use self::store::State;
 use crate::audit::event::AuditEvent;
 use crate::audit::identity::{Credential, CLIENT_UNKNOWN};
@@ -44,6 +44,8 @@ pub(crate) struct Checklist {
     dir: Option<PathBuf>,
     metrics: Arc<Metrics>,
     auditor: Arc<Auditor>,
+    /// Cluster mode: what every replica saw, as the store last gave it (`None` alone).
+    cluster_view: Mutex<Option<Vec<ClientTools>>>,
 }
 
 impl Checklist {
@@ -67,6 +69,7 @@ impl Checklist {
             dir,
             metrics,
             auditor,
+            cluster_view: Mutex::new(None),
         };
         checklist.load();
         checklist
@@ -135,9 +138,25 @@ impl Checklist {
         self.privileges.lock().expect("privileges lock").listed_to(route, client, tool)
     }
 
+    /// The least-privilege report: this replica's, or in cluster mode the union of every
+    /// replica's (as of the last exchange with the store, within a few seconds).
     pub(crate) fn report(&self) -> Report {
         let window = self.settings.load().window.as_secs();
-        self.privileges.lock().expect("privileges lock").report(window)
+        let local = self.privileges.lock().expect("privileges lock").entries();
+        match self.cluster_view.lock().expect("cluster view lock").clone() {
+            Some(cluster) => privileges::report(privileges::union(local, cluster).iter(), window),
+            None => privileges::report(local.iter(), window),
+        }
+    }
+
+    /// What this replica saw, for the cluster store.
+    pub(crate) fn entries(&self) -> Vec<ClientTools> {
+        self.privileges.lock().expect("privileges lock").entries()
+    }
+
+    /// What every replica saw, as the cluster store gave it.
+    pub(crate) fn set_cluster_view(&self, entries: Vec<ClientTools>) {
+        *self.cluster_view.lock().expect("cluster view lock") = Some(entries);
     }
 
     /// Forgets what left the window, audits rotations, exports the gauges, and returns the state

@@ -144,6 +144,29 @@ impl Privileges {
     }
 }
 
+/// What several replicas saw, as one: per route and client, the tools advertised to any of them,
+/// each call at its latest time.
+pub(crate) fn union(a: Vec<ClientTools>, b: Vec<ClientTools>) -> Vec<ClientTools> {
+    let mut merged: BTreeMap<(String, String), ClientTools> = BTreeMap::new();
+    for e in a.into_iter().chain(b) {
+        match merged.get_mut(&(e.route.clone(), e.client.clone())) {
+            Some(m) => {
+                m.advertised.extend(e.advertised);
+                m.listed |= e.listed;
+                for (tool, at) in e.called {
+                    let t = m.called.entry(tool).or_insert(at);
+                    *t = (*t).max(at);
+                }
+                m.last_seen = m.last_seen.max(e.last_seen);
+            }
+            None => {
+                merged.insert((e.route.clone(), e.client.clone()), e);
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
 /// The report of `entries` (already limited to the window).
 pub(crate) fn report<'a>(entries: impl Iterator<Item = &'a ClientTools>, window_seconds: u64) -> Report {
     let clients = entries

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 mod exchange;
 mod keys;
-use keys::{unix_ms, urls};
+mod privileges;
+use keys::urls;
+pub(crate) use privileges::RouteNames;
 
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
@@ -57,6 +59,11 @@ struct Store {
     config: ConfigSource,
     /// This replica, as written into the bursts it claims.
     replica: String,
+    /// This replica's stable name (the pod's host name), for what it saw of least privilege.
+    host: String,
+    checklist: Arc<crate::checklist::Checklist>,
+    names: RouteNames,
+    ticks: u64,
     conn: Option<MultiplexedConnection>,
     up: Option<bool>,
     down_since: Option<Instant>,
@@ -157,6 +164,28 @@ impl Store {
         match result {
             Ok(Ok(outcome)) => {
                 self.succeeded(&config);
+                self.ticks += 1;
+                let names = self.exchange_names(&mut conn, &config);
+                if let Err(e) = tokio::time::timeout(config.cluster.timeout, names)
+                    .await
+                    .map_err(|_| "timeout".to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                {
+                    self.failed(&config, "exchange", &e);
+                    return;
+                }
+                // Least privilege changes slowly: every eighth exchange (about 2 s by default).
+                if self.ticks % 8 == 1 {
+                    let checklist = self.checklist.clone();
+                    let shared = self.exchange_privileges(&mut conn, &config, &checklist);
+                    if let Err(e) = tokio::time::timeout(config.cluster.timeout, shared)
+                        .await
+                        .map_err(|_| "timeout".to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                    {
+                        self.failed(&config, "exchange", &e);
+                    }
+                }
                 self.auditor.cluster_events(outcome.started);
                 self.auditor.cluster_events(outcome.ended);
                 for scope in Scope::ALL {
@@ -179,15 +208,24 @@ impl Store {
 pub(crate) async fn run(
     auditor: Arc<Auditor>,
     metrics: Arc<Metrics>,
+    checklist: Arc<crate::checklist::Checklist>,
+    names: RouteNames,
     config: ConfigSource,
     mut stop: watch::Receiver<bool>,
 ) {
-    let replica = format!("{}-{}", std::process::id(), unix_ms());
+    let mut random = [0u8; 6];
+    let _ = getrandom::fill(&mut random);
+    let replica: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let host = (config)().env.var("HOSTNAME").filter(|h| !h.is_empty()).unwrap_or_else(|| replica.clone());
     let mut store = Store {
         auditor,
         metrics,
         config,
         replica,
+        host,
+        checklist,
+        names,
+        ticks: 0,
         conn: None,
         up: None,
         down_since: None,

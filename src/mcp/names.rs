@@ -46,6 +46,11 @@ impl NameSet {
     pub(crate) fn set_cap(&mut self, cap: usize) {
         self.cap = cap;
     }
+
+    /// Every name learned, for the other replicas of a cluster.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.learned.iter().map(ToString::to_string).collect()
+    }
 }
 
 #[cfg(test)]

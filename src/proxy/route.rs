@@ -138,6 +138,26 @@ impl Routes {
         }
     }
 
+    /// Every route's advertised tool names (cluster mode shares them, so every replica labels a
+    /// tool the same whichever replica saw the list).
+    pub(crate) fn tool_names(&self) -> Vec<(String, Vec<String>)> {
+        let keys = self.keys.lock().expect("routes lock");
+        let states = [&self.default].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
+        states.map(|s| (s.label.to_string(), s.tools.lock().expect("route lock").names())).collect()
+    }
+
+    /// Tool names another replica learned for the route labelled `label` (up to the cap).
+    pub(crate) fn learn_tools(&self, label: &str, names: &[String]) {
+        let keys = self.keys.lock().expect("routes lock");
+        let states = [&self.default].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
+        for state in states.filter(|s| &*s.label == label) {
+            let mut tools = state.tools.lock().expect("route lock");
+            for name in names {
+                tools.learn(name);
+            }
+        }
+    }
+
     /// Applies reloaded label caps and allowlists to every route.
     pub(crate) fn apply_labels(&self, config: &Config) {
         let keys = self.keys.lock().expect("routes lock");

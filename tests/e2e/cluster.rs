@@ -41,7 +41,12 @@ fn cluster_config(upstream: &str, store_port: u16, name: &str) -> mcp_tap::confi
     c.cluster.store_url = Some(format!("redis://127.0.0.1:{store_port}/0"));
     c.cluster.password_env = Some("TEST_STORE_PASSWORD".into());
     c.cluster.name = name.into();
-    c.env = mcp_tap::config::Environment::fixed([("TEST_STORE_PASSWORD", STORE_PASSWORD)]);
+    c.env = mcp_tap::config::Environment::fixed([("TEST_STORE_PASSWORD", STORE_PASSWORD), ("CI_TOKEN", TOKEN_FULL)]);
+    c.clients.tokens.push(mcp_tap::config::ClientToken {
+        subject: "ci-agent".into(),
+        token_env: Some("CI_TOKEN".into()),
+        ..Default::default()
+    });
     c
 }
 
@@ -121,6 +126,58 @@ async fn three_replicas_behind_a_balancer_flag_a_spread_scanner_once_and_survive
     assert!(late <= Duration::from_secs(1), "flagged {late:?} after the threshold was crossed");
     let paged: f64 = texts.iter().map(|m| metric(m, "mcp_tap_auth_bursts_total", &[("scope", "source")])).sum();
     assert_eq!(paged, 1.0, "one replica started it");
+
+    // A client whose requests the balancer spreads over the replicas calls two tools: every
+    // replica's least-privilege report is the same, the union of what each saw.
+    let listed = python_client(&url, &["--mode", "legacy", "--token", TOKEN_FULL]).await;
+    let tools: Vec<String> =
+        listed["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    let other = tools.iter().find(|t| *t != "catalog.get-catalog-entity").unwrap().clone();
+    let entity = r#"catalog.get-catalog-entity={"kind":"Component","name":"payments-api"}"#;
+    let second = format!("{other}={{}}");
+    let privileges = || async {
+        let mut reports = Vec::new();
+        for tap in &taps {
+            let (_, _, body) = get(&format!("http://{}/privileges", tap.admin)).await;
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            reports.push(v["clients"].as_array().unwrap().iter().find(|l| l["client"] == "ci-agent").cloned());
+        }
+        reports
+    };
+    // The list one replica saw reaches the others (its tool names too, so they label the calls).
+    eventually(Duration::from_secs(10), "the list in every replica's report", || async {
+        let reports = privileges().await;
+        if reports.iter().all(|r| r.as_ref().is_some_and(|r| r["advertised"] == tools.len())) {
+            Ok(())
+        } else {
+            Err(format!("{reports:#?}"))
+        }
+    })
+    .await;
+    python_client(&url, &["--mode", "legacy", "--token", TOKEN_FULL, "--no-list", "--call", entity, "--call", &second])
+        .await;
+    let reports = eventually(Duration::from_secs(10), "the same privileges report from every replica", || async {
+        let mut reports = Vec::new();
+        for tap in &taps {
+            let (_, _, body) = get(&format!("http://{}/privileges", tap.admin)).await;
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let line = v["clients"].as_array().unwrap().iter().find(|l| l["client"] == "ci-agent").cloned();
+            reports.push(line.unwrap_or_default());
+        }
+        let same = reports.windows(2).all(|w| w[0] == w[1]);
+        if same && reports[0]["called"].as_array().is_some_and(|c| c.len() == 2) {
+            Ok(reports)
+        } else {
+            Err(format!("{reports:#?}"))
+        }
+    })
+    .await;
+    let mut called: Vec<&str> = reports[0]["called"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    called.sort_unstable();
+    let mut expected = vec!["catalog.get-catalog-entity", other.as_str()];
+    expected.sort_unstable();
+    assert_eq!(called, expected, "both tools, whichever replica served each call");
+    assert_eq!(reports[0]["advertised"], tools.len(), "{reports:#?}");
 
     // A credential in use reaches the store only as a keyed fingerprint.
     for token in [TOKEN_FULL, "tap-test-not-a-token-0a1b2c3d"] {

@@ -1,0 +1,86 @@
+//! Least privilege across replicas: each replica writes what it saw (per route and client, the
+//! tools advertised and called) to the store under its own name, and reads every replica's back,
+//! so `/privileges` and `report privileges` give the same union from any replica. Names only:
+//! routes, client labels and tool names, all bounded by the label caps.
+
+use redis::aio::MultiplexedConnection;
+
+use super::keys::{ms, take};
+use super::Store;
+use crate::checklist::privileges::{union, ClientTools};
+use crate::checklist::Checklist;
+use crate::config::Config;
+
+/// Each route's label and the tool names it learned.
+type Local = Box<dyn Fn() -> Vec<(String, Vec<String>)> + Send + Sync>;
+/// Learns tool names for the route with a label.
+type Learn = Box<dyn Fn(&str, &[String]) + Send + Sync>;
+
+/// A route's advertised tool names: read from the proxy's routes, and learned into them.
+pub(crate) struct RouteNames {
+    pub local: Local,
+    pub learn: Learn,
+}
+
+impl Store {
+    /// Tool names each replica learned, shared so every replica labels a tool call the same.
+    pub(super) async fn exchange_names(
+        &self,
+        conn: &mut MultiplexedConnection,
+        config: &Config,
+    ) -> redis::RedisResult<()> {
+        let p = Self::prefix(config);
+        let local = (self.names.local)();
+        let mut pipe = redis::pipe();
+        for (route, names) in &local {
+            let key = format!("{p}:names:{route}");
+            if !names.is_empty() {
+                pipe.cmd("SADD").arg(&key).arg(names).ignore();
+                pipe.cmd("PEXPIRE").arg(&key).arg(ms(config.checklist.window).max(60_000)).ignore();
+            }
+            pipe.cmd("SMEMBERS").arg(&key);
+        }
+        let mut values = pipe.query_async::<Vec<redis::Value>>(conn).await?.into_iter();
+        for (route, names) in &local {
+            let shared: Vec<String> = take(&mut values)?;
+            if shared.len() > names.len() {
+                (self.names.learn)(route, &shared);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn exchange_privileges(
+        &self,
+        conn: &mut MultiplexedConnection,
+        config: &Config,
+        checklist: &Checklist,
+    ) -> redis::RedisResult<()> {
+        let p = Self::prefix(config);
+        let ttl = ms(config.checklist.window).max(60_000);
+        let replicas = format!("{p}:priv:replicas");
+        let mine = format!("{p}:priv:{}", self.host);
+        let blob = serde_json::to_string(&checklist.entries()).unwrap_or_else(|_| "[]".into());
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(&mine).arg(blob).arg("PX").arg(ttl).ignore();
+        pipe.cmd("SADD").arg(&replicas).arg(&mine).ignore();
+        pipe.cmd("PEXPIRE").arg(&replicas).arg(ttl).ignore();
+        pipe.cmd("SMEMBERS").arg(&replicas);
+        let mut values = pipe.query_async::<Vec<redis::Value>>(conn).await?.into_iter();
+        let members: Vec<String> = take(&mut values)?;
+        let blobs: Vec<Option<String>> = redis::cmd("MGET").arg(&members).query_async(conn).await?;
+        let mut all: Vec<ClientTools> = Vec::new();
+        let mut gone = Vec::new();
+        for (member, blob) in members.iter().zip(blobs) {
+            match blob.and_then(|b| serde_json::from_str::<Vec<ClientTools>>(&b).ok()) {
+                Some(entries) => all = union(all, entries),
+                None => gone.push(member),
+            }
+        }
+        if !gone.is_empty() {
+            redis::cmd("SREM").arg(&replicas).arg(gone).query_async::<()>(conn).await?;
+        }
+        checklist.set_cluster_view(all);
+        Ok(())
+    }
+}
