@@ -113,6 +113,25 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
+/// A fingerprint key made at start: fingerprints change at every restart, and in cluster mode
+/// differ between replicas.
+fn warn_about_the_key(config: &Config, fingerprinter: &Fingerprinter) {
+    if fingerprinter.source == KeySource::Random && config.cluster.url(&config.env).is_some() {
+        tracing::error!(
+            env = %config.audit.fingerprint_key_env,
+            "cluster mode without a fingerprint key: every replica fingerprints a credential \
+             differently, so credential bursts and shared credentials are not seen across \
+             replicas; give every replica the same key"
+        );
+    } else if fingerprinter.source == KeySource::Random {
+        tracing::warn!(
+            env = %config.audit.fingerprint_key_env,
+            "no fingerprint key configured: credential fingerprints change at every restart; \
+             set audit.fingerprint_key_file or the environment variable"
+        );
+    }
+}
+
 impl Auditor {
     pub(crate) fn new(
         config: &Config,
@@ -121,13 +140,7 @@ impl Auditor {
         fingerprinter: Fingerprinter,
         route_labels: &[&str],
     ) -> Self {
-        if fingerprinter.source == KeySource::Random {
-            tracing::warn!(
-                env = %config.audit.fingerprint_key_env,
-                "no fingerprint key configured: credential fingerprints change at every restart; \
-                 set audit.fingerprint_key_file or the environment variable"
-            );
-        }
+        warn_about_the_key(config, &fingerprinter);
         let (directory, warnings) = ClientDirectory::load(&config.clients, &config.env, &fingerprinter);
         for w in warnings {
             tracing::warn!("client token left out: {w}");

@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use super::burst::{BurstKey, Scope, Subject};
 use super::identity::Fingerprint;
 
+/// Declared client names kept per credential between two exchanges.
+const NAMES_PER_CREDENTIAL: usize = 8;
 /// Distinct credentials kept per source for the stuffing count between two exchanges.
 const FINGERPRINTS_PER_SOURCE: usize = 64;
 
@@ -29,6 +31,17 @@ pub(crate) struct Pending {
     pub stuffing: HashMap<Subject, Vec<Fingerprint>>,
     /// Failures not held because `cluster.max_pending_keys` was reached.
     pub dropped: u64,
+    /// Declared client names seen per credential, for cluster-wide sharing findings.
+    pub products: HashMap<Fingerprint, Products>,
+}
+
+/// Declared names one credential came with since the last exchange, and where it was last seen.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Products {
+    pub names: Vec<Box<str>>,
+    pub route: String,
+    pub client: String,
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Pending {
@@ -52,6 +65,14 @@ impl Pending {
             }
         }
         self.dropped += older.dropped;
+        for (fp, p) in older.products {
+            let now = self.products.entry(fp).or_insert_with(|| Products { names: Vec::new(), ..p.clone() });
+            for name in p.names {
+                if now.names.len() < NAMES_PER_CREDENTIAL && !now.names.contains(&name) {
+                    now.names.push(name);
+                }
+            }
+        }
     }
 }
 
@@ -95,6 +116,21 @@ impl SharedBursts {
                 }
             }
         }
+    }
+
+    /// A credential used by a client that declared `name` (on `route`, labelled `client`).
+    pub(crate) fn product(&self, fp: Fingerprint, name: &str, route: &str, client: &str, source: std::net::IpAddr) {
+        let mut pending = self.pending.lock().expect("shared bursts lock");
+        if pending.products.len() >= self.cap && !pending.products.contains_key(&fp) {
+            return;
+        }
+        let p = pending.products.entry(fp).or_default();
+        if p.names.len() < NAMES_PER_CREDENTIAL && !p.names.iter().any(|n| &**n == name) {
+            p.names.push(name.into());
+        }
+        p.route = route.to_string();
+        p.client = client.to_string();
+        p.source = Some(source);
     }
 
     /// What was counted since the last call.

@@ -112,6 +112,21 @@ impl Sharing {
     }
 }
 
+impl Sharing {
+    /// The declared name of a request: its own, or the one bound to its credential, address and
+    /// User-Agent (binding a new one); `None` for a program known by its User-Agent only.
+    pub(crate) fn declared(&mut self, fp: Fingerprint, product: &Product<'_>) -> Option<Box<str>> {
+        let origin = (product.source, agent_hash(product.user_agent));
+        match product.declared.and_then(clean) {
+            Some(name) => {
+                self.bound.put((fp, origin), name.into());
+                Some(name.into())
+            }
+            None => self.bound.get(&(fp, origin)).cloned(),
+        }
+    }
+}
+
 /// A declared name fit for the audit: trimmed, at most 64 bytes on a character boundary.
 fn clean(name: &str) -> Option<&str> {
     let name = name.trim();
@@ -137,8 +152,30 @@ impl Auditor {
     /// shared credential, counted and audited once per pair.
     pub(crate) fn check_sharing(&self, route: &str, credential: &Credential, client: &str, product: &Product<'_>) {
         let Some(fp) = credential.fingerprint() else { return };
+        if let Some(shared) = self.shared.as_ref().filter(|s| s.is_up()) {
+            // The cluster decides, on declared names: a replica may hold a program's nameless
+            // requests without the `initialize` another replica saw.
+            if let Some(name) = self.sharing.lock().expect("sharing lock").declared(fp, product) {
+                shared.product(fp, &name, route, client, product.source);
+            }
+            return;
+        }
         let pair = self.sharing.lock().expect("sharing lock").observe(fp, product, Instant::now());
         let Some((first, second)) = pair else { return };
+        self.shared_found(route, client, fp, [first, second], product.source);
+    }
+
+    /// A credential used by two client products: counted, logged and audited (once per pair,
+    /// by this replica's detector or by the cluster's).
+    pub(crate) fn shared_found(
+        &self,
+        route: &str,
+        client: &str,
+        fp: Fingerprint,
+        clients: [String; 2],
+        source: IpAddr,
+    ) {
+        let [first, second] = clients;
         self.metrics.record_credential_shared(client);
         tracing::warn!(route, client, credential = %fp, first = %first, second = %second, "one credential used by different clients");
         self.write(AuditEvent::CredentialShared {
@@ -146,7 +183,7 @@ impl Auditor {
             client: client.to_string(),
             credential: fp.to_string(),
             clients: [first, second],
-            source: product.source.to_string(),
+            source: source.to_string(),
         });
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 mod exchange;
 mod keys;
 mod privileges;
+mod sharing;
 use keys::urls;
 pub(crate) use privileges::RouteNames;
 
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 
 use crate::audit::burst::{BurstEvent, BurstKey, Scope};
 use crate::audit::event::AuditEvent;
+use crate::audit::shared::Pending;
 use crate::audit::Auditor;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -144,6 +146,37 @@ impl Store {
         }
     }
 
+    /// Everything else the cluster shares: credentials used by two products (every exchange),
+    /// learned tool names (every exchange), least privilege (every eighth, about 2 s).
+    async fn share(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        config: &Config,
+        pending: &Pending,
+    ) -> Result<(), String> {
+        let timeout = config.cluster.timeout;
+        let within = |r: Result<redis::RedisResult<()>, tokio::time::error::Elapsed>| match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer within cluster.timeout".to_string()),
+        };
+        self.ticks += 1;
+        let pairs = tokio::time::timeout(timeout, self.exchange_products(conn, config, &pending.products))
+            .await
+            .map_err(|_| "no answer within cluster.timeout".to_string())?
+            .map_err(|e| e.to_string())?;
+        for pair in pairs {
+            let (seen, source) = (&pair.seen, pair.seen.source.unwrap_or([0, 0, 0, 0].into()));
+            self.auditor.shared_found(&seen.route, &seen.client, pair.fp, pair.names, source);
+        }
+        within(tokio::time::timeout(timeout, self.exchange_names(conn, config)).await)?;
+        if self.ticks % 8 == 1 {
+            let checklist = self.checklist.clone();
+            within(tokio::time::timeout(timeout, self.exchange_privileges(conn, config, &checklist)).await)?;
+        }
+        Ok(())
+    }
+
     async fn tick(&mut self) {
         let config = (self.config)();
         let auditor = self.auditor.clone();
@@ -164,32 +197,13 @@ impl Store {
         match result {
             Ok(Ok(outcome)) => {
                 self.succeeded(&config);
-                self.ticks += 1;
-                let names = self.exchange_names(&mut conn, &config);
-                if let Err(e) = tokio::time::timeout(config.cluster.timeout, names)
-                    .await
-                    .map_err(|_| "timeout".to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-                {
-                    self.failed(&config, "exchange", &e);
-                    return;
-                }
-                // Least privilege changes slowly: every eighth exchange (about 2 s by default).
-                if self.ticks % 8 == 1 {
-                    let checklist = self.checklist.clone();
-                    let shared = self.exchange_privileges(&mut conn, &config, &checklist);
-                    if let Err(e) = tokio::time::timeout(config.cluster.timeout, shared)
-                        .await
-                        .map_err(|_| "timeout".to_string())
-                        .and_then(|r| r.map_err(|e| e.to_string()))
-                    {
-                        self.failed(&config, "exchange", &e);
-                    }
-                }
                 self.auditor.cluster_events(outcome.started);
                 self.auditor.cluster_events(outcome.ended);
                 for scope in Scope::ALL {
                     self.metrics.set_burst_active(*scope, outcome.active.get(scope).copied().unwrap_or(0));
+                }
+                if let Err(e) = self.share(&mut conn, &config, &pending).await {
+                    self.failed(&config, "exchange", &e);
                 }
             }
             Ok(Err(e)) => {

@@ -41,7 +41,12 @@ fn cluster_config(upstream: &str, store_port: u16, name: &str) -> mcp_tap::confi
     c.cluster.store_url = Some(format!("redis://127.0.0.1:{store_port}/0"));
     c.cluster.password_env = Some("TEST_STORE_PASSWORD".into());
     c.cluster.name = name.into();
-    c.env = mcp_tap::config::Environment::fixed([("TEST_STORE_PASSWORD", STORE_PASSWORD), ("CI_TOKEN", TOKEN_FULL)]);
+    // One fingerprint key for every replica, as the Kubernetes example's Secret gives them.
+    c.env = mcp_tap::config::Environment::fixed([
+        ("TEST_STORE_PASSWORD", STORE_PASSWORD),
+        ("CI_TOKEN", TOKEN_FULL),
+        ("MCP_TAP_FINGERPRINT_KEY", "cluster-e2e-fingerprint-key-0123456789"),
+    ]);
     c.clients.tokens.push(mcp_tap::config::ClientToken {
         subject: "ci-agent".into(),
         token_env: Some("CI_TOKEN".into()),
@@ -179,6 +184,23 @@ async fn three_replicas_behind_a_balancer_flag_a_spread_scanner_once_and_survive
     assert_eq!(called, expected, "both tools, whichever replica served each call");
     assert_eq!(reports[0]["advertised"], tools.len(), "{reports:#?}");
 
+    // The same credential, now also used by a second client product: reported once in the
+    // cluster, naming both, though each replica saw only some requests of each. The Python SDK's
+    // requests spread over the replicas were one client, not a pair with its own User-Agent.
+    inspector_cli(&url, TOKEN_FULL, &["--method", "tools/list"]).await;
+    let shared = eventually(Duration::from_secs(5), "the shared credential reported", || async {
+        let shared = lines_of(&configs, "credential_shared");
+        if shared.is_empty() {
+            Err("none yet".to_string())
+        } else {
+            Ok(shared)
+        }
+    })
+    .await;
+    let mut names: Vec<&str> = shared[0]["clients"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["inspector-cli", "mcp"], "{shared:#?}");
+
     // A credential in use reaches the store only as a keyed fingerprint.
     for token in [TOKEN_FULL, "tap-test-not-a-token-0a1b2c3d"] {
         for _ in 0..3 {
@@ -248,6 +270,9 @@ async fn three_replicas_behind_a_balancer_flag_a_spread_scanner_once_and_survive
     }
     let all: String = configs.iter().map(|c| std::fs::read_to_string(&c.audit.output).unwrap_or_default()).collect();
     assert!(!all.contains(STORE_PASSWORD) && !all.contains(TOKEN_FULL), "no secret in the audit");
+    let shared = lines_of(&configs, "credential_shared");
+    assert_eq!(shared.len(), 1, "once in the cluster: {shared:#?}");
+
     drop(lb);
     drop(backstage);
 }
