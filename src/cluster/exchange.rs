@@ -19,7 +19,8 @@ use crate::config::Config;
 /// What the first pipeline read: each key this replica saw with the cluster's count over its
 /// window, the bursts active in the cluster, and the owned ones whose claim expired.
 struct Read {
-    seen: Vec<(BurstKey, String, String, u64)>,
+    /// Key, client, store text, this replica's failures since the last exchange, cluster count.
+    seen: Vec<(BurstKey, String, String, u64, u64)>,
     active: HashSet<String>,
     gone: Vec<String>,
 }
@@ -42,8 +43,7 @@ impl Store {
         pending: &Pending,
     ) -> redis::RedisResult<Read> {
         let (p, cfg, now) = (Self::prefix(config), &config.bursts, unix_ms());
-        let quiet = ms(cfg.quiet_period).max(1000);
-        let mut seen: Vec<(BurstKey, String, String)> = Vec::new();
+        let mut seen: Vec<(BurstKey, String, String, u64)> = Vec::new();
         let mut pipe = redis::pipe();
         for (key, counted) in &pending.keys {
             let text = key_text(key);
@@ -52,11 +52,8 @@ impl Store {
             let current = format!("{p}:n:{text}:{}", bs[0]);
             pipe.cmd("INCRBY").arg(&current).arg(counted.failures).ignore();
             pipe.cmd("PEXPIRE").arg(&current).arg(ms(window) + width).ignore();
-            let total = format!("{p}:total:{text}");
-            pipe.cmd("INCRBY").arg(&total).arg(counted.failures).ignore();
-            pipe.cmd("PEXPIRE").arg(&total).arg(ms(window) + quiet * 2).ignore();
             pipe.cmd("MGET").arg(bs.iter().map(|b| format!("{p}:n:{text}:{b}")).collect::<Vec<_>>());
-            seen.push((*key, counted.client.clone(), text));
+            seen.push((*key, counted.client.clone(), text, counted.failures));
         }
         for (source, fps) in &pending.stuffing {
             let key = BurstKey { scope: Scope::Stuffing, key: *source };
@@ -66,7 +63,7 @@ impl Store {
             pipe.cmd("PFADD").arg(&current).arg(fps.iter().map(ToString::to_string).collect::<Vec<_>>()).ignore();
             pipe.cmd("PEXPIRE").arg(&current).arg(ms(cfg.stuffing.window) + width).ignore();
             pipe.cmd("PFCOUNT").arg(bs.iter().map(|b| format!("{p}:s:{text}:{b}")).collect::<Vec<_>>());
-            seen.push((key, CLIENT_UNKNOWN.to_string(), text));
+            seen.push((key, CLIENT_UNKNOWN.to_string(), text, fps.len() as u64));
         }
         let active_index = format!("{p}:active");
         pipe.cmd("ZREMRANGEBYSCORE").arg(&active_index).arg("-inf").arg(now).ignore();
@@ -77,13 +74,13 @@ impl Store {
         }
         let mut values = pipe.query_async::<Vec<Value>>(conn).await?.into_iter();
         let mut counted = Vec::with_capacity(seen.len());
-        for (key, client, text) in seen {
+        for (key, client, text, mine) in seen {
             let count: u64 = if key.scope == Scope::Stuffing {
                 take(&mut values)?
             } else {
                 take::<Vec<Option<u64>>>(&mut values)?.into_iter().flatten().sum()
             };
-            counted.push((key, client, text, count));
+            counted.push((key, client, text, mine, count));
         }
         let active: HashSet<String> = take::<Vec<String>>(&mut values)?.into_iter().collect();
         let mut gone = Vec::new();
@@ -106,8 +103,13 @@ impl Store {
         let active_index = format!("{p}:active");
         let mut pipe = redis::pipe();
         let mut claims = Vec::new();
-        for (key, client, text, count) in read.seen {
+        for (key, client, text, mine, count) in read.seen {
             if read.active.contains(&text) {
+                // A burst's own count, kept only while it lasts: keys under their threshold
+                // cost the store one bucket counter each, gone after the window.
+                let total = format!("{p}:total:{text}");
+                pipe.cmd("INCRBY").arg(&total).arg(mine).ignore();
+                pipe.cmd("PEXPIRE").arg(&total).arg(quiet * 2).ignore();
                 pipe.cmd("PEXPIRE").arg(format!("{p}:burst:{text}")).arg(quiet).ignore();
                 pipe.cmd("ZADD").arg(&active_index).arg(now + quiet).arg(&text).ignore();
             } else if count >= threshold(cfg, key.scope).1 {
@@ -127,7 +129,7 @@ impl Store {
                 if take::<Option<String>>(&mut values)?.is_some() {
                     outcome.started.push(BurstEvent::Started { key, client: client.clone(), failures: count });
                     self.owned.insert(text.clone(), Owned { key, client, started: Instant::now() });
-                    won.push(text);
+                    won.push((text, count));
                 }
             }
             for text in &read.gone {
@@ -141,14 +143,15 @@ impl Store {
         }
         if !won.is_empty() {
             let mut pipe = redis::pipe();
-            for text in &won {
+            for (text, count) in &won {
                 pipe.cmd("ZADD").arg(&active_index).arg(now + quiet).arg(text).ignore();
+                pipe.cmd("SET").arg(format!("{p}:total:{text}")).arg(count).arg("PX").arg(quiet * 2).ignore();
             }
             pipe.cmd("PEXPIRE").arg(&active_index).arg(quiet * 2).ignore();
             pipe.query_async::<()>(conn).await?;
         }
         let gone: HashSet<&String> = read.gone.iter().collect();
-        for text in read.active.iter().chain(&won).filter(|t| !gone.contains(t)) {
+        for text in read.active.iter().chain(won.iter().map(|(t, _)| t)).filter(|t| !gone.contains(t)) {
             if let Some(scope) = Scope::ALL.iter().find(|s| text.starts_with(&format!("{}:", s.as_str()))) {
                 *outcome.active.entry(*scope).or_default() += 1;
             }
