@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::time::Instant;
 
-use super::keys::{buckets, key_text, ms, take, threshold, unix_ms};
+use super::keys::{key_text, ms, take, threshold, unix_ms, windows};
 use super::{Outcome, Owned, Store};
 use crate::audit::burst::{BurstEvent, BurstKey, Scope, Summary};
 use crate::audit::identity::CLIENT_UNKNOWN;
@@ -48,21 +48,22 @@ impl Store {
         for (key, counted) in &pending.keys {
             let text = key_text(key);
             let (window, _) = threshold(cfg, key.scope);
-            let (width, bs) = buckets(window, now);
-            let current = format!("{p}:n:{text}:{}", bs[0]);
-            pipe.cmd("INCRBY").arg(&current).arg(counted.failures).ignore();
-            pipe.cmd("PEXPIRE").arg(&current).arg(ms(window) + width).ignore();
-            pipe.cmd("MGET").arg(bs.iter().map(|b| format!("{p}:n:{text}:{b}")).collect::<Vec<_>>());
+            let (current, _) = windows(window, now);
+            let this = format!("{p}:n:{text}:{current}");
+            pipe.cmd("INCRBY").arg(&this).arg(counted.failures);
+            pipe.cmd("PEXPIRE").arg(&this).arg(ms(window) * 2).ignore();
+            pipe.cmd("GET").arg(format!("{p}:n:{text}:{}", current.saturating_sub(1)));
             seen.push((*key, counted.client.clone(), text, counted.failures));
         }
         for (source, fps) in &pending.stuffing {
             let key = BurstKey { scope: Scope::Stuffing, key: *source };
             let text = key_text(&key);
-            let (width, bs) = buckets(cfg.stuffing.window, now);
-            let current = format!("{p}:s:{text}:{}", bs[0]);
-            pipe.cmd("PFADD").arg(&current).arg(fps.iter().map(ToString::to_string).collect::<Vec<_>>()).ignore();
-            pipe.cmd("PEXPIRE").arg(&current).arg(ms(cfg.stuffing.window) + width).ignore();
-            pipe.cmd("PFCOUNT").arg(bs.iter().map(|b| format!("{p}:s:{text}:{b}")).collect::<Vec<_>>());
+            let (current, _) = windows(cfg.stuffing.window, now);
+            let this = format!("{p}:s:{text}:{current}");
+            pipe.cmd("PFADD").arg(&this).arg(fps.iter().map(ToString::to_string).collect::<Vec<_>>()).ignore();
+            pipe.cmd("PEXPIRE").arg(&this).arg(ms(cfg.stuffing.window) * 2).ignore();
+            // Distinct credentials over this window and the last (at most twice the window).
+            pipe.cmd("PFCOUNT").arg(&this).arg(format!("{p}:s:{text}:{}", current.saturating_sub(1)));
             seen.push((key, CLIENT_UNKNOWN.to_string(), text, fps.len() as u64));
         }
         let active_index = format!("{p}:active");
@@ -78,7 +79,9 @@ impl Store {
             let count: u64 = if key.scope == Scope::Stuffing {
                 take(&mut values)?
             } else {
-                take::<Vec<Option<u64>>>(&mut values)?.into_iter().flatten().sum()
+                let (this, last): (u64, Option<u64>) = (take(&mut values)?, take(&mut values)?);
+                let (_, into) = windows(threshold(cfg, key.scope).0, now);
+                this + (last.unwrap_or(0) as f64 * (1.0 - into)) as u64
             };
             counted.push((key, client, text, mine, count));
         }

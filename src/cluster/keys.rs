@@ -8,9 +8,6 @@ use redis::{FromRedisValue, Value};
 use crate::audit::burst::{BurstKey, Scope};
 use crate::config::Bursts;
 
-/// Buckets per window: a window's count is the sum of its buckets (a sliding window in steps).
-const BUCKETS: u64 = 30;
-
 pub(super) fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -33,12 +30,12 @@ pub(super) fn threshold(cfg: &Bursts, scope: Scope) -> (Duration, u64) {
     }
 }
 
-/// The bucket width of a window and the buckets it covers at `now_ms`, newest first.
-pub(super) fn buckets(window: Duration, now_ms: u64) -> (u64, Vec<u64>) {
-    let width = (ms(window) / BUCKETS).max(1000);
-    let current = now_ms / width;
-    let n = ms(window).div_ceil(width).max(1);
-    (width, (0..n).map(|i| current.saturating_sub(i)).collect())
+/// The fixed window `now_ms` falls in, and how far into it (0 to 1). A count over the last
+/// window is estimated from this window's count and the previous one's, weighted by the part of
+/// it still inside (as sliding-window rate limiters do): two reads per key, whatever the window.
+pub(super) fn windows(window: Duration, now_ms: u64) -> (u64, f64) {
+    let width = ms(window).max(1000);
+    (now_ms / width, (now_ms % width) as f64 / width as f64)
 }
 
 /// The URL with the password put in (percent-encoded), and the address alone, for logs.
@@ -81,10 +78,8 @@ mod tests {
     }
 
     #[test]
-    fn a_window_is_at_most_thirty_buckets_of_a_second_or_more() {
-        let (width, bs) = buckets(Duration::from_secs(60), 120_500);
-        assert_eq!((width, bs.len(), bs[0], bs[29]), (2000, 30, 60, 31));
-        let (width, bs) = buckets(Duration::from_secs(10), 10_000);
-        assert_eq!((width, bs.len()), (1000, 10));
+    fn a_window_and_how_far_into_it() {
+        assert_eq!(windows(Duration::from_secs(60), 90_000), (1, 0.5));
+        assert_eq!(windows(Duration::from_millis(10), 2_500), (2, 0.5), "at least a second");
     }
 }
