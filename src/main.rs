@@ -187,19 +187,22 @@ async fn demo(config: Config, log_file: Option<&std::path::Path>) -> anyhow::Res
     mcp_tap::demo::run(config, proxy, admin, log_file, shutdown_signal()).await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT or SIGTERM. The SIGTERM handler is installed now, not at the first poll: a SIGTERM
+/// that arrives while the tap is still starting stops it cleanly rather than killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
         }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 /// Starts logging, to stderr or to `file`; returns the handle a reload uses to change `log.level`.

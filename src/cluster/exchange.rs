@@ -2,7 +2,7 @@
 //! back (one pipeline), then claim the bursts that crossed, refresh the ones that go on and end
 //! the ones this replica owns that went quiet (a second one).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -144,21 +144,41 @@ impl Store {
                 }
             }
         }
-        if !won.is_empty() {
-            let mut pipe = redis::pipe();
-            for (text, count) in &won {
-                pipe.cmd("ZADD").arg(&active_index).arg(now + quiet).arg(text).ignore();
-                pipe.cmd("SET").arg(format!("{p}:total:{text}")).arg(count).arg("PX").arg(quiet * 2).ignore();
-            }
-            pipe.cmd("PEXPIRE").arg(&active_index).arg(quiet * 2).ignore();
-            pipe.query_async::<()>(conn).await?;
-        }
-        let gone: HashSet<&String> = read.gone.iter().collect();
-        for text in read.active.iter().chain(won.iter().map(|(t, _)| t)).filter(|t| !gone.contains(t)) {
-            if let Some(scope) = Scope::ALL.iter().find(|s| text.starts_with(&format!("{}:", s.as_str()))) {
-                *outcome.active.entry(*scope).or_default() += 1;
-            }
-        }
+        record_won(conn, &active_index, &p, now + quiet, quiet, &won).await?;
+        outcome.active = count_active(&read.active, &won, &read.gone);
         Ok(outcome)
     }
+}
+
+/// The bursts this replica claimed, into the index of active ones, with their counts so far.
+async fn record_won(
+    conn: &mut MultiplexedConnection,
+    active_index: &str,
+    p: &str,
+    until: u64,
+    quiet: u64,
+    won: &[(String, u64)],
+) -> redis::RedisResult<()> {
+    if won.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for (text, count) in won {
+        pipe.cmd("ZADD").arg(active_index).arg(until).arg(text).ignore();
+        pipe.cmd("SET").arg(format!("{p}:total:{text}")).arg(count).arg("PX").arg(quiet * 2).ignore();
+    }
+    pipe.cmd("PEXPIRE").arg(active_index).arg(quiet * 2).ignore();
+    pipe.query_async::<()>(conn).await
+}
+
+/// Active bursts per scope: the cluster's, the ones just claimed, less the ones just ended.
+fn count_active(active: &HashSet<String>, won: &[(String, u64)], gone: &[String]) -> HashMap<Scope, usize> {
+    let gone: HashSet<&String> = gone.iter().collect();
+    let mut counts = HashMap::new();
+    for text in active.iter().chain(won.iter().map(|(t, _)| t)).filter(|t| !gone.contains(t)) {
+        if let Some(scope) = Scope::ALL.iter().find(|s| text.starts_with(&format!("{}:", s.as_str()))) {
+            *counts.entry(*scope).or_default() += 1;
+        }
+    }
+    counts
 }
