@@ -191,8 +191,8 @@ async fn demo(config: Config, log_file: Option<&std::path::Path>) -> anyhow::Res
 /// that arrives while the tap is still starting stops it cleanly rather than killing it.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler installs");
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
     async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
