@@ -200,14 +200,18 @@ impl Auditor {
         if expired == Expired::Opened {
             tracing::warn!(route = f.route, client = f.client, credential = %fp, source = %f.source,
                 expired_seconds = f.expired_seconds.unwrap_or(0), "a client keeps sending an expired user token: it stopped refreshing");
-            self.write(AuditEvent::StoppedRefreshing {
+            let event = AuditEvent::StoppedRefreshing {
                 route: f.route.to_string(),
                 client: f.client.to_string(),
                 user: f.user.map(str::to_string),
                 credential: fp.to_string(),
                 source: f.source.to_string(),
                 expired_seconds: f.expired_seconds.unwrap_or(0),
-            });
+            };
+            match self.shared.as_ref().filter(|s| s.is_up()) {
+                Some(shared) => shared.finding(fp, event),
+                None => self.write(event),
+            }
         }
         self.end_findings(ended);
         !self.bursts.lock().expect("burst lock").source_failing(now, f.source)

@@ -33,6 +33,8 @@ pub(crate) struct Pending {
     pub dropped: u64,
     /// Declared client names seen per credential, for cluster-wide sharing findings.
     pub products: HashMap<Fingerprint, Products>,
+    /// Per-credential findings this replica raised, for the cluster to write once.
+    pub findings: Vec<(Fingerprint, super::event::AuditEvent)>,
 }
 
 /// Declared names one credential came with since the last exchange, and where it was last seen.
@@ -65,6 +67,11 @@ impl Pending {
             }
         }
         self.dropped += older.dropped;
+        for f in older.findings {
+            if self.findings.len() < cap {
+                self.findings.push(f);
+            }
+        }
         for (fp, p) in older.products {
             let now = self.products.entry(fp).or_insert_with(|| Products { names: Vec::new(), ..p.clone() });
             for name in p.names {
@@ -131,6 +138,15 @@ impl SharedBursts {
         p.route = route.to_string();
         p.client = client.to_string();
         p.source = Some(source);
+    }
+
+    /// A finding about credential `fp` (a client that stopped refreshing): the cluster writes it
+    /// once, whichever replicas raised it.
+    pub(crate) fn finding(&self, fp: Fingerprint, event: super::event::AuditEvent) {
+        let mut pending = self.pending.lock().expect("shared bursts lock");
+        if pending.findings.len() < self.cap {
+            pending.findings.push((fp, event));
+        }
     }
 
     /// What was counted since the last call.

@@ -169,6 +169,14 @@ impl Store {
             let (seen, source) = (&pair.seen, pair.seen.source.unwrap_or([0, 0, 0, 0].into()));
             self.auditor.shared_found(&seen.route, &seen.client, pair.fp, pair.names, source);
         }
+        let findings = tokio::time::timeout(timeout, self.claim_findings(conn, config, &pending.findings))
+            .await
+            .map_err(|_| "no answer within cluster.timeout".to_string())?
+            .map_err(|e| e.to_string())?;
+        for event in findings {
+            tracing::warn!(event = event.name(), "a client keeps sending an expired user token: it stopped refreshing");
+            self.auditor.write(event);
+        }
         within(tokio::time::timeout(timeout, self.exchange_names(conn, config)).await)?;
         if self.ticks % 8 == 1 {
             let checklist = self.checklist.clone();

@@ -20,6 +20,32 @@ pub(super) struct Pair {
 }
 
 impl Store {
+    /// Per-credential findings raised by replicas: written by the one that claims them first.
+    pub(super) async fn claim_findings(
+        &self,
+        conn: &mut MultiplexedConnection,
+        config: &Config,
+        findings: &[(Fingerprint, crate::audit::event::AuditEvent)],
+    ) -> redis::RedisResult<Vec<crate::audit::event::AuditEvent>> {
+        if findings.is_empty() {
+            return Ok(Vec::new());
+        }
+        let p = Self::prefix(config);
+        let ttl = ms(config.user_tokens.expired_quiet_period).max(1000);
+        let mut pipe = redis::pipe();
+        for (fp, event) in findings {
+            pipe.cmd("SET").arg(format!("{p}:finding:{}:{fp}", event.name())).arg(1).arg("NX").arg("PX").arg(ttl);
+        }
+        let mut values = pipe.query_async::<Vec<redis::Value>>(conn).await?.into_iter();
+        let mut won = Vec::new();
+        for (_, event) in findings {
+            if take::<Option<String>>(&mut values)?.is_some() {
+                won.push(event.clone());
+            }
+        }
+        Ok(won)
+    }
+
     pub(super) async fn exchange_products(
         &self,
         conn: &mut MultiplexedConnection,

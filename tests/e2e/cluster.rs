@@ -52,6 +52,7 @@ fn cluster_config(upstream: &str, store_port: u16, name: &str) -> mcp_tap::confi
         token_env: Some("CI_TOKEN".into()),
         ..Default::default()
     });
+    c.user_tokens.refresh_grace = Duration::from_secs(1);
     c
 }
 
@@ -201,6 +202,28 @@ async fn three_replicas_behind_a_balancer_flag_a_spread_scanner_once_and_survive
     names.sort_unstable();
     assert_eq!(names, ["inspector-cli", "mcp"], "{shared:#?}");
 
+    // An OAuth client that stopped refreshing, its expired token spread over the replicas: each
+    // replica passes its grace, the cluster writes the finding once.
+    let now = unix_now();
+    let claims = serde_json::json!({"iss": "http://127.0.0.1/api/auth", "sub": "user:default/bob", "aud": "backstage", "iat": now - 7200, "exp": now - 3600});
+    let stale = format!("Bearer {}", sign("backstage", BACKSTAGE_KID, "vnd.backstage.user", &claims));
+    let started = tokio::time::Instant::now();
+    loop {
+        assert_eq!(post_mcp(&url, &[("authorization", &stale)], LIST).await.0, 401);
+        let mut opened = 0.0;
+        for tap in &taps {
+            opened += metric(&tap.metrics().await, "mcp_tap_audit_events_total", &[("event", "stopped_refreshing")]);
+        }
+        // Every replica past its grace with the token still coming: each raised it.
+        if started.elapsed() > Duration::from_secs(2) && opened >= 1.0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no stopped_refreshing finding");
+    }
+    let stale_lines = lines_of(&configs, "stopped_refreshing");
+    assert_eq!(stale_lines.len(), 1, "once in the cluster: {stale_lines:#?}");
+    assert_eq!(stale_lines[0]["user"], "user:default/bob");
+
     // A credential in use reaches the store only as a keyed fingerprint.
     for token in [TOKEN_FULL, "tap-test-not-a-token-0a1b2c3d"] {
         for _ in 0..3 {
@@ -272,6 +295,7 @@ async fn three_replicas_behind_a_balancer_flag_a_spread_scanner_once_and_survive
     assert!(!all.contains(STORE_PASSWORD) && !all.contains(TOKEN_FULL), "no secret in the audit");
     let shared = lines_of(&configs, "credential_shared");
     assert_eq!(shared.len(), 1, "once in the cluster: {shared:#?}");
+    assert_eq!(lines_of(&configs, "stopped_refreshing").len(), 1, "still once");
 
     drop(lb);
     drop(backstage);
