@@ -262,7 +262,7 @@ pub async fn alertmanager_with(config: &str) -> Peer {
 pub async fn prometheus(config: &str) -> Peer {
     let bin = PathBuf::from("/usr/bin/prometheus");
     assert!(bin.exists(), "Prometheus is not installed: run scripts/test.sh, or `apt-get install prometheus`");
-    spawn_peer("Prometheus", |port| {
+    let peer = spawn_peer("Prometheus", |port| {
         let dir = std::env::temp_dir().join(format!("mcp-tap-prom-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("prometheus.yml");
@@ -273,7 +273,17 @@ pub async fn prometheus(config: &str) -> Peer {
             .arg(format!("--web.listen-address=127.0.0.1:{port}"));
         cmd
     })
-    .await
+    .await;
+    // Listening is not ready: until then its API answers 503 with text.
+    let ready = format!("http://127.0.0.1:{}/-/ready", peer.port);
+    eventually(Duration::from_secs(60), "Prometheus ready", || async {
+        match get(&ready).await.0 {
+            200 => Ok(()),
+            status => Err(status.to_string()),
+        }
+    })
+    .await;
+    peer
 }
 
 /// The password of the tests' Redis stores (`redis_server`).
