@@ -24,6 +24,8 @@ command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs np
 apt_install prometheus prometheus-alertmanager
 # Cluster mode's store: a real Redis (the tests start their own on free ports).
 apt_install redis-server
+# Audit events to syslog: a real rsyslog (with its TLS driver) receives them in the tests.
+apt_install rsyslog rsyslog-gnutls
 # The side-by-side speed benchmark: a stock nginx (as competitor and fast upstream) and wrk.
 apt_install nginx-light wrk
 # A real headless browser for the status-page tests (driven by playwright-core from npm).

@@ -250,6 +250,9 @@ pub(crate) struct AuthFailureLine {
     pub jsonrpc_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The span the refusal belongs to: the tap's span of the request, else the client's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
     /// The first refusal of its kind for this credential (and tool) that is a finding: a revoked
     /// token used again, a hidden denial. Later ones are evidence only.
     #[serde(skip)]
@@ -297,6 +300,7 @@ mod tests {
                 request_id: None,
                 jsonrpc_id: None,
                 trace_id: None,
+                span_id: None,
                 finding: None,
             }),
             AuditEvent::TokenSetChanged { added: vec!["ab".into()], removed: vec![] },

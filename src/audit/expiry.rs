@@ -291,6 +291,7 @@ mod tests {
             request_id: None,
             jsonrpc_id: None,
             trace_id: None,
+            span_id: None,
         }
     }
 

@@ -98,6 +98,7 @@ pub(crate) struct AuthFailure<'a> {
     pub request_id: Option<&'a str>,
     pub jsonrpc_id: Option<String>,
     pub trace_id: Option<&'a str>,
+    pub span_id: Option<&'a str>,
 }
 
 /// An LRU cache of at most `cap` entries (at least one), behind a lock.
@@ -321,6 +322,7 @@ impl Auditor {
                 request_id: f.request_id.map(|r| truncate(r, 128)),
                 jsonrpc_id: f.jsonrpc_id.clone(),
                 trace_id: f.trace_id.map(str::to_string),
+                span_id: f.span_id.map(str::to_string),
                 finding,
             }));
         }

@@ -321,7 +321,7 @@ pub enum OtlpProtocol {
 
 /// OTLP push of the metrics. What is set here wins; what is left unset comes from the standard
 /// `OTEL_EXPORTER_OTLP_*` / `OTEL_EXPORTER_OTLP_METRICS_*` / `OTEL_METRIC_EXPORT_*` variables.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Otlp {
     /// Collector endpoint, e.g. http://otel-collector:4317 (grpc) or http://otel-collector:4318
@@ -338,6 +338,24 @@ pub struct Otlp {
     pub traces: bool,
     /// Share of new traces sampled; a sampled or unsampled parent is followed (parent-based).
     pub trace_sample_ratio: Option<f64>,
+    /// Send the tap's span upstream as `traceparent`, so the upstream's spans join the trace.
+    /// Off: the client's own `traceparent` header goes upstream unchanged.
+    pub propagate_upstream: bool,
+}
+
+impl Default for Otlp {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            protocol: None,
+            headers: BTreeMap::new(),
+            interval: None,
+            timeout: None,
+            traces: false,
+            trace_sample_ratio: None,
+            propagate_upstream: true,
+        }
+    }
 }
 
 impl Otlp {

@@ -43,6 +43,8 @@ pub(crate) struct Message {
     pub has_cursor: bool,
     /// `params._meta.traceparent`: trace context carried inside the message.
     pub traceparent: Option<String>,
+    /// `params._meta.tracestate`, when it is at most 512 bytes (the W3C limit).
+    pub tracestate: Option<String>,
     pub kind: Kind,
 }
 
@@ -185,6 +187,8 @@ struct RawParams<'a> {
 struct RawMeta<'a> {
     #[serde(borrow, deserialize_with = "string_or_skip")]
     traceparent: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "string_or_skip")]
+    tracestate: Option<Cow<'a, str>>,
     #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, deserialize_with = "string_or_skip")]
     protocol_version: Option<Cow<'a, str>>,
     #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow)]
@@ -237,6 +241,8 @@ struct RawError {
 }
 
 const MAX_TEXT: usize = 256;
+/// W3C Trace Context: a `tracestate` longer than this may be dropped.
+const MAX_TRACESTATE: usize = 512;
 
 fn truncated(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
@@ -294,6 +300,11 @@ impl Raw<'_> {
                 .map(|n| truncated(&n, 64)),
             protocol_version: meta.as_mut().and_then(|m| m.protocol_version.take()).map(|v| truncated(&v, 32)),
             has_cursor: params.cursor.is_some(),
+            tracestate: meta
+                .as_mut()
+                .and_then(|m| m.tracestate.take())
+                .filter(|t| t.len() <= MAX_TRACESTATE)
+                .map(Cow::into_owned),
             traceparent: meta.and_then(|m| m.traceparent).filter(|t| t.len() <= 128).map(Cow::into_owned),
             kind,
         }

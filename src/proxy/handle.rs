@@ -137,7 +137,7 @@ pub(crate) async fn handle(
     let (host, forwarded) = (shared.upstream_host.as_ref(), config.forwarded_headers.enabled);
     let proto = if connection.tls { "https" } else { "http" };
     forward::upstream_headers(&mut parts.headers, &parts.uri, host, &connection.forwarded_for, forwarded, proto);
-    super::trace::start(&shared, &mut parts.headers, &read.messages, &mut info);
+    super::trace::start(&shared, &mut parts.headers, &read.messages, &mut info, config.otlp.propagate_upstream);
     let method = parts.method.clone();
     let reserved = read.reserved;
     let body_sent = read.sent;

@@ -252,6 +252,7 @@ impl Recorder {
             request_id: c.request_id.as_deref(),
             jsonrpc_id: p.and_then(|p| p.id.as_ref()).map(|id| id.as_str().to_string()),
             trace_id: c.trace_id.as_deref(),
+            span_id: c.span_id.as_deref(),
         });
     }
 

@@ -138,7 +138,10 @@ pub(crate) struct Caller {
     pub source: IpAddr,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The trace and span the request's audit events belong to (32 and 16 hex digits): the
+    /// tap's span, else the client's context.
     pub trace_id: Option<String>,
+    pub span_id: Option<String>,
     pub http_method: http::Method,
     /// A Backstage user token (JWT), held until the answer says whether to explain a refusal.
     pub user_token: Option<crate::audit::jwt::HeldToken>,
@@ -216,14 +219,18 @@ pub(super) fn caller(
         source,
         user_agent: text(headers.user_agent).map(|s| s.chars().take(config.audit.max_user_agent).collect()),
         request_id: text(headers.request_id).map(|s| s.chars().take(128).collect()),
-        trace_id: text(headers.traceparent)
-            .and_then(|t| t.split('-').nth(1))
-            .filter(|t| t.len() == 32)
-            .map(str::to_string),
+        trace_id: traceparent_part(headers.traceparent, 1, 32),
+        span_id: traceparent_part(headers.traceparent, 2, 16),
         http_method: method.clone(),
         user_token: crate::audit::jwt::HeldToken::from_header(headers.authorization)
             .inspect(|_| shared.auditor.signing_keys.token_seen()),
     }
+}
+
+/// A field of a W3C `traceparent` header (`00-{trace id}-{span id}-{flags}`) of `len` hex digits.
+fn traceparent_part(header: Option<&HeaderValue>, index: usize, len: usize) -> Option<String> {
+    let part = text(header)?.split('-').nth(index)?;
+    (part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit())).then(|| part.to_ascii_lowercase())
 }
 
 /// The client's address behind trusted proxies: believed only when the peer is a trusted proxy,

@@ -98,10 +98,15 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
         r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"bad-tool","_meta":{{"traceparent":"00-{META_TRACE}-{META_PARENT}-01"}}}}}}"#
     );
     assert_eq!(post_mcp(&url, &[], &meta).await.0, 200);
+    // Both: the message's context is the parent (SEP-414), the transport's is linked.
+    let both = format!(
+        r#"{{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{{"name":"both-tool","_meta":{{"traceparent":"00-{META_TRACE}-{META_PARENT}-01","tracestate":"vendor=1"}}}}}}"#
+    );
+    assert_eq!(post_mcp(&url, &[("traceparent", &traceparent)], &both).await.0, 200);
 
-    eventually(Duration::from_secs(10), "two spans exported", || async {
+    eventually(Duration::from_secs(10), "three spans exported", || async {
         let n = spans.lock().unwrap().len();
-        if n >= 2 {
+        if n >= 3 {
             Ok(())
         } else {
             Err(format!("{n} spans"))
@@ -133,5 +138,24 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
     assert_eq!(hex(&bad.parent_span_id), META_PARENT);
     assert_eq!(attr(bad, "error.type").as_deref(), Some("tool_error"));
     assert_eq!(bad.status.as_ref().unwrap().code, 2, "ERROR");
+
+    let both = spans.iter().find(|s| s.name == "tools/call both-tool").unwrap();
+    assert_eq!((hex(&both.trace_id), hex(&both.parent_span_id)), (META_TRACE.to_string(), META_PARENT.to_string()));
+    assert_eq!(both.trace_state, "vendor=1", "the message's tracestate travels with its traceparent");
+    let links: Vec<(String, String)> = both.links.iter().map(|l| (hex(&l.trace_id), hex(&l.span_id))).collect();
+    assert_eq!(links, vec![(TRACE.to_string(), PARENT.to_string())], "the header's context is linked");
+    let sent = seen.lock().unwrap()[2].clone();
+    assert_eq!(sent, format!("00-{META_TRACE}-{}-01", hex(&both.span_id)), "upstream joins the message's trace");
+    tap.stop().await;
+
+    // Propagation off: the client's own header reaches the upstream unchanged.
+    let mut config = config_for(&format!("http://{mcp}"), "t");
+    config.otlp.endpoint = Some(format!("http://{receiver}"));
+    config.otlp.protocol = Some(mcp_tap::config::OtlpProtocol::HttpProtobuf);
+    config.otlp.traces = true;
+    config.otlp.propagate_upstream = false;
+    let tap = Tap::start(config).await;
+    assert_eq!(post_mcp(&tap.url("/mcp"), &[("traceparent", &traceparent)], call).await.0, 200);
+    assert_eq!(seen.lock().unwrap().last().unwrap(), &traceparent);
     tap.stop().await;
 }
