@@ -129,6 +129,9 @@ def overview():
             extra={"options": {"calculate": False, "yAxis": {"unit": "s"}, "cellGap": 1, "color": {"scheme": "Oranges", "mode": "scheme"}}})
     b.panel("p95 latency by tool", "95th percentile of tools/call duration per tool.", "s",
             [(f'histogram_quantile(0.95, sum by (le, gen_ai_tool_name) (rate({OPS}_bucket{{{RSEL}, mcp_method_name="tools/call"}}[$__rate_interval])))', "{{gen_ai_tool_name}}")])
+    b.panel("Backstage vs the path, p95", "The upstream hop alone (mcp.client.operation.duration: request sent to Backstage, answer back) beside what the client waited (mcp.server.operation.duration). A gap is the path (network, client, tap), not Backstage.", "s",
+            [(f"histogram_quantile(0.95, sum by (le) (rate(mcp_client_operation_duration_seconds_bucket{{{RSEL}}}[$__rate_interval])))", "upstream (Backstage)"),
+             (f"histogram_quantile(0.95, sum by (le) (rate({OPS}_bucket{{{RSEL}}}[$__rate_interval])))", "client waited")])
     b.panel("Tap overhead p99", "Time the tap itself adds per exchange (request and response header handling).", "s",
             [(f"histogram_quantile(0.99, sum by (le) (rate(mcp_tap_proxy_overhead_seconds_bucket{{{RSEL}}}[$__rate_interval])))", "p99")])
     b.row("Sessions and tools")

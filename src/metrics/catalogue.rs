@@ -45,35 +45,6 @@ pub struct Spec {
     pub buckets: Buckets,
 }
 
-/// Labels of `mcp_server_operation_duration_seconds`, in the order `record_operation` fills them.
-pub const OPERATION_LABELS: [&str; 11] = [
-    "mcp_method_name",
-    "gen_ai_tool_name",
-    "gen_ai_prompt_name",
-    "gen_ai_operation_name",
-    "error_type",
-    "rpc_response_status_code",
-    "mcp_protocol_version",
-    "network_transport",
-    "network_protocol_name",
-    "network_protocol_version",
-    "mcp_route",
-];
-
-pub const OPERATION_DURATION: Spec = histogram(
-    "mcp_server_operation_duration_seconds",
-    Buckets::Operation,
-    &OPERATION_LABELS,
-    "MCP request received to matching response sent to the client (202 for notifications).",
-);
-
-pub const SESSION_DURATION: Spec = histogram(
-    "mcp_server_session_duration_seconds",
-    Buckets::Session,
-    &["mcp_protocol_version", "network_transport", "network_protocol_name", "error_type", "mcp_route"],
-    "Duration of MCP sessions, by header session id or inferred for stateless upstreams.",
-);
-
 pub const HTTP_REQUESTS: Spec = counter(
     "mcp_tap_http_requests_total",
     &["mcp_route", "http_request_method", "http_response_status_code"],
@@ -329,6 +300,7 @@ pub const STORE_ERRORS: Spec = counter(
 /// Every metric of the tap's own, in the order `docs/metrics.md` lists them.
 pub const ALL: &[&Spec] = &[
     &OPERATION_DURATION,
+    &CLIENT_OPERATION_DURATION,
     &SESSION_DURATION,
     &HTTP_REQUESTS,
     &CLIENT_OPERATIONS,
@@ -395,6 +367,9 @@ pub const PROCESS: &[Spec] = &[
 const fn process(kind: Kind, name: &'static str, help: &'static str) -> Spec {
     Spec { kind, buckets: Buckets::None, name, help, labels: &[] }
 }
+
+mod mcp;
+pub use mcp::*;
 
 #[cfg(test)]
 mod tests;

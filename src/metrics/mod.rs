@@ -20,6 +20,8 @@ use register::{counter_of, float_gauge_of, gauge_of, histogram, int_gauge_of};
 mod checklist;
 mod health;
 mod kinds;
+mod operation;
+pub(crate) use operation::{Operation, Upstream};
 pub(crate) mod otel;
 mod user_tokens;
 pub(crate) use auth::AuthMetrics;
@@ -44,22 +46,10 @@ pub(crate) const OVERHEAD_BUCKETS: [f64; 12] =
 /// Distinct JSON-RPC error codes kept as label values; more fold into `_OTHER`.
 const MAX_RPC_CODES: usize = 64;
 
-/// One finished MCP operation, labels already bounded.
-#[derive(Debug, Clone)]
-pub(crate) struct Operation<'a> {
-    pub route: &'a str,
-    pub method: Method,
-    pub tool: &'a str,
-    pub prompt: &'a str,
-    pub error: ErrorType,
-    pub protocol_version: &'static str,
-    pub http_version: &'static str,
-    pub duration: Duration,
-}
-
 pub(crate) struct Metrics {
     registry: Registry,
     operation_duration: HistogramVec,
+    client_operation_duration: HistogramVec,
     session_duration: HistogramVec,
     http_requests: IntCounterVec,
     sessions_active: IntGaugeVec,
@@ -95,6 +85,7 @@ impl Metrics {
         let r = &registry;
         let m = Self {
             operation_duration: histogram(r, &catalogue::OPERATION_DURATION, &session_buckets),
+            client_operation_duration: histogram(r, &catalogue::CLIENT_OPERATION_DURATION, &session_buckets),
             session_duration: histogram(r, &catalogue::SESSION_DURATION, &session_buckets),
             stream_duration: histogram(r, &catalogue::STREAM_DURATION, &session_buckets),
             http_requests: counter_of(r, &catalogue::HTTP_REQUESTS),
@@ -201,41 +192,6 @@ impl Metrics {
             drop(codes);
             self.record_label_overflow(OverflowLabel::RpcCode);
             OTHER.to_string()
-        }
-    }
-
-    pub(crate) fn record_operation(&self, op: &Operation<'_>) {
-        let (code_label, status_label);
-        let (error_type, rpc_code): (&str, &str) = match op.error {
-            ErrorType::None => ("", ""),
-            ErrorType::JsonRpc(code) => {
-                code_label = self.rpc_code_label(code);
-                (&code_label, &code_label)
-            }
-            ErrorType::Http(status) => {
-                status_label = StatusLabel::new(status);
-                (status_label.as_str(), "")
-            }
-            other => (other.fixed_label().unwrap_or_default(), ""),
-        };
-        let operation_name = if op.method == Method::ToolsCall { "execute_tool" } else { "" };
-        let labels = [
-            ("mcp_method_name", op.method.as_str()),
-            ("gen_ai_tool_name", op.tool),
-            ("gen_ai_prompt_name", op.prompt),
-            ("gen_ai_operation_name", operation_name),
-            ("error_type", error_type),
-            ("rpc_response_status_code", rpc_code),
-            ("mcp_protocol_version", op.protocol_version),
-            ("network_transport", "tcp"),
-            ("network_protocol_name", "http"),
-            ("network_protocol_version", op.http_version),
-            ("mcp_route", op.route),
-        ];
-        let values = labels.map(|(_, v)| v);
-        self.operation_duration.with_label_values(&values).observe(op.duration.as_secs_f64());
-        if let Some(otel) = self.otel.get() {
-            otel.operation.record(op.duration.as_secs_f64(), &otel::attributes(&labels));
         }
     }
 

@@ -11,6 +11,7 @@ pub(crate) fn otel_name(prometheus: &str) -> (String, &'static str) {
     match prometheus {
         "mcp_server_operation_duration_seconds" => return ("mcp.server.operation.duration".into(), "s"),
         "mcp_server_session_duration_seconds" => return ("mcp.server.session.duration".into(), "s"),
+        "mcp_client_operation_duration_seconds" => return ("mcp.client.operation.duration".into(), "s"),
         _ => {}
     }
     let base = prometheus.strip_suffix("_total").unwrap_or(prometheus);
@@ -45,6 +46,8 @@ pub(crate) fn otel_key(label: &str) -> &str {
         "network_protocol_name" => "network.protocol.name",
         "network_protocol_version" => "network.protocol.version",
         "mcp_route" => "mcp.route",
+        "server_address" => "server.address",
+        "server_port" => "server.port",
         "http_request_method" => "http.request.method",
         "http_response_status_code" => "http.response.status_code",
         other => other,
@@ -63,6 +66,7 @@ pub(crate) fn attributes(labels: &[(&str, &str)]) -> Vec<KeyValue> {
 /// The SDK histograms that mirror the registry's.
 pub(crate) struct Histograms {
     pub operation: Histogram<f64>,
+    pub client_operation: Histogram<f64>,
     pub session: Histogram<f64>,
     pub overhead: Histogram<f64>,
     pub tool_response_bytes: Histogram<f64>,
@@ -78,6 +82,7 @@ pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
     };
     Histograms {
         operation: h(&catalogue::OPERATION_DURATION),
+        client_operation: h(&catalogue::CLIENT_OPERATION_DURATION),
         session: h(&catalogue::SESSION_DURATION),
         overhead: h(&catalogue::PROXY_OVERHEAD),
         stream: h(&catalogue::STREAM_DURATION),

@@ -32,6 +32,13 @@ pub(crate) fn upstream_host(upstream: &Uri) -> Option<HeaderValue> {
     upstream.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
+/// The upstream's `server.address` and `server.port` (the scheme's port when the URL names none).
+pub(crate) fn server_address(upstream: &Uri) -> (std::sync::Arc<str>, std::sync::Arc<str>) {
+    let host = upstream.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    let default = if upstream.scheme_str() == Some("https") { 443 } else { 80 };
+    (host.into(), upstream.port_u16().unwrap_or(default).to_string().into())
+}
+
 /// A client address as an `X-Forwarded-For` entry, computed once per connection.
 pub(crate) fn forwarded_for(peer: std::net::IpAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.to_string()).expect("an address is a valid header value")

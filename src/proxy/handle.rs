@@ -146,6 +146,7 @@ pub(crate) async fn handle(
     *upstream_req.version_mut() = Version::HTTP_11;
 
     let sent = Instant::now();
+    info.call.sent = Some(sent);
     let result = send(&shared, &config, upstream_req, sequential, body_sent, connection).await;
     if result.as_ref().is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED) {
         super::jwks::before_explaining(&shared, &config, &info.call.caller).await;

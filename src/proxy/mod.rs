@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub upstream: Uri,
     /// The `Host` header upstream requests carry.
     pub upstream_host: Option<http::HeaderValue>,
+    /// `server.address` and `server.port` of the upstream hop's metric.
+    pub upstream_address: (Arc<str>, Arc<str>),
     pub auditor: Arc<Auditor>,
     /// Bytes held for reading MCP request bodies, over all requests.
     pub budget: Arc<limits::Budget>,
@@ -117,6 +119,7 @@ impl Shared {
             budget: Arc::default(),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
             upstream_host: forward::upstream_host(&upstream),
+            upstream_address: forward::server_address(&upstream),
             upstream,
             metrics,
             config: ArcSwap::from_pointee(config),

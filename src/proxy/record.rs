@@ -24,7 +24,9 @@ fn unix_now() -> i64 {
 }
 use crate::mcp::method::Method;
 use crate::mcp::names::{NameSet, OTHER};
-use crate::metrics::{DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, UnparsedReason};
+use crate::metrics::{
+    DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, UnparsedReason, Upstream,
+};
 
 pub(crate) struct Recorder {
     metrics: Arc<Metrics>,
@@ -40,6 +42,8 @@ pub(crate) struct Recorder {
     verdict: Option<Verdict>,
     /// Who holds the user token (when its user is known): a refresh is the same holder's.
     holder: Option<Holder>,
+    /// The upstream's `server.address` and `server.port`.
+    upstream_address: (Arc<str>, Arc<str>),
 }
 
 impl Recorder {
@@ -81,6 +85,7 @@ impl Recorder {
             user,
             verdict,
             holder,
+            upstream_address: shared.upstream_address.clone(),
         }
     }
 
@@ -163,6 +168,11 @@ impl Recorder {
             protocol_version: self.call.protocol_version,
             http_version: self.call.http_version,
             duration: now - self.call.started,
+            upstream: self.call.sent.map(|sent| Upstream {
+                address: &self.upstream_address.0,
+                port: &self.upstream_address.1,
+                duration: now.saturating_duration_since(sent),
+            }),
         });
         let outcome = match error {
             ErrorType::None => Outcome::Ok,

@@ -119,6 +119,8 @@ pub(crate) struct CallContext {
     /// `clientInfo.name` from the request's `_meta` (MCP 2026-07-28), if it sent one.
     pub meta_name: Option<String>,
     pub started: Instant,
+    /// When the request went upstream (the start of the upstream hop); `None` before.
+    pub sent: Option<Instant>,
     pub http_version: &'static str,
     pub protocol_version: &'static str,
 }
@@ -302,6 +304,7 @@ pub(super) fn request_info(
                 .find_map(|m| m.client_name.clone()),
             caller,
             started,
+            sent: None,
             http_version,
             protocol_version: protocol_version.unwrap_or(DEFAULT_PROTOCOL_VERSION),
         },

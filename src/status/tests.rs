@@ -15,6 +15,7 @@ fn call(metrics: &Metrics, tool: &str, error: ErrorType, ms: u64) {
         protocol_version: "2025-06-18",
         http_version: "1.1",
         duration: Duration::from_millis(ms),
+        upstream: None,
     });
 }
 

@@ -72,6 +72,22 @@ async fn in_front_of_a_real_backstage() {
     assert_eq!(op(&m, &[d, ("mcp_method_name", "tools/list"), ("error_type", "403")]), 1.0);
     assert_eq!(op(&m, &[("mcp_route", "_OTHER"), ("mcp_method_name", "tools/list"), ("error_type", "404")]), 1.0);
     assert_eq!(op(&m, &[d, ("mcp_method_name", "ping"), ok]), 1.0);
+    // The upstream hop (mcp.client.operation.duration) names Backstage's address and port, and
+    // takes no longer than what the client waited.
+    let port = backstage.port.to_string();
+    let hop = [d, ("mcp_method_name", "tools/call"), ("server_address", "127.0.0.1"), ("server_port", &port)];
+    let tool = ("gen_ai_tool_name", "catalog.get-catalog-entity");
+    let client_side = |suffix: &str| {
+        metric(
+            &m,
+            &format!("mcp_client_operation_duration_seconds_{suffix}"),
+            &[hop[0], hop[1], hop[2], hop[3], tool, ok],
+        )
+    };
+    assert_eq!(client_side("count"), 1.0, "one upstream hop for the call");
+    let server_side =
+        metric(&m, "mcp_server_operation_duration_seconds_sum", &[d, ("mcp_method_name", "tools/call"), tool, ok]);
+    assert!(client_side("sum") > 0.0 && client_side("sum") <= server_side, "{} vs {server_side}", client_side("sum"));
     assert_eq!(op(&m, &[("mcp_route", "catalog"), ("mcp_method_name", "initialize"), ok]), 1.0);
     assert_eq!(metric(&m, "mcp_tap_tools_advertised", &[d]), 7.0);
     assert_eq!(metric(&m, "mcp_tap_tools_advertised", &[("mcp_route", "catalog")]), 7.0);
