@@ -63,9 +63,10 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = watch::channel(false);
     // The audit trail stops last, after the final burst and session events are queued.
     let (sink_stop_tx, sink_stop_rx) = watch::channel(false);
+    let mut export = crate::export::start(&config.otlp, &config.env, metrics.clone())?;
+    let forwards = export.as_mut().and_then(crate::export::Export::take_audit_logs).into_iter().collect();
     let (sink, sink_task) =
-        AuditSink::start(&config.audit.output, config.audit.queue_capacity, metrics.clone(), sink_stop_rx);
-    let export = crate::export::start(&config.otlp, &config.env, metrics.clone())?;
+        AuditSink::start(&config.audit.output, config.audit.queue_capacity, metrics.clone(), sink_stop_rx, forwards);
     let fingerprinter = Fingerprinter::from_config(&config.audit, &config.env)?;
     let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &known_routes(&config)));
     let resend_interval = config.alertmanager.resend_interval;
@@ -99,12 +100,13 @@ pub async fn run_with(
         let _ = task.await;
     }
     auditor.drain();
+    // The audit trail drains into its outputs, then the export flushes them.
+    let _ = sink_stop_tx.send(true);
+    let _ = sink_task.await;
     if let Some(export) = export {
         // The SDK's shutdown blocks until the last export is done (bounded by its timeout).
         let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
     }
-    let _ = sink_stop_tx.send(true);
-    let _ = sink_task.await;
     for task in others.into_iter().chain([admin]) {
         let _ = task.await;
     }

@@ -161,11 +161,47 @@ pub(crate) enum AuditEvent {
         store: String,
         down_seconds: f64,
     },
+    /// One MCP operation and its outcome (`audit.operations`): who called which tool on which
+    /// MCP server, how it ended, how long it took. Never its arguments or results.
+    Operation(OperationLine),
+}
+
+/// The fields of an `operation` line.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct OperationLine {
+    pub route: String,
+    pub mcp_method: Method,
+    /// The tool called (`tools/call`), as the client named it (cut to 128 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    pub client: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    pub source: String,
+    /// The HTTP status the upstream answered with.
+    pub status: u16,
+    /// `ok`, or the error: `tool_error`, a JSON-RPC code, an HTTP status, `stream_aborted`, …
+    /// (the `error_type` label of the operation metrics).
+    pub outcome: String,
+    pub duration_seconds: f64,
+    /// Bytes of the response body up to this operation's answer.
+    pub response_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jsonrpc_id: Option<String>,
+    /// The `Mcp-Session-Id` of a header session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
 }
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub(crate) const NAMES: [&'static str; 15] = [
+    pub(crate) const NAMES: [&'static str; 16] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -181,6 +217,27 @@ impl AuditEvent {
         "stopped_refreshing_end",
         "store_lost",
         "store_regained",
+        "operation",
+    ];
+
+    /// The OpenTelemetry event names (`event.name` of OTLP log records), in the order of `NAMES`.
+    pub(crate) const OTEL_NAMES: [&'static str; 16] = [
+        "mcp_tap.auth_failure",
+        "mcp_tap.auth_failure_summary",
+        "mcp_tap.burst_start",
+        "mcp_tap.burst_end",
+        "mcp_tap.token_set_changed",
+        "mcp_tap.config_reloaded",
+        "mcp_tap.config_reload_refused",
+        "mcp_tap.header_mismatch",
+        "mcp_tap.unapproved_source",
+        "mcp_tap.credential_shared",
+        "mcp_tap.credential_rotated",
+        "mcp_tap.stopped_refreshing",
+        "mcp_tap.stopped_refreshing_end",
+        "mcp_tap.store_lost",
+        "mcp_tap.store_regained",
+        "mcp_tap.operation",
     ];
 
     pub(crate) fn name(&self) -> &'static str {
@@ -200,6 +257,7 @@ impl AuditEvent {
             AuditEvent::StoppedRefreshingEnd { .. } => 12,
             AuditEvent::StoreLost { .. } => 13,
             AuditEvent::StoreRegained { .. } => 14,
+            AuditEvent::Operation(_) => 15,
         };
         Self::NAMES[i]
     }
@@ -264,125 +322,4 @@ fn method_or_empty<S: serde::Serializer>(m: &Option<Method>, s: S) -> Result<S::
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_event_serializes_with_its_name() {
-        let events = [
-            AuditEvent::AuthFailureSummary {
-                scope: Scope::Source,
-                key: "10.0.0.1".into(),
-                count: 3,
-                by_reason: BTreeMap::from([(Reason::UnknownToken, 3)]),
-            },
-            AuditEvent::BurstStart { scope: Scope::Global, key: "all".into(), client: "unknown".into(), count: 100 },
-            AuditEvent::BurstEnd {
-                scope: Scope::Global,
-                key: "all".into(),
-                client: "unknown".into(),
-                count: 100,
-                duration_seconds: 2.5,
-            },
-            AuditEvent::AuthFailure(AuthFailureLine {
-                status: 401,
-                reason: Reason::MissingCredentials,
-                route: "default".into(),
-                http_method: "POST".into(),
-                mcp_method: None,
-                tool: None,
-                client: "none".into(),
-                user: None,
-                expired_seconds: None,
-                credential: None,
-                source: "127.0.0.1".into(),
-                user_agent: None,
-                request_id: None,
-                jsonrpc_id: None,
-                trace_id: None,
-                span_id: None,
-                finding: None,
-            }),
-            AuditEvent::TokenSetChanged { added: vec!["ab".into()], removed: vec![] },
-            AuditEvent::ConfigReloaded,
-            AuditEvent::ConfigReloadRefused { problems: vec!["listen can only change with a restart".into()] },
-            AuditEvent::CredentialShared {
-                route: "default".into(),
-                client: "unknown".into(),
-                credential: "0123456789abcdef".into(),
-                clients: ["vscode".into(), "claude-code".into()],
-                source: "127.0.0.1".into(),
-            },
-            AuditEvent::UnapprovedSource {
-                route: "default".into(),
-                client: "ci-agent".into(),
-                user: None,
-                credential: Some("0123456789abcdef".into()),
-                source: "203.0.113.9".into(),
-                status: 200,
-            },
-            AuditEvent::HeaderMismatch {
-                route: "default".into(),
-                kind: MismatchKind::Name,
-                header: "add".into(),
-                body: "explode".into(),
-                client: "unknown".into(),
-                credential: None,
-                source: "127.0.0.1".into(),
-            },
-            AuditEvent::CredentialRotated {
-                client: "ci-agent".into(),
-                old_credential: "0123456789abcdef".into(),
-                new_credential: "fedcba9876543210".into(),
-                old_first_seen: "2026-09-01T10:00:00Z".into(),
-                old_last_seen: "2026-12-01T09:00:00Z".into(),
-                new_first_seen: "2026-12-01T08:55:00Z".into(),
-            },
-            AuditEvent::StoppedRefreshing {
-                route: "default".into(),
-                client: "vscode".into(),
-                user: Some("user:default/alice".into()),
-                credential: "0123456789abcdef".into(),
-                source: "127.0.0.1".into(),
-                expired_seconds: 3600,
-            },
-            AuditEvent::StoppedRefreshingEnd {
-                route: "default".into(),
-                client: "vscode".into(),
-                user: None,
-                credential: "0123456789abcdef".into(),
-                source: "127.0.0.1".into(),
-                first: "2026-12-01T08:00:00Z".into(),
-                latest: "2026-12-01T09:00:00Z".into(),
-                count: 200,
-                expired_seconds: 7200,
-            },
-            AuditEvent::StoreLost {
-                cluster: "default".into(),
-                store: "redis://valkey:6379".into(),
-                error: "refused".into(),
-            },
-            AuditEvent::StoreRegained {
-                cluster: "default".into(),
-                store: "redis://valkey:6379".into(),
-                down_seconds: 4.5,
-            },
-        ];
-        assert_eq!(events.len(), AuditEvent::NAMES.len(), "every kind of event is checked");
-        for e in events {
-            let name = e.name();
-            let v: serde_json::Value = serde_json::to_value(AuditLine::new(e)).unwrap();
-            assert_eq!(v["event"], name);
-            assert_eq!(v["schema"], SCHEMA);
-        }
-        let v = serde_json::to_value(AuditLine::new(AuditEvent::AuthFailureSummary {
-            scope: Scope::Credential,
-            key: "k".into(),
-            count: 2,
-            by_reason: BTreeMap::from([(Reason::RevokedToken, 2)]),
-        }))
-        .unwrap();
-        assert_eq!(v["by_reason"]["revoked_token"], 2);
-        assert_eq!(v["scope"], "credential");
-    }
-}
+mod tests;

@@ -1,7 +1,8 @@
 //! The audit trail: JSON lines (schema `mcp-tap.audit.v1`) written by a thread of its own behind
 //! a bounded queue, so neither a slow disk nor a blocked stdout ever holds an async worker that
 //! serves traffic. Drops and write errors are counted; a file that logrotate moves or removes is
-//! reopened at the next write.
+//! reopened at the next write. The same thread hands each line to the forwards (OTLP logs,
+//! syslog), which queue it without waiting.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,9 +32,21 @@ enum Msg {
     Hold(mpsc::Sender<()>, Receiver<()>),
 }
 
+/// Another place audit events go: called on the writer thread with each JSON line, in order.
+/// It must not wait (queue, and count what it cannot queue).
+pub(crate) trait Forward: Send {
+    fn forward(&mut self, line: &str);
+}
+
 enum Output {
+    /// `audit.output: none`: the events only go to the forwards.
+    None,
     Stdout(std::io::Stdout),
-    File { path: PathBuf, file: Option<std::io::BufWriter<std::fs::File>>, id: Option<(u64, u64)> },
+    File {
+        path: PathBuf,
+        file: Option<std::io::BufWriter<std::fs::File>>,
+        id: Option<(u64, u64)>,
+    },
 }
 
 impl AuditSink {
@@ -44,17 +57,18 @@ impl AuditSink {
         capacity: usize,
         metrics: Arc<Metrics>,
         stop: watch::Receiver<bool>,
+        forwards: Vec<Box<dyn Forward>>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::sync_channel(capacity);
-        let out = if output == "-" {
-            Output::Stdout(std::io::stdout())
-        } else {
-            Output::File { path: PathBuf::from(output), file: None, id: None }
+        let out = match output {
+            "-" => Output::Stdout(std::io::stdout()),
+            "none" => Output::None,
+            path => Output::File { path: PathBuf::from(path), file: None, id: None },
         };
         let m = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("mcp-tap-audit".into())
-            .spawn(move || writer(&rx, out, &m, &stop))
+            .spawn(move || writer(&rx, out, forwards, &m, &stop))
             .expect("the audit writer thread starts");
         let task = tokio::task::spawn_blocking(move || {
             let _ = thread.join();
@@ -102,7 +116,13 @@ fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
 /// Writes are small buffered appends on this thread; the queue absorbs any stall.
-fn writer(rx: &Receiver<Msg>, mut out: Output, metrics: &Metrics, stop: &watch::Receiver<bool>) {
+fn writer(
+    rx: &Receiver<Msg>,
+    mut out: Output,
+    mut forwards: Vec<Box<dyn Forward>>,
+    metrics: &Metrics,
+    stop: &watch::Receiver<bool>,
+) {
     let mut batch = Vec::new();
     loop {
         let first = match rx.recv_timeout(STOP_CHECK) {
@@ -127,6 +147,7 @@ fn writer(rx: &Receiver<Msg>, mut out: Output, metrics: &Metrics, stop: &watch::
         }
         check_rotation(&mut out);
         write_batch(&mut out, &batch, metrics);
+        forward(&mut forwards, &batch);
         batch.clear();
         for done in flushed {
             let _ = done.send(());
@@ -140,6 +161,15 @@ fn writer(rx: &Receiver<Msg>, mut out: Output, metrics: &Metrics, stop: &watch::
         }
     }
     write_batch(&mut out, &batch, metrics);
+    forward(&mut forwards, &batch);
+}
+
+fn forward(forwards: &mut [Box<dyn Forward>], batch: &[String]) {
+    for f in forwards {
+        for line in batch {
+            f.forward(line);
+        }
+    }
 }
 
 fn check_rotation(out: &mut Output) {
@@ -159,6 +189,7 @@ fn write_batch(out: &mut Output, batch: &[String], metrics: &Metrics) {
         return;
     }
     let result = match out {
+        Output::None => Ok(()),
         Output::Stdout(s) => {
             let mut lock = s.lock();
             batch.iter().try_for_each(|l| writeln!(lock, "{l}")).and_then(|_| lock.flush())
@@ -209,7 +240,7 @@ mod tests {
         let path = temp_path("rotate");
         let metrics = Arc::new(Metrics::new(vec![1.0]));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (sink, task) = AuditSink::start(path.to_str().unwrap(), 16, metrics, stop_rx);
+        let (sink, task) = AuditSink::start(path.to_str().unwrap(), 16, metrics, stop_rx, Vec::new());
         assert!(sink.write(&AuditLine::new(AuditEvent::ConfigReloaded)));
         sink.flush_blocking();
         let rotated = path.with_extension("jsonl.1");
@@ -228,7 +259,7 @@ mod tests {
         let path = temp_path("full");
         let metrics = Arc::new(Metrics::new(vec![1.0]));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (sink, task) = AuditSink::start(path.to_str().unwrap(), 10, metrics.clone(), stop_rx);
+        let (sink, task) = AuditSink::start(path.to_str().unwrap(), 10, metrics.clone(), stop_rx, Vec::new());
         // The writer is held (a stalled disk, a blocked stdout): the queue fills, nothing waits.
         let (held_tx, held) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();

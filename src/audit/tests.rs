@@ -16,7 +16,7 @@ async fn a_connection_repeating_its_token_keeps_its_identity_until_the_directory
     let metrics = Arc::new(Metrics::new(vec![1.0]));
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let path = std::env::temp_dir().join(format!("mcp-tap-credential-cache-{}.jsonl", std::process::id()));
-    let (sink, _writer) = AuditSink::start(path.to_str().unwrap(), 16, metrics.clone(), stop);
+    let (sink, _writer) = AuditSink::start(path.to_str().unwrap(), 16, metrics.clone(), stop, Vec::new());
     let fingerprinter = Fingerprinter::new(b"test-key", KeySource::Env);
     let auditor = Auditor::new(&config("first"), metrics, sink, fingerprinter, &["default"]);
     let cache = Mutex::default();

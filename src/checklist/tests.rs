@@ -15,7 +15,8 @@ fn open(dir: &std::path::Path, max_credentials: usize) -> (Checklist, Arc<Metric
     config.checklist.max_credentials = max_credentials;
     let metrics = Arc::new(Metrics::new(vec![1.0]));
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let (sink, _writer) = AuditSink::start(dir.join("audit.jsonl").to_str().unwrap(), 16, metrics.clone(), stop);
+    let (sink, _writer) =
+        AuditSink::start(dir.join("audit.jsonl").to_str().unwrap(), 16, metrics.clone(), stop, Vec::new());
     let fingerprinter = Fingerprinter::new(b"test-key", KeySource::Env);
     let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &[]));
     (Checklist::open(&config, metrics.clone(), auditor), metrics)

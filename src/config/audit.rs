@@ -48,6 +48,29 @@ pub struct Audit {
     /// How audit lines name the caller of a Backstage user token: `ref` (its user entity ref)
     /// or `fingerprint` (only the credential fingerprint).
     pub user_identity: super::UserIdentity,
+    /// An `operation` event per MCP operation, for SIEMs: `off` (the default), `tools`
+    /// (each `tools/call`) or `all` (every MCP request). Never arguments or results.
+    pub operations: AuditOperations,
+}
+
+/// Which MCP operations get an `operation` audit event.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditOperations {
+    #[default]
+    Off,
+    Tools,
+    All,
+}
+
+impl AuditOperations {
+    pub(crate) fn includes(self, method: crate::mcp::method::Method) -> bool {
+        match self {
+            AuditOperations::Off => false,
+            AuditOperations::Tools => method == crate::mcp::method::Method::ToolsCall,
+            AuditOperations::All => true,
+        }
+    }
 }
 
 impl Default for Audit {
@@ -68,6 +91,7 @@ impl Default for Audit {
             unapproved_audit_interval: Duration::from_secs(3600),
             shared_credential_window: Duration::from_secs(24 * 3600),
             user_identity: super::UserIdentity::Ref,
+            operations: AuditOperations::Off,
         }
     }
 }
@@ -341,6 +365,12 @@ pub struct Otlp {
     /// Send the tap's span upstream as `traceparent`, so the upstream's spans join the trace.
     /// Off: the client's own `traceparent` header goes upstream unchanged.
     pub propagate_upstream: bool,
+    /// Export every audit event as an OTLP log record (with an endpoint from here or
+    /// `OTEL_EXPORTER_OTLP_(LOGS_)ENDPOINT`; `OTEL_LOGS_EXPORTER=none` turns it off too).
+    pub logs: bool,
+    /// Log records waiting for export; when full, audit events are dropped from this output and
+    /// counted (`mcp_tap_audit_forward_dropped_total{output="otlp"}`).
+    pub log_queue_size: usize,
 }
 
 impl Default for Otlp {
@@ -354,6 +384,8 @@ impl Default for Otlp {
             traces: false,
             trace_sample_ratio: None,
             propagate_upstream: true,
+            logs: true,
+            log_queue_size: 2048,
         }
     }
 }

@@ -16,7 +16,9 @@ mod load;
 pub(crate) mod tls_files;
 mod user_tokens;
 mod web;
-pub use audit::{Alertmanager, Audit, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold};
+pub use audit::{
+    Alertmanager, Audit, AuditOperations, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold,
+};
 pub use checklist::Checklist;
 pub use cluster::{Cluster, STORE_URL_ENV};
 pub use environment::Environment;

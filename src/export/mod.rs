@@ -20,12 +20,15 @@ use crate::config::{Environment, Otlp, OtlpProtocol};
 use crate::metrics::Metrics;
 
 mod bridge;
+mod logs;
 use bridge::bridge;
 
 /// The running export; `shutdown` flushes what is pending.
 pub(crate) struct Export {
-    provider: SdkMeterProvider,
+    provider: Option<SdkMeterProvider>,
     traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    logs: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
+    audit_logs: Option<logs::AuditLogs>,
 }
 
 impl Export {
@@ -36,13 +39,23 @@ impl Export {
         self.traces.as_ref().map(|p| p.tracer_with_scope(scope))
     }
 
+    /// The audit trail's OTLP-logs output, when logs are exported (taken once).
+    pub(crate) fn take_audit_logs(&mut self) -> Option<Box<dyn crate::audit::sink::Forward>> {
+        self.audit_logs.take().map(|l| Box::new(l) as Box<dyn crate::audit::sink::Forward>)
+    }
+
     pub(crate) fn shutdown(&self) {
+        if let Some(l) = &self.logs {
+            if let Err(e) = l.shutdown() {
+                tracing::warn!(error = %e, "the last OTLP log export at shutdown failed");
+            }
+        }
         if let Some(t) = &self.traces {
             if let Err(e) = t.shutdown() {
                 tracing::warn!(error = %e, "the last OTLP span export at shutdown failed");
             }
         }
-        if let Err(e) = self.provider.shutdown() {
+        if let Err(e) = self.provider.as_ref().map_or(Ok(()), SdkMeterProvider::shutdown) {
             tracing::warn!(error = %e, "the last OTLP export at shutdown failed");
         }
     }
@@ -203,7 +216,7 @@ fn http_options<B: WithExportConfig + WithHttpConfig>(b: B, config: &Otlp, path:
     if let Some(e) = &config.endpoint {
         // Like OTEL_EXPORTER_OTLP_ENDPOINT, a base URL gets the signal path.
         let e = e.trim_end_matches('/');
-        let e = e.strip_suffix("/v1/metrics").or_else(|| e.strip_suffix("/v1/traces")).unwrap_or(e);
+        let e = ["/v1/metrics", "/v1/traces", "/v1/logs"].iter().find_map(|s| e.strip_suffix(s)).unwrap_or(e);
         b = b.with_endpoint(format!("{e}{path}"));
     }
     if let Some(t) = config.timeout {
@@ -215,34 +228,69 @@ fn http_options<B: WithExportConfig + WithHttpConfig>(b: B, config: &Otlp, path:
     Ok(b)
 }
 
-/// Starts the OTLP export if the config or the environment names an endpoint.
+/// Starts the OTLP export if the config or the environment names an endpoint: metrics (and
+/// traces) with a metrics endpoint, audit events as logs with a logs endpoint.
 pub(crate) fn start(config: &Otlp, env: &Environment, metrics: Arc<Metrics>) -> anyhow::Result<Option<Export>> {
-    let env_endpoint = env.first(&["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
-    if config.endpoint.is_none() && env_endpoint.is_none() {
+    let endpoint = |signal: &str| {
+        let var = format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT");
+        config.endpoint.clone().or_else(|| env.first(&[var.as_str(), "OTEL_EXPORTER_OTLP_ENDPOINT"]))
+    };
+    let metrics_endpoint = endpoint("METRICS");
+    let logs_off = !config.logs || env.var("OTEL_LOGS_EXPORTER").is_some_and(|e| e.trim() == "none");
+    let logs_endpoint = endpoint("LOGS").filter(|_| !logs_off);
+    if metrics_endpoint.is_none() && logs_endpoint.is_none() {
         return Ok(None);
     }
-    // The config wins; what it leaves unset comes from the environment, per signal.
-    let metrics_config = Otlp { endpoint: config.endpoint.clone().or(env_endpoint), ..config.clone() };
-    let traces_endpoint = env.first(&["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
-    let traces_config = Otlp {
-        endpoint: config.endpoint.clone().or(traces_endpoint).or(metrics_config.endpoint.clone()),
-        ..config.clone()
-    };
     let resource = resource(env);
-    let protocol = config.protocol.unwrap_or_else(|| {
-        match env.first(&["OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]).as_deref() {
-            Some("grpc") => OtlpProtocol::Grpc,
-            // The OpenTelemetry default.
-            _ => OtlpProtocol::HttpProtobuf,
+    let mut export = Export { provider: None, traces: None, logs: None, audit_logs: None };
+    if let Some(e) = &metrics_endpoint {
+        let metrics_config = Otlp { endpoint: Some(e.clone()), ..config.clone() };
+        export.provider = Some(meters(&metrics_config, protocol(config, env, "METRICS"), &resource, metrics.clone())?);
+        if config.traces {
+            let traces_config = Otlp { endpoint: endpoint("TRACES").or(Some(e.clone())), ..config.clone() };
+            let traces = traces(&traces_config, protocol(config, env, "TRACES"), resource.clone(), metrics.clone())?;
+            export.traces = Some(traces);
         }
-    });
+    }
+    if let Some(e) = &logs_endpoint {
+        let logs_config = Otlp { endpoint: Some(e.clone()), ..config.clone() };
+        let (provider, audit) = logs::start(&logs_config, protocol(config, env, "LOGS"), resource, metrics)?;
+        export.logs = Some(provider);
+        export.audit_logs = Some(audit);
+    }
+    tracing::info!(
+        metrics = metrics_endpoint.as_deref().unwrap_or("off"),
+        traces = config.traces && metrics_endpoint.is_some(),
+        audit_logs = logs_endpoint.as_deref().unwrap_or("off"),
+        "OTLP export on"
+    );
+    Ok(Some(export))
+}
+
+/// The signal's protocol: the config's, else `OTEL_EXPORTER_OTLP_{signal}_PROTOCOL` or
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`, else http/protobuf (the OpenTelemetry default).
+fn protocol(config: &Otlp, env: &Environment, signal: &str) -> OtlpProtocol {
+    let var = format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL");
+    config.protocol.unwrap_or_else(|| match env.first(&[var.as_str(), "OTEL_EXPORTER_OTLP_PROTOCOL"]).as_deref() {
+        Some("grpc") => OtlpProtocol::Grpc,
+        _ => OtlpProtocol::HttpProtobuf,
+    })
+}
+
+/// The metrics pipeline: the periodic reader, the bridged registry and the mirrored histograms.
+fn meters(
+    config: &Otlp,
+    protocol: OtlpProtocol,
+    resource: &opentelemetry_sdk::Resource,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<SdkMeterProvider> {
     let exporter = match protocol {
         OtlpProtocol::Grpc => {
-            tonic_options(opentelemetry_otlp::MetricExporter::builder().with_tonic(), &metrics_config)?.build()?
+            tonic_options(opentelemetry_otlp::MetricExporter::builder().with_tonic(), config)?.build()?
         }
         OtlpProtocol::HttpProtobuf => {
             let builder = opentelemetry_otlp::MetricExporter::builder().with_http();
-            http_options(builder, &metrics_config, "/v1/metrics")?.build()?
+            http_options(builder, config, "/v1/metrics")?.build()?
         }
     };
     let mut reader = PeriodicReader::builder(Counting { inner: exporter, metrics: metrics.clone() });
@@ -253,17 +301,8 @@ pub(crate) fn start(config: &Otlp, env: &Environment, metrics: Arc<Metrics>) -> 
     let scope = InstrumentationScope::builder("mcp-tap").with_version(env!("CARGO_PKG_VERSION")).build();
     let meter = provider.meter_with_scope(scope);
     metrics.mirror_histograms(&meter);
-    let metrics_for_traces = metrics.clone();
     bridge(&meter, metrics);
-    let traces =
-        if config.traces { Some(traces(&traces_config, protocol, resource, metrics_for_traces)?) } else { None };
-    tracing::info!(
-        ?protocol,
-        endpoint = metrics_config.endpoint.as_deref().unwrap_or(""),
-        traces = config.traces,
-        "OTLP export on"
-    );
-    Ok(Some(Export { provider, traces }))
+    Ok(provider)
 }
 
 /// `service.name` is `mcp-tap` unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` name it.

@@ -176,6 +176,12 @@ pub const AUDIT_WRITE_ERRORS: Spec = counter(
     "Audit lines lost: the queue was full, or the file could not be written.",
 );
 
+pub const AUDIT_FORWARD_DROPS: Spec = counter(
+    "mcp_tap_audit_forward_dropped_total",
+    &["output", "cause"],
+    "Audit events an OTLP-logs or syslog output did not deliver: its queue was full, or the receiver failed.",
+);
+
 pub const PROBE_SUCCESS: Spec =
     gauge("mcp_tap_probe_success", &["check"], "1 if the canary's last run of this check passed.");
 
@@ -338,6 +344,7 @@ pub const ALL: &[&Spec] = &[
     &CHECKLIST_STATE_ERRORS,
     &AUDIT_EVENTS,
     &AUDIT_WRITE_ERRORS,
+    &AUDIT_FORWARD_DROPS,
     &PROBE_SUCCESS,
     &PROBE_DURATION,
     &CONFIG_RELOAD_OK,

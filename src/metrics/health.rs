@@ -3,7 +3,7 @@
 
 use prometheus::{Gauge, IntCounterVec, IntGauge, Registry};
 
-use super::{catalogue, counter_of, float_gauge_of, int_gauge_of};
+use super::{catalogue, counter_of, float_gauge_of, int_gauge_of, ForwardLoss, ForwardOutput};
 
 pub(super) struct HealthMetrics {
     config_reload_ok: IntGauge,
@@ -15,6 +15,7 @@ pub(super) struct HealthMetrics {
     certificate_reloads: IntCounterVec,
     store_up: prometheus::IntGaugeVec,
     store_errors: IntCounterVec,
+    forward_drops: IntCounterVec,
 }
 
 impl HealthMetrics {
@@ -30,6 +31,7 @@ impl HealthMetrics {
             certificate_reloads: counter_of(registry, &catalogue::CERTIFICATE_RELOADS),
             store_up: super::gauge_of(registry, &catalogue::STORE_UP),
             store_errors: counter_of(registry, &catalogue::STORE_ERRORS),
+            forward_drops: counter_of(registry, &catalogue::AUDIT_FORWARD_DROPS),
         }
     }
 
@@ -37,8 +39,13 @@ impl HealthMetrics {
         for result in ["success", "failure"] {
             self.config_reloads.with_label_values(&[result]);
         }
-        for signal in ["metrics", "traces"] {
+        for signal in ["metrics", "traces", "logs"] {
             self.otlp_failures.with_label_values(&[signal]);
+        }
+        for output in ForwardOutput::ALL {
+            for cause in ForwardLoss::ALL {
+                self.forward_drops.with_label_values(&[output.as_str(), cause.as_str()]);
+            }
         }
         for reason in ["missing", "wrong_credentials"] {
             self.admin_auth_failures.with_label_values(&[reason]);
@@ -53,6 +60,11 @@ impl HealthMetrics {
 }
 
 impl super::Metrics {
+    /// `n` audit events an output (OTLP logs, syslog) did not deliver.
+    pub(crate) fn record_forward_dropped(&self, output: ForwardOutput, cause: ForwardLoss, n: u64) {
+        self.health.forward_drops.with_label_values(&[output.as_str(), cause.as_str()]).inc_by(n);
+    }
+
     /// An admin request refused by basic auth: `missing` or `wrong_credentials`.
     pub(crate) fn record_admin_auth_failure(&self, reason: &str) {
         self.health.admin_auth_failures.with_label_values(&[reason]).inc();

@@ -194,6 +194,24 @@ label_enum! {
 }
 
 label_enum! {
+    /// Where audit events go besides the JSON lines (`mcp_tap_audit_forward_dropped_total{output}`).
+    pub(crate) enum ForwardOutput {
+        Otlp = "otlp",
+        Syslog = "syslog",
+    }
+}
+
+label_enum! {
+    /// Why an output lost audit events (`mcp_tap_audit_forward_dropped_total{cause}`).
+    pub(crate) enum ForwardLoss {
+        /// Its bounded queue was full (the receiver slow or down): dropped, never waited for.
+        QueueFull = "queue_full",
+        /// Sent, and the receiver failed or refused them.
+        ExportFailed = "export_failed",
+    }
+}
+
+label_enum! {
     /// Which limit refused a client (`mcp_tap_requests_refused_total{limit}`).
     pub(crate) enum Limit {
         /// An MCP request body over `limits.max_request_body_bytes` (413).

@@ -28,8 +28,8 @@ pub(crate) use auth::AuthMetrics;
 pub(crate) use checklist::{ChecklistMetrics, ToolCounts};
 use health::HealthMetrics;
 pub(crate) use kinds::{
-    AuditLoss, DecodeErrorKind, ErrorType, Limit, MismatchKind, Outcome, OverflowLabel, Reason, Scope, SessionEnd,
-    SessionKind, StatusLabel, UnparsedReason, UpstreamErrorKind,
+    AuditLoss, DecodeErrorKind, ErrorType, ForwardLoss, ForwardOutput, Limit, MismatchKind, Outcome, OverflowLabel,
+    Reason, Scope, SessionEnd, SessionKind, StatusLabel, UnparsedReason, UpstreamErrorKind,
 };
 
 /// OpenTelemetry MCP semantic-convention buckets for `mcp.server.operation.duration`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::record::Recorder;
+use super::record::{Answered, Recorder};
 use super::request::{OpenRequests, Pending, SessionRef};
 use crate::audit::reason::{is_delegation_denied, BackstageError};
 use crate::mcp::jsonrpc::{Kind, Message, ResultInfo};
@@ -43,6 +43,15 @@ pub(crate) struct Exchange {
     /// Response body bytes so far, and the exchange's one `tools/call`, if it is one.
     bytes: u64,
     tool_call: Option<Pending>,
+}
+
+/// What an operation's audit event says of the exchange: response bytes so far, header session.
+fn answered<'a>(bytes: u64, session: &'a Option<SessionRef>, new_id: &'a Option<Box<str>>) -> Answered<'a> {
+    let session = match session {
+        Some(SessionRef::Header(id)) => Some(&**id),
+        _ => new_id.as_deref(),
+    };
+    Answered { bytes, session }
 }
 
 impl Exchange {
@@ -104,7 +113,12 @@ impl Exchange {
             if self.status < 400 {
                 let now = Instant::now();
                 for mut p in notifications {
-                    self.recorder.operation(&mut p, ErrorType::None, now);
+                    self.recorder.operation(
+                        &mut p,
+                        ErrorType::None,
+                        now,
+                        answered(self.bytes, &self.session, &self.new_session_id),
+                    );
                 }
             } else {
                 // A rejected notification waits for the body, which may carry the JSON-RPC error.
@@ -176,7 +190,7 @@ impl Exchange {
             Kind::Result(r) => self.on_result(&mut p, r),
             _ => ErrorType::None,
         };
-        self.recorder.operation(&mut p, error, now);
+        self.recorder.operation(&mut p, error, now, answered(self.bytes, &self.session, &self.new_session_id));
     }
 
     /// A result for `p`: what it teaches (sessions, advertised names), and its outcome.
@@ -231,7 +245,7 @@ impl Exchange {
     pub(crate) fn fail(mut self, error: ErrorType) {
         let now = Instant::now();
         for mut p in std::mem::take(&mut self.pending) {
-            self.recorder.operation(&mut p, error, now);
+            self.recorder.operation(&mut p, error, now, answered(self.bytes, &self.session, &self.new_session_id));
         }
     }
 
@@ -270,7 +284,7 @@ impl Exchange {
         };
         let now = Instant::now();
         for mut p in std::mem::take(&mut self.pending) {
-            self.recorder.operation(&mut p, error, now);
+            self.recorder.operation(&mut p, error, now, answered(self.bytes, &self.session, &self.new_session_id));
         }
         // A client may close an SSE stream once it has its answer: the bytes it got still count.
         if let (Some(call), true) = (self.tool_call.take(), self.bytes > 0 && self.status < 400) {

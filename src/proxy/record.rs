@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::request::{CallContext, Pending};
 use super::route::RouteState;
 use super::Shared;
-use crate::audit::event::AuditEvent;
+use crate::audit::event::{AuditEvent, OperationLine};
 use crate::audit::expiry::{holder, Holder};
 use crate::audit::jwt::{self, Verdict};
 use crate::audit::naming::Naming;
@@ -17,7 +17,7 @@ use crate::audit::reason::{classify_rejection, user_token_reason, BackstageError
 use crate::audit::sharing::Product;
 use crate::audit::{Auditor, AuthFailure};
 use crate::checklist::Checklist;
-use crate::config::UserIdentity;
+use crate::config::{AuditOperations, UserIdentity};
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -44,6 +44,17 @@ pub(crate) struct Recorder {
     holder: Option<Holder>,
     /// The upstream's `server.address` and `server.port`.
     upstream_address: (Arc<str>, Arc<str>),
+    /// Which operations get an `operation` audit event (`audit.operations`).
+    operations: AuditOperations,
+    /// The upstream's HTTP status (0 when it never answered).
+    status: u16,
+}
+
+/// What the exchange knows when an operation is answered: the response bytes so far and the
+/// header session.
+pub(crate) struct Answered<'a> {
+    pub bytes: u64,
+    pub session: Option<&'a str>,
 }
 
 impl Recorder {
@@ -60,7 +71,8 @@ impl Recorder {
         };
         let caller = &call.caller;
         let holder = user.as_deref().map(|u| holder(u, caller.source, caller.user_agent.as_deref()));
-        let user = user.filter(|_| shared.config.load().audit.user_identity == UserIdentity::Ref);
+        let audit = &shared.config.load().audit;
+        let (operations, user) = (audit.operations, user.filter(|_| audit.user_identity == UserIdentity::Ref));
         let named = auditor.names.name(&Naming {
             credential: &caller.credential,
             source: caller.source,
@@ -86,6 +98,8 @@ impl Recorder {
             verdict,
             holder,
             upstream_address: shared.upstream_address.clone(),
+            operations,
+            status,
         }
     }
 
@@ -145,7 +159,10 @@ impl Recorder {
     }
 
     /// One MCP request reached its end with `error` (`ErrorType::None` on success).
-    pub(crate) fn operation(&self, p: &mut Pending, error: ErrorType, now: Instant) {
+    pub(crate) fn operation(&self, p: &mut Pending, error: ErrorType, now: Instant, answered: Answered<'_>) {
+        if self.operations.includes(p.method) {
+            self.audit_operation(p, error, now, &answered);
+        }
         super::trace::end(p.span.take(), error);
         if p.method == Method::SubscriptionsListen {
             // A subscription stream stays open as long as the client listens: its life is a
@@ -185,6 +202,31 @@ impl Recorder {
         if p.method == Method::ToolsCall && !tool.is_empty() && tool != OTHER && outcome != Outcome::Denied {
             self.checklist.tool_called(&self.route.label, &self.client, &tool);
         }
+    }
+
+    /// The `operation` audit event of `p` (before its span ends: the event carries its ids).
+    fn audit_operation(&self, p: &Pending, error: ErrorType, now: Instant, answered: &Answered<'_>) {
+        use opentelemetry::trace::Span as _;
+        let c = &self.call.caller;
+        let span =
+            p.span.as_ref().map(|s| s.span_context().clone()).filter(opentelemetry::trace::SpanContext::is_valid);
+        self.auditor.write(AuditEvent::Operation(OperationLine {
+            route: self.route.label.to_string(),
+            mcp_method: p.method,
+            tool: p.target.as_deref().filter(|_| p.method == Method::ToolsCall).map(|t| t.chars().take(128).collect()),
+            client: self.client.to_string(),
+            user: self.user.clone(),
+            credential: c.credential.fingerprint().map(|f| f.to_string()),
+            source: c.source.to_string(),
+            status: self.status,
+            outcome: error.label().unwrap_or_else(|| "ok".to_string()),
+            duration_seconds: (now - self.call.started).as_secs_f64(),
+            response_bytes: answered.bytes,
+            jsonrpc_id: p.id.as_ref().map(|id| id.as_str().to_string()),
+            session_id: answered.session.map(str::to_string),
+            trace_id: span.as_ref().map(|s| s.trace_id().to_string()).or_else(|| c.trace_id.clone()),
+            span_id: span.as_ref().map(|s| s.span_id().to_string()).or_else(|| c.span_id.clone()),
+        }));
     }
 
     /// The tool or prompt label of `p`: its name if the upstream advertised it, else `_OTHER`.

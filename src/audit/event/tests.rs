@@ -1,0 +1,140 @@
+use super::*;
+
+#[test]
+fn every_event_serializes_with_its_name() {
+    let events = [
+        AuditEvent::AuthFailureSummary {
+            scope: Scope::Source,
+            key: "10.0.0.1".into(),
+            count: 3,
+            by_reason: BTreeMap::from([(Reason::UnknownToken, 3)]),
+        },
+        AuditEvent::BurstStart { scope: Scope::Global, key: "all".into(), client: "unknown".into(), count: 100 },
+        AuditEvent::BurstEnd {
+            scope: Scope::Global,
+            key: "all".into(),
+            client: "unknown".into(),
+            count: 100,
+            duration_seconds: 2.5,
+        },
+        AuditEvent::AuthFailure(AuthFailureLine {
+            status: 401,
+            reason: Reason::MissingCredentials,
+            route: "default".into(),
+            http_method: "POST".into(),
+            mcp_method: None,
+            tool: None,
+            client: "none".into(),
+            user: None,
+            expired_seconds: None,
+            credential: None,
+            source: "127.0.0.1".into(),
+            user_agent: None,
+            request_id: None,
+            jsonrpc_id: None,
+            trace_id: None,
+            span_id: None,
+            finding: None,
+        }),
+        AuditEvent::TokenSetChanged { added: vec!["ab".into()], removed: vec![] },
+        AuditEvent::ConfigReloaded,
+        AuditEvent::ConfigReloadRefused { problems: vec!["listen can only change with a restart".into()] },
+        AuditEvent::CredentialShared {
+            route: "default".into(),
+            client: "unknown".into(),
+            credential: "0123456789abcdef".into(),
+            clients: ["vscode".into(), "claude-code".into()],
+            source: "127.0.0.1".into(),
+        },
+        AuditEvent::UnapprovedSource {
+            route: "default".into(),
+            client: "ci-agent".into(),
+            user: None,
+            credential: Some("0123456789abcdef".into()),
+            source: "203.0.113.9".into(),
+            status: 200,
+        },
+        AuditEvent::HeaderMismatch {
+            route: "default".into(),
+            kind: MismatchKind::Name,
+            header: "add".into(),
+            body: "explode".into(),
+            client: "unknown".into(),
+            credential: None,
+            source: "127.0.0.1".into(),
+        },
+        AuditEvent::CredentialRotated {
+            client: "ci-agent".into(),
+            old_credential: "0123456789abcdef".into(),
+            new_credential: "fedcba9876543210".into(),
+            old_first_seen: "2026-09-01T10:00:00Z".into(),
+            old_last_seen: "2026-12-01T09:00:00Z".into(),
+            new_first_seen: "2026-12-01T08:55:00Z".into(),
+        },
+        AuditEvent::StoppedRefreshing {
+            route: "default".into(),
+            client: "vscode".into(),
+            user: Some("user:default/alice".into()),
+            credential: "0123456789abcdef".into(),
+            source: "127.0.0.1".into(),
+            expired_seconds: 3600,
+        },
+        AuditEvent::StoppedRefreshingEnd {
+            route: "default".into(),
+            client: "vscode".into(),
+            user: None,
+            credential: "0123456789abcdef".into(),
+            source: "127.0.0.1".into(),
+            first: "2026-12-01T08:00:00Z".into(),
+            latest: "2026-12-01T09:00:00Z".into(),
+            count: 200,
+            expired_seconds: 7200,
+        },
+        AuditEvent::StoreLost {
+            cluster: "default".into(),
+            store: "redis://valkey:6379".into(),
+            error: "refused".into(),
+        },
+        AuditEvent::StoreRegained { cluster: "default".into(), store: "redis://valkey:6379".into(), down_seconds: 4.5 },
+        AuditEvent::Operation(OperationLine {
+            route: "default".into(),
+            mcp_method: Method::ToolsCall,
+            tool: Some("catalog.get-catalog-entity".into()),
+            client: "vscode".into(),
+            user: None,
+            credential: Some("0123456789abcdef".into()),
+            source: "127.0.0.1".into(),
+            status: 200,
+            outcome: "tool_error".into(),
+            duration_seconds: 0.25,
+            response_bytes: 512,
+            jsonrpc_id: Some("7".into()),
+            session_id: None,
+            trace_id: None,
+            span_id: None,
+        }),
+    ];
+    assert_eq!(events.len(), AuditEvent::NAMES.len(), "every kind of event is checked");
+    for e in events {
+        let name = e.name();
+        let v: serde_json::Value = serde_json::to_value(AuditLine::new(e)).unwrap();
+        assert_eq!(v["event"], name);
+        assert_eq!(v["schema"], SCHEMA);
+    }
+    let v = serde_json::to_value(AuditLine::new(AuditEvent::AuthFailureSummary {
+        scope: Scope::Credential,
+        key: "k".into(),
+        count: 2,
+        by_reason: BTreeMap::from([(Reason::RevokedToken, 2)]),
+    }))
+    .unwrap();
+    assert_eq!(v["by_reason"]["revoked_token"], 2);
+    assert_eq!(v["scope"], "credential");
+}
+
+#[test]
+fn every_event_has_its_opentelemetry_name() {
+    for (name, otel) in AuditEvent::NAMES.iter().zip(AuditEvent::OTEL_NAMES) {
+        assert_eq!(otel, format!("mcp_tap.{name}"));
+    }
+}
