@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::audit::identity::Fingerprinter;
-use crate::audit::sink::AuditSink;
+use crate::audit::sink::{AuditSink, Forward};
 use crate::audit::Auditor;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -61,18 +61,13 @@ pub async fn run_with(
     let metrics = Arc::new(Metrics::new(config.sessions.duration_buckets.clone()));
     metrics.record_config_loaded(false);
     let (stop_tx, stop_rx) = watch::channel(false);
-    // The audit trail stops last, after the final burst and session events are queued.
-    let (sink_stop_tx, sink_stop_rx) = watch::channel(false);
-    let mut export = crate::export::start(&config.otlp, &config.env, metrics.clone())?;
-    let forwards = export.as_mut().and_then(crate::export::Export::take_audit_logs).into_iter().collect();
-    let (sink, sink_task) =
-        AuditSink::start(&config.audit.output, config.audit.queue_capacity, metrics.clone(), sink_stop_rx, forwards);
+    let (outputs, sink) = Outputs::start(&config, &metrics)?;
     let fingerprinter = Fingerprinter::from_config(&config.audit, &config.env)?;
     let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &known_routes(&config)));
     let resend_interval = config.alertmanager.resend_interval;
     let access = Arc::new(crate::admin::Access::new(&config, metrics.clone())?);
     let shared = Arc::new(Shared::new(config, metrics, auditor.clone())?);
-    if let Some(tracer) = export.as_ref().and_then(super::export::Export::tracer) {
+    if let Some(tracer) = outputs.export.as_ref().and_then(super::export::Export::tracer) {
         let _ = shared.tracer.set(tracer);
     }
     let (listen, admin_addr) = (proxy_listener.local_addr()?, admin_listener.local_addr()?);
@@ -100,13 +95,7 @@ pub async fn run_with(
         let _ = task.await;
     }
     auditor.drain();
-    // The audit trail drains into its outputs, then the export flushes them.
-    let _ = sink_stop_tx.send(true);
-    let _ = sink_task.await;
-    if let Some(export) = export {
-        // The SDK's shutdown blocks until the last export is done (bounded by its timeout).
-        let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
-    }
+    outputs.stop().await;
     for task in others.into_iter().chain([admin]) {
         let _ = task.await;
     }
@@ -115,6 +104,52 @@ pub async fn run_with(
 }
 
 type Task = tokio::task::JoinHandle<()>;
+
+/// Where audit events and telemetry go: the JSON lines, OTLP (metrics, traces, audit events as
+/// logs) and syslog. The audit trail stops last, after the final burst and session events.
+struct Outputs {
+    export: Option<crate::export::Export>,
+    stop: watch::Sender<bool>,
+    sink: Task,
+    syslog: Option<Task>,
+}
+
+/// How long a stopping tap gives the syslog receiver for what is still queued.
+const SYSLOG_DRAIN: Duration = Duration::from_secs(3);
+
+impl Outputs {
+    fn start(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<(Self, AuditSink)> {
+        let mut export = crate::export::start(&config.otlp, &config.env, metrics.clone())?;
+        let mut forwards: Vec<Box<dyn Forward>> =
+            export.as_mut().and_then(crate::export::Export::take_audit_logs).into_iter().collect();
+        let mut syslog = None;
+        if let Some(url) = &config.audit.syslog {
+            let target = crate::config::SyslogTarget::parse(url).map_err(anyhow::Error::msg)?;
+            let (a, m) = (&config.audit, metrics.clone());
+            let (output, task) =
+                crate::export::syslog::start(target, a.syslog_ca_file.as_deref(), a.syslog_queue_size, m)?;
+            forwards.push(Box::new(output));
+            syslog = Some(task);
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let audit = &config.audit;
+        let (sink, task) = AuditSink::start(&audit.output, audit.queue_capacity, metrics.clone(), stop_rx, forwards);
+        Ok((Self { export, stop, sink: task, syslog }, sink))
+    }
+
+    /// Drains the audit trail into its outputs, then flushes them.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.sink.await;
+        if let Some(task) = self.syslog {
+            let _ = tokio::time::timeout(SYSLOG_DRAIN, task).await;
+        }
+        if let Some(export) = self.export {
+            // The SDK's shutdown blocks until the last export is done (bounded by its timeout).
+            let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
+        }
+    }
+}
 
 /// The background tasks: the ticks that write audit lines (to end before the audit trail
 /// drains), and the rest (session sweep, hot reload, canary, status sampler).

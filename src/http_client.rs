@@ -72,27 +72,33 @@ pub(crate) fn build_client(cfg: &Upstream) -> anyhow::Result<UpstreamClient> {
     Ok(pool(cfg, build_connector(cfg)?.0))
 }
 
-fn build_connector(cfg: &Upstream) -> anyhow::Result<(Connector, HttpConnector)> {
+/// A TLS client trusting the system's roots and, when given, the PEM certificates of `ca_file`
+/// (`key` names the config key in errors).
+pub(crate) fn client_tls(ca_file: Option<&std::path::Path>, key: &str) -> anyhow::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
         let _ = roots.add(cert);
     }
-    if let Some(path) = &cfg.ca_file {
+    if let Some(path) = ca_file {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-            .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: cannot read PEM certificates: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("{key} {}: cannot read PEM certificates: {e}", path.display()))?;
         if certs.is_empty() {
-            anyhow::bail!("upstream.ca_file {}: holds no PEM certificate", path.display());
+            anyhow::bail!("{key} {}: holds no PEM certificate", path.display());
         }
         for cert in certs {
             roots.add(cert)?;
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth())
+}
+
+fn build_connector(cfg: &Upstream) -> anyhow::Result<(Connector, HttpConnector)> {
+    let tls = client_tls(cfg.ca_file.as_deref(), "upstream.ca_file")?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

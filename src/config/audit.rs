@@ -51,6 +51,14 @@ pub struct Audit {
     /// An `operation` event per MCP operation, for SIEMs: `off` (the default), `tools`
     /// (each `tools/call`) or `all` (every MCP request). Never arguments or results.
     pub operations: AuditOperations,
+    /// Also send every audit event to a syslog receiver, RFC 5424: `udp://host:514`,
+    /// `tcp://host:601` (octet counting) or `tls://host:6514` (RFC 5425). Default: off.
+    pub syslog: Option<String>,
+    /// PEM certificates to trust for `tls://` besides the system's (a private CA).
+    pub syslog_ca_file: Option<PathBuf>,
+    /// Messages waiting for the syslog receiver; when full, events are dropped from this output
+    /// and counted (`mcp_tap_audit_forward_dropped_total{output="syslog"}`).
+    pub syslog_queue_size: usize,
 }
 
 /// Which MCP operations get an `operation` audit event.
@@ -92,6 +100,9 @@ impl Default for Audit {
             shared_credential_window: Duration::from_secs(24 * 3600),
             user_identity: super::UserIdentity::Ref,
             operations: AuditOperations::Off,
+            syslog: None,
+            syslog_ca_file: None,
+            syslog_queue_size: 10_000,
         }
     }
 }
@@ -233,6 +244,12 @@ impl Audit {
                 p.push(format!("audit.fingerprint_key_file `{}` does not exist or is not a file", f.display()));
             }
         }
+        if let Some(Err(e)) = self.syslog.as_deref().map(SyslogTarget::parse) {
+            p.push(e);
+        }
+        if self.syslog_queue_size == 0 {
+            p.push("audit.syslog_queue_size must be greater than zero".into());
+        }
     }
 }
 
@@ -335,73 +352,42 @@ impl Canary {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-pub enum OtlpProtocol {
-    #[serde(rename = "grpc")]
-    Grpc,
-    #[serde(rename = "http/protobuf")]
-    HttpProtobuf,
+/// How audit events reach a syslog receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogTransport {
+    Udp,
+    /// RFC 6587 octet counting.
+    Tcp,
+    /// RFC 5425: octet counting over TLS.
+    Tls,
 }
 
-/// OTLP push of the metrics. What is set here wins; what is left unset comes from the standard
-/// `OTEL_EXPORTER_OTLP_*` / `OTEL_EXPORTER_OTLP_METRICS_*` / `OTEL_METRIC_EXPORT_*` variables.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Otlp {
-    /// Collector endpoint, e.g. http://otel-collector:4317 (grpc) or http://otel-collector:4318
-    /// (http/protobuf). Export is on when this or an `OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT`
-    /// variable is set.
-    pub endpoint: Option<String>,
-    pub protocol: Option<OtlpProtocol>,
-    pub headers: BTreeMap<String, String>,
-    #[serde(with = "humantime_serde")]
-    pub interval: Option<Duration>,
-    #[serde(with = "humantime_serde")]
-    pub timeout: Option<Duration>,
-    /// Also export one SERVER span per MCP request (same endpoint and protocol).
-    pub traces: bool,
-    /// Share of new traces sampled; a sampled or unsampled parent is followed (parent-based).
-    pub trace_sample_ratio: Option<f64>,
-    /// Send the tap's span upstream as `traceparent`, so the upstream's spans join the trace.
-    /// Off: the client's own `traceparent` header goes upstream unchanged.
-    pub propagate_upstream: bool,
-    /// Export every audit event as an OTLP log record (with an endpoint from here or
-    /// `OTEL_EXPORTER_OTLP_(LOGS_)ENDPOINT`; `OTEL_LOGS_EXPORTER=none` turns it off too).
-    pub logs: bool,
-    /// Log records waiting for export; when full, audit events are dropped from this output and
-    /// counted (`mcp_tap_audit_forward_dropped_total{output="otlp"}`).
-    pub log_queue_size: usize,
+/// `audit.syslog`, parsed: transport, host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogTarget {
+    pub transport: SyslogTransport,
+    pub host: String,
+    pub port: u16,
 }
 
-impl Default for Otlp {
-    fn default() -> Self {
-        Self {
-            endpoint: None,
-            protocol: None,
-            headers: BTreeMap::new(),
-            interval: None,
-            timeout: None,
-            traces: false,
-            trace_sample_ratio: None,
-            propagate_upstream: true,
-            logs: true,
-            log_queue_size: 2048,
+impl SyslogTarget {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let bad =
+            |why: &str| format!("audit.syslog `{url}`: {why} (udp://host:514, tcp://host:601 or tls://host:6514)");
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("not a URL"))?;
+        let transport = match scheme {
+            "udp" => SyslogTransport::Udp,
+            "tcp" => SyslogTransport::Tcp,
+            "tls" => SyslogTransport::Tls,
+            _ => return Err(bad("the scheme must be udp, tcp or tls")),
+        };
+        let authority = rest.trim_end_matches('/');
+        let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("a port is needed"))?;
+        let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad("the port is not a number"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || authority.contains('/') {
+            return Err(bad("host:port only"));
         }
-    }
-}
-
-impl Otlp {
-    pub fn validate(&self, p: &mut Vec<String>) {
-        if let Some(e) = &self.endpoint {
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                p.push(format!("otlp.endpoint `{e}` must be an http:// or https:// URL"));
-            }
-        }
-        if self.trace_sample_ratio.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
-            p.push("otlp.trace_sample_ratio must be between 0 and 1".into());
-        }
-        if self.interval.is_some_and(|d| d.is_zero()) || self.timeout.is_some_and(|d| d.is_zero()) {
-            p.push("otlp.interval and otlp.timeout must be greater than zero".into());
-        }
+        Ok(Self { transport, host: host.to_string(), port })
     }
 }

@@ -13,16 +13,19 @@ mod cluster;
 mod environment;
 mod limits;
 mod load;
+mod otlp;
 pub(crate) mod tls_files;
 mod user_tokens;
 mod web;
 pub use audit::{
-    Alertmanager, Audit, AuditOperations, Bursts, Canary, ClientToken, Clients, Otlp, OtlpProtocol, Stuffing, Threshold,
+    Alertmanager, Audit, AuditOperations, Bursts, Canary, ClientToken, Clients, Stuffing, SyslogTarget,
+    SyslogTransport, Threshold,
 };
 pub use checklist::Checklist;
 pub use cluster::{Cluster, STORE_URL_ENV};
 pub use environment::Environment;
 pub use limits::Limits;
+pub use otlp::{Otlp, OtlpProtocol};
 pub use user_tokens::{UserIdentity, UserTokens};
 pub use web::{ClientAuth, HttpServerConfig, ListenerTls, TlsServerConfig, TlsVersion, WebConfig, ALLOWED_HEADERS};
 

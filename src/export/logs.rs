@@ -71,6 +71,9 @@ fn fill(record: &mut impl LogRecord, fields: Map<String, Value>, line: &str) {
         }
     }
     for (k, v) in fields {
+        if event == "operation" && k == "outcome" && v.as_str() != Some("ok") {
+            record.add_attribute(Key::from_static_str("error.type"), any(v.clone()));
+        }
         if !RECORD_FIELDS.contains(&k.as_str()) {
             record.add_attribute(attribute_key(event, k), any(v));
         }
@@ -87,7 +90,8 @@ fn severity(event: &str, finding: bool) -> (Severity, &'static str) {
 }
 
 /// The OpenTelemetry name of a JSON field, where the conventions have one; `mcp_tap.<field>`
-/// otherwise. `reason` of a refusal and `outcome` of a failed operation are its `error.type`.
+/// otherwise. `reason` of a refusal is its `error.type` (a failed operation's `outcome` is
+/// `error.type` as well, beside `mcp_tap.outcome`).
 pub(crate) fn attribute_key(event: &str, field: String) -> Key {
     let known = match field.as_str() {
         "source" => "client.address",
@@ -101,7 +105,6 @@ pub(crate) fn attribute_key(event: &str, field: String) -> Key {
         "session_id" => "mcp.session.id",
         "route" => "mcp.route",
         "reason" if event == "auth_failure" => "error.type",
-        "outcome" if event == "operation" => "error.type",
         _ => return Key::from(format!("mcp_tap.{field}")),
     };
     Key::from_static_str(known)
@@ -191,7 +194,7 @@ mod tests {
         let key = |event: &str, field: &str| attribute_key(event, field.to_string()).as_str().to_string();
         assert_eq!(key("auth_failure", "source"), "client.address");
         assert_eq!(key("auth_failure", "reason"), "error.type");
-        assert_eq!(key("operation", "outcome"), "error.type");
+        assert_eq!(key("operation", "outcome"), "mcp_tap.outcome");
         assert_eq!(key("burst_start", "scope"), "mcp_tap.scope");
         assert_eq!(key("operation", "tool"), "gen_ai.tool.name");
     }

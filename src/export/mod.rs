@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 
 mod bridge;
 mod logs;
+pub(crate) mod syslog;
 use bridge::bridge;
 
 /// The running export; `shutdown` flushes what is pending.

@@ -240,6 +240,8 @@ fn otlp_config(upstream: &str, endpoint: &str, protocol: mcp_tap::config::OtlpPr
     c.otlp.protocol = Some(protocol);
     c.otlp.interval = Some(Duration::from_millis(300));
     c.otlp.headers.insert("x-tenant".into(), "platform".into());
+    // These receivers take metrics only; audit events as logs are tested in siem.rs.
+    c.otlp.logs = false;
     c
 }
 
