@@ -51,7 +51,7 @@ pub(crate) fn audit_config(upstream: &str) -> mcp_tap::config::Config {
 }
 
 /// A user token with one signature character changed.
-fn flipped(token: &str) -> String {
+pub(crate) fn flipped(token: &str) -> String {
     let mut bytes = token.as_bytes().to_vec();
     let i = bytes.len() - 5;
     bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };

@@ -31,6 +31,7 @@ mod real_peers;
 mod reload;
 mod securing;
 mod shutdown;
+mod siem;
 mod status_page;
 mod structure;
 mod upstream_connections;
