@@ -22,14 +22,14 @@ const USER: &str = "prometheus";
 const PASSWORD: &str = "scrape-s3cret-71f0";
 
 /// A private CA that issues server certificates for `localhost` and 127.0.0.1, into `dir`.
-struct Pki {
-    dir: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
     ca: CertifiedIssuer<'static, KeyPair>,
-    ca_file: PathBuf,
+    pub(crate) ca_file: PathBuf,
 }
 
 impl Pki {
-    fn new(name: &str) -> Pki {
+    pub(crate) fn new(name: &str) -> Pki {
         let dir = std::env::temp_dir().join(format!("mcp-tap-{name}-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -44,7 +44,7 @@ impl Pki {
 
     /// Writes a new certificate and key to `cert.pem` and `key.pem` (each by an atomic rename, as
     /// Kubernetes and cert-manager replace them); returns the certificate (DER).
-    fn issue(&self) -> (PathBuf, PathBuf, Vec<u8>) {
+    pub(crate) fn issue(&self) -> (PathBuf, PathBuf, Vec<u8>) {
         let key = KeyPair::generate().unwrap();
         let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         let mut params = CertificateParams::new(names).unwrap();

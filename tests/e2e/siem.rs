@@ -21,7 +21,7 @@ use prost::Message;
 
 type Records = Arc<Mutex<Vec<LogRecord>>>;
 
-const UNKNOWN: &str = "siem-test-never-issued-7b7b7b7b";
+pub(crate) const UNKNOWN: &str = "siem-test-never-issued-7b7b7b7b";
 const CLIENT_TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4799";
 
 fn keep(records: &Records, export: ExportLogsServiceRequest) {
@@ -82,7 +82,7 @@ async fn grpc_receiver() -> (String, Records) {
 
 /// The tap for the sequence: tokens from the test Backstage, a low source-burst threshold, an
 /// operation event per tool call, audit events to OTLP logs (and traces, for their ids).
-fn siem_config(upstream: &str) -> Config {
+pub(crate) fn siem_config(upstream: &str) -> Config {
     let mut c = audit_config(upstream);
     c.bursts.source.failures = 5;
     c.bursts.source.window = Duration::from_secs(60);
@@ -104,7 +104,7 @@ fn init(name: &str) -> String {
 
 /// Refusals for three reasons (and a forged user token), enough of them for a source burst, one
 /// credential declared by two programs, and a tool call that works and one that fails.
-async fn scripted_sequence(url: &str, guest: &str) {
+pub(crate) async fn scripted_sequence(url: &str, guest: &str) {
     assert_eq!(post_mcp(url, &[], LIST).await.0, 401);
     assert_eq!(post_mcp(url, &[("authorization", &bearer(UNKNOWN))], LIST).await.0, 401);
     assert_eq!(post_mcp(url, &[("authorization", &bearer(TOKEN_CATALOG_ONLY))], LIST).await.0, 403);

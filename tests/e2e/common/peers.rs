@@ -2,7 +2,7 @@
 //! Backstage backend, Prometheus and Alertmanager. Each is installed by `scripts/test.sh`; a
 //! missing one fails its test with the command that installs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -303,4 +303,36 @@ pub fn redis_command(port: u16, dir: &std::path::Path) -> Command {
 /// A real `redis-server` on a free port (see `redis_command`).
 pub async fn redis_server(dir: &std::path::Path) -> Peer {
     spawn_peer("redis-server", |port| redis_command(port, dir)).await
+}
+
+/// A real `rsyslogd` (Debian) in the foreground, receiving RFC 5424 over UDP (`udp`), TCP with
+/// octet counting (`port`, the one it is ready on) and TLS (`tls`, GnuTLS with `cert`/`key`), and
+/// writing each message to `dir/received.log` as `input|pri|msgid|structured-data|msg`.
+pub fn rsyslog_command(port: u16, udp: u16, tls: u16, dir: &std::path::Path, cert: &Path, key: &Path) -> Command {
+    let bin = PathBuf::from("/usr/sbin/rsyslogd");
+    assert!(bin.exists(), "rsyslogd is missing: run scripts/test.sh, or `apt-get install rsyslog rsyslog-gnutls`");
+    let conf = dir.join(format!("rsyslog-{port}.conf"));
+    let d = dir.display();
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{d}" DefaultNetstreamDriverCertFile="{}" DefaultNetstreamDriverKeyFile="{}" DefaultNetstreamDriverCAFile="{}")
+module(load="imudp")
+module(load="imptcp")
+module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+input(type="imudp" address="127.0.0.1" port="{udp}")
+input(type="imptcp" address="127.0.0.1" port="{port}")
+input(type="imtcp" address="127.0.0.1" port="{tls}")
+template(name="siem" type="string" string="%inputname%|%pri%|%msgid%|%structured-data%|%msg%\n")
+*.* action(type="omfile" file="{d}/received.log" template="siem")
+"#,
+            cert.display(),
+            key.display(),
+            cert.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg("-n").arg("-f").arg(&conf).arg("-i").arg(dir.join(format!("rsyslog-{port}.pid")));
+    cmd
 }
