@@ -290,7 +290,7 @@ pub async fn prometheus(config: &str) -> Peer {
 pub const STORE_PASSWORD: &str = "store-pw-5e1d9c";
 
 /// A real `redis-server` (Debian) on `port`, with a password, no persistence.
-pub fn redis_command(port: u16, dir: &std::path::Path) -> Command {
+pub fn redis_command(port: u16, dir: &Path) -> Command {
     let bin = PathBuf::from("/usr/bin/redis-server");
     assert!(bin.exists(), "redis-server is missing: run scripts/test.sh, or `apt-get install redis-server`");
     let mut cmd = Command::new(bin);
@@ -301,7 +301,7 @@ pub fn redis_command(port: u16, dir: &std::path::Path) -> Command {
 }
 
 /// A real `redis-server` on a free port (see `redis_command`).
-pub async fn redis_server(dir: &std::path::Path) -> Peer {
+pub async fn redis_server(dir: &Path) -> Peer {
     spawn_peer("redis-server", |port| redis_command(port, dir)).await
 }
 
