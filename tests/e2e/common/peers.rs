@@ -308,7 +308,7 @@ pub async fn redis_server(dir: &Path) -> Peer {
 /// A real `rsyslogd` (Debian) in the foreground, receiving RFC 5424 over UDP (`udp`), TCP with
 /// octet counting (`port`, the one it is ready on) and TLS (`tls`, GnuTLS with `cert`/`key`), and
 /// writing each message to `dir/received.log` as `input|pri|msgid|structured-data|msg`.
-pub fn rsyslog_command(port: u16, udp: u16, tls: u16, dir: &std::path::Path, cert: &Path, key: &Path) -> Command {
+pub fn rsyslog_command(port: u16, udp: u16, tls: u16, dir: &Path, cert: &Path, key: &Path) -> Command {
     let bin = PathBuf::from("/usr/sbin/rsyslogd");
     assert!(bin.exists(), "rsyslogd is missing: run scripts/test.sh, or `apt-get install rsyslog rsyslog-gnutls`");
     let conf = dir.join(format!("rsyslog-{port}.conf"));
