@@ -97,3 +97,8 @@ step "bench/memory.py --quick"
 step "cargo build --release; bench/speed.py --quick"
 cargo build --locked --release
 python3 bench/speed.py --quick --binary target/release/mcp-tap
+
+# Audit outputs whose receivers are down for 60 s under 2,000 req/s: no failed request, throughput
+# as without them, flat memory, every undelivered event counted, and syslog catching up after.
+step "bench/siem_outage.py"
+python3 bench/siem_outage.py --binary target/release/mcp-tap
