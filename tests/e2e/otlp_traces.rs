@@ -159,3 +159,55 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
     assert_eq!(seen.lock().unwrap().last().unwrap(), &traceparent);
     tap.stop().await;
 }
+
+/// A client that carries its trace context in `params._meta` (SEP-414) finds the tap's span in
+/// its trace, and a real Python SDK server receives that span as its `traceparent` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_sdk_server_joins_the_trace_a_client_carries_in_meta() {
+    let server = python_server(true).await;
+    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let s = spans.clone();
+    let receiver = upstream(move |req: http::Request<hyper::body::Incoming>| {
+        let s = s.clone();
+        async move {
+            use http_body_util::BodyExt;
+            let path = req.uri().path().to_string();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            if path == "/v1/traces" {
+                let export = ExportTraceServiceRequest::decode(body).unwrap();
+                for rs in export.resource_spans {
+                    for ss in rs.scope_spans {
+                        s.lock().unwrap().extend(ss.spans);
+                    }
+                }
+            }
+            http::Response::builder().status(200).body(full(Vec::<u8>::new())).unwrap()
+        }
+    })
+    .await;
+    let mut config = config_for(&format!("http://127.0.0.1:{}", server.port), "python");
+    config.otlp.endpoint = Some(format!("http://{receiver}"));
+    config.otlp.protocol = Some(mcp_tap::config::OtlpProtocol::HttpProtobuf);
+    config.otlp.traces = true;
+    config.otlp.interval = Some(Duration::from_millis(200));
+    let tap = Tap::start(config).await;
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"traceparent","arguments":{{}},"_meta":{{"traceparent":"00-{META_TRACE}-{META_PARENT}-01"}}}}}}"#
+    );
+    let (status, _, body) = post_mcp(&tap.url("/mcp"), &[], &call).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: serde_json::Value = serde_json::from_slice(&body).expect("a JSON answer (stateless server)");
+    let received = answer["result"]["content"][0]["text"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(10), "the tap's span exported", || async {
+        if spans.lock().unwrap().iter().any(|s| s.name == "tools/call traceparent") {
+            Ok(())
+        } else {
+            Err("no span yet".to_string())
+        }
+    })
+    .await;
+    let span = spans.lock().unwrap().iter().find(|s| s.name == "tools/call traceparent").cloned().unwrap();
+    assert_eq!((hex(&span.trace_id), hex(&span.parent_span_id)), (META_TRACE.to_string(), META_PARENT.to_string()));
+    assert_eq!(received, format!("00-{META_TRACE}-{}-01", hex(&span.span_id)), "the server's parent is the tap's span");
+    tap.stop().await;
+}

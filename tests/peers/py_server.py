@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel
 
-from mcp.server.mcpserver import Elicit, MCPServer, Resolve
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
@@ -38,6 +38,12 @@ async def slow(seconds: float) -> str:
     """Answers after a delay."""
     await asyncio.sleep(seconds)
     return "done"
+
+
+@server.tool()
+def traceparent(ctx: Context) -> str:
+    """The W3C traceparent header this request arrived with (empty without one)."""
+    return (ctx.headers or {}).get("traceparent", "")
 
 
 class Confirm(BaseModel):
