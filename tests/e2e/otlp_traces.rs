@@ -164,7 +164,7 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
 /// its trace, and a real Python SDK server receives that span as its `traceparent` header.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_sdk_server_joins_the_trace_a_client_carries_in_meta() {
-    let server = python_server(true).await;
+    let server = python_server_with(&["--stateless", "--json", "--trace-tool"]).await;
     let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
     let s = spans.clone();
     let receiver = upstream(move |req: http::Request<hyper::body::Incoming>| {

@@ -16,6 +16,7 @@ parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--stateless", action="store_true")
 parser.add_argument("--json", action="store_true")
 parser.add_argument("--elicitation", action="store_true", help="add a tool that asks the client first")
+parser.add_argument("--trace-tool", action="store_true", help="add a tool that answers the traceparent it got")
 args = parser.parse_args()
 
 server = MCPServer("tap-test-server")
@@ -40,7 +41,6 @@ async def slow(seconds: float) -> str:
     return "done"
 
 
-@server.tool()
 def traceparent(ctx: Context) -> str:
     """The W3C traceparent header this request arrived with (empty without one)."""
     return (ctx.headers or {}).get("traceparent", "")
@@ -61,6 +61,8 @@ def delete_entity(name: str, confirm: Annotated[Confirm, Resolve(ask_first)]) ->
 
 if args.elicitation:
     server.tool()(delete_entity)
+if args.trace_tool:
+    server.tool()(traceparent)
 
 
 @server.prompt()
