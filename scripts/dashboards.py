@@ -220,7 +220,9 @@ def health():
     b.panel("Burst keys evicted", "Burst-tracking keys forgotten at the per-scope cap.", "ops",
             [(f"sum by (scope) (rate(mcp_tap_auth_burst_keys_evicted_total{{{SEL}}}[$__rate_interval]))", "{{scope}}")], w=8)
     b.panel("OTLP export failures", "Failed OTLP pushes per second by signal (Collector down, slow or refusing). Traffic is never affected.", "ops",
-            [(f"sum by (signal) (rate(mcp_tap_otlp_export_failures_total{{{SEL}}}[$__rate_interval]))", "{{signal}}")], w=24)
+            [(f"sum by (signal) (rate(mcp_tap_otlp_export_failures_total{{{SEL}}}[$__rate_interval]))", "{{signal}}")], w=12)
+    b.panel("Audit events not delivered to the SIEM", "Audit events the OTLP-logs or syslog output dropped (queue full while the receiver is down or slow) or failed to send. Traffic is never affected.", "ops",
+            [(f"sum by (output, cause) (rate(mcp_tap_audit_forward_dropped_total{{{SEL}}}[$__rate_interval]))", "{{output}} {{cause}}")], w=12)
     b.row("Cluster store")
     b.panel("Store up", "Cluster mode: 1 per replica that reached its Redis/Valkey store at its last exchange; 0 means it decides bursts alone.", "short",
             [(f"min by (instance, cluster) (mcp_tap_store_up{{{SEL}}})", "{{instance}} {{cluster}}")], w=12)

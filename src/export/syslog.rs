@@ -38,7 +38,7 @@ const FACILITY_AUTHPRIV: u8 = 10;
 const SD_ID: &str = "mcp-tap@32473";
 /// A write that takes longer means the receiver stalled: the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// One RFC 5424 message for a JSON audit line (`host` and `pid` fill HOSTNAME and PROCID).
 pub(crate) fn format(line: &str, host: &str, pid: u32) -> Option<String> {

@@ -218,6 +218,18 @@ fn cases() -> Vec<Case> {
             silent_at: vec!["4m", "6m", "20m"],
         },
         Case {
+            alert: "MCPTapAuditEventsLost",
+            interval: "30s",
+            series: vec![
+                (leak(s("mcp_tap_audit_forward_dropped_total", ",output=\"syslog\",cause=\"queue_full\"")), "0x10 0+50x40"),
+                (leak(s("mcp_tap_audit_forward_dropped_total", ",output=\"otlp\",cause=\"queue_full\"")), "0x50"),
+                (leak(s("mcp_tap_audit_write_errors_total", ",cause=\"queue_full\"")), "0x50"),
+            ],
+            fires_at: "18m",
+            labels: vec![("severity", "ticket"), ("output", "syslog")],
+            silent_at: vec!["4m", "9m"],
+        },
+        Case {
             alert: "MCPTapOTLPExportFailing",
             interval: "30s",
             series: vec![(leak(s("mcp_tap_otlp_export_failures_total", ",signal=\"metrics\"")), "0x10 0+1x60")],
