@@ -151,60 +151,34 @@ impl Config {
 
     /// Settings a running tap cannot take without a restart that differ between `self` and `new`.
     pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
-        let mut changed = Vec::new();
-        if self.listen != new.listen {
-            changed.push("listen");
-        }
-        if self.workers != new.workers {
-            changed.push("workers");
-        }
-        if self.admin_listen != new.admin_listen {
-            changed.push("admin_listen");
-        }
-        if self.cluster.url(&self.env) != new.cluster.url(&new.env) || self.cluster.name != new.cluster.name {
-            changed.push("cluster.store_url/name");
-        }
-        if self.web_config_file != new.web_config_file {
-            changed.push("web_config_file");
-        }
-        if self.tls.is_some() != new.tls.is_some() {
-            changed.push("tls");
-        }
-        if self.limits.max_connections != new.limits.max_connections {
-            changed.push("limits.max_connections");
-        }
-        if self.upstream.url != new.upstream.url {
-            changed.push("upstream.url");
-        }
-        if self.upstream.ca_file != new.upstream.ca_file {
-            changed.push("upstream.ca_file");
-        }
-        if self.routes != new.routes {
-            changed.push("routes");
-        }
-        if self.sessions.duration_buckets != new.sessions.duration_buckets {
-            changed.push("sessions.duration_buckets");
-        }
-        if self.audit.output != new.audit.output {
-            changed.push("audit.output");
-        }
-        if self.audit.fingerprint_key_file != new.audit.fingerprint_key_file
-            || self.audit.fingerprint_key_env != new.audit.fingerprint_key_env
-        {
-            changed.push("audit.fingerprint_key_file/env");
-        }
-        if self.alertmanager.url != new.alertmanager.url {
-            changed.push("alertmanager.url");
-        }
-        if self.log.format != new.log.format {
-            changed.push("log.format");
-        }
-        if self.otlp != new.otlp {
-            changed.push("otlp");
-        }
-        if self.checklist.state_dir != new.checklist.state_dir {
-            changed.push("checklist.state_dir");
-        }
-        changed
+        let (a, b) = (&self.audit, &new.audit);
+        let syslog = |a: &super::Audit| (a.syslog.clone(), a.syslog_ca_file.clone(), a.syslog_queue_size);
+        let checks = [
+            ("listen", self.listen != new.listen),
+            ("workers", self.workers != new.workers),
+            ("admin_listen", self.admin_listen != new.admin_listen),
+            (
+                "cluster.store_url/name",
+                self.cluster.url(&self.env) != new.cluster.url(&new.env) || self.cluster.name != new.cluster.name,
+            ),
+            ("web_config_file", self.web_config_file != new.web_config_file),
+            ("tls", self.tls.is_some() != new.tls.is_some()),
+            ("limits.max_connections", self.limits.max_connections != new.limits.max_connections),
+            ("upstream.url", self.upstream.url != new.upstream.url),
+            ("upstream.ca_file", self.upstream.ca_file != new.upstream.ca_file),
+            ("routes", self.routes != new.routes),
+            ("sessions.duration_buckets", self.sessions.duration_buckets != new.sessions.duration_buckets),
+            ("audit.output", a.output != b.output),
+            ("audit.syslog", syslog(a) != syslog(b)),
+            (
+                "audit.fingerprint_key_file/env",
+                a.fingerprint_key_file != b.fingerprint_key_file || a.fingerprint_key_env != b.fingerprint_key_env,
+            ),
+            ("alertmanager.url", self.alertmanager.url != new.alertmanager.url),
+            ("log.format", self.log.format != new.log.format),
+            ("otlp", self.otlp != new.otlp),
+            ("checklist.state_dir", self.checklist.state_dir != new.checklist.state_dir),
+        ];
+        checks.into_iter().filter(|(_, changed)| *changed).map(|(name, _)| name).collect()
     }
 }

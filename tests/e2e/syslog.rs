@@ -29,7 +29,6 @@ async fn udp_ready(port: u16, log: &std::path::Path) {
     eventually(Duration::from_secs(20), "rsyslog receiving UDP", || async {
         let probe = "<14>1 - - - - probe - ready";
         let _ = socket.send_to(probe.as_bytes(), ("127.0.0.1", port)).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
         if received(log).iter().any(|r| r[2] == "probe") {
             Ok(())
         } else {
