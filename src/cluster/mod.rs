@@ -87,8 +87,18 @@ impl Store {
             return None;
         }
         let (url, _) = urls(&config.cluster.url(&config.env)?, config.cluster.password(&config.env).as_deref());
+        let ca_file = config.cluster.ca_file.clone();
         let connect = async {
-            let client = redis::Client::open(url.as_str())?;
+            let client = match ca_file {
+                Some(path) => {
+                    let root = std::fs::read(&path).map_err(|e| {
+                        redis::RedisError::from((redis::ErrorKind::Io, "cluster.ca_file cannot be read", e.to_string()))
+                    })?;
+                    let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(root) };
+                    redis::Client::build_with_tls(url.as_str(), certs)?
+                }
+                None => redis::Client::open(url.as_str())?,
+            };
             client.get_multiplexed_async_connection().await
         };
         match tokio::time::timeout(config.cluster.timeout, connect).await {

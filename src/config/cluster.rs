@@ -19,6 +19,9 @@ pub struct Cluster {
     pub store_url: Option<String>,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
+    /// PEM certificates that sign the store's TLS certificate (`rediss://`), when the system's
+    /// roots do not (a private CA).
+    pub ca_file: Option<PathBuf>,
     /// Keys are `mcp-tap:<name>:…`, so several tap clusters can share one store.
     pub name: String,
     /// How often a replica exchanges what it counted with the store (in the background).
@@ -37,6 +40,7 @@ impl Default for Cluster {
             store_url: None,
             password_file: None,
             password_env: None,
+            ca_file: None,
             name: "default".into(),
             sync_interval: Duration::from_millis(250),
             timeout: Duration::from_secs(1),
@@ -68,10 +72,13 @@ impl Cluster {
         if self.timeout.is_zero() || self.max_pending_keys == 0 {
             p.push("cluster.timeout and cluster.max_pending_keys must be greater than zero".into());
         }
-        if let Some(file) = &self.password_file {
-            if std::fs::metadata(file).is_err() {
-                p.push(format!("cluster.password_file {}: cannot be read", file.display()));
+        for (key, file) in [("password_file", &self.password_file), ("ca_file", &self.ca_file)] {
+            if file.as_ref().is_some_and(|f| std::fs::metadata(f).is_err()) {
+                p.push(format!("cluster.{key} {}: cannot be read", file.as_ref().expect("some").display()));
             }
+        }
+        if self.ca_file.is_some() && !self.url(env).is_some_and(|u| u.starts_with("rediss://")) {
+            p.push("cluster.ca_file needs a rediss:// store_url (TLS)".into());
         }
     }
 

@@ -1,0 +1,92 @@
+//! Cluster mode over TLS as an ACL user: a real `redis-server` that speaks only TLS (a private CA)
+//! and lets its user `tap` touch only `mcp-tap:*` keys, with the default user off. A replica
+//! reaches it with `rediss://`, `cluster.ca_file` and a password from the environment, decides a
+//! burst through it, and never touches a key outside its namespace (the ACL would refuse it).
+
+use crate::auth_audit::LIST;
+use crate::common;
+use crate::securing::Pki;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const ACL_PASSWORD: &str = "acl-pw-3c1f9e";
+
+fn tls_store(port: u16, pki: &Pki, cert: &std::path::Path, key: &std::path::Path) -> Command {
+    let bin = "/usr/bin/redis-server";
+    assert!(std::path::Path::new(bin).exists(), "redis-server is missing: `apt-get install redis-server`");
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .arg("--tls-cert-file")
+    .arg(cert)
+    .arg("--tls-key-file")
+    .arg(key)
+    .arg("--tls-ca-cert-file")
+    .arg(&pki.ca_file)
+    .args(["--tls-auth-clients", "no", "--user", "default", "off"])
+    .args(["--user", "tap", "on", &format!(">{ACL_PASSWORD}"), "~mcp-tap:*", "+@all", "-@dangerous", "--dir"])
+    .arg(&pki.dir);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reaches_a_tls_store_as_an_acl_user_held_to_its_own_keys() {
+    let pki = Pki::new("store-tls");
+    let (cert, key, _) = pki.issue();
+    let store = spawn_peer("redis-server over TLS", |port| tls_store(port, &pki, &cert, &key)).await;
+    let up = upstream(|_req| async { json_response(401, r#"{"error":{"name":"AuthenticationError"}}"#) }).await;
+    let mut config = test_config(&format!("http://{up}"));
+    config.cluster.store_url = Some(format!("rediss://tap@localhost:{}/0", store.port));
+    config.cluster.password_env = Some("STORE_PASSWORD".into());
+    config.cluster.ca_file = Some(pki.ca_file.clone());
+    config.cluster.name = "tls".into();
+    config.env = mcp_tap::config::Environment::fixed([("STORE_PASSWORD", ACL_PASSWORD)]);
+    config.bursts.source.failures = 5;
+    let tap = Tap::start(config.clone()).await;
+    eventually(Duration::from_secs(10), "the replica reaches its TLS store", || async {
+        let m = tap.metrics().await;
+        if metric(&m, "mcp_tap_store_up", &[("cluster", "tls")]) == 1.0 {
+            Ok(())
+        } else {
+            Err(m.lines().filter(|l| l.starts_with("mcp_tap_store")).collect::<Vec<_>>().join("\n"))
+        }
+    })
+    .await;
+    for _ in 0..8 {
+        assert_eq!(post_mcp(&tap.url("/api/mcp-actions/v1"), &[], LIST).await.0, 401);
+    }
+    audit_when(&config, Duration::from_secs(5), "a source burst", |l| l["event"] == "burst_start").await;
+
+    // What the replica wrote, read over TLS as the same user: all in its namespace, no refusal.
+    let url = format!("rediss://tap:{ACL_PASSWORD}@localhost:{}/0", store.port);
+    let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(std::fs::read(&pki.ca_file).unwrap()) };
+    let client = redis::Client::build_with_tls(url.as_str(), certs).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys = eventually(Duration::from_secs(5), "the burst's keys in the store", || async {
+        let (_, keys): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(0).arg("COUNT").arg(10_000).query_async(&mut conn.clone()).await.unwrap();
+        if keys.is_empty() {
+            Err("no keys yet".to_string())
+        } else {
+            Ok(keys)
+        }
+    })
+    .await;
+    assert!(keys.iter().all(|k| k.starts_with("mcp-tap:tls:")), "{keys:?}");
+    let m = tap.metrics().await;
+    assert_eq!(metric(&m, "mcp_tap_store_errors_total", &[]), 0.0, "the ACL refused nothing");
+    tap.stop().await;
+}
