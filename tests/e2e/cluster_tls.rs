@@ -74,7 +74,7 @@ async fn a_replica_reaches_a_tls_store_as_an_acl_user_held_to_its_own_keys() {
     let url = format!("rediss://tap:{ACL_PASSWORD}@localhost:{}/0", store.port);
     let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(std::fs::read(&pki.ca_file).unwrap()) };
     let client = redis::Client::build_with_tls(url.as_str(), certs).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys = eventually(Duration::from_secs(5), "the burst's keys in the store", || async {
         let (_, keys): (u64, Vec<String>) =
             redis::cmd("SCAN").arg(0).arg("COUNT").arg(10_000).query_async(&mut conn.clone()).await.unwrap();
