@@ -229,7 +229,8 @@ fn spawn_cluster(shared: &Arc<Shared>, stop: &watch::Receiver<bool>) -> Option<t
             local: Box::new(move || from.routes.tool_names()),
             learn: Box::new(move |route, names| to.routes.learn_tools(route, names)),
         };
-        tokio::spawn(crate::cluster::run(auditor, metrics, checklist, names, config, stop.clone()))
+        let sessions = shared.sessions.clone();
+        tokio::spawn(crate::cluster::run(auditor, metrics, checklist, sessions, names, config, stop.clone()))
     })
 }
 

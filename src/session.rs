@@ -1,6 +1,8 @@
 //! MCP sessions: header sessions (`Mcp-Session-Id`) and inferred ones for stateless upstreams
 //! such as Backstage (an `initialize` from one client identity opens a logical session).
-//! Bounded by a cap; time comes from `tokio::time` so tests can pause it.
+//! Bounded by a cap; time comes from `tokio::time` so tests can pause it. In cluster mode the
+//! replicas share when they saw each session (`cluster`): a session lives on the replica that
+//! saw it start, and ends there once the whole cluster has been quiet.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,6 +23,10 @@ pub(crate) struct ClientKey {
 
 #[derive(Debug, Clone)]
 struct Session {
+    /// What the replicas call this session's activity by (`cluster::header_key`, `client_key`).
+    share_key: u64,
+    /// An inferred session: what an `initialize` of the same client elsewhere is called by.
+    init_key: Option<u64>,
     kind: SessionKind,
     route: Box<str>,
     started: Instant,
@@ -41,6 +47,7 @@ pub(crate) struct SessionTracker {
     metrics: Arc<Metrics>,
     idle_timeout: Mutex<Duration>,
     max_tracked: Mutex<usize>,
+    sharing: Mutex<cluster::Sharing>,
 }
 
 impl SessionTracker {
@@ -50,6 +57,7 @@ impl SessionTracker {
             metrics,
             idle_timeout: Mutex::new(idle_timeout),
             max_tracked: Mutex::new(max_tracked),
+            sharing: Mutex::default(),
         }
     }
 
@@ -78,11 +86,20 @@ impl SessionTracker {
         let now = Instant::now();
         let mut inner = self.inner.lock().expect("session lock");
         let key = (route.into(), id.into());
+        let share_key = cluster::header_key(route, id);
         if inner.header.contains_key(&key) || !self.has_room(&inner) {
             return;
         }
-        let s =
-            Session { kind: SessionKind::Header, route: route.into(), started: now, last_seen: now, protocol_version };
+        let kind = SessionKind::Header;
+        let s = Session {
+            share_key,
+            init_key: None,
+            kind,
+            route: route.into(),
+            started: now,
+            last_seen: now,
+            protocol_version,
+        };
         inner.header.insert(key, s);
         inner.count += 1;
         self.metrics.record_session_start(route);
@@ -129,7 +146,11 @@ impl SessionTracker {
             return;
         }
         let kind = SessionKind::Inferred;
-        let s = Session { kind, route: route.clone(), started: now, last_seen: now, protocol_version };
+        let (share_key, init_key) = (cluster::client_key(&key), cluster::init_key(&key, client_name));
+        self.seen(share_key, Some(init_key));
+        let init_key = Some(init_key);
+        let s =
+            Session { share_key, init_key, kind, route: route.clone(), started: now, last_seen: now, protocol_version };
         inner.inferred.entry(key).or_default().push((client_name.into(), s));
         inner.count += 1;
         drop(inner);
@@ -145,6 +166,7 @@ impl SessionTracker {
     /// name on this identity) starts at its first request and ends after an idle gap.
     pub(crate) fn stateless_request(&self, key: &ClientKey, client_name: &str, protocol_version: &'static str) {
         let now = Instant::now();
+        let share_key = cluster::client_key(key);
         let mut inner = self.inner.lock().expect("session lock");
         if let Some(list) = inner.inferred.get_mut(key) {
             if let Some((_, s)) = list.iter_mut().find(|(n, s)| &**n == client_name && s.kind == SessionKind::Stateless)
@@ -158,7 +180,8 @@ impl SessionTracker {
             return;
         }
         let kind = SessionKind::Stateless;
-        let s = Session { kind, route: key.route.clone(), started: now, last_seen: now, protocol_version };
+        let route = key.route.clone();
+        let s = Session { share_key, init_key: None, kind, route, started: now, last_seen: now, protocol_version };
         inner.inferred.entry(key.clone()).or_default().push((client_name.into(), s));
         inner.count += 1;
         drop(inner);
@@ -239,92 +262,8 @@ impl SessionTracker {
     }
 }
 
+mod cluster;
+pub(crate) use cluster::{unix_ms, News};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tracker(idle: u64, cap: usize) -> (Arc<Metrics>, SessionTracker) {
-        let m = Arc::new(Metrics::new(vec![1.0, 10.0, 100.0]));
-        (m.clone(), SessionTracker::new(m, Duration::from_secs(idle), cap))
-    }
-
-    fn key() -> ClientKey {
-        ClientKey { route: "default".into(), credential: 7, source: "127.0.0.1".parse().unwrap() }
-    }
-
-    fn line(m: &Metrics, prefix: &str) -> String {
-        m.render().lines().filter(|l| l.starts_with(prefix)).collect::<Vec<_>>().join("\n")
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn header_session_lifecycle() {
-        let (m, t) = tracker(60, 10);
-        t.header_started("everything", "abc", "2025-06-18");
-        assert_eq!(line(&m, "mcp_tap_sessions_active"), "mcp_tap_sessions_active{mcp_route=\"everything\"} 1");
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(t.touch_header("everything", "abc"), Some("2025-06-18"));
-        t.end_header("everything", "abc", SessionEnd::Delete);
-        assert_eq!(t.active(), 0);
-        let ended =
-            "mcp_tap_sessions_ended_total{mcp_route=\"everything\",reason=\"delete\",session_kind=\"header\"} 1";
-        assert!(m.render().contains(ended));
-        assert!(m.render().contains("mcp_server_session_duration_seconds_sum{error_type=\"\",mcp_protocol_version=\"2025-06-18\",mcp_route=\"everything\",network_protocol_name=\"http\",network_transport=\"tcp\"} 5"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn inferred_sessions_end_on_idle_and_reinitialize() {
-        let (m, t) = tracker(60, 10);
-        t.inferred_started(key(), "vscode", "2025-06-18");
-        t.inferred_started(key(), "claude", "2025-06-18");
-        tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(t.touch_inferred(&key()), Some("2025-06-18"));
-        t.inferred_started(key(), "vscode", "2025-06-18");
-        assert!(m.render().contains("reason=\"reinitialized\",session_kind=\"inferred\"} 1"));
-        assert_eq!(t.active(), 2);
-        tokio::time::advance(Duration::from_secs(59)).await;
-        assert_eq!(t.sweep(), 0);
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(t.sweep(), 2);
-        assert!(m.render().contains("reason=\"idle\",session_kind=\"inferred\"} 2"));
-        assert_eq!(line(&m, "mcp_tap_sessions_active"), "mcp_tap_sessions_active{mcp_route=\"default\"} 0");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_reinitialized_session_ends_at_its_last_activity_not_at_the_new_initialize() {
-        let (m, t) = tracker(3600, 10);
-        t.inferred_started(key(), "vscode", "2025-06-18");
-        tokio::time::advance(Duration::from_secs(4)).await;
-        t.touch_inferred(&key());
-        tokio::time::advance(Duration::from_secs(600)).await; // the client was closed for 10 minutes
-        t.inferred_started(key(), "vscode", "2025-06-18");
-        assert!(m.render().contains("mcp_server_session_duration_seconds_sum{error_type=\"\",mcp_protocol_version=\"2025-06-18\",mcp_route=\"default\",network_protocol_name=\"http\",network_transport=\"tcp\"} 4\n"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stateless_client_has_one_session_per_name_until_it_goes_quiet() {
-        let (m, t) = tracker(60, 10);
-        t.stateless_request(&key(), "agent", "2026-07-28");
-        t.stateless_request(&key(), "other-agent", "2026-07-28");
-        tokio::time::advance(Duration::from_secs(20)).await;
-        t.stateless_request(&key(), "agent", "2026-07-28");
-        assert_eq!(t.active(), 2);
-        tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(t.sweep(), 2);
-        let ended = "mcp_tap_sessions_ended_total{mcp_route=\"default\",reason=\"idle\",session_kind=\"stateless\"} 2";
-        assert!(m.render().contains(ended), "{}", line(&m, "mcp_tap_sessions_ended_total"));
-        // Session time runs to the last request: 20 s and 0 s, not the idle minute after.
-        assert!(m.render().contains("mcp_server_session_duration_seconds_sum{error_type=\"\",mcp_protocol_version=\"2026-07-28\",mcp_route=\"default\",network_protocol_name=\"http\",network_transport=\"tcp\"} 20\n"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_cap_holds_and_shutdown_ends_all() {
-        let (m, t) = tracker(60, 2);
-        for id in ["a", "b", "c"] {
-            t.header_started("r", id, "2025-03-26");
-        }
-        assert_eq!(t.active(), 2);
-        assert!(m.render().contains("mcp_tap_label_overflow_total{label=\"session\"} 1"));
-        t.shutdown();
-        assert!(m.render().contains("reason=\"shutdown\",session_kind=\"header\"} 2"));
-    }
-}
+mod tests;

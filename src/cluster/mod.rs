@@ -19,6 +19,7 @@ use std::time::Duration;
 mod exchange;
 mod keys;
 mod privileges;
+mod sessions;
 mod sharing;
 use keys::urls;
 pub(crate) use privileges::RouteNames;
@@ -64,6 +65,7 @@ struct Store {
     /// This replica's stable name (the pod's host name), for what it saw of least privilege.
     host: String,
     checklist: Arc<crate::checklist::Checklist>,
+    sessions: Arc<crate::session::SessionTracker>,
     names: RouteNames,
     ticks: u64,
     conn: Option<MultiplexedConnection>,
@@ -157,7 +159,8 @@ impl Store {
     }
 
     /// Everything else the cluster shares: credentials used by two products (every exchange),
-    /// learned tool names (every exchange), least privilege (every eighth, about 2 s).
+    /// learned tool names (every exchange), session activity (every second one, about 0.5 s),
+    /// least privilege (every eighth, about 2 s).
     async fn share(
         &mut self,
         conn: &mut MultiplexedConnection,
@@ -188,6 +191,9 @@ impl Store {
             self.auditor.write(event);
         }
         within(tokio::time::timeout(timeout, self.exchange_names(conn, config)).await)?;
+        if self.ticks % 2 == 1 {
+            within(tokio::time::timeout(timeout, self.exchange_sessions(conn, config)).await)?;
+        }
         if self.ticks % 8 == 1 {
             let checklist = self.checklist.clone();
             within(tokio::time::timeout(timeout, self.exchange_privileges(conn, config, &checklist)).await)?;
@@ -241,10 +247,12 @@ pub(crate) async fn run(
     auditor: Arc<Auditor>,
     metrics: Arc<Metrics>,
     checklist: Arc<crate::checklist::Checklist>,
+    sessions: Arc<crate::session::SessionTracker>,
     names: RouteNames,
     config: ConfigSource,
     mut stop: watch::Receiver<bool>,
 ) {
+    sessions.share();
     let mut random = [0u8; 6];
     let _ = getrandom::fill(&mut random);
     let replica: String = random.iter().map(|b| format!("{b:02x}")).collect();
@@ -256,6 +264,7 @@ pub(crate) async fn run(
         replica,
         host,
         checklist,
+        sessions,
         names,
         ticks: 0,
         conn: None,

@@ -99,6 +99,12 @@ impl Exchange {
         }
         if status < 400 {
             ex.recorder.credential_worked();
+            // Cluster mode: the replica that holds the session learns it is still in use.
+            match &ex.session {
+                Some(SessionRef::Header(id)) => ex.sessions.header_answered(&ex.recorder.route().label, id),
+                Some(SessionRef::Inferred(key)) => ex.sessions.client_answered(key),
+                None => {}
+            }
         }
         ex.settle_notifications();
         ex
