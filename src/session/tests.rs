@@ -94,7 +94,7 @@ async fn in_a_cluster_a_session_lives_as_long_as_any_replica_answers_it() {
     assert_eq!(sent.inits.len(), 1, "the initialize is shared");
     // Another replica answered the client 30 s later; this one saw nothing since the initialize.
     tokio::time::advance(Duration::from_secs(30)).await;
-    let seen = HashMap::from([(cluster::client_key(&key()), cluster::unix_ms())]);
+    let seen = HashMap::from([(cluster::client_key(&key()), unix_ms())]);
     t.cluster_news(&News { seen, inits: HashMap::new() });
     tokio::time::advance(Duration::from_secs(59)).await;
     assert_eq!(t.sweep(), 0, "idle for 59 s only, counted from the cluster's last answer");
@@ -110,10 +110,10 @@ async fn in_a_cluster_an_initialize_on_another_replica_ends_the_session_here() {
     t.inferred_started(key(), "vscode", "2025-06-18");
     tokio::time::advance(Duration::from_secs(10)).await;
     // Its own initialize coming back is no news.
-    let own = HashMap::from([(cluster::init_key(&key(), "vscode"), cluster::unix_ms() - 10_000)]);
+    let own = HashMap::from([(cluster::init_key(&key(), "vscode"), unix_ms() - 10_000)]);
     t.cluster_news(&News { seen: HashMap::new(), inits: own });
     assert_eq!(t.active(), 1);
-    let later = HashMap::from([(cluster::init_key(&key(), "vscode"), cluster::unix_ms())]);
+    let later = HashMap::from([(cluster::init_key(&key(), "vscode"), unix_ms())]);
     t.cluster_news(&News { seen: HashMap::new(), inits: later });
     assert_eq!(t.active(), 0);
     assert!(m.render().contains("reason=\"reinitialized\",session_kind=\"inferred\"} 1"));
