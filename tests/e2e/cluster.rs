@@ -1,7 +1,8 @@
 //! Cluster mode end to end: a real `redis-server` (Debian), three tap replicas behind a real
 //! per-request round-robin balancer (Debian's nginx), in front of the real Backstage. A scanner
 //! spread over the replicas is flagged once, within a second of crossing the threshold; every
-//! replica shows the same burst gauge; the store killed with SIGKILL fails no request and is
+//! replica shows the same burst gauge; one client session spread over them is one session with
+//! its true duration; the store killed with SIGKILL fails no request and is
 //! counted and audited, and the replicas agree again once it is back; no token reaches the store,
 //! and every key in it expires.
 
@@ -53,6 +54,8 @@ fn cluster_config(upstream: &str, store_port: u16, name: &str) -> mcp_tap::confi
         ..Default::default()
     });
     c.user_tokens.refresh_grace = Duration::from_secs(1);
+    // Sessions end 5 s after the cluster last answered them (the sessions phase waits for it).
+    c.sessions.idle_timeout = Duration::from_secs(5);
     c
 }
 
@@ -73,6 +76,65 @@ async fn every_replica(taps: &[Tap], what: &str, check: impl Fn(&str) -> bool) -
         }
     })
     .await
+}
+
+/// Sessions of the default route over all replicas: how many ended, their total duration, how
+/// many are open.
+async fn sessions(taps: &[Tap]) -> (f64, f64, f64) {
+    let (mut count, mut sum, mut open) = (0.0, 0.0, 0.0);
+    for tap in taps {
+        let m = tap.metrics().await;
+        let d = [("mcp_route", "default")];
+        count += metric(&m, "mcp_server_session_duration_seconds_count", &d);
+        sum += metric(&m, "mcp_server_session_duration_seconds_sum", &d);
+        open += metric(&m, "mcp_tap_sessions_active", &d);
+    }
+    (count, sum, open)
+}
+
+/// One client session whose requests the balancer spreads over the replicas is one session, with
+/// its true duration: the replica that saw its `initialize` holds it, the others' answers keep it
+/// alive through the store, and it ends once when the cluster has been quiet.
+async fn one_session_across_the_replicas(taps: &[Tap], url: &str, backstage_port: u16) {
+    eventually(Duration::from_secs(20), "earlier clients' sessions ended", || async {
+        let (_, _, open) = sessions(taps).await;
+        if open == 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{open} open"))
+        }
+    })
+    .await;
+    let (count, sum, _) = sessions(taps).await;
+    let user = format!("Bearer {}", guest_token(backstage_port).await);
+    let auth = [("authorization", user.as_str())];
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"spread-session","version":"1"}}}"#;
+    let started = tokio::time::Instant::now();
+    assert_eq!(post_mcp(url, &auth, init).await.0, 200);
+    assert_eq!(post_mcp(url, &auth, LIST).await.0, 200);
+    // The user reads for 2 s; the next request reaches the third replica.
+    eventually(Duration::from_secs(5), "the client's pause", || async {
+        if started.elapsed() >= Duration::from_secs(2) {
+            Ok(())
+        } else {
+            Err("reading".to_string())
+        }
+    })
+    .await;
+    assert_eq!(post_mcp(url, &auth, LIST).await.0, 200);
+    let lasted = started.elapsed().as_secs_f64();
+    let (ended, total, _) = eventually(Duration::from_secs(20), "the session ended", || async {
+        let now = sessions(taps).await;
+        if now.0 > count {
+            Ok(now)
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+    .await;
+    assert_eq!(ended - count, 1.0, "one session in the cluster");
+    let duration = total - sum;
+    assert!((duration - lasted).abs() < 0.5, "the session lasted {duration:.2} s; the client was active {lasted:.2} s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,6 +285,8 @@ async fn three_replicas_behind_a_balancer_flag_a_spread_scanner_once_and_survive
     let stale_lines = lines_of(&configs, "stopped_refreshing");
     assert_eq!(stale_lines.len(), 1, "once in the cluster: {stale_lines:#?}");
     assert_eq!(stale_lines[0]["user"], "user:default/bob");
+
+    one_session_across_the_replicas(&taps, &url, backstage.port).await;
 
     // A credential in use reaches the store only as a keyed fingerprint.
     for token in [TOKEN_FULL, "tap-test-not-a-token-0a1b2c3d"] {
