@@ -224,10 +224,12 @@ fn spawn_cluster(shared: &Arc<Shared>, stop: &watch::Receiver<bool>) -> Option<t
         let source = shared.clone();
         let config: crate::cluster::ConfigSource = Arc::new(move || source.config.load_full());
         let (auditor, metrics, checklist) = (shared.auditor.clone(), shared.metrics.clone(), shared.checklist.clone());
-        let (from, to) = (shared.clone(), shared.clone());
+        let (from, to, keys, learn) = (shared.clone(), shared.clone(), shared.clone(), shared.clone());
         let names = crate::cluster::RouteNames {
             local: Box::new(move || from.routes.tool_names()),
             learn: Box::new(move |route, names| to.routes.learn_tools(route, names)),
+            keys: Box::new(move || keys.routes.learned_keys()),
+            learn_keys: Box::new(move |k| learn.routes.learn_keys(k, &learn.config.load())),
         };
         let sessions = shared.sessions.clone();
         tokio::spawn(crate::cluster::run(auditor, metrics, checklist, sessions, names, config, stop.clone()))

@@ -66,8 +66,17 @@ struct Inner {
     cap: usize,
     /// The `initialize` name of each credential (keyed hash), address and User-Agent (hash), for
     /// the later requests of that client.
-    remembered: LruCache<(u64, IpAddr, u64), Arc<str>>,
+    remembered: LruCache<RememberedKey, Arc<str>>,
+    /// Cluster mode: remembered clients since the last exchange (bounded).
+    noted: Vec<(RememberedKey, String)>,
+    sharing: bool,
 }
+
+/// A client without a name of its own on a request: credential key, address, User-Agent key.
+pub(crate) type RememberedKey = (u64, IpAddr, u64);
+
+/// Remembered clients noted between two exchanges, at most.
+const MAX_NOTED: usize = 1_000;
 
 pub(crate) struct ClientNamer {
     inner: Mutex<Inner>,
@@ -96,6 +105,8 @@ impl ClientNamer {
         Self {
             inner: Mutex::new(Inner {
                 admitted: HashSet::new(),
+                noted: Vec::new(),
+                sharing: false,
                 cap,
                 remembered: LruCache::new(NonZeroUsize::new(remembered.max(1)).expect("non-zero")),
             }),
@@ -104,6 +115,11 @@ impl ClientNamer {
             other: OTHER.into(),
             agents: KNOWN_AGENTS.iter().map(|(pattern, name)| (*pattern, Arc::from(*name))).collect(),
         }
+    }
+
+    /// Cluster mode is on: note remembered clients for the exchange.
+    pub(crate) fn share(&self) {
+        self.inner.lock().expect("naming lock").sharing = true;
     }
 
     pub(crate) fn set_cap(&self, cap: usize) {
@@ -124,7 +140,10 @@ impl ClientNamer {
             if let Some(name) = n.initialize.and_then(clean) {
                 if let Some(named) = self.learn(&mut inner, name, n.accepted) {
                     if !named.overflow {
-                        inner.remembered.put(key, named.label.clone());
+                        let known = inner.remembered.put(key, named.label.clone());
+                        if inner.sharing && known.as_ref() != Some(&named.label) && inner.noted.len() < MAX_NOTED {
+                            inner.noted.push((key, named.label.to_string()));
+                        }
                     }
                     return named;
                 }
@@ -143,6 +162,34 @@ impl ClientNamer {
             Credential::Missing => self.none.clone(),
             _ => self.unknown.clone(),
         })
+    }
+
+    /// Cluster mode: the names admitted here, and the declared names of remembered clients
+    /// (credential key, address, User-Agent key) noted since the last call.
+    pub(crate) fn for_cluster(&self) -> (Vec<String>, Vec<(RememberedKey, String)>) {
+        let mut inner = self.inner.lock().expect("naming lock");
+        let admitted = inner.admitted.iter().map(ToString::to_string).collect();
+        (admitted, std::mem::take(&mut inner.noted))
+    }
+
+    /// Cluster mode: names other replicas admitted (up to the cap, so every replica labels a
+    /// client the same while the cluster holds no more than the cap), and the clients they
+    /// remembered, so a nameless request another replica answers gets the declared name too.
+    pub(crate) fn adopt_from_cluster(&self, admitted: &[String], remembered: &[(RememberedKey, String)]) {
+        let mut inner = self.inner.lock().expect("naming lock");
+        let mut names: Vec<&String> = admitted.iter().filter(|n| !inner.admitted.contains(n.as_str())).collect();
+        names.sort_unstable();
+        for name in names {
+            if inner.admitted.len() >= inner.cap {
+                break;
+            }
+            inner.admitted.insert(name.as_str().into());
+        }
+        for (key, name) in remembered {
+            if let Some(label) = inner.admitted.get(name.as_str()).cloned() {
+                inner.remembered.put(*key, label);
+            }
+        }
     }
 
     /// A declared name: admitted if the request was accepted and there is room, `_OTHER` if
@@ -242,5 +289,27 @@ mod tests {
         assert_eq!(&*namer.name(&known).label, "client-1");
         let control = Naming { meta: Some("bad\u{7}name"), ..naming(&missing) };
         assert_eq!(&*namer.name(&control).label, CLIENT_NONE, "control characters are no name");
+    }
+
+    #[test]
+    fn in_a_cluster_a_name_declared_to_one_replica_labels_the_clients_requests_on_another() {
+        let (one, other) = (ClientNamer::new(10, 10), ClientNamer::new(10, 10));
+        one.share();
+        let oauth = token(CLIENT_UNKNOWN);
+        let init = Naming { initialize: Some("claude-desktop"), ..naming(&oauth) };
+        assert_eq!(&*one.name(&init).label, "claude-desktop");
+        assert_eq!(&*other.name(&naming(&oauth)).label, CLIENT_UNKNOWN, "before the exchange");
+        let (admitted, remembered) = one.for_cluster();
+        assert_eq!(remembered.len(), 1);
+        other.adopt_from_cluster(&admitted, &remembered);
+        assert_eq!(&*other.name(&naming(&oauth)).label, "claude-desktop");
+        assert!(one.for_cluster().1.is_empty(), "noted once");
+    }
+
+    #[test]
+    fn names_from_the_cluster_respect_the_cap() {
+        let namer = ClientNamer::new(1, 10);
+        namer.adopt_from_cluster(&["b-client".into(), "a-client".into()], &[]);
+        assert_eq!(namer.for_cluster().0, ["a-client"]);
     }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 mod exchange;
 mod keys;
+mod labels;
 mod privileges;
 mod sessions;
 mod sharing;
@@ -191,6 +192,8 @@ impl Store {
             self.auditor.write(event);
         }
         within(tokio::time::timeout(timeout, self.exchange_names(conn, config)).await)?;
+        let read_remembered = self.ticks % 4 == 1;
+        within(tokio::time::timeout(timeout, self.exchange_labels(conn, config, read_remembered)).await)?;
         if self.ticks % 2 == 1 {
             within(tokio::time::timeout(timeout, self.exchange_sessions(conn, config)).await)?;
         }
@@ -253,6 +256,7 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     sessions.share();
+    auditor.names.share();
     let mut random = [0u8; 6];
     let _ = getrandom::fill(&mut random);
     let replica: String = random.iter().map(|b| format!("{b:02x}")).collect();

@@ -15,11 +15,16 @@ use crate::config::Config;
 type Local = Box<dyn Fn() -> Vec<(String, Vec<String>)> + Send + Sync>;
 /// Learns tool names for the route with a label.
 type Learn = Box<dyn Fn(&str, &[String]) + Send + Sync>;
+/// Split-server keys: those learned here, and learning others'.
+type Keys = Box<dyn Fn() -> Vec<String> + Send + Sync>;
+type LearnKeys = Box<dyn Fn(&[String]) + Send + Sync>;
 
-/// A route's advertised tool names: read from the proxy's routes, and learned into them.
+/// The proxy's routes as the cluster shares them: advertised tool names and learned server keys.
 pub(crate) struct RouteNames {
     pub local: Local,
     pub learn: Learn,
+    pub keys: Keys,
+    pub learn_keys: LearnKeys,
 }
 
 impl Store {

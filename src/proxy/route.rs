@@ -146,6 +146,28 @@ impl Routes {
         states.map(|s| (s.label.to_string(), s.tools.lock().expect("route lock").names())).collect()
     }
 
+    /// Split-server keys learned from traffic (not the configured ones).
+    pub(crate) fn learned_keys(&self) -> Vec<String> {
+        let keys = self.keys.lock().expect("routes lock");
+        keys.keys().map(ToString::to_string).collect()
+    }
+
+    /// Keys another replica learned, while there is room under `routes.max_learned_keys`, in
+    /// name order: every replica labels a server key the same while the cluster holds no more
+    /// than the cap.
+    pub(crate) fn learn_keys(&self, learned: &[String], config: &Config) {
+        let mut keys = self.keys.lock().expect("routes lock");
+        let mut new: Vec<&String> =
+            learned.iter().filter(|k| is_server_key(k) && !keys.contains_key(k.as_str())).collect();
+        new.sort_unstable();
+        for key in new {
+            if keys.len() >= self.configured_keys + config.routes.max_learned_keys {
+                break;
+            }
+            keys.insert(key.as_str().into(), RouteState::new(key, config));
+        }
+    }
+
     /// Tool names another replica learned for the route labelled `label` (up to the cap).
     pub(crate) fn learn_tools(&self, label: &str, names: &[String]) {
         let keys = self.keys.lock().expect("routes lock");
@@ -235,6 +257,17 @@ mod tests {
         assert_eq!(label(&r, "/api/mcp-actions/v1/scaffolder", 200), "scaffolder");
         assert_eq!(label(&r, "/api/mcp-actions/v1/scaffolder", 404), "scaffolder");
         assert_eq!(label(&r, "/api/mcp-actions/v1/third", 200), OTHER);
+    }
+
+    #[test]
+    fn keys_another_replica_learned_are_adopted_up_to_the_cap_in_name_order() {
+        let r = routes();
+        r.learn_keys(&["zeta".into(), "Bad Key".into(), "scaffolder".into(), "catalog".into()], &config());
+        let mut keys = r.learned_keys();
+        keys.sort_unstable();
+        assert_eq!(keys, ["catalog", "scaffolder"], "one learned key at most, the first by name");
+        assert_eq!(label(&r, "/api/mcp-actions/v1/scaffolder", 403), "scaffolder", "labelled before any answer here");
+        assert_eq!(label(&r, "/api/mcp-actions/v1/zeta", 200), OTHER);
     }
 
     #[test]

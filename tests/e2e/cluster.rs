@@ -133,6 +133,13 @@ async fn one_session_across_the_replicas(taps: &[Tap], url: &str, backstage_port
     })
     .await;
     assert_eq!(ended - count, 1.0, "one session in the cluster");
+    // The name it declared in `initialize` (to the first replica) labels its later request on
+    // the third as well.
+    let mut named = 0.0;
+    for tap in taps {
+        named += metric(&tap.metrics().await, "mcp_tap_client_operations_total", &[("client", "spread-session")]);
+    }
+    assert!(named >= 2.0, "the declared name on more than the replica that saw it: {named}");
     let duration = total - sum;
     assert!((duration - lasted).abs() < 0.5, "the session lasted {duration:.2} s; the client was active {lasted:.2} s");
 }
