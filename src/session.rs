@@ -48,6 +48,8 @@ pub(crate) struct SessionTracker {
     idle_timeout: Mutex<Duration>,
     max_tracked: Mutex<usize>,
     sharing: Mutex<cluster::Sharing>,
+    /// Cluster mode: session activity is noted for the exchange.
+    shared: std::sync::atomic::AtomicBool,
 }
 
 impl SessionTracker {
@@ -58,6 +60,7 @@ impl SessionTracker {
             idle_timeout: Mutex::new(idle_timeout),
             max_tracked: Mutex::new(max_tracked),
             sharing: Mutex::default(),
+            shared: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -44,7 +44,6 @@ pub(crate) fn unix_ms() -> u64 {
 /// What this replica saw since the last exchange: session hash → unix milliseconds.
 #[derive(Default)]
 pub(super) struct Sharing {
-    on: bool,
     seen: HashMap<u64, u64>,
     inits: HashMap<u64, u64>,
 }
@@ -65,14 +64,15 @@ fn note(map: &mut HashMap<u64, u64>, key: u64, ms: u64) {
 impl SessionTracker {
     /// Cluster mode is on: note session activity for the exchange.
     pub(crate) fn share(&self) {
-        self.sharing.lock().expect("session lock").on = true;
+        self.shared.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(super) fn seen(&self, key: u64, init: Option<u64>) {
-        let mut s = self.sharing.lock().expect("session lock");
-        if !s.on {
+        // Without a cluster, a request pays one relaxed load here.
+        if !self.shared.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
+        let mut s = self.sharing.lock().expect("session lock");
         let now = unix_ms();
         note(&mut s.seen, key, now);
         if let Some(init) = init {
