@@ -136,6 +136,27 @@ impl Ages {
         latest.into_iter().map(|(client, old)| Rotation { new: current[&client].clone(), client, old }).collect()
     }
 
+    /// Cluster mode: what other replicas saw. A credential's first sighting is the earliest
+    /// anywhere, its last the latest, and a rotation reported anywhere is reported.
+    pub(crate) fn merge(&mut self, others: Vec<Seen>) {
+        for o in others {
+            let Some(k) = key(&o.fingerprint) else { continue };
+            match self.seen.peek_mut(&k) {
+                Some(s) => {
+                    s.first_seen = s.first_seen.min(o.first_seen);
+                    if o.last_seen > s.last_seen {
+                        s.last_seen = o.last_seen;
+                        s.client = o.client;
+                    }
+                    s.rotated |= o.rotated;
+                }
+                None => {
+                    self.seen.put(k, o);
+                }
+            }
+        }
+    }
+
     /// Every credential, least recently used first (the order `load` keeps).
     pub(crate) fn entries(&self) -> Vec<Seen> {
         self.seen.iter().rev().map(|(_, s)| s.clone()).collect()
@@ -172,6 +193,24 @@ mod tests {
             ("000000000000aaaa", "000000000000bbbb")
         );
         assert!(ages.rotations(10_000, 60).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn replicas_merge_to_the_earliest_first_and_the_latest_last_sighting() {
+        let mut here = Ages::new(10);
+        let client: Arc<str> = "ci-agent".into();
+        here.used(0xa, &client, 100);
+        here.used(0xa, &client, 150);
+        let mut there = Ages::new(10);
+        there.used(0xa, &client, 90);
+        there.used(0xb, &client, 300);
+        here.merge(there.entries());
+        let a = here.entries().into_iter().find(|s| s.fingerprint == format!("{:016x}", 0xa)).unwrap();
+        assert_eq!((a.first_seen, a.last_seen), (90, 150));
+        // The newer token seen only there is this replica's current one too: a rotation here.
+        let rotations = here.rotations(150 + 3600, 600);
+        assert_eq!(rotations.len(), 1);
+        assert_eq!(rotations[0].new.fingerprint, format!("{:016x}", 0xb));
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub(crate) struct Checklist {
     auditor: Arc<Auditor>,
     /// Cluster mode: what every replica saw, as the store last gave it (`None` alone).
     cluster_view: Mutex<Option<Vec<ClientTools>>>,
+    /// Cluster mode with the store up: rotations wait here for the exchange to claim them, so
+    /// one replica writes each.
+    due: Mutex<Vec<Rotation>>,
 }
 
 impl Checklist {
@@ -70,6 +73,7 @@ impl Checklist {
             metrics,
             auditor,
             cluster_view: Mutex::new(None),
+            due: Mutex::new(Vec::new()),
         };
         checklist.load();
         checklist
@@ -170,8 +174,13 @@ impl Checklist {
             ages.forget_before(before);
             (ages.rotations(now, settings.rotation_grace.as_secs()), ages.first_seen())
         };
-        for r in rotations {
-            self.rotated(r);
+        let clustered = self.auditor.shared.as_ref().is_some_and(crate::audit::shared::SharedBursts::is_up);
+        if clustered {
+            self.due.lock().expect("due lock").extend(rotations);
+        } else {
+            for r in rotations.into_iter().chain(std::mem::take(&mut *self.due.lock().expect("due lock"))) {
+                self.rotated(r);
+            }
         }
         self.metrics.checklist.export_first_seen(&first_seen);
         let counts = {
@@ -188,7 +197,28 @@ impl Checklist {
         Some(State::new(now, credentials, privileges))
     }
 
-    fn rotated(&self, r: Rotation) {
+    /// Cluster mode: every credential as this replica saw it, for the other replicas.
+    pub(crate) fn age_entries(&self) -> Vec<ages::Seen> {
+        self.ages.lock().expect("ages lock").entries()
+    }
+
+    /// Cluster mode: what the other replicas saw of the credentials (first and last seen, rotated).
+    pub(crate) fn merge_ages(&self, others: Vec<ages::Seen>) {
+        self.ages.lock().expect("ages lock").merge(others);
+    }
+
+    /// Cluster mode: rotations found since the last exchange, for the store to claim.
+    pub(crate) fn take_due_rotations(&self) -> Vec<Rotation> {
+        std::mem::take(&mut *self.due.lock().expect("due lock"))
+    }
+
+    /// Rotations the store could not claim: the next exchange, or this replica alone, writes them.
+    pub(crate) fn requeue_rotations(&self, rotations: Vec<Rotation>) {
+        self.due.lock().expect("due lock").extend(rotations);
+    }
+
+    /// Writes the `credential_rotated` line of a rotation (this replica claimed it).
+    pub(crate) fn rotated(&self, r: Rotation) {
         tracing::info!(client = %r.client, old = %r.old.fingerprint, new = %r.new.fingerprint,
             "a client rotated its static token");
         self.dirty.store(true, Ordering::Relaxed);

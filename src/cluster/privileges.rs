@@ -7,6 +7,7 @@ use redis::aio::MultiplexedConnection;
 
 use super::keys::{ms, take};
 use super::Store;
+use crate::checklist::ages::Seen;
 use crate::checklist::privileges::{union, ClientTools};
 use crate::checklist::Checklist;
 use crate::config::Config;
@@ -25,6 +26,11 @@ pub(crate) struct RouteNames {
     pub learn: Learn,
     pub keys: Keys,
     pub learn_keys: LearnKeys,
+}
+
+/// The key of a replica's token ages, beside its privileges key (`…:priv:<host>`).
+fn ages_key(privileges: &str) -> String {
+    privileges.replacen(":priv:", ":ages:", 1)
 }
 
 impl Store {
@@ -66,8 +72,10 @@ impl Store {
         let replicas = format!("{p}:priv:replicas");
         let mine = format!("{p}:priv:{}", self.host);
         let blob = serde_json::to_string(&checklist.entries()).unwrap_or_else(|_| "[]".into());
+        let ages = serde_json::to_string(&checklist.age_entries()).unwrap_or_else(|_| "[]".into());
         let mut pipe = redis::pipe();
         pipe.cmd("SET").arg(&mine).arg(blob).arg("PX").arg(ttl).ignore();
+        pipe.cmd("SET").arg(ages_key(&mine)).arg(ages).arg("PX").arg(ttl).ignore();
         pipe.cmd("SADD").arg(&replicas).arg(&mine).ignore();
         pipe.cmd("PEXPIRE").arg(&replicas).arg(ttl).ignore();
         pipe.cmd("SMEMBERS").arg(&replicas);
@@ -86,6 +94,50 @@ impl Store {
             redis::cmd("SREM").arg(&replicas).arg(gone).query_async::<()>(conn).await?;
         }
         checklist.set_cluster_view(all);
-        Ok(())
+        self.exchange_ages(conn, config, checklist, &members).await
+    }
+
+    /// Token ages: every replica's sightings merged (first seen the earliest, last the latest),
+    /// and each rotation found claimed with `SET NX`, so one replica writes it.
+    async fn exchange_ages(
+        &self,
+        conn: &mut MultiplexedConnection,
+        config: &Config,
+        checklist: &Checklist,
+        members: &[String],
+    ) -> redis::RedisResult<()> {
+        let keys: Vec<String> = members.iter().map(|m| ages_key(m)).collect();
+        let blobs: Vec<Option<String>> =
+            if keys.is_empty() { Vec::new() } else { redis::cmd("MGET").arg(&keys).query_async(conn).await? };
+        for blob in blobs.into_iter().flatten() {
+            if let Ok(entries) = serde_json::from_str::<Vec<Seen>>(&blob) {
+                checklist.merge_ages(entries);
+            }
+        }
+        let p = Self::prefix(config);
+        let ttl = ms(config.checklist.window).max(60_000);
+        let due = checklist.take_due_rotations();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for rotation in &due {
+            let claim = format!("{p}:rotated:{}", rotation.old.fingerprint);
+            pipe.cmd("SET").arg(claim).arg(&self.replica).arg("NX").arg("PX").arg(ttl);
+        }
+        match pipe.query_async::<Vec<Option<String>>>(conn).await {
+            Ok(won) => {
+                for (rotation, won) in due.into_iter().zip(won) {
+                    if won.is_some() {
+                        checklist.rotated(rotation);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                checklist.requeue_rotations(due);
+                Err(e)
+            }
+        }
     }
 }
