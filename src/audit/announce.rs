@@ -71,6 +71,24 @@ impl Auditor {
         }
     }
 
+    /// Cluster mode: a burst whose replica went away before ending it, ended by another one
+    /// (`key` as the store writes it: scope, `:`, subject).
+    pub(crate) fn adopted_burst_end(&self, key: &str, client: String, failures: u64, duration_seconds: f64) {
+        let Some((scope, subject)) = burst::Scope::ALL.iter().find_map(|s| {
+            key.strip_prefix(s.as_str()).and_then(|rest| rest.strip_prefix(':')).map(|subject| (*s, subject))
+        }) else {
+            return;
+        };
+        self.metrics.record_burst_ended(scope);
+        tracing::info!(
+            scope = scope.as_str(),
+            key = subject,
+            failures,
+            "auth-failure burst ended (its replica is gone)"
+        );
+        self.write(AuditEvent::BurstEnd { scope, key: subject.to_string(), client, count: failures, duration_seconds });
+    }
+
     /// The exact counts of a burst's failures that got no line of their own.
     fn write_summary(&self, key: &burst::BurstKey, summary: burst::Summary) {
         self.write(AuditEvent::AuthFailureSummary {

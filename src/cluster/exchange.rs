@@ -113,6 +113,7 @@ impl Store {
                 let total = format!("{p}:total:{text}");
                 pipe.cmd("INCRBY").arg(&total).arg(mine).ignore();
                 pipe.cmd("PEXPIRE").arg(&total).arg(quiet * 2).ignore();
+                pipe.cmd("PEXPIRE").arg(format!("{p}:meta:{text}")).arg(quiet * 2).ignore();
                 pipe.cmd("PEXPIRE").arg(format!("{p}:burst:{text}")).arg(quiet).ignore();
                 pipe.cmd("ZADD").arg(&active_index).arg(now + quiet).arg(&text).ignore();
             } else if count >= threshold(cfg, key.scope).1 {
@@ -122,6 +123,7 @@ impl Store {
         }
         for text in &read.gone {
             pipe.cmd("GETDEL").arg(format!("{p}:total:{text}"));
+            pipe.cmd("DEL").arg(format!("{p}:meta:{text}")).ignore();
             pipe.cmd("ZREM").arg(&active_index).arg(text).ignore();
         }
         let mut won = Vec::new();
@@ -132,50 +134,66 @@ impl Store {
                 if take::<Option<String>>(&mut values)?.is_some() {
                     outcome.started.push(BurstEvent::Started { key, client: client.clone(), failures: count });
                     self.owned.insert(text.clone(), Owned { key, client, started: Instant::now() });
-                    won.push((text, count));
+                    won.push((text, count, client_of(&outcome.started)));
                 }
             }
             for text in &read.gone {
-                let failures = take::<Option<u64>>(&mut values)?.unwrap_or(0);
-                if let Some(o) = self.owned.remove(text) {
+                let failures = take::<Option<u64>>(&mut values)?;
+                // No count left: another replica took this burst for gone and ended it already.
+                if let (Some(o), Some(failures)) = (self.owned.remove(text), failures) {
                     let duration = o.started.elapsed().saturating_sub(Duration::from_millis(quiet));
                     let summary = Summary::default();
                     outcome.ended.push(BurstEvent::Ended { key: o.key, client: o.client, failures, duration, summary });
                 }
             }
         }
-        record_won(conn, &active_index, &p, now + quiet, quiet, &won).await?;
+        record_won(conn, &active_index, &p, (now, quiet), &won).await?;
         outcome.active = count_active(&read.active, &won, &read.gone);
+        outcome.active_keys = read.active;
         Ok(outcome)
     }
 }
 
-/// The bursts this replica claimed, into the index of active ones, with their counts so far.
+/// The client of the burst just started (the last one pushed).
+fn client_of(started: &[BurstEvent]) -> String {
+    match started.last() {
+        Some(BurstEvent::Started { client, .. }) => client.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The bursts this replica claimed, into the index of active ones, with their counts so far and
+/// what another replica needs to end one whose replica went away (start time and client).
 async fn record_won(
     conn: &mut MultiplexedConnection,
     active_index: &str,
     p: &str,
-    until: u64,
-    quiet: u64,
-    won: &[(String, u64)],
+    (now, quiet): (u64, u64),
+    won: &[(String, u64, String)],
 ) -> redis::RedisResult<()> {
     if won.is_empty() {
         return Ok(());
     }
     let mut pipe = redis::pipe();
-    for (text, count) in won {
-        pipe.cmd("ZADD").arg(active_index).arg(until).arg(text).ignore();
+    for (text, count, client) in won {
+        pipe.cmd("ZADD").arg(active_index).arg(now + quiet).arg(text).ignore();
         pipe.cmd("SET").arg(format!("{p}:total:{text}")).arg(count).arg("PX").arg(quiet * 2).ignore();
+        pipe.cmd("SET")
+            .arg(format!("{p}:meta:{text}"))
+            .arg(format!("{now} {client}"))
+            .arg("PX")
+            .arg(quiet * 2)
+            .ignore();
     }
     pipe.cmd("PEXPIRE").arg(active_index).arg(quiet * 2).ignore();
     pipe.query_async::<()>(conn).await
 }
 
 /// Active bursts per scope: the cluster's, the ones just claimed, less the ones just ended.
-fn count_active(active: &HashSet<String>, won: &[(String, u64)], gone: &[String]) -> HashMap<Scope, usize> {
+fn count_active(active: &HashSet<String>, won: &[(String, u64, String)], gone: &[String]) -> HashMap<Scope, usize> {
     let gone: HashSet<&String> = gone.iter().collect();
     let mut counts = HashMap::new();
-    for text in active.iter().chain(won.iter().map(|(t, _)| t)).filter(|t| !gone.contains(t)) {
+    for text in active.iter().chain(won.iter().map(|(t, _, _)| t)).filter(|t| !gone.contains(t)) {
         if let Some(scope) = Scope::ALL.iter().find(|s| text.starts_with(&format!("{}:", s.as_str()))) {
             *counts.entry(*scope).or_default() += 1;
         }

@@ -19,6 +19,7 @@ use std::time::Duration;
 mod exchange;
 mod keys;
 mod labels;
+mod orphans;
 mod privileges;
 mod sessions;
 mod sharing;
@@ -55,6 +56,8 @@ struct Outcome {
     started: Vec<BurstEvent>,
     ended: Vec<BurstEvent>,
     active: HashMap<Scope, usize>,
+    /// The cluster's active bursts, as the store names them.
+    active_keys: std::collections::HashSet<String>,
 }
 
 struct Store {
@@ -75,6 +78,10 @@ struct Store {
     retry_at: Instant,
     backoff: Duration,
     owned: HashMap<String, Owned>,
+    /// The cluster's active bursts at the last exchange, and those that left the index since,
+    /// with when: one no replica ended is ended here (`orphans`).
+    last_active: std::collections::HashSet<String>,
+    vanished: HashMap<String, Instant>,
 }
 
 impl Store {
@@ -226,6 +233,10 @@ impl Store {
                 self.succeeded(&config);
                 self.auditor.cluster_events(outcome.started);
                 self.auditor.cluster_events(outcome.ended);
+                if let Err(e) = self.end_orphans(&mut conn, &config, outcome.active_keys).await {
+                    self.failed(&config, "exchange", &e.to_string());
+                    return;
+                }
                 for scope in Scope::ALL {
                     self.metrics.set_burst_active(*scope, outcome.active.get(scope).copied().unwrap_or(0));
                 }
@@ -277,6 +288,8 @@ pub(crate) async fn run(
         retry_at: Instant::now(),
         backoff: FIRST_BACKOFF,
         owned: HashMap::new(),
+        last_active: std::collections::HashSet::new(),
+        vanished: HashMap::new(),
     };
     loop {
         let interval = (store.config)().cluster.sync_interval;

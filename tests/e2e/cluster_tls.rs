@@ -1,7 +1,8 @@
 //! Cluster mode over TLS as an ACL user: a real `redis-server` that speaks only TLS (a private CA)
 //! and lets its user `tap` touch only `mcp-tap:*` keys, with the default user off. A replica
 //! reaches it with `rediss://`, `cluster.ca_file` and a password from the environment, decides a
-//! burst through it, and never touches a key outside its namespace (the ACL would refuse it).
+//! burst through it, and never touches a key outside its namespace (the ACL would refuse it). And
+//! a burst whose replica crashed is ended once by another replica.
 
 use crate::auth_audit::LIST;
 use crate::common;
@@ -89,4 +90,63 @@ async fn a_replica_reaches_a_tls_store_as_an_acl_user_held_to_its_own_keys() {
     let m = tap.metrics().await;
     assert_eq!(metric(&m, "mcp_tap_store_errors_total", &[]), 0.0, "the ACL refused nothing");
     tap.stop().await;
+}
+
+/// A replica that claimed a burst crashes (its task aborted: nothing flushed, nothing ended). The
+/// other replica sees the burst leave the cluster's index unended and writes its `burst_end`,
+/// once, with the count and client the claim left in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_whose_replica_crashed_is_ended_once_by_another() {
+    let dir = std::env::temp_dir().join(format!("mcp-tap-orphans-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _store = redis_server(&dir).await;
+    let store_port = _store.port;
+    let up = upstream(|_req| async { json_response(401, r#"{"error":{"name":"AuthenticationError"}}"#) }).await;
+    let replica = || {
+        let mut c = test_config(&format!("http://{up}"));
+        c.cluster.store_url = Some(format!("redis://127.0.0.1:{store_port}/0"));
+        c.cluster.password_env = Some("STORE_PASSWORD".into());
+        c.cluster.name = "orphans".into();
+        c.env = mcp_tap::config::Environment::fixed([("STORE_PASSWORD", STORE_PASSWORD)]);
+        c.bursts.source.failures = 5;
+        c.bursts.quiet_period = Duration::from_secs(2);
+        c
+    };
+    let (config_a, config_b) = (replica(), replica());
+    let (a, b) = (Tap::start(config_a.clone()).await, Tap::start(config_b.clone()).await);
+    for tap in [&a, &b] {
+        eventually(Duration::from_secs(10), "the replica reaches its store", || async {
+            let m = tap.metrics().await;
+            if metric(&m, "mcp_tap_store_up", &[("cluster", "orphans")]) == 1.0 {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        })
+        .await;
+    }
+    for _ in 0..8 {
+        assert_eq!(post_mcp(&a.url("/api/mcp-actions/v1"), &[], LIST).await.0, 401);
+    }
+    audit_when(&config_a, Duration::from_secs(5), "replica A claims the burst", |l| l["event"] == "burst_start").await;
+    eventually(Duration::from_secs(5), "replica B sees the burst", || async {
+        let m = b.metrics().await;
+        if metric(&m, "mcp_tap_auth_burst_active", &[("scope", "source")]) == 1.0 {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await;
+    a.crash();
+    let lines =
+        audit_when(&config_b, Duration::from_secs(15), "replica B ends the orphan", |l| l["event"] == "burst_end")
+            .await;
+    let ends: Vec<_> = lines.iter().filter(|l| l["event"] == "burst_end").collect();
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    assert_eq!((ends[0]["scope"].as_str(), ends[0]["key"].as_str()), (Some("source"), Some("127.0.0.1")));
+    assert!(ends[0]["count"].as_u64().unwrap() >= 5, "{:?}", ends[0]);
+    assert_eq!(ends[0]["client"], "none");
+    assert!(audit_lines(&config_a).iter().all(|l| l["event"] != "burst_end"), "the crashed replica wrote none");
+    b.stop().await;
 }

@@ -71,6 +71,15 @@ impl Tap {
         String::from_utf8(body.to_vec()).unwrap()
     }
 
+    /// Ends the tap at once, as a crash or SIGKILL would: nothing is flushed or ended.
+    pub fn crash(mut self) {
+        // The shutdown signal never comes (a dropped sender would start a graceful stop).
+        std::mem::forget(self.stop.take());
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
     /// Stops the tap and waits for it, as SIGTERM would.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
