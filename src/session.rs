@@ -27,11 +27,26 @@ struct Session {
     share_key: u64,
     /// An inferred session: what an `initialize` of the same client elsewhere is called by.
     init_key: Option<u64>,
+    /// Cluster mode, a stateless session: its claim in the store, and whether this replica counts it.
+    claim: Option<u64>,
+    counted: Counted,
     kind: SessionKind,
     route: Box<str>,
     started: Instant,
     last_seen: Instant,
     protocol_version: &'static str,
+}
+
+/// Whether a session is in this replica's metrics. A stateless session in cluster mode starts on
+/// every replica the client reaches; the one that claims it in the store counts it, the others
+/// keep it only to pass its activity on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    Yes,
+    /// Waiting for the exchange to claim it.
+    Pending,
+    /// Another replica counts it.
+    Elsewhere,
 }
 
 #[derive(Default)]
@@ -80,6 +95,12 @@ impl SessionTracker {
 
     /// Records a session's end at `at` (its last activity when it ended without a word).
     fn end(&self, s: Session, reason: SessionEnd, at: Instant) {
+        if s.counted != Counted::Yes {
+            return;
+        }
+        if let Some(claim) = s.claim {
+            self.release(claim);
+        }
         let duration = at.saturating_duration_since(s.started);
         self.metrics.record_session_end(&s.route, s.protocol_version, (s.kind, reason), duration);
     }
@@ -97,6 +118,8 @@ impl SessionTracker {
         let s = Session {
             share_key,
             init_key: None,
+            claim: None,
+            counted: Counted::Yes,
             kind,
             route: route.into(),
             started: now,
@@ -152,8 +175,19 @@ impl SessionTracker {
         let (share_key, init_key) = (cluster::client_key(&key), cluster::init_key(&key, client_name));
         self.seen(share_key, Some(init_key));
         let init_key = Some(init_key);
-        let s =
-            Session { share_key, init_key, kind, route: route.clone(), started: now, last_seen: now, protocol_version };
+        let (claim, counted) = (None, Counted::Yes);
+        let route2 = route.clone();
+        let s = Session {
+            share_key,
+            init_key,
+            claim,
+            counted,
+            kind,
+            route: route2,
+            started: now,
+            last_seen: now,
+            protocol_version,
+        };
         inner.inferred.entry(key).or_default().push((client_name.into(), s));
         inner.count += 1;
         drop(inner);
@@ -184,11 +218,30 @@ impl SessionTracker {
         }
         let kind = SessionKind::Stateless;
         let route = key.route.clone();
-        let s = Session { share_key, init_key: None, kind, route, started: now, last_seen: now, protocol_version };
+        // In a cluster, the replica that claims it in the store counts it (`cluster`).
+        let clustered = self.shared.load(std::sync::atomic::Ordering::Relaxed);
+        let (claim, counted) = if clustered {
+            (Some(cluster::init_key(key, client_name)), Counted::Pending)
+        } else {
+            (None, Counted::Yes)
+        };
+        let s = Session {
+            share_key,
+            init_key: None,
+            claim,
+            counted,
+            kind,
+            route,
+            started: now,
+            last_seen: now,
+            protocol_version,
+        };
         inner.inferred.entry(key.clone()).or_default().push((client_name.into(), s));
         inner.count += 1;
         drop(inner);
-        self.metrics.record_session_start(&key.route);
+        if counted == Counted::Yes {
+            self.metrics.record_session_start(&key.route);
+        }
     }
 
     /// Traffic from a stateless client; returns the protocol version of its newest session.

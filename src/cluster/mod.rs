@@ -130,6 +130,7 @@ impl Store {
     /// The store failed: counted, and the first failure after it was up written to the audit.
     fn failed(&mut self, config: &Config, operation: &str, error: &str) {
         self.metrics.record_store_error(operation);
+        self.sessions.decide_locally();
         self.conn = None;
         self.retry_at = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);

@@ -29,6 +29,36 @@ fn scores(members: &[u64], reply: Vec<Option<f64>>) -> HashMap<u64, u64> {
 }
 
 impl Store {
+    /// Stateless sessions: each started here is claimed with `SET NX` (one replica counts it),
+    /// and the claims of the ones this replica counts are kept while they live.
+    async fn claim_sessions(
+        &self,
+        conn: &mut MultiplexedConnection,
+        prefix: &str,
+        keep: u64,
+    ) -> redis::RedisResult<()> {
+        let (pending, held) = self.sessions.claims();
+        let released = self.sessions.take_released();
+        if pending.is_empty() && held.is_empty() && released.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for claim in &released {
+            pipe.cmd("DEL").arg(format!("{prefix}:sessions:own:{claim:016x}")).ignore();
+        }
+        for claim in &held {
+            pipe.cmd("PEXPIRE").arg(format!("{prefix}:sessions:own:{claim:016x}")).arg(keep).ignore();
+        }
+        for claim in &pending {
+            let key = format!("{prefix}:sessions:own:{claim:016x}");
+            pipe.cmd("SET").arg(key).arg(&self.replica).arg("NX").arg("PX").arg(keep);
+        }
+        let won: Vec<Option<String>> = pipe.query_async(conn).await?;
+        let won: HashMap<u64, bool> = pending.iter().zip(won).map(|(c, w)| (*c, w.is_some())).collect();
+        self.sessions.claimed(&won);
+        Ok(())
+    }
+
     pub(super) async fn exchange_sessions(
         &mut self,
         conn: &mut MultiplexedConnection,
@@ -56,6 +86,7 @@ impl Store {
             pipe.cmd("ZMSCORE").arg(&init_key).arg(hex(&held_inits));
         }
         let mut replies: Vec<Vec<Option<f64>>> = pipe.query_async(conn).await?;
+        self.claim_sessions(conn, &prefix, keep).await?;
         let mut news = News::default();
         if !held_inits.is_empty() {
             news.inits = scores(&held_inits, replies.pop().unwrap_or_default());

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use super::{ClientKey, Session, SessionEnd, SessionTracker};
+use super::{ClientKey, Counted, Session, SessionEnd, SessionTracker};
 
 /// Session activity noted between two exchanges; more is not noted (the sessions then end by
 /// what their own replica saw).
@@ -46,6 +46,8 @@ pub(crate) fn unix_ms() -> u64 {
 pub(super) struct Sharing {
     seen: HashMap<u64, u64>,
     inits: HashMap<u64, u64>,
+    /// Claims of stateless sessions this replica counted and ended: freed for the next session.
+    released: Vec<u64>,
 }
 
 /// What the store knows of the sessions a replica holds, and what the replica saw meanwhile.
@@ -108,6 +110,65 @@ impl SessionTracker {
         seen.sort_unstable();
         seen.dedup();
         (seen, inits)
+    }
+
+    pub(super) fn release(&self, claim: u64) {
+        let mut s = self.sharing.lock().expect("session lock");
+        if s.released.len() < MAX_NOTED {
+            s.released.push(claim);
+        }
+    }
+
+    /// Claims of sessions that ended here, to free in the store.
+    pub(crate) fn take_released(&self) -> Vec<u64> {
+        std::mem::take(&mut self.sharing.lock().expect("session lock").released)
+    }
+
+    /// Stateless sessions to claim in the store (started here since the last exchange), and the
+    /// claims this replica holds (to keep while the session lives).
+    pub(crate) fn claims(&self) -> (Vec<u64>, Vec<u64>) {
+        let inner = self.inner.lock().expect("session lock");
+        let (mut pending, mut held) = (Vec::new(), Vec::new());
+        for (_, s) in inner.inferred.values().flatten() {
+            match (s.claim, s.counted) {
+                (Some(k), Counted::Pending) => pending.push(k),
+                (Some(k), Counted::Yes) => held.push(k),
+                _ => {}
+            }
+        }
+        (pending, held)
+    }
+
+    /// What the store said of the claims: the replica that won counts the session from its
+    /// start; the others keep passing its activity on.
+    pub(crate) fn claimed(&self, won: &HashMap<u64, bool>) {
+        self.count_pending(|claim| won.get(&claim).copied());
+    }
+
+    /// The store is unreachable: this replica counts the sessions it started, as alone.
+    pub(crate) fn decide_locally(&self) {
+        self.count_pending(|_| Some(true));
+    }
+
+    fn count_pending(&self, won: impl Fn(u64) -> Option<bool>) {
+        let mut started: Vec<Box<str>> = Vec::new();
+        {
+            let mut inner = self.inner.lock().expect("session lock");
+            for (_, s) in inner.inferred.values_mut().flatten() {
+                let (Some(claim), Counted::Pending) = (s.claim, s.counted) else { continue };
+                match won(claim) {
+                    Some(true) => {
+                        s.counted = Counted::Yes;
+                        started.push(s.route.clone());
+                    }
+                    Some(false) => s.counted = Counted::Elsewhere,
+                    None => {}
+                }
+            }
+        }
+        for route in started {
+            self.metrics.record_session_start(&route);
+        }
     }
 
     /// What the cluster saw of the sessions held here: later activity is the session's; a later

@@ -126,3 +126,43 @@ fn without_a_cluster_nothing_is_noted() {
     let news = t.take_news();
     assert!(news.seen.is_empty() && news.inits.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn in_a_cluster_the_replica_that_claims_a_stateless_session_counts_it() {
+    let (winner_metrics, winner) = tracker(60, 10);
+    let (other_metrics, other) = tracker(60, 10);
+    for t in [&winner, &other] {
+        t.share();
+        t.stateless_request(&key(), "agent", "2026-07-28");
+    }
+    let active = |m: &Metrics| {
+        let l = line(m, "mcp_tap_sessions_active");
+        if l.is_empty() {
+            "mcp_tap_sessions_active 0".to_string()
+        } else {
+            l
+        }
+    };
+    assert!(active(&winner_metrics).ends_with(" 0"), "not counted before the claim");
+    let (pending, _) = winner.claims();
+    assert_eq!(pending.len(), 1);
+    winner.claimed(&HashMap::from([(pending[0], true)]));
+    other.claimed(&HashMap::from([(pending[0], false)]));
+    assert!(active(&winner_metrics).ends_with(" 1"));
+    assert!(active(&other_metrics).ends_with(" 0"));
+    assert_eq!(winner.claims().1, pending, "the winner keeps its claim");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!((winner.sweep(), other.sweep()), (1, 1));
+    assert!(line(&winner_metrics, "mcp_tap_sessions_ended_total").contains("session_kind=\"stateless\"} 1"));
+    assert!(!line(&other_metrics, "mcp_tap_sessions_ended_total").contains("session_kind=\"stateless\"} 1"));
+    assert_eq!(winner.take_released(), pending, "the claim is freed for the client's next session");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_store_down_a_replica_counts_the_stateless_sessions_it_started() {
+    let (m, t) = tracker(60, 10);
+    t.share();
+    t.stateless_request(&key(), "agent", "2026-07-28");
+    t.decide_locally();
+    assert!(line(&m, "mcp_tap_sessions_active").ends_with(" 1"));
+}

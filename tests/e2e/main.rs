@@ -14,7 +14,7 @@ mod checklist;
 mod cli;
 mod client_names;
 mod cluster;
-mod cluster_tls;
+mod cluster_edges;
 mod dashboards_lint;
 mod demo;
 mod deploy;

@@ -1,8 +1,9 @@
-//! Cluster mode over TLS as an ACL user: a real `redis-server` that speaks only TLS (a private CA)
+//! Cluster mode at its edges. Over TLS as an ACL user: a real `redis-server` that speaks only TLS (a private CA)
 //! and lets its user `tap` touch only `mcp-tap:*` keys, with the default user off. A replica
 //! reaches it with `rediss://`, `cluster.ca_file` and a password from the environment, decides a
 //! burst through it, and never touches a key outside its namespace (the ACL would refuse it). And
-//! a burst whose replica crashed is ended once by another replica.
+//! a burst whose replica crashed is ended once by another replica. And a stateless (MCP
+//! 2026-07-28) client whose requests reach two replicas is one session.
 
 use crate::auth_audit::LIST;
 use crate::common;
@@ -149,4 +150,59 @@ async fn a_burst_whose_replica_crashed_is_ended_once_by_another() {
     assert_eq!(ends[0]["client"], "none");
     assert!(audit_lines(&config_a).iter().all(|l| l["event"] != "burst_end"), "the crashed replica wrote none");
     b.stop().await;
+}
+
+/// An MCP 2026-07-28 client has no handshake: each replica it reaches would start a session of
+/// its own. The one that claims it in the store counts it; the client is one session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_client_on_two_replicas_is_one_session() {
+    let dir = std::env::temp_dir().join(format!("mcp-tap-stateless-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = redis_server(&dir).await;
+    let server = python_server(true).await;
+    let replica = || {
+        let mut c = config_for(&format!("http://127.0.0.1:{}", server.port), "py");
+        c.cluster.store_url = Some(format!("redis://127.0.0.1:{}/0", store.port));
+        c.cluster.password_env = Some("STORE_PASSWORD".into());
+        c.cluster.name = "stateless".into();
+        c.env = mcp_tap::config::Environment::fixed([("STORE_PASSWORD", STORE_PASSWORD)]);
+        c.sessions.idle_timeout = Duration::from_secs(3);
+        c
+    };
+    let taps = [Tap::start(replica()).await, Tap::start(replica()).await];
+    for tap in &taps {
+        eventually(Duration::from_secs(10), "the replica reaches its store", || async {
+            let m = tap.metrics().await;
+            if metric(&m, "mcp_tap_store_up", &[("cluster", "stateless")]) == 1.0 {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        })
+        .await;
+    }
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"agent-2026","version":"1"}}}}"#;
+    for round in 0..6 {
+        let (status, _, body) = post_mcp(&taps[round % 2].url("/mcp"), &[], list).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let ended = eventually(Duration::from_secs(20), "the session ended", || async {
+        let mut ended = 0.0;
+        let mut open = 0.0;
+        for tap in &taps {
+            let m = tap.metrics().await;
+            ended += metric(&m, "mcp_tap_sessions_ended_total", &[("session_kind", "stateless")]);
+            open += metric(&m, "mcp_tap_sessions_active", &[("mcp_route", "py")]);
+        }
+        if ended > 0.0 && open == 0.0 {
+            Ok(ended)
+        } else {
+            Err(format!("{ended} ended, {open} open"))
+        }
+    })
+    .await;
+    assert_eq!(ended, 1.0, "one session in the cluster, not one per replica");
+    for tap in taps {
+        tap.stop().await;
+    }
 }
