@@ -242,6 +242,9 @@ impl Store {
                     self.metrics.set_burst_active(*scope, outcome.active.get(scope).copied().unwrap_or(0));
                 }
                 if let Err(e) = self.share(&mut conn, &config, &pending).await {
+                    // The bursts were sent; what else waited goes again with the next exchange.
+                    let rest = Pending { products: pending.products, findings: pending.findings, ..Pending::default() };
+                    shared.put_back(rest);
                     self.failed(&config, "exchange", &e);
                 }
             }
