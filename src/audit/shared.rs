@@ -104,9 +104,15 @@ impl SharedBursts {
     }
 
     /// One failure, in every burst key it belongs to (`keys`), from `source` with `credential`.
-    pub(crate) fn failure(&self, keys: &[BurstKey], source: Subject, credential: Option<Fingerprint>, client: &str) {
+    pub(crate) fn failure(
+        &self,
+        keys: &[Option<BurstKey>],
+        source: Subject,
+        credential: Option<Fingerprint>,
+        client: &str,
+    ) {
         let mut pending = self.pending.lock().expect("shared bursts lock");
-        for key in keys.iter().filter(|k| k.scope != Scope::Stuffing) {
+        for key in keys.iter().flatten().filter(|k| k.scope != Scope::Stuffing) {
             if let Some(c) = pending.keys.get_mut(key) {
                 c.failures += 1;
             } else if pending.keys.len() < self.cap {
@@ -128,16 +134,25 @@ impl SharedBursts {
     /// A credential used by a client that declared `name` (on `route`, labelled `client`).
     pub(crate) fn product(&self, fp: Fingerprint, name: &str, route: &str, client: &str, source: std::net::IpAddr) {
         let mut pending = self.pending.lock().expect("shared bursts lock");
-        if pending.products.len() >= self.cap && !pending.products.contains_key(&fp) {
-            return;
+        let full = pending.products.len() >= self.cap;
+        match pending.products.entry(fp) {
+            // The common case, a credential seen again within the interval: nothing to allocate.
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let p = o.into_mut();
+                if p.names.len() < NAMES_PER_CREDENTIAL && !p.names.iter().any(|n| &**n == name) {
+                    p.names.push(name.into());
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(v) if !full => {
+                v.insert(Products {
+                    names: vec![name.into()],
+                    route: route.to_string(),
+                    client: client.to_string(),
+                    source: Some(source),
+                });
+            }
+            std::collections::hash_map::Entry::Vacant(_) => {}
         }
-        let p = pending.products.entry(fp).or_default();
-        if p.names.len() < NAMES_PER_CREDENTIAL && !p.names.iter().any(|n| &**n == name) {
-            p.names.push(name.into());
-        }
-        p.route = route.to_string();
-        p.client = client.to_string();
-        p.source = Some(source);
     }
 
     /// A finding about credential `fp` (a client that stopped refreshing): the cluster writes it

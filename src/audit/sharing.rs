@@ -38,7 +38,7 @@ pub(crate) struct Sharing {
     window: Duration,
     seen: LruCache<Fingerprint, Vec<Seen>>,
     /// The name each credential and origin declared last.
-    bound: LruCache<(Fingerprint, Origin), Box<str>>,
+    bound: LruCache<(Fingerprint, Origin), std::sync::Arc<str>>,
     reported: LruCache<(Fingerprint, Box<str>, Box<str>), ()>,
 }
 
@@ -75,7 +75,7 @@ impl Sharing {
                 (declared.into(), None)
             }
             None => match self.bound.get(&(fp, origin)) {
-                Some(bound) => (bound.clone(), None),
+                Some(bound) => ((**bound).into(), None),
                 None => (agent_product(product.user_agent?)?.into(), Some(origin)),
             },
         };
@@ -115,7 +115,7 @@ impl Sharing {
 impl Sharing {
     /// The declared name of a request: its own, or the one bound to its credential, address and
     /// User-Agent (binding a new one); `None` for a program known by its User-Agent only.
-    pub(crate) fn declared(&mut self, fp: Fingerprint, product: &Product<'_>) -> Option<Box<str>> {
+    pub(crate) fn declared(&mut self, fp: Fingerprint, product: &Product<'_>) -> Option<std::sync::Arc<str>> {
         let origin = (product.source, agent_hash(product.user_agent));
         match product.declared.and_then(clean) {
             Some(name) => {

@@ -342,9 +342,14 @@ impl BurstDetector {
 
     /// The burst keys a failure from `source` with `credential` belongs to (stuffing included),
     /// and the source's key: what a replica tells the cluster store.
-    pub(crate) fn keys_for(&self, source: IpAddr, credential: Option<Fingerprint>) -> (Subject, Vec<BurstKey>) {
+    pub(crate) fn keys_for(&self, source: IpAddr, credential: Option<Fingerprint>) -> (Subject, [Option<BurstKey>; 4]) {
         let source = group(source, self.cfg.ipv6_prefix);
-        (self.source_key(source), self.keys_of(source, credential).collect())
+        // At most four keys (source, credential, stuffing, global): no allocation per failure.
+        let mut keys = [None; 4];
+        for (slot, key) in keys.iter_mut().zip(self.keys_of(source, credential)) {
+            *slot = Some(key);
+        }
+        (self.source_key(source), keys)
     }
 
     /// Keys in burst in `scope` (the metrics count them as they start and end).
