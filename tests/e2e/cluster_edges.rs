@@ -16,6 +16,18 @@ use common::*;
 
 const ACL_PASSWORD: &str = "acl-pw-3c1f9e";
 
+async fn until_store_up(tap: &Tap, cluster: &str) {
+    eventually(Duration::from_secs(10), "the replica reaches its store", || async {
+        let m = tap.metrics().await;
+        if metric(&m, "mcp_tap_store_up", &[("cluster", cluster)]) == 1.0 {
+            Ok(())
+        } else {
+            Err(m.lines().filter(|l| l.starts_with("mcp_tap_store")).collect::<Vec<_>>().join("\n"))
+        }
+    })
+    .await;
+}
+
 fn tls_store(port: u16, pki: &Pki, cert: &std::path::Path, key: &std::path::Path) -> Command {
     let bin = "/usr/bin/redis-server";
     assert!(std::path::Path::new(bin).exists(), "redis-server is missing: `apt-get install redis-server`");
@@ -58,15 +70,7 @@ async fn a_replica_reaches_a_tls_store_as_an_acl_user_held_to_its_own_keys() {
     config.env = mcp_tap::config::Environment::fixed([("STORE_PASSWORD", ACL_PASSWORD)]);
     config.bursts.source.failures = 5;
     let tap = Tap::start(config.clone()).await;
-    eventually(Duration::from_secs(10), "the replica reaches its TLS store", || async {
-        let m = tap.metrics().await;
-        if metric(&m, "mcp_tap_store_up", &[("cluster", "tls")]) == 1.0 {
-            Ok(())
-        } else {
-            Err(m.lines().filter(|l| l.starts_with("mcp_tap_store")).collect::<Vec<_>>().join("\n"))
-        }
-    })
-    .await;
+    until_store_up(&tap, "tls").await;
     for _ in 0..8 {
         assert_eq!(post_mcp(&tap.url("/api/mcp-actions/v1"), &[], LIST).await.0, 401);
     }
@@ -116,15 +120,7 @@ async fn a_burst_whose_replica_crashed_is_ended_once_by_another() {
     let (config_a, config_b) = (replica(), replica());
     let (a, b) = (Tap::start(config_a.clone()).await, Tap::start(config_b.clone()).await);
     for tap in [&a, &b] {
-        eventually(Duration::from_secs(10), "the replica reaches its store", || async {
-            let m = tap.metrics().await;
-            if metric(&m, "mcp_tap_store_up", &[("cluster", "orphans")]) == 1.0 {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
-            }
-        })
-        .await;
+        until_store_up(tap, "orphans").await;
     }
     for _ in 0..8 {
         assert_eq!(post_mcp(&a.url("/api/mcp-actions/v1"), &[], LIST).await.0, 401);
@@ -171,15 +167,7 @@ async fn a_stateless_client_on_two_replicas_is_one_session() {
     };
     let taps = [Tap::start(replica()).await, Tap::start(replica()).await];
     for tap in &taps {
-        eventually(Duration::from_secs(10), "the replica reaches its store", || async {
-            let m = tap.metrics().await;
-            if metric(&m, "mcp_tap_store_up", &[("cluster", "stateless")]) == 1.0 {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
-            }
-        })
-        .await;
+        until_store_up(tap, "stateless").await;
     }
     let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"agent-2026","version":"1"}}}}"#;
     for round in 0..6 {
