@@ -174,16 +174,13 @@ impl SessionTracker {
         let kind = SessionKind::Inferred;
         let (share_key, init_key) = (cluster::client_key(&key), cluster::init_key(&key, client_name));
         self.seen(share_key, Some(init_key));
-        let init_key = Some(init_key);
-        let (claim, counted) = (None, Counted::Yes);
-        let route2 = route.clone();
         let s = Session {
             share_key,
-            init_key,
-            claim,
-            counted,
+            init_key: Some(init_key),
+            claim: None,
+            counted: Counted::Yes,
             kind,
-            route: route2,
+            route: route.clone(),
             started: now,
             last_seen: now,
             protocol_version,
@@ -203,7 +200,6 @@ impl SessionTracker {
     /// name on this identity) starts at its first request and ends after an idle gap.
     pub(crate) fn stateless_request(&self, key: &ClientKey, client_name: &str, protocol_version: &'static str) {
         let now = Instant::now();
-        let share_key = cluster::client_key(key);
         let mut inner = self.inner.lock().expect("session lock");
         if let Some(list) = inner.inferred.get_mut(key) {
             if let Some((_, s)) = list.iter_mut().find(|(n, s)| &**n == client_name && s.kind == SessionKind::Stateless)
@@ -217,9 +213,9 @@ impl SessionTracker {
             return;
         }
         let kind = SessionKind::Stateless;
-        let route = key.route.clone();
+        let (route, share_key) = (key.route.clone(), cluster::client_key(key));
         // In a cluster, the replica that claims it in the store counts it (`cluster`).
-        let clustered = self.shared.load(std::sync::atomic::Ordering::Relaxed);
+        let clustered = self.is_shared();
         let (claim, counted) = if clustered {
             (Some(cluster::init_key(key, client_name)), Counted::Pending)
         } else {

@@ -46,6 +46,26 @@ pub const FINDINGS: [&str; 7] = [
     "hidden_denial",
 ];
 
+/// How loud an audit event is, for the outputs that grade them (OTLP logs, syslog): a finding
+/// warns (a person should look), the tap's own failures are errors, the rest is information.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    /// The severity of an event named `event`, a finding or not.
+    pub(crate) fn of(event: &str, finding: bool) -> Self {
+        match event {
+            _ if finding => Severity::Warning,
+            "store_lost" | "config_reload_refused" => Severity::Error,
+            _ => Severity::Info,
+        }
+    }
+}
+
 /// The kinds of audit event.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

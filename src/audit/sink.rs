@@ -32,10 +32,11 @@ enum Msg {
     Hold(mpsc::Sender<()>, Receiver<()>),
 }
 
-/// Another place audit events go: called on the writer thread with each JSON line, in order.
-/// It must not wait (queue, and count what it cannot queue).
+/// Another place audit events go: called on the writer thread with each JSON line and its
+/// fields (parsed once for every forward), in order. It must not wait (queue, and count what it
+/// cannot queue).
 pub(crate) trait Forward: Send {
-    fn forward(&mut self, line: &str);
+    fn forward(&mut self, line: &str, fields: &serde_json::Map<String, serde_json::Value>);
 }
 
 enum Output {
@@ -165,9 +166,13 @@ fn writer(
 }
 
 fn forward(forwards: &mut [Box<dyn Forward>], batch: &[String]) {
-    for f in forwards {
-        for line in batch {
-            f.forward(line);
+    if forwards.is_empty() {
+        return;
+    }
+    for line in batch {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(line) else { continue };
+        for f in forwards.iter_mut() {
+            f.forward(line, &fields);
         }
     }
 }

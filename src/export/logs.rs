@@ -19,7 +19,7 @@ use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLogger};
 use serde_json::{Map, Value};
 
-use crate::audit::event::AuditEvent;
+use crate::audit::event::{self, AuditEvent};
 use crate::audit::sink::Forward;
 use crate::config::{Otlp, OtlpProtocol};
 use crate::metrics::{ForwardLoss, ForwardOutput, Metrics};
@@ -34,12 +34,11 @@ pub(crate) struct AuditLogs {
 }
 
 impl Forward for AuditLogs {
-    fn forward(&mut self, line: &str) {
+    fn forward(&mut self, line: &str, fields: &Map<String, Value>) {
         if self.queued.load(Ordering::Acquire) >= self.capacity {
             self.metrics.record_forward_dropped(ForwardOutput::Otlp, ForwardLoss::QueueFull, 1);
             return;
         }
-        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(line) else { return };
         let mut record = self.logger.create_log_record();
         fill(&mut record, fields, line);
         self.queued.fetch_add(1, Ordering::AcqRel);
@@ -50,9 +49,8 @@ impl Forward for AuditLogs {
 /// The JSON fields that are the record's own parts, not attributes.
 const RECORD_FIELDS: [&str; 4] = ["ts", "event", "trace_id", "span_id"];
 
-fn fill(record: &mut impl LogRecord, fields: Map<String, Value>, line: &str) {
-    let event = fields.get("event").and_then(Value::as_str).unwrap_or("").to_string();
-    let event = event.as_str();
+fn fill(record: &mut impl LogRecord, fields: &Map<String, Value>, line: &str) {
+    let event = fields.get("event").and_then(Value::as_str).unwrap_or("");
     let name =
         AuditEvent::NAMES.iter().position(|n| *n == event).map_or("mcp_tap.audit", |i| AuditEvent::OTEL_NAMES[i]);
     record.set_event_name(name);
@@ -75,17 +73,17 @@ fn fill(record: &mut impl LogRecord, fields: Map<String, Value>, line: &str) {
             record.add_attribute(Key::from_static_str("error.type"), any(v.clone()));
         }
         if !RECORD_FIELDS.contains(&k.as_str()) {
-            record.add_attribute(attribute_key(event, k), any(v));
+            record.add_attribute(attribute_key(event, k.clone()), any(v.clone()));
         }
     }
 }
 
-/// Findings warn (a person should look); the tap's own failures are errors; the rest is info.
+/// The OpenTelemetry severity of an event (`event::Severity`).
 fn severity(event: &str, finding: bool) -> (Severity, &'static str) {
-    match event {
-        _ if finding => (Severity::Warn, "WARN"),
-        "store_lost" | "config_reload_refused" => (Severity::Error, "ERROR"),
-        _ => (Severity::Info, "INFO"),
+    match event::Severity::of(event, finding) {
+        event::Severity::Warning => (Severity::Warn, "WARN"),
+        event::Severity::Error => (Severity::Error, "ERROR"),
+        event::Severity::Info => (Severity::Info, "INFO"),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Audit events to a syslog receiver (rsyslog, syslog-ng, a SIEM's collector): one RFC 5424
 //! message per event, over UDP, TCP with octet counting (RFC 6587) or TLS (RFC 5425). The writer
-//! thread queues each line without waiting; a task of its own formats and sends. A receiver that
+//! thread formats each event and queues it without waiting; a task of its own sends. A receiver that
 //! is down or slow fills the bounded queue, and what does not fit is dropped and counted; the
 //! task reconnects with backoff and sends what waited.
 //!
@@ -15,19 +15,23 @@ use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::audit::event::Severity;
 use crate::audit::sink::Forward;
 use crate::config::{SyslogTarget, SyslogTransport};
 use crate::metrics::{ForwardLoss, ForwardOutput, Metrics};
 
-/// The syslog output of the audit trail: queues lines for the sending task.
+/// The syslog output of the audit trail: formats each event (on the audit writer thread) and
+/// queues the message for the sending task.
 pub(crate) struct Syslog {
     tx: mpsc::Sender<String>,
     metrics: Arc<Metrics>,
+    host: String,
+    pid: u32,
 }
 
 impl Forward for Syslog {
-    fn forward(&mut self, line: &str) {
-        if self.tx.try_send(line.to_string()).is_err() {
+    fn forward(&mut self, line: &str, fields: &Map<String, Value>) {
+        if self.tx.try_send(format(fields, line, &self.host, self.pid)).is_err() {
             self.metrics.record_forward_dropped(ForwardOutput::Syslog, ForwardLoss::QueueFull, 1);
         }
     }
@@ -40,20 +44,20 @@ const SD_ID: &str = "mcp-tap@32473";
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// One RFC 5424 message for a JSON audit line (`host` and `pid` fill HOSTNAME and PROCID).
-pub(crate) fn format(line: &str, host: &str, pid: u32) -> Option<String> {
-    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(line) else { return None };
+/// One RFC 5424 message for a JSON audit line and its fields (`host` and `pid` fill HOSTNAME
+/// and PROCID).
+pub(crate) fn format(fields: &Map<String, Value>, line: &str, host: &str, pid: u32) -> String {
     let text = |k: &str| fields.get(k).and_then(Value::as_str).unwrap_or("-");
     let event = text("event");
-    let severity = match event {
-        _ if fields.contains_key("finding") => 4,
-        "store_lost" | "config_reload_refused" => 3,
-        _ => 6,
+    let severity = match Severity::of(event, fields.contains_key("finding")) {
+        Severity::Warning => 4,
+        Severity::Error => 3,
+        Severity::Info => 6,
     };
     let pri = FACILITY_AUTHPRIV * 8 + severity;
     let msgid: String = event.chars().filter(char::is_ascii_graphic).take(32).collect();
     let msgid = if msgid.is_empty() { "-".to_string() } else { msgid };
-    Some(format!("<{pri}>1 {} {host} mcp-tap {pid} {msgid} {} {line}", text("ts"), structured_data(&fields)))
+    format!("<{pri}>1 {} {host} mcp-tap {pid} {msgid} {} {line}", text("ts"), structured_data(fields))
 }
 
 /// `[mcp-tap@32473 name="value" …]`: every field but `ts` and `event` (in the header already);
@@ -101,9 +105,9 @@ pub(crate) fn start(
         _ => None,
     };
     let (tx, rx) = mpsc::channel(queue.max(1));
-    let sender = Sender { target, tls, metrics: metrics.clone(), host: hostname(), pid: std::process::id() };
+    let sender = Sender { target, tls, metrics: metrics.clone() };
     let task = tokio::spawn(sender.run(rx));
-    Ok((Syslog { tx, metrics }, task))
+    Ok((Syslog { tx, metrics, host: hostname(), pid: std::process::id() }, task))
 }
 
 /// The HOSTNAME field: the machine's name (the pod's, in Kubernetes), or `-`.
@@ -131,8 +135,6 @@ struct Sender {
     target: SyslogTarget,
     tls: Option<Tls>,
     metrics: Arc<Metrics>,
-    host: String,
-    pid: u32,
 }
 
 impl Sender {
@@ -141,7 +143,7 @@ impl Sender {
         let mut backoff = Duration::from_millis(250);
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 256).await > 0 {
-            let messages: Vec<String> = batch.drain(..).filter_map(|l| format(&l, &self.host, self.pid)).collect();
+            let messages: Vec<String> = std::mem::take(&mut batch);
             loop {
                 if connection.is_none() {
                     match self.connect().await {
@@ -237,13 +239,14 @@ mod tests {
     #[test]
     fn a_line_becomes_an_rfc5424_message_with_escaped_structured_data() {
         let line = r#"{"ts":"2026-12-04T10:00:00.123Z","schema":"mcp-tap.audit.v1","event":"auth_failure","status":401,"reason":"unknown_token","tool":"a\"b]c\\d","clients":["x","y"]}"#;
-        let m = format(line, "tap-0", 42).unwrap();
+        let fields = |l: &str| serde_json::from_str::<Map<String, Value>>(l).unwrap();
+        let m = format(&fields(line), line, "tap-0", 42);
         assert!(m.starts_with("<86>1 2026-12-04T10:00:00.123Z tap-0 mcp-tap 42 auth_failure [mcp-tap@32473 "), "{m}");
         assert!(m.contains(r#" status="401""#) && m.contains(r#" reason="unknown_token""#), "{m}");
         assert!(m.contains(r#" tool="a\"b\]c\\d""#), "{m}");
         assert!(m.contains(r#" clients="[\"x\",\"y\"\]""#), "{m}");
         assert!(m.ends_with(&format!("] {line}")), "the JSON line is the message: {m}");
         let finding = r#"{"ts":"2026-12-04T10:00:00.123Z","event":"burst_start","finding":"burst"}"#;
-        assert!(format(finding, "h", 1).unwrap().starts_with("<84>1 "), "a finding is a warning");
+        assert!(format(&fields(finding), finding, "h", 1).starts_with("<84>1 "), "a finding is a warning");
     }
 }

@@ -45,16 +45,16 @@ pub(crate) struct Exchange {
     tool_call: Option<Pending>,
 }
 
-/// What an operation's audit event says of the exchange: response bytes so far, header session.
-fn answered<'a>(bytes: u64, session: &'a Option<SessionRef>, new_id: &'a Option<Box<str>>) -> Answered<'a> {
-    let session = match session {
-        Some(SessionRef::Header(id)) => Some(&**id),
-        _ => new_id.as_deref(),
-    };
-    Answered { bytes, session }
-}
-
 impl Exchange {
+    /// What an operation's audit event says of the exchange: response bytes so far, header session.
+    fn answered(&self) -> Answered<'_> {
+        let session = match &self.session {
+            Some(SessionRef::Header(id)) => Some(&**id),
+            _ => self.new_session_id.as_deref(),
+        };
+        Answered { bytes: self.bytes, session }
+    }
+
     /// The response headers arrived with `status`; notifications are answered by them.
     pub(crate) fn new(
         recorder: Recorder,
@@ -119,12 +119,7 @@ impl Exchange {
             if self.status < 400 {
                 let now = Instant::now();
                 for mut p in notifications {
-                    self.recorder.operation(
-                        &mut p,
-                        ErrorType::None,
-                        now,
-                        answered(self.bytes, &self.session, &self.new_session_id),
-                    );
+                    self.recorder.operation(&mut p, ErrorType::None, now, self.answered());
                 }
             } else {
                 // A rejected notification waits for the body, which may carry the JSON-RPC error.
@@ -196,7 +191,7 @@ impl Exchange {
             Kind::Result(r) => self.on_result(&mut p, r),
             _ => ErrorType::None,
         };
-        self.recorder.operation(&mut p, error, now, answered(self.bytes, &self.session, &self.new_session_id));
+        self.recorder.operation(&mut p, error, now, self.answered());
     }
 
     /// A result for `p`: what it teaches (sessions, advertised names), and its outcome.
@@ -251,7 +246,7 @@ impl Exchange {
     pub(crate) fn fail(mut self, error: ErrorType) {
         let now = Instant::now();
         for mut p in std::mem::take(&mut self.pending) {
-            self.recorder.operation(&mut p, error, now, answered(self.bytes, &self.session, &self.new_session_id));
+            self.recorder.operation(&mut p, error, now, self.answered());
         }
     }
 
@@ -290,7 +285,7 @@ impl Exchange {
         };
         let now = Instant::now();
         for mut p in std::mem::take(&mut self.pending) {
-            self.recorder.operation(&mut p, error, now, answered(self.bytes, &self.session, &self.new_session_id));
+            self.recorder.operation(&mut p, error, now, self.answered());
         }
         // A client may close an SSE stream once it has its answer: the bytes it got still count.
         if let (Some(call), true) = (self.tool_call.take(), self.bytes > 0 && self.status < 400) {

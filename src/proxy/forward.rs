@@ -33,10 +33,13 @@ pub(crate) fn upstream_host(upstream: &Uri) -> Option<HeaderValue> {
 }
 
 /// The upstream's `server.address` and `server.port` (the scheme's port when the URL names none).
-pub(crate) fn server_address(upstream: &Uri) -> (std::sync::Arc<str>, std::sync::Arc<str>) {
+/// Made once per process (`upstream.url` changes only with a restart), so every request's
+/// recorder copies two references.
+pub(crate) fn server_address(upstream: &Uri) -> (&'static str, &'static str) {
     let host = upstream.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
     let default = if upstream.scheme_str() == Some("https") { 443 } else { 80 };
-    (host.into(), upstream.port_u16().unwrap_or(default).to_string().into())
+    let port = upstream.port_u16().unwrap_or(default).to_string();
+    (Box::leak(host.into()), Box::leak(port.into_boxed_str()))
 }
 
 /// A client address as an `X-Forwarded-For` entry, computed once per connection.

@@ -72,7 +72,7 @@ pub(crate) struct Shared {
     /// The `Host` header upstream requests carry.
     pub upstream_host: Option<http::HeaderValue>,
     /// `server.address` and `server.port` of the upstream hop's metric.
-    pub upstream_address: (Arc<str>, Arc<str>),
+    pub upstream_address: (&'static str, &'static str),
     pub auditor: Arc<Auditor>,
     /// Bytes held for reading MCP request bodies, over all requests.
     pub budget: Arc<limits::Budget>,

@@ -43,7 +43,7 @@ pub(crate) struct Recorder {
     /// Who holds the user token (when its user is known): a refresh is the same holder's.
     holder: Option<Holder>,
     /// The upstream's `server.address` and `server.port`.
-    upstream_address: (Arc<str>, Arc<str>),
+    upstream_address: (&'static str, &'static str),
     /// Which operations get an `operation` audit event (`audit.operations`).
     operations: AuditOperations,
     /// The upstream's HTTP status (0 when it never answered).
@@ -97,7 +97,7 @@ impl Recorder {
             user,
             verdict,
             holder,
-            upstream_address: shared.upstream_address.clone(),
+            upstream_address: shared.upstream_address,
             operations,
             status,
         }
@@ -186,8 +186,8 @@ impl Recorder {
             http_version: self.call.http_version,
             duration: now - self.call.started,
             upstream: self.call.sent.map(|sent| Upstream {
-                address: &self.upstream_address.0,
-                port: &self.upstream_address.1,
+                address: self.upstream_address.0,
+                port: self.upstream_address.1,
                 duration: now.saturating_duration_since(sent),
             }),
         });

@@ -69,9 +69,13 @@ impl SessionTracker {
         self.shared.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Without a cluster, a request pays one relaxed load here and hashes nothing.
+    pub(super) fn is_shared(&self) -> bool {
+        self.shared.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(super) fn seen(&self, key: u64, init: Option<u64>) {
-        // Without a cluster, a request pays one relaxed load here.
-        if !self.shared.load(std::sync::atomic::Ordering::Relaxed) {
+        if !self.is_shared() {
             return;
         }
         let mut s = self.sharing.lock().expect("session lock");
@@ -84,12 +88,16 @@ impl SessionTracker {
 
     /// The upstream answered a request of this header session (whichever replica holds it).
     pub(crate) fn header_answered(&self, route: &str, id: &str) {
-        self.seen(header_key(route, id), None);
+        if self.is_shared() {
+            self.seen(header_key(route, id), None);
+        }
     }
 
     /// The upstream answered a request of this client (inferred and stateless sessions).
     pub(crate) fn client_answered(&self, key: &ClientKey) {
-        self.seen(client_key(key), None);
+        if self.is_shared() {
+            self.seen(client_key(key), None);
+        }
     }
 
     /// What this replica saw since the last exchange, to send.
