@@ -53,6 +53,19 @@ def metric_sum(text, prefix):
     return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(prefix))
 
 
+def refused(text):
+    """HTTP exchanges the tap answered with anything but 200, whatever order the labels come in."""
+    import re
+
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("mcp_tap_http_requests_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            if labels.get("http_response_status_code") != "200":
+                total += float(line.split()[-1])
+    return total
+
+
 class SyslogReceiver(threading.Thread):
     """A TCP syslog receiver (octet counting) that counts the messages it gets."""
 
@@ -127,8 +140,7 @@ def main():
     rps = requests / sum(s["duration_us"] / 1e6 for s in segments)
     p99 = max(s["p99"] for s in segments) / 1000
     events = metric_sum(during, 'mcp_tap_audit_events_total{event="operation"}')
-    failed = metric_sum(during, "mcp_tap_http_requests_total{") - metric_sum(
-        during, 'mcp_tap_http_requests_total{http_request_method="POST",http_response_status_code="200"')
+    failed = refused(during)
     dropped = {o: metric_sum(during, f'mcp_tap_audit_forward_dropped_total{{cause="queue_full",output="{o}"}}')
                + metric_sum(during, f'mcp_tap_audit_forward_dropped_total{{cause="export_failed",output="{o}"}}')
                for o in ("otlp", "syslog")}
