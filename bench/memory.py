@@ -23,7 +23,7 @@ import h2.config
 import h2.connection
 import h2.events
 
-CEILING_MIB = 64  # the README's target with default limits
+CEILING_MIB = 64  # the ceiling with default limits (docs/operations.md, Memory ceiling)
 BODY = 100_000  # declared body size: under the default 128 KiB cap, over Backstage's 100 kB
 
 

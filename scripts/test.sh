@@ -88,12 +88,12 @@ for day in healthy-day incident-day; do
   cat "target/findings-$day.md"
 done
 
-# Memory under hostile clients, small size: fails when peak RSS passes the README's ceiling.
+# Memory under hostile clients, small size: fails when peak RSS passes the ceiling in docs/operations.md (Memory ceiling).
 step "bench/memory.py --quick"
 "$venv/bin/python" bench/memory.py --quick --binary target/debug/mcp-tap
 
 # Speed next to nginx, small size, on the release build: fails only when a throughput ratio falls
-# below a generous floor (a regression, not noise). The full table: bench/speed.py (README).
+# below a generous floor (a regression, not noise). The full table: bench/speed.py (docs/performance.md).
 step "cargo build --release; bench/speed.py --quick"
 cargo build --locked --release
 python3 bench/speed.py --quick --binary target/release/mcp-tap

@@ -34,7 +34,8 @@ pub(crate) fn is_jwt(token: &str) -> bool {
 
 /// A user token held for the length of its request, to be explained if Backstage refuses it.
 /// Never printed: its `Debug` says only that it is there.
-pub(crate) struct HeldToken(Box<str>);
+#[derive(Clone)]
+pub(crate) struct HeldToken(Arc<str>);
 
 impl HeldToken {
     /// The bearer token of `authorization`, if it has the shape of a JWT.
@@ -182,6 +183,10 @@ pub(crate) struct SigningKeys {
     /// A user token was seen at all (before that, nothing is fetched).
     seen: AtomicBool,
     last_fetch: Mutex<Option<Instant>>,
+    /// A fetch is under way.
+    fetching: AtomicBool,
+    /// Counts the fetches that ended (keys replaced or not): refusals explained late wait on it.
+    fetches: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for SigningKeys {
@@ -191,6 +196,8 @@ impl Default for SigningKeys {
             wanted: false.into(),
             seen: false.into(),
             last_fetch: Mutex::new(None),
+            fetching: false.into(),
+            fetches: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -243,7 +250,21 @@ impl SigningKeys {
         }
         *last = Some(now);
         self.wanted.store(false, Ordering::Relaxed);
+        self.fetching.store(true, Ordering::Release);
         true
+    }
+
+    /// A fetch ended, whether it replaced the keys or not.
+    pub(crate) fn fetch_ended(&self) {
+        self.fetching.store(false, Ordering::Release);
+        self.fetches.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// While a fetch is under way, a receiver that changes when it ends.
+    pub(crate) fn fetch_in_flight(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        // Subscribed before the check: a fetch that ends in between still changes it.
+        let ended = self.fetches.subscribe();
+        self.fetching.load(Ordering::Acquire).then_some(ended)
     }
 }
 

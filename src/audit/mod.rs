@@ -101,6 +101,77 @@ pub(crate) struct AuthFailure<'a> {
     pub span_id: Option<&'a str>,
 }
 
+/// An `AuthFailure` that owns what it says, for a refusal explained after the request's answer
+/// (when the upstream's signing keys arrive).
+#[derive(Debug)]
+pub(crate) struct LateAuthFailure {
+    pub route: String,
+    pub status: u16,
+    pub reason: Reason,
+    pub http_method: String,
+    pub mcp_method: Option<Method>,
+    pub tool: Option<String>,
+    pub credential: Credential,
+    pub client: Arc<str>,
+    pub user: Option<String>,
+    pub holder: Option<expiry::Holder>,
+    pub expired_seconds: Option<u64>,
+    pub source: IpAddr,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub jsonrpc_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+}
+
+impl AuthFailure<'_> {
+    pub(crate) fn late(&self, client: Arc<str>) -> LateAuthFailure {
+        LateAuthFailure {
+            route: self.route.to_string(),
+            status: self.status,
+            reason: self.reason,
+            http_method: self.http_method.to_string(),
+            mcp_method: self.mcp_method,
+            tool: self.tool.map(str::to_string),
+            credential: self.credential.clone(),
+            client,
+            user: self.user.map(str::to_string),
+            holder: self.holder,
+            expired_seconds: self.expired_seconds,
+            source: self.source,
+            user_agent: self.user_agent.map(str::to_string),
+            request_id: self.request_id.map(str::to_string),
+            jsonrpc_id: self.jsonrpc_id.clone(),
+            trace_id: self.trace_id.map(str::to_string),
+            span_id: self.span_id.map(str::to_string),
+        }
+    }
+}
+
+impl LateAuthFailure {
+    pub(crate) fn failure(&self) -> AuthFailure<'_> {
+        AuthFailure {
+            route: &self.route,
+            status: self.status,
+            reason: self.reason,
+            http_method: &self.http_method,
+            mcp_method: self.mcp_method,
+            tool: self.tool.as_deref(),
+            credential: &self.credential,
+            client: &self.client,
+            user: self.user.as_deref(),
+            holder: self.holder,
+            expired_seconds: self.expired_seconds,
+            source: self.source,
+            user_agent: self.user_agent.as_deref(),
+            request_id: self.request_id.as_deref(),
+            jsonrpc_id: self.jsonrpc_id.clone(),
+            trace_id: self.trace_id.as_deref(),
+            span_id: self.span_id.as_deref(),
+        }
+    }
+}
+
 /// An LRU cache of at most `cap` entries (at least one), behind a lock.
 fn lru<K: std::hash::Hash + Eq, V>(cap: usize) -> Mutex<LruCache<K, V>> {
     Mutex::new(LruCache::new(NonZeroUsize::new(cap.max(1)).expect("non-zero")))

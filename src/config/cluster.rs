@@ -12,7 +12,7 @@ use super::Environment;
 pub const STORE_URL_ENV: &str = "MCP_TAP_STORE_URL";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Cluster {
     /// `redis://host:6379/0` or `rediss://` (TLS); user and password may be in the URL, but
     /// prefer `password_file` or `password_env`.

@@ -15,6 +15,23 @@ fn every_unknown_key_is_reported_at_once() {
 }
 
 #[test]
+fn unknown_keys_in_every_section_are_reported_at_once() {
+    let err = Config::parse(
+        "cluster:\n  store_ur: redis://x\ntls:\n  cert_file: /c\n  key_file: /k\n  cert_fil: /c\naudit:\n  outptu: x\nzzz_last: 1\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec![
+            "unknown key `cluster.store_ur`",
+            "unknown key `tls.cert_fil`",
+            "unknown key `audit.outptu`",
+            "unknown key `zzz_last`",
+        ]
+    );
+}
+
+#[test]
 fn semantic_problems_are_all_reported() {
     let err = Config::parse(
         "upstream:\n  url: ftp://x\n  connect_timeout: 0s\nroutes:\n  server_keys: [Bad]\n  extra:\n    - {path: mcp, label: default}\n",

@@ -77,7 +77,6 @@ pub const ALLOWED_HEADERS: [&str; 5] = [
 
 /// TLS on the MCP listener, from files re-read when they change.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct ListenerTls {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,

@@ -149,7 +149,7 @@ pub(crate) async fn handle(
     info.call.sent = Some(sent);
     let result = send(&shared, &config, upstream_req, sequential, body_sent, connection).await;
     if result.as_ref().is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED) {
-        super::jwks::before_explaining(&shared, &config, &info.call.caller).await;
+        info.call.keys_fetch = super::jwks::fetch_for_refusal(&shared, &config, &info.call.caller);
     }
     let headers_at = Instant::now();
     drop(reserved);

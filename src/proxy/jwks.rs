@@ -1,6 +1,7 @@
 //! Fetching the upstream's public keys for Backstage user tokens (`user_tokens.jwks_path`):
-//! periodically once user tokens are seen, and before a refusal of a token whose `kid` the tap
-//! does not hold is explained; never two fetches within `user_tokens.min_refresh_interval`.
+//! periodically once user tokens are seen, and when a refused token names a `kid` the tap does
+//! not hold; never two fetches within `user_tokens.min_refresh_interval`. A refusal never waits
+//! for a fetch: it is answered at once, and explained when the fetch ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +20,8 @@ use crate::http_client::UpstreamBody;
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 /// Time allowed for one fetch.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a refused request waits for a fetch before it is explained with the keys held.
-const EXPLAIN_WAIT: Duration = Duration::from_secs(1);
+/// How long the explanation of a refusal waits for a fetch under way (the client never waits).
+pub(crate) const EXPLAIN_WAIT: Duration = FETCH_TIMEOUT;
 
 /// Fetches the keys and replaces the held ones; `None` when the fetch failed (counted, logged).
 pub(crate) async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
@@ -46,25 +47,30 @@ pub(crate) async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
         }
     };
     shared.metrics.record_jwks_fetch(keys);
+    shared.auditor.signing_keys.fetch_ended();
     keys
 }
 
 /// Backstage refused `caller`'s request: if it carried a user token signed by a key the tap does
-/// not hold, fetch the keys first when a fetch is due, so the refusal is explained right. The
-/// refusal waits for the fetch at most `EXPLAIN_WAIT`; the fetch itself goes on without it.
-pub(crate) async fn before_explaining(shared: &Arc<Shared>, config: &Config, caller: &Caller) {
-    let Some(token) = &caller.user_token else { return };
+/// not hold, start a fetch when one is due. Returns, while a fetch is under way, what changes
+/// when it ends, so the refusal is explained with the new keys; the response never waits for it.
+pub(crate) fn fetch_for_refusal(
+    shared: &Arc<Shared>,
+    config: &Config,
+    caller: &Caller,
+) -> Option<watch::Receiver<u64>> {
+    let token = caller.user_token.as_ref()?;
     let keys = &shared.auditor.signing_keys;
     if jwt::key_id(token.as_str()).is_none_or(|kid| keys.contains(&kid)) {
-        return;
+        return None;
     }
     keys.want_refresh();
     let t = &config.user_tokens;
     if keys.fetch_due(Instant::now(), t.min_refresh_interval, t.refresh_interval) {
         let (shared, config) = (shared.clone(), shared.config.load_full());
-        let fetching = tokio::spawn(async move { fetch(&shared, &config).await });
-        let _ = tokio::time::timeout(EXPLAIN_WAIT, fetching).await;
+        tokio::spawn(async move { fetch(&shared, &config).await });
     }
+    keys.fetch_in_flight()
 }
 
 /// Keeps the keys fresh until `stop`.

@@ -40,6 +40,10 @@ pub(crate) struct Recorder {
     user: Option<String>,
     /// The tap's verdict on a refused user token.
     verdict: Option<Verdict>,
+    /// A refused user token signed by a key the tap is fetching: explained when the fetch ends.
+    late: Option<(jwt::HeldToken, tokio::sync::watch::Receiver<u64>)>,
+    /// Whether the audit may name a user token's user (`audit.user_identity`).
+    name_users: bool,
     /// Who holds the user token (when its user is known): a refresh is the same holder's.
     holder: Option<Holder>,
     /// The upstream's `server.address` and `server.port`.
@@ -61,10 +65,14 @@ impl Recorder {
     /// The recorder of an exchange the upstream answered with `status`.
     pub(crate) fn new(shared: &Shared, route: Arc<RouteState>, mut call: CallContext, status: u16) -> Self {
         let (metrics, auditor) = (shared.metrics.clone(), shared.auditor.clone());
+        let mut late = None;
         let (verdict, user) = match call.caller.user_token.take() {
             Some(t) if status < 400 => (None, jwt::subject(t.as_str())),
             Some(t) if status == 401 => {
                 let (verdict, user) = jwt::explain(t.as_str(), &auditor.signing_keys, unix_now());
+                if let (Verdict::UnknownKey, Some(fetch)) = (verdict, call.keys_fetch.take()) {
+                    late = Some((t, fetch));
+                }
                 (Some(verdict), user)
             }
             _ => (None, None),
@@ -72,7 +80,8 @@ impl Recorder {
         let caller = &call.caller;
         let holder = user.as_deref().map(|u| holder(u, caller.source, caller.user_agent.as_deref()));
         let audit = &shared.config.load().audit;
-        let (operations, user) = (audit.operations, user.filter(|_| audit.user_identity == UserIdentity::Ref));
+        let name_users = audit.user_identity == UserIdentity::Ref;
+        let (operations, user) = (audit.operations, user.filter(|_| name_users));
         let named = auditor.names.name(&Naming {
             credential: &caller.credential,
             source: caller.source,
@@ -96,6 +105,8 @@ impl Recorder {
             client: named.label,
             user,
             verdict,
+            late,
+            name_users,
             holder,
             upstream_address: shared.upstream_address,
             operations,
@@ -266,7 +277,38 @@ impl Recorder {
             Some(v) => user_token_reason(v),
             None => classify_rejection(status, &self.call.caller.credential, body, was_valid),
         };
+        if let Some((token, fetch)) = &self.late {
+            self.explain_late(token.clone(), fetch.clone(), reason, status, first);
+            return;
+        }
         self.auth_failure(reason, status, first);
+    }
+
+    /// A refused user token whose signing key is being fetched: the refusal was answered, and
+    /// its audit waits (off the request path) for the fetch to end, then explains it with the
+    /// keys held, as it would have been had they been there.
+    fn explain_late(
+        &self,
+        token: jwt::HeldToken,
+        mut fetch: tokio::sync::watch::Receiver<u64>,
+        reason: Reason,
+        status: u16,
+        first: Option<&Pending>,
+    ) {
+        let mut late = self.failure(reason, status, first).late(self.client.clone());
+        let (auditor, name_users) = (self.auditor.clone(), self.name_users);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(super::jwks::EXPLAIN_WAIT, fetch.changed()).await;
+            let (verdict, user) = jwt::explain(token.as_str(), &auditor.signing_keys, unix_now());
+            late.reason = user_token_reason(verdict);
+            late.expired_seconds = match verdict {
+                Verdict::Expired { seconds } => Some(seconds),
+                _ => None,
+            };
+            late.holder = user.as_deref().map(|u| holder(u, late.source, late.user_agent.as_deref()));
+            late.user = user.filter(|_| name_users);
+            auditor.emit(&late.failure());
+        });
     }
 
     /// A tool result refused because the token may not reach the plugin that owns the action.
@@ -283,8 +325,12 @@ impl Recorder {
     }
 
     fn auth_failure(&self, reason: Reason, status: u16, p: Option<&Pending>) {
+        self.auditor.emit(&self.failure(reason, status, p));
+    }
+
+    fn failure<'a>(&'a self, reason: Reason, status: u16, p: Option<&'a Pending>) -> AuthFailure<'a> {
         let c = &self.call.caller;
-        self.auditor.emit(&AuthFailure {
+        AuthFailure {
             route: &self.route.label,
             status,
             reason,
@@ -305,7 +351,7 @@ impl Recorder {
             jsonrpc_id: p.and_then(|p| p.id.as_ref()).map(|id| id.as_str().to_string()),
             trace_id: c.trace_id.as_deref(),
             span_id: c.span_id.as_deref(),
-        });
+        }
     }
 
     /// A `tools/list` answer: learn the names for the label bounds, and count what was advertised

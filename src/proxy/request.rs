@@ -123,6 +123,9 @@ pub(crate) struct CallContext {
     pub sent: Option<Instant>,
     pub http_version: &'static str,
     pub protocol_version: &'static str,
+    /// A fetch of the upstream's signing keys under way, which a refusal of the request's user
+    /// token is explained after (`jwks::fetch_for_refusal`).
+    pub keys_fetch: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 /// The requests of the exchange waiting for answers, and what ties them to a session.
@@ -307,6 +310,7 @@ pub(super) fn request_info(
             sent: None,
             http_version,
             protocol_version: protocol_version.unwrap_or(DEFAULT_PROTOCOL_VERSION),
+            keys_fetch: None,
         },
         open: OpenRequests { pending: pending_from(messages), session, client_name },
     }

@@ -152,3 +152,31 @@ fn runs_logs_json_and_exits_zero_on_sigterm() {
     let status = rx.recv_timeout(Duration::from_secs(10)).expect("the tap stops on SIGTERM within 10 s");
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn the_readmes_config_file_starts_the_tap() {
+    // README.md: `cargo run --release -- --config config/mcp-tap.example.yaml`, run from the
+    // repository, with only the ports moved so that it cannot collide with other tests.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("cargo run --release -- --config config/mcp-tap.example.yaml"));
+    let child = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--config", "config/mcp-tap.example.yaml"])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.map_while(Result::ok).take(40) {
+        if line.contains("mcp-tap is proxying") {
+            assert!(child.0.try_wait().unwrap().is_none(), "the tap exited after starting");
+            return;
+        }
+        seen.push(line);
+    }
+    panic!("the example config did not start the tap; it logged:\n{}", seen.join("\n"));
+}

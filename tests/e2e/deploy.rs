@@ -26,7 +26,7 @@ fn the_dockerfile_passes_hadolint() {
     }
 }
 
-/// The allocator settings the README's memory numbers were measured with (`.cargo/config.toml`)
+/// The allocator settings docs/performance.md's memory numbers were measured with (`.cargo/config.toml`)
 /// are the ones compiled into the binary: jemalloc prints its options when asked to.
 #[test]
 fn the_binary_runs_on_jemalloc_with_one_arena_and_small_caches() {

@@ -50,7 +50,7 @@ fn findings(config: &Config) -> Vec<serde_json::Value> {
 }
 
 /// The table of a day: one row per incident with the kind expected, how many were expected and
-/// how many were found; printed, and written under target/ for the README.
+/// how many were found; printed, and written under target/ for docs/auth-audit.md.
 fn table(day: &str, rows: &[(&str, &str, usize, usize)]) -> String {
     let mut t = String::from("| incident | expected | found |\n|---|---|---|\n");
     for (incident, kind, expected, found) in rows {

@@ -18,6 +18,7 @@ mod cluster_edges;
 mod dashboards_lint;
 mod demo;
 mod deploy;
+mod docs;
 mod findings;
 mod hygiene;
 mod limits;

@@ -1,6 +1,6 @@
 //! The status page on the admin port, in a real headless Chromium, while the demo's traffic runs:
 //! its numbers are the registry's at that moment, a burst appears and goes, and the page asks
-//! for nothing outside the admin port. Writes the README's screenshot to target/screenshots/.
+//! for nothing outside the admin port. Writes the screenshot of docs/operations.md to target/screenshots/.
 
 use crate::common;
 

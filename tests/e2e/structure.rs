@@ -1,5 +1,5 @@
-//! The code's shape, checked: modules import only from layers below them (the README's
-//! architecture section), files and functions stay small, and tests wait on conditions rather
+//! The code's shape, checked: modules import only from layers below them (docs/architecture.md),
+//! files and functions stay small, and tests wait on conditions rather
 //! than sleeping and take their settings explicitly rather than through the process environment.
 
 use std::path::{Path, PathBuf};

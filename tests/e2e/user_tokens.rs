@@ -133,8 +133,7 @@ async fn ten_thousand_forged_key_ids_fetch_the_keys_at_the_documented_rate() {
         async move {
             if req.uri().path() == "/api/auth/.well-known/jwks.json" {
                 hits.fetch_add(1, Ordering::SeqCst);
-                let jwks = r#"{"keys":[{"kty":"EC","x":"7SLcOKW2PMmjawPCzze1lVYT5-ILzRtI_KKR_GoNOcg","y":"88C1XBewt6WeVE0z03E-GhIPjk6BuMz7j3zz0Vh__nY","crv":"P-256","kid":"mcp-tap-test-key-1","alg":"ES256"}]}"#;
-                return json_response(200, jwks);
+                return json_response(200, TEST_JWKS);
             }
             if req.headers().contains_key("x-flood") {
                 return json_response(429, r#"{"error":{"name":"TooManyRequests","message":"Too many requests"}}"#);
@@ -148,10 +147,6 @@ async fn ten_thousand_forged_key_ids_fetch_the_keys_at_the_documented_rate() {
     let tap = Tap::start(config).await;
     let url = tap.url(PATH);
     let started = tokio::time::Instant::now();
-    let b64 = |s: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-    };
     let payload = b64(r#"{"sub":"user:default/mallory","aud":"backstage","exp":4102444800}"#);
     for batch in 0..100 {
         let mut sends = tokio::task::JoinSet::new();
@@ -163,8 +158,11 @@ async fn ten_thousand_forged_key_ids_fetch_the_keys_at_the_documented_rate() {
         assert!(sends.join_all().await.iter().all(|s| *s == 401));
     }
     let elapsed = started.elapsed().as_secs();
-    let m = tap.metrics().await;
-    assert_eq!(reason(&m, "unknown_signing_key"), 10_000.0);
+    // Each refusal is explained once the fetch under way when it came ends.
+    let m = metrics_when(&tap, Duration::from_secs(10), "every refusal explained", |m| {
+        reason(m, "unknown_signing_key") == 10_000.0
+    })
+    .await;
     let fetches = jwks_hits.load(Ordering::SeqCst) as u64;
     assert!(fetches <= elapsed + 2, "{fetches} JWKS fetches in {elapsed} s: at most one per second and the first");
     assert_eq!(metric(&m, "mcp_tap_jwks_keys", &[]), 1.0, "no key is kept for a forged kid");
@@ -173,5 +171,52 @@ async fn ten_thousand_forged_key_ids_fetch_the_keys_at_the_documented_rate() {
     assert_eq!(status, 429);
     let m = tap.metrics().await;
     assert_eq!(reason(&m, "rate_limited"), 1.0);
+    tap.stop().await;
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+/// The test key the JWKS below publishes.
+const TEST_JWKS: &str = r#"{"keys":[{"kty":"EC","x":"7SLcOKW2PMmjawPCzze1lVYT5-ILzRtI_KKR_GoNOcg","y":"88C1XBewt6WeVE0z03E-GhIPjk6BuMz7j3zz0Vh__nY","crv":"P-256","kid":"mcp-tap-test-key-1","alg":"ES256"}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_never_waits_for_the_signing_keys() {
+    // The upstream's JWKS takes 2 s to answer; every request is refused.
+    let addr = upstream(|req: http::Request<hyper::body::Incoming>| async move {
+        if req.uri().path() == "/api/auth/.well-known/jwks.json" {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return json_response(200, TEST_JWKS);
+        }
+        json_response(401, r#"{"error":{"name":"AuthenticationError","message":"Failed user token verification"}}"#)
+    })
+    .await;
+    let config = test_config(&format!("http://{addr}"));
+    let tap = Tap::start(config.clone()).await;
+    let url = tap.url(PATH);
+    // A token naming the published key, with a signature that does not hold: the tap can tell
+    // only once it has the key.
+    let header = b64(r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"mcp-tap-test-key-1"}"#);
+    let payload = b64(r#"{"sub":"user:default/mallory","aud":"backstage","exp":4102444800}"#);
+    let token = format!("{header}.{payload}.c2lnbmF0dXJl");
+
+    let started = std::time::Instant::now();
+    assert_eq!(post_mcp(&url, &[], LIST).await.0, 401);
+    let tokenless = started.elapsed();
+    let started = std::time::Instant::now();
+    assert_eq!(list_with(&url, &token).await, 401);
+    let with_token = started.elapsed();
+    assert!(
+        with_token < Duration::from_millis(1000),
+        "the 401 waited for the 2 s key fetch: {with_token:?} (a tokenless 401 took {tokenless:?})"
+    );
+    // The refusal is explained when the keys arrive, with the reason the keys give.
+    let m = metrics_when(&tap, Duration::from_secs(10), "the refusal explained", |m| reason(m, "bad_signature") == 1.0)
+        .await;
+    assert_eq!(reason(&m, "unknown_signing_key"), 0.0, "explained with the keys, not before them");
+    let lines = audit_when(&config, Duration::from_secs(5), "its audit line", |l| l["reason"] == "bad_signature").await;
+    assert_eq!(lines.iter().filter(|l| l["event"] == "auth_failure").count(), 2, "{lines:#?}");
     tap.stop().await;
 }
