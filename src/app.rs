@@ -8,10 +8,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::audit::identity::Fingerprinter;
 use crate::audit::sink::{AuditSink, Forward};
-use crate::audit::Auditor;
+use crate::audit::{Auditor, Pages};
 use crate::config::Config;
+use crate::identity::Fingerprinter;
 use crate::metrics::Metrics;
 use crate::proxy::{self, Shared};
 
@@ -63,7 +63,10 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (outputs, sink) = Outputs::start(&config, &metrics)?;
     let fingerprinter = Fingerprinter::from_config(&config.audit, &config.env)?;
-    let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &known_routes(&config)));
+    let pager = config.alertmanager.url.as_ref().map(|_| {
+        Box::new(crate::export::alertmanager::Pager::new(&config.alertmanager, metrics.clone())) as Box<dyn Pages>
+    });
+    let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, pager, &known_routes(&config)));
     let resend_interval = config.alertmanager.resend_interval;
     let access = Arc::new(crate::admin::Access::new(&config, metrics.clone())?);
     let shared = Arc::new(Shared::new(config, metrics, auditor.clone())?);

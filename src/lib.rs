@@ -32,8 +32,10 @@ pub mod cli;
 mod cluster;
 pub mod config;
 pub mod demo;
+mod detect;
 mod export;
 mod http_client;
+mod identity;
 mod labels;
 mod mcp;
 mod metrics;
@@ -52,4 +54,4 @@ pub mod catalogue {
     pub use crate::metrics::OPERATION_BUCKETS;
 }
 pub use audit::event::FINDINGS;
-pub use audit::identity::{Fingerprinter, KeySource};
+pub use identity::{Fingerprinter, KeySource};

@@ -1,15 +1,15 @@
 //! Bursts made known: the audit lines, the log lines, the counters and the page of a burst's
 //! start and end, from this replica's detector, or from the cluster store when one is up.
 
-use super::burst::{self, BurstEvent};
 use super::event::AuditEvent;
-use super::{shared, Auditor};
+use super::Auditor;
+use crate::detect::burst::{self, BurstEvent};
 
 impl Auditor {
     pub(super) fn burst_events(&self, events: Vec<BurstEvent>) {
         // With the cluster store up, bursts start and end once per cluster (`cluster_events`);
         // this replica's own detector still caps its lines and writes their summaries.
-        let local = !self.shared.as_ref().is_some_and(shared::SharedBursts::is_up);
+        let local = !self.shared.as_ref().is_some_and(super::outbox::Outbox::is_up);
         let events = events.into_iter().filter(|e| local || matches!(e, BurstEvent::Summary { .. }));
         self.announce(events.collect());
     }

@@ -1,14 +1,13 @@
-//! Approved networks (Backstage's production checklist): a request with a credential from
-//! outside `audit.approved_networks` is counted, and audited once per credential and address per
-//! `audit.unapproved_audit_interval`, whatever Backstage answered.
+//! Credentials used from outside the approved networks made known: the detector
+//! (`detect::approved`) decides; here it is counted, and audited when due.
 
 use std::net::IpAddr;
 
 use tokio::time::Instant;
 
 use super::event::AuditEvent;
-use super::identity::Credential;
 use super::Auditor;
+use crate::identity::Credential;
 
 impl Auditor {
     /// A request with a credential came from `source`. Outside `audit.approved_networks` it is
@@ -22,25 +21,12 @@ impl Auditor {
         status: u16,
     ) {
         let (client, user) = caller;
-        let approved = self.approved.load();
-        let (networks, interval) = &**approved;
-        if networks.is_empty() || networks.iter().any(|n| n.contains(&source)) {
+        if !self.approved.outside(source) {
             return;
         }
         let Some(fingerprint) = credential.fingerprint() else { return };
         self.metrics.record_unapproved_source(client);
-        let now = Instant::now();
-        let due = {
-            let mut seen = self.unapproved_seen.lock().expect("unapproved lock");
-            match seen.get(&(fingerprint, source)) {
-                Some(last) if now.saturating_duration_since(*last) < *interval => false,
-                _ => {
-                    seen.put((fingerprint, source), now);
-                    true
-                }
-            }
-        };
-        if due {
+        if self.approved.due(fingerprint, source, Instant::now()) {
             tracing::warn!(route, client, credential = %fingerprint, %source, "a credential used from outside the approved networks");
             self.write(AuditEvent::UnapprovedSource {
                 route: route.to_string(),

@@ -2,20 +2,15 @@
 //! client (never by token), fed to the burst detector, and written once to metrics, logs and the
 //! JSON-lines audit trail from one emit point.
 
-pub(crate) mod alertmanager;
 mod announce;
-pub(crate) mod approved;
-pub(crate) mod burst;
+mod approved;
 pub(crate) mod event;
-pub(crate) mod expiry;
+mod expiry;
 mod finding;
-pub(crate) mod identity;
-pub(crate) mod jwt;
-pub(crate) mod naming;
+pub(crate) mod outbox;
 mod preinit;
 pub(crate) mod reason;
-pub(crate) mod shared;
-pub(crate) mod sharing;
+mod sharing;
 pub(crate) mod sink;
 
 use std::net::IpAddr;
@@ -27,13 +22,17 @@ use arc_swap::ArcSwap;
 use lru::LruCache;
 use tokio::time::Instant;
 
-use self::alertmanager::Pager;
-use self::burst::BurstDetector;
 use self::event::{AuditEvent, AuditLine, AuthFailureLine};
-use self::identity::{ClientDirectory, Credential, Fingerprint, Fingerprinter, KeySource, CLIENT_UNKNOWN};
 use self::reason::{Reason, SuccessHistory};
 use self::sink::AuditSink;
+use crate::audit::outbox::Outbox;
 use crate::config::Config;
+use crate::detect::approved::Approved;
+use crate::detect::burst::{self, BurstDetector};
+use crate::detect::{expiry as expiries, raised, sharing as products};
+use crate::identity::{
+    jwt, naming, ClientDirectory, Credential, Fingerprint, Fingerprinter, KeySource, CLIENT_UNKNOWN,
+};
 use crate::mcp::method::Method;
 use crate::metrics::Metrics;
 
@@ -44,30 +43,33 @@ pub(crate) struct Auditor {
     pub names: naming::ClientNamer,
     /// The upstream's keys for Backstage user tokens (fetched by the proxy).
     pub signing_keys: jwt::SigningKeys,
-    expiries: Mutex<expiry::Expiries>,
+    expiries: Mutex<expiries::Expiries>,
     bursts: Mutex<BurstDetector>,
     sink: AuditSink,
     metrics: Arc<Metrics>,
-    pager: Option<Pager>,
+    pager: Option<Box<dyn Pages>>,
     max_user_agent: AtomicUsize,
-    /// `audit.approved_networks` and `audit.unapproved_audit_interval`, swapped by a reload.
-    approved: ArcSwap<(Vec<ipnet::IpNet>, std::time::Duration)>,
-    /// When each credential and address outside them was last audited.
-    unapproved_seen: Mutex<LruCache<(Fingerprint, IpAddr), Instant>>,
-    sharing: Mutex<sharing::Sharing>,
+    /// `audit.approved_networks`: who is outside them, and when each was last audited.
+    approved: Approved,
+    sharing: Mutex<products::Sharing>,
     /// Tokens removed from the directory by a reload, with the subject they had: their next use
     /// is `revoked_token`, still named by that subject.
     retired: Mutex<LruCache<Fingerprint, Arc<str>>>,
     /// Cluster mode: what this replica counted for the store, and whether the store is up.
-    pub(crate) shared: Option<shared::SharedBursts>,
+    pub(crate) shared: Option<Outbox>,
     /// Refusals already raised as a finding.
-    raised: Mutex<finding::Raised>,
+    raised: Mutex<raised::Raised>,
     /// Routes whose zero series exist (new subjects after a reload get theirs too).
     routes: Mutex<Vec<String>>,
 }
 
-fn approved(config: &Config) -> (Vec<ipnet::IpNet>, std::time::Duration) {
-    (config.audit.approved_networks.clone(), config.audit.unapproved_audit_interval)
+/// Where burst pages go (Alertmanager, `export::alertmanager`): the audit decides that a burst
+/// started or ended, the pager delivers it.
+pub(crate) trait Pages: Send + Sync {
+    fn burst_started(&self, key: &burst::BurstKey, client: &str);
+    fn burst_ended(&self, key: &burst::BurstKey, client: &str);
+    /// Every active burst again, so Alertmanager keeps it firing.
+    fn resend(&self);
 }
 
 /// The last token credential one client connection presented, with the token directory it was
@@ -91,7 +93,7 @@ pub(crate) struct AuthFailure<'a> {
     pub user: Option<&'a str>,
     /// Who holds a user token whose signature holds (user, address, User-Agent): its refresh
     /// is a valid token of the same holder.
-    pub holder: Option<expiry::Holder>,
+    pub holder: Option<expiries::Holder>,
     pub expired_seconds: Option<u64>,
     pub source: IpAddr,
     pub user_agent: Option<&'a str>,
@@ -114,7 +116,7 @@ pub(crate) struct LateAuthFailure {
     pub credential: Credential,
     pub client: Arc<str>,
     pub user: Option<String>,
-    pub holder: Option<expiry::Holder>,
+    pub holder: Option<expiries::Holder>,
     pub expired_seconds: Option<u64>,
     pub source: IpAddr,
     pub user_agent: Option<String>,
@@ -210,6 +212,7 @@ impl Auditor {
         metrics: Arc<Metrics>,
         sink: AuditSink,
         fingerprinter: Fingerprinter,
+        pager: Option<Box<dyn Pages>>,
         route_labels: &[&str],
     ) -> Self {
         warn_about_the_key(config, &fingerprinter);
@@ -221,7 +224,7 @@ impl Auditor {
         let auditor = Self {
             names: naming::ClientNamer::new(config.clients.max_names, config.audit.max_remembered_credentials),
             signing_keys: jwt::SigningKeys::default(),
-            expiries: Mutex::new(expiry::Expiries::new(
+            expiries: Mutex::new(expiries::Expiries::new(
                 config.user_tokens.max_expired_tracked,
                 config.user_tokens.expired_quiet_period,
                 config.user_tokens.refresh_grace,
@@ -232,17 +235,20 @@ impl Auditor {
                 config.audit.lines_per_burst,
                 config.audit.summary_interval,
             )),
-            pager: config.alertmanager.url.as_ref().map(|_| Pager::new(&config.alertmanager, metrics.clone())),
+            pager,
             max_user_agent: AtomicUsize::new(config.audit.max_user_agent),
-            approved: ArcSwap::from_pointee(approved(config)),
-            sharing: Mutex::new(sharing::Sharing::new(
+            approved: Approved::new(
+                config.audit.approved_networks.clone(),
+                config.audit.unapproved_audit_interval,
+                config.audit.max_remembered_credentials,
+            ),
+            sharing: Mutex::new(products::Sharing::new(
                 config.audit.max_remembered_credentials,
                 config.audit.shared_credential_window,
             )),
-            unapproved_seen: lru(config.audit.max_remembered_credentials),
             retired: lru(config.audit.max_remembered_credentials),
-            raised: Mutex::new(finding::Raised::new(config.audit.max_remembered_credentials)),
-            shared: config.cluster.url(&config.env).map(|_| shared::SharedBursts::new(config.cluster.max_pending_keys)),
+            raised: Mutex::new(raised::Raised::new(config.audit.max_remembered_credentials)),
+            shared: config.cluster.url(&config.env).map(|_| Outbox::new(config.cluster.max_pending_keys)),
             routes: Mutex::new(Vec::new()),
             directory: ArcSwap::from_pointee(directory),
             fingerprinter,
@@ -337,7 +343,7 @@ impl Auditor {
             tokens.expired_quiet_period,
             tokens.refresh_grace,
         );
-        self.approved.store(Arc::new(approved(config)));
+        self.approved.reconfigure(config.audit.approved_networks.clone(), config.audit.unapproved_audit_interval);
         self.preinit_unapproved();
         let routes = self.routes.lock().expect("routes lock").clone();
         for route in routes {

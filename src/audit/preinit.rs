@@ -1,9 +1,9 @@
 //! Zero series for what the audit can count, so dashboards and alerts see every label set from
 //! the start (and for new subjects and routes after a reload).
 
-use super::identity::{CLIENT_NONE, CLIENT_UNKNOWN};
 use super::reason::Reason;
 use super::Auditor;
+use crate::identity::{CLIENT_NONE, CLIENT_UNKNOWN};
 use crate::mcp::method::Method;
 
 impl Auditor {

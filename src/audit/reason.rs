@@ -9,8 +9,8 @@ use lru::LruCache;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::identity::{Credential, Fingerprint};
-use super::jwt::Verdict;
+use crate::identity::jwt::Verdict;
+use crate::identity::{Credential, Fingerprint};
 
 pub(crate) use crate::metrics::Reason;
 
@@ -116,7 +116,7 @@ impl SuccessHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::identity::{Fingerprinter, KeySource};
+    use crate::identity::{Fingerprinter, KeySource};
 
     fn token() -> Credential {
         let fp = Fingerprinter::new(b"0123456789abcdef", KeySource::File).fingerprint("t");

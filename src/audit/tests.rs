@@ -1,7 +1,7 @@
 //! The auditor's per-connection credential cache.
 use super::*;
-use crate::audit::identity::{KeySource, CLIENT_NONE};
 use crate::config::Environment;
+use crate::identity::{KeySource, CLIENT_NONE};
 
 fn config(subject: &str) -> Config {
     let mut config =
@@ -18,7 +18,7 @@ async fn a_connection_repeating_its_token_keeps_its_identity_until_the_directory
     let path = std::env::temp_dir().join(format!("mcp-tap-credential-cache-{}.jsonl", std::process::id()));
     let (sink, _writer) = AuditSink::start(path.to_str().unwrap(), 16, metrics.clone(), stop, Vec::new());
     let fingerprinter = Fingerprinter::new(b"test-key", KeySource::Env);
-    let auditor = Auditor::new(&config("first"), metrics, sink, fingerprinter, &["default"]);
+    let auditor = Auditor::new(&config("first"), metrics, sink, fingerprinter, None, &["default"]);
     let cache = Mutex::default();
     let known = http::HeaderValue::from_static("Bearer agent-token-12345678");
     let other = http::HeaderValue::from_static("Bearer someone-elses-token");

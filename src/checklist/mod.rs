@@ -21,9 +21,9 @@ use self::ages::{Ages, Rotation, Used};
 use self::privileges::{ClientTools, Privileges, Report};
 use self::store::State;
 use crate::audit::event::AuditEvent;
-use crate::audit::identity::{Credential, CLIENT_UNKNOWN};
 use crate::audit::Auditor;
 use crate::config::Config;
+use crate::identity::{Credential, CLIENT_UNKNOWN};
 use crate::metrics::Metrics;
 
 fn unix_now() -> u64 {
@@ -174,7 +174,7 @@ impl Checklist {
             ages.forget_before(before);
             (ages.rotations(now, settings.rotation_grace.as_secs()), ages.first_seen())
         };
-        let clustered = self.auditor.shared.as_ref().is_some_and(crate::audit::shared::SharedBursts::is_up);
+        let clustered = self.auditor.shared.as_ref().is_some_and(crate::audit::outbox::Outbox::is_up);
         if clustered {
             self.due.lock().expect("due lock").extend(rotations);
         } else {

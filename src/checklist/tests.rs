@@ -1,7 +1,7 @@
 //! The checklist with its real state file in a temporary directory.
 use super::*;
-use crate::audit::identity::{Fingerprinter, KeySource};
 use crate::audit::sink::AuditSink;
+use crate::identity::{Fingerprinter, KeySource};
 
 fn dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mcp-tap-checklist-{name}-{}", std::process::id()));
@@ -18,7 +18,7 @@ fn open(dir: &std::path::Path, max_credentials: usize) -> (Checklist, Arc<Metric
     let (sink, _writer) =
         AuditSink::start(dir.join("audit.jsonl").to_str().unwrap(), 16, metrics.clone(), stop, Vec::new());
     let fingerprinter = Fingerprinter::new(b"test-key", KeySource::Env);
-    let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, &[]));
+    let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, None, &[]));
     (Checklist::open(&config, metrics.clone(), auditor), metrics)
 }
 

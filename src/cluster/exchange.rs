@@ -11,10 +11,10 @@ use tokio::time::Instant;
 
 use super::keys::{key_text, ms, take, threshold, unix_ms, windows};
 use super::{Outcome, Owned, Store};
-use crate::audit::burst::{BurstEvent, BurstKey, Scope, Summary};
-use crate::audit::identity::CLIENT_UNKNOWN;
-use crate::audit::shared::Pending;
+use crate::audit::outbox::Pending;
 use crate::config::Config;
+use crate::detect::burst::{BurstEvent, BurstKey, Scope, Summary};
+use crate::identity::CLIENT_UNKNOWN;
 
 /// What the first pipeline read: each key this replica saw with the cluster's count over its
 /// window, the bursts active in the cluster, and the owned ones whose claim expired.

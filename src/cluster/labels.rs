@@ -8,8 +8,8 @@ use redis::aio::MultiplexedConnection;
 
 use super::keys::{ms, take};
 use super::Store;
-use crate::audit::naming::RememberedKey;
 use crate::config::Config;
+use crate::identity::naming::RememberedKey;
 
 /// Remembered clients the store holds for a cluster at most; past it the hash starts again.
 const MAX_REMEMBERED: usize = 10_000;

@@ -30,11 +30,11 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::audit::burst::{BurstEvent, BurstKey, Scope};
 use crate::audit::event::AuditEvent;
-use crate::audit::shared::Pending;
+use crate::audit::outbox::Pending;
 use crate::audit::Auditor;
 use crate::config::Config;
+use crate::detect::burst::{BurstEvent, BurstKey, Scope};
 use crate::metrics::Metrics;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);

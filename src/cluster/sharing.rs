@@ -8,9 +8,9 @@ use redis::aio::MultiplexedConnection;
 
 use super::keys::{ms, take};
 use super::Store;
-use crate::audit::identity::Fingerprint;
-use crate::audit::shared::Products;
+use crate::audit::outbox::Products;
 use crate::config::Config;
+use crate::identity::Fingerprint;
 
 /// A pair of client names this replica won the right to report, with where it was seen last.
 pub(super) struct Pair {

@@ -28,6 +28,8 @@ impl Config {
             let mut unknown = Vec::new();
             let parsed: Result<Config, _> = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
             for key in unknown {
+                // An optional section shows as `?` in the path (`tls.?.cert_fil`): not a key.
+                let key = key.replace(".?", "");
                 problems.push(format!("unknown key `{key}`"));
             }
             match parsed {

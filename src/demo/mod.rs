@@ -145,7 +145,7 @@ async fn backstage(req: http::Request<Incoming>) -> http::Response<Full<Bytes>> 
         Some(t) => t.trim().to_string(),
         None => return backstage_error(401, "AuthenticationError", "Missing credentials"),
     };
-    let user_token = crate::audit::jwt::is_jwt(&token);
+    let user_token = crate::identity::jwt::is_jwt(&token);
     match TOKENS.iter().find(|(t, _, _)| *t == token) {
         None if user_token && user_tokens::signer().verify(&token) => {}
         None if user_token => return backstage_error(401, "AuthenticationError", "Failed user token verification"),

@@ -49,7 +49,7 @@ impl Signer {
     /// A user token for `user`, expiring `expires_in` seconds from now (negative: expired).
     pub(super) fn token(&self, user: &str, expires_in: i64) -> String {
         let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some(crate::audit::jwt::USER_TOKEN_TYPE.into());
+        header.typ = Some(crate::identity::jwt::USER_TOKEN_TYPE.into());
         header.kid = Some(KID.into());
         let iat = now().min(now() + expires_in - 60);
         let claims = serde_json::json!({"iss": "http://backstage-demo/api/auth", "sub": user, "aud": "backstage", "iat": iat, "exp": now() + expires_in});

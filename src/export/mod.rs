@@ -19,6 +19,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use crate::config::{Environment, Otlp, OtlpProtocol};
 use crate::metrics::Metrics;
 
+pub(crate) mod alertmanager;
 mod bridge;
 mod logs;
 pub(crate) mod syslog;

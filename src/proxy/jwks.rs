@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use super::request::Caller;
 use super::Shared;
-use crate::audit::jwt;
 use crate::config::Config;
 use crate::http_client::UpstreamBody;
+use crate::identity::jwt;
 
 /// A JWKS larger than this is refused (Backstage's is well under 2 KB).
 const MAX_JWKS_BYTES: usize = 64 * 1024;

@@ -10,14 +10,14 @@ use super::request::{CallContext, Pending};
 use super::route::RouteState;
 use super::Shared;
 use crate::audit::event::{AuditEvent, OperationLine};
-use crate::audit::expiry::{holder, Holder};
-use crate::audit::jwt::{self, Verdict};
-use crate::audit::naming::Naming;
 use crate::audit::reason::{classify_rejection, user_token_reason, BackstageError, Reason};
-use crate::audit::sharing::Product;
 use crate::audit::{Auditor, AuthFailure};
 use crate::checklist::Checklist;
 use crate::config::{AuditOperations, UserIdentity};
+use crate::detect::expiry::{holder, Holder};
+use crate::detect::sharing::Product;
+use crate::identity::jwt::{self, Verdict};
+use crate::identity::naming::Naming;
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)

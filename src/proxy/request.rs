@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use super::forward::forwarded_chain;
 use super::route::RouteState;
 use super::{Connection, Shared};
-use crate::audit::identity::Credential;
 use crate::config::Config;
+use crate::identity::Credential;
 use crate::mcp::jsonrpc::{Id, Message};
 use crate::mcp::method::Method;
 use crate::mcp::names::{protocol_version_label, DEFAULT_PROTOCOL_VERSION};
@@ -149,7 +149,7 @@ pub(crate) struct Caller {
     pub span_id: Option<String>,
     pub http_method: http::Method,
     /// A Backstage user token (JWT), held until the answer says whether to explain a refusal.
-    pub user_token: Option<crate::audit::jwt::HeldToken>,
+    pub user_token: Option<crate::identity::jwt::HeldToken>,
 }
 
 /// An `Mcp-Method` or `Mcp-Name` header that says something else than the body, with both
@@ -227,7 +227,7 @@ pub(super) fn caller(
         trace_id: traceparent_part(headers.traceparent, 1, 32),
         span_id: traceparent_part(headers.traceparent, 2, 16),
         http_method: method.clone(),
-        user_token: crate::audit::jwt::HeldToken::from_header(headers.authorization)
+        user_token: crate::identity::jwt::HeldToken::from_header(headers.authorization)
             .inspect(|_| shared.auditor.signing_keys.token_seen()),
     }
 }

@@ -1,7 +1,7 @@
 //! The burst detector with paused time: thresholds, leaking, quiet periods, stuffing, bounds.
 use super::*;
-use crate::audit::identity::{Fingerprinter, KeySource};
 use crate::config::{Stuffing, Threshold};
+use crate::identity::{Fingerprinter, KeySource};
 
 fn cfg() -> Bursts {
     Bursts {

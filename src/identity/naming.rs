@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
-use super::identity::{Credential, CLIENT_NONE, CLIENT_UNKNOWN};
+use super::{Credential, CLIENT_NONE, CLIENT_UNKNOWN};
 use crate::mcp::names::OTHER;
 
 /// User-Agent substrings (compared ignoring ASCII case) of well-known MCP clients, and their name.
@@ -222,7 +222,7 @@ impl ClientNamer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::identity::{Fingerprinter, KeySource};
+    use crate::identity::{Fingerprinter, KeySource};
 
     fn naming<'a>(credential: &'a Credential) -> Naming<'a> {
         Naming {

@@ -1,6 +1,10 @@
 //! Who is calling, without keeping the secret: keyed HMAC-SHA256 fingerprints of bearer tokens,
 //! and the directory that maps fingerprints to Backstage static-token subjects (from this tap's
-//! config or imported from Backstage's own `app-config.yaml`).
+//! config or imported from Backstage's own `app-config.yaml`); the bounded `client` label
+//! (`naming`); what a Backstage user token says about its holder (`jwt`).
+
+pub(crate) mod jwt;
+pub(crate) mod naming;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -11,9 +11,9 @@ use std::time::Duration;
 use lru::LruCache;
 use tokio::time::Instant;
 
-use super::identity::Fingerprint;
-use super::reason::Reason;
 use crate::config::Bursts;
+use crate::identity::Fingerprint;
+use crate::metrics::Reason;
 
 pub(crate) use crate::metrics::Scope;
 

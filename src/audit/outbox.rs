@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use super::burst::{BurstKey, Scope, Subject};
-use super::identity::Fingerprint;
+use crate::detect::burst::{BurstKey, Scope, Subject};
+use crate::identity::Fingerprint;
 
 /// Declared client names kept per credential between two exchanges.
 const NAMES_PER_CREDENTIAL: usize = 8;
@@ -83,13 +83,13 @@ impl Pending {
     }
 }
 
-pub(crate) struct SharedBursts {
+pub(crate) struct Outbox {
     up: AtomicBool,
     cap: usize,
     pending: Mutex<Pending>,
 }
 
-impl SharedBursts {
+impl Outbox {
     pub(crate) fn new(cap: usize) -> Self {
         Self { up: AtomicBool::new(false), cap, pending: Mutex::default() }
     }

@@ -40,7 +40,7 @@ pub(crate) struct HeldToken(Arc<str>);
 impl HeldToken {
     /// The bearer token of `authorization`, if it has the shape of a JWT.
     pub(crate) fn from_header(authorization: Option<&http::HeaderValue>) -> Option<Self> {
-        let token = super::identity::bearer_token(authorization?.as_bytes())?;
+        let token = super::bearer_token(authorization?.as_bytes())?;
         is_jwt(token).then(|| Self(token.into()))
     }
 

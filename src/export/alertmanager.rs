@@ -15,8 +15,9 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::burst::BurstKey;
+use crate::audit::Pages;
 use crate::config::Alertmanager;
+use crate::detect::burst::BurstKey;
 use crate::metrics::{AuditLoss, Metrics};
 
 pub(crate) const ALERT_NAME: &str = "MCPTapAuthFailureBurst";
@@ -75,8 +76,10 @@ impl Pager {
         tokio::spawn(worker(Arc::downgrade(&inner)));
         Self { inner }
     }
+}
 
-    pub(crate) fn burst_started(&self, key: &BurstKey, client: &str) {
+impl Pages for Pager {
+    fn burst_started(&self, key: &BurstKey, client: &str) {
         let start = now();
         let alert = self.inner.alert(key, client, &start, None);
         let mut state = self.inner.state.lock().expect("pager lock");
@@ -86,7 +89,7 @@ impl Pager {
         self.inner.wake.notify_one();
     }
 
-    pub(crate) fn burst_ended(&self, key: &BurstKey, client: &str) {
+    fn burst_ended(&self, key: &BurstKey, client: &str) {
         let mut state = self.inner.state.lock().expect("pager lock");
         let start = state.active.remove(key).map_or_else(now, |(s, _)| s);
         let alert = self.inner.alert(key, client, &start, Some(&now()));
@@ -96,7 +99,7 @@ impl Pager {
     }
 
     /// Queues every active burst again so Alertmanager keeps it firing.
-    pub(crate) fn resend(&self) {
+    fn resend(&self) {
         let mut state = self.inner.state.lock().expect("pager lock");
         let again: Vec<(BurstKey, serde_json::Value)> = state
             .active
@@ -214,7 +217,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::audit::burst::Subject;
+    use crate::detect::burst::Subject;
     use crate::metrics::Scope;
 
     /// An Alertmanager stand-in counting posts and the alerts in them; `posted` fires on each.
