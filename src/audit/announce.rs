@@ -1,17 +1,27 @@
 //! Bursts made known: the audit lines, the log lines, the counters and the page of a burst's
-//! start and end, from this replica's detector, or from the cluster store when one is up.
+//! start and end, from this replica's detector, or from the cluster when it decides them; and
+//! what this replica decided alone in cluster mode, when the cluster hands it back.
 
 use super::event::AuditEvent;
+use super::outbox::Pair;
 use super::Auditor;
 use crate::detect::burst::{self, BurstEvent};
+use crate::identity::Fingerprint;
 
 impl Auditor {
     pub(super) fn burst_events(&self, events: Vec<BurstEvent>) {
-        // With the cluster store up, bursts start and end once per cluster (`cluster_events`);
-        // this replica's own detector still caps its lines and writes their summaries.
-        let local = !self.shared.as_ref().is_some_and(super::outbox::Outbox::is_up);
-        let events = events.into_iter().filter(|e| local || matches!(e, BurstEvent::Summary { .. }));
-        self.announce(events.collect());
+        let Some(outbox) = &self.shared else { return self.announce(events) };
+        // In cluster mode a burst starts and ends once per cluster (`cluster_events`), and this
+        // replica's own decision is the cluster's to hand back (`decide_alone`); the detector
+        // still caps this replica's lines and writes their summaries.
+        let mut summaries = Vec::new();
+        for e in events {
+            match e {
+                BurstEvent::Summary { .. } => summaries.push(e),
+                _ => outbox.burst_alone(e),
+            }
+        }
+        self.announce(summaries);
     }
 
     /// Bursts the cluster started or ended, this replica owning them: written and paged here.
@@ -19,17 +29,34 @@ impl Auditor {
         self.announce(events);
     }
 
-    /// The store went down (`false`) or came back: while down, this replica's detector decides,
-    /// and the gauge shows its own bursts.
-    pub(crate) fn cluster_store(&self, up: bool) {
-        if let Some(shared) = &self.shared {
-            shared.set_up(up);
+    /// Cluster mode without the store: what this replica decided alone since the last exchange
+    /// is written, as without a cluster (the cluster decides when it may; `cluster`).
+    pub(crate) fn decide_alone(
+        &self,
+        bursts: Vec<BurstEvent>,
+        pairs: Vec<Pair>,
+        findings: Vec<(Fingerprint, AuditEvent)>,
+    ) {
+        self.announce(bursts);
+        for p in pairs {
+            self.shared_found(&p.route, &p.client, p.fp, p.names, p.source);
         }
-        if !up {
-            let bursts = self.bursts.lock().expect("burst lock");
-            for scope in burst::Scope::ALL {
-                self.metrics.set_burst_active(*scope, bursts.active(*scope));
-            }
+        self.findings_decided(findings.into_iter().map(|(_, event)| event).collect());
+    }
+
+    /// Once-only findings the cluster (or this replica alone) decided: the one place they are
+    /// written.
+    pub(crate) fn findings_decided(&self, events: Vec<AuditEvent>) {
+        for event in events {
+            self.write(event);
+        }
+    }
+
+    /// The store was lost: the burst gauge shows this replica's own bursts until it is back.
+    pub(crate) fn local_burst_gauges(&self) {
+        let bursts = self.bursts.lock().expect("burst lock");
+        for scope in burst::Scope::ALL {
+            self.metrics.set_burst_active(*scope, bursts.active(*scope));
         }
     }
 

@@ -43,9 +43,10 @@ impl Auditor {
                 source: f.source.to_string(),
                 expired_seconds: f.expired_seconds.unwrap_or(0),
             };
-            match self.shared.as_ref().filter(|s| s.is_up()) {
-                Some(shared) => shared.finding(fp, event),
-                None => self.write(event),
+            match &self.shared {
+                // Once per cluster: the cluster claims it, or hands it back (`decide_alone`).
+                Some(outbox) => outbox.finding(fp, event),
+                None => self.findings_decided(vec![event]),
             }
         }
         self.end_findings(ended);

@@ -1,13 +1,13 @@
-//! The replica's side of cluster-wide bursts: what it counted since the last exchange with the
-//! store, taken by the cluster task in the background (the request path only adds to a map), and
-//! whether the store is up. While it is, bursts are started and ended by the cluster task, once
-//! per cluster; while it is not, the replica decides alone, as without a store.
+//! Cluster mode's outbox: what this replica counted and decided since the last exchange with the
+//! store, taken by the cluster task in the background (the request path only adds to a map).
+//! Whether the store is up is the cluster's to know: with it up, the cluster decides bursts and
+//! once-only findings from every replica's counts; when it cannot be reached, the cluster hands
+//! what this replica decided alone back to be written, as without a store.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::detect::burst::{BurstKey, Scope, Subject};
+use crate::detect::burst::{BurstEvent, BurstKey, Scope, Subject};
 use crate::identity::Fingerprint;
 
 /// Declared client names kept per credential between two exchanges.
@@ -35,6 +35,28 @@ pub(crate) struct Pending {
     pub products: HashMap<Fingerprint, Products>,
     /// Per-credential findings this replica raised, for the cluster to write once.
     pub findings: Vec<(Fingerprint, super::event::AuditEvent)>,
+    /// What this replica's own detectors decided: written only when the store cannot be reached.
+    pub alone: Alone,
+}
+
+/// Decisions of this replica's own detectors in cluster mode. With the store up the cluster
+/// makes them once for all replicas, and these are dropped; without it they are this replica's.
+#[derive(Debug, Default)]
+pub(crate) struct Alone {
+    /// Bursts started and ended by this replica's detector.
+    pub bursts: Vec<BurstEvent>,
+    /// Credentials this replica saw used by two client products.
+    pub pairs: Vec<Pair>,
+}
+
+/// A credential seen used by two client products.
+#[derive(Debug, Clone)]
+pub(crate) struct Pair {
+    pub route: String,
+    pub client: String,
+    pub fp: Fingerprint,
+    pub names: [String; 2],
+    pub source: std::net::IpAddr,
 }
 
 /// Declared names one credential came with since the last exchange, and where it was last seen.
@@ -84,23 +106,29 @@ impl Pending {
 }
 
 pub(crate) struct Outbox {
-    up: AtomicBool,
     cap: usize,
     pending: Mutex<Pending>,
 }
 
 impl Outbox {
     pub(crate) fn new(cap: usize) -> Self {
-        Self { up: AtomicBool::new(false), cap, pending: Mutex::default() }
+        Self { cap, pending: Mutex::default() }
     }
 
-    /// Whether the store is up: then bursts are the cluster's to start and end.
-    pub(crate) fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
+    /// A burst this replica's detector started or ended.
+    pub(crate) fn burst_alone(&self, event: BurstEvent) {
+        let mut pending = self.pending.lock().expect("outbox lock");
+        if pending.alone.bursts.len() < self.cap {
+            pending.alone.bursts.push(event);
+        }
     }
 
-    pub(crate) fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::Release);
+    /// A shared credential this replica's detector found.
+    pub(crate) fn pair_alone(&self, pair: Pair) {
+        let mut pending = self.pending.lock().expect("outbox lock");
+        if pending.alone.pairs.len() < self.cap {
+            pending.alone.pairs.push(pair);
+        }
     }
 
     /// One failure, in every burst key it belongs to (`keys`), from `source` with `credential`.
@@ -111,7 +139,7 @@ impl Outbox {
         credential: Option<Fingerprint>,
         client: &str,
     ) {
-        let mut pending = self.pending.lock().expect("shared bursts lock");
+        let mut pending = self.pending.lock().expect("outbox lock");
         for key in keys.iter().flatten().filter(|k| k.scope != Scope::Stuffing) {
             if let Some(c) = pending.keys.get_mut(key) {
                 c.failures += 1;
@@ -133,7 +161,7 @@ impl Outbox {
 
     /// A credential used by a client that declared `name` (on `route`, labelled `client`).
     pub(crate) fn product(&self, fp: Fingerprint, name: &str, route: &str, client: &str, source: std::net::IpAddr) {
-        let mut pending = self.pending.lock().expect("shared bursts lock");
+        let mut pending = self.pending.lock().expect("outbox lock");
         let full = pending.products.len() >= self.cap;
         match pending.products.entry(fp) {
             // The common case, a credential seen again within the interval: nothing to allocate.
@@ -158,7 +186,7 @@ impl Outbox {
     /// A finding about credential `fp` (a client that stopped refreshing): the cluster writes it
     /// once, whichever replicas raised it.
     pub(crate) fn finding(&self, fp: Fingerprint, event: super::event::AuditEvent) {
-        let mut pending = self.pending.lock().expect("shared bursts lock");
+        let mut pending = self.pending.lock().expect("outbox lock");
         if pending.findings.len() < self.cap {
             pending.findings.push((fp, event));
         }
@@ -166,12 +194,12 @@ impl Outbox {
 
     /// What was counted since the last call.
     pub(crate) fn take(&self) -> Pending {
-        std::mem::take(&mut *self.pending.lock().expect("shared bursts lock"))
+        std::mem::take(&mut *self.pending.lock().expect("outbox lock"))
     }
 
     /// Puts back what could not be delivered.
     pub(crate) fn put_back(&self, older: Pending) {
-        let mut pending = self.pending.lock().expect("shared bursts lock");
+        let mut pending = self.pending.lock().expect("outbox lock");
         pending.merge(older, self.cap);
     }
 }

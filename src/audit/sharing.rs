@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use tokio::time::Instant;
 
 use super::event::AuditEvent;
+use super::outbox::Pair;
 use super::Auditor;
 use crate::detect::sharing::Product;
 use crate::identity::{Credential, Fingerprint};
@@ -15,17 +16,25 @@ impl Auditor {
     /// shared credential, counted and audited once per pair.
     pub(crate) fn check_sharing(&self, route: &str, credential: &Credential, client: &str, product: &Product<'_>) {
         let Some(fp) = credential.fingerprint() else { return };
-        if let Some(shared) = self.shared.as_ref().filter(|s| s.is_up()) {
-            // The cluster decides, on declared names: a replica may hold a program's nameless
-            // requests without the `initialize` another replica saw.
-            if let Some(name) = self.sharing.lock().expect("sharing lock").declared(fp, product) {
-                shared.product(fp, &name, route, client, product.source);
-            }
-            return;
+        let Some(outbox) = &self.shared else {
+            let pair = self.sharing.lock().expect("sharing lock").observe(fp, product, Instant::now());
+            let Some((first, second)) = pair else { return };
+            return self.shared_found(route, client, fp, [first, second], product.source);
+        };
+        // The cluster decides, on declared names (a replica may hold a program's nameless
+        // requests without the `initialize` another replica saw); this replica's own pair is
+        // the cluster's to hand back when the store cannot be reached.
+        let (declared, pair) = {
+            let mut sharing = self.sharing.lock().expect("sharing lock");
+            (sharing.declared(fp, product), sharing.observe(fp, product, Instant::now()))
+        };
+        if let Some(name) = declared {
+            outbox.product(fp, &name, route, client, product.source);
         }
-        let pair = self.sharing.lock().expect("sharing lock").observe(fp, product, Instant::now());
-        let Some((first, second)) = pair else { return };
-        self.shared_found(route, client, fp, [first, second], product.source);
+        if let Some((first, second)) = pair {
+            let (route, client) = (route.to_string(), client.to_string());
+            outbox.pair_alone(Pair { route, client, fp, names: [first, second], source: product.source });
+        }
     }
 
     /// A credential used by two client products: counted, logged and audited (once per pair,

@@ -46,9 +46,11 @@ pub(crate) struct Checklist {
     auditor: Arc<Auditor>,
     /// Cluster mode: what every replica saw, as the store last gave it (`None` alone).
     cluster_view: Mutex<Option<Vec<ClientTools>>>,
-    /// Cluster mode with the store up: rotations wait here for the exchange to claim them, so
-    /// one replica writes each.
+    /// Cluster mode: rotations wait here for the exchange to claim them, so one replica writes
+    /// each, or for the cluster to hand them back when the store cannot be reached.
     due: Mutex<Vec<Rotation>>,
+    /// Cluster mode is on (`cluster.store_url`).
+    clustered: bool,
 }
 
 impl Checklist {
@@ -74,6 +76,7 @@ impl Checklist {
             auditor,
             cluster_view: Mutex::new(None),
             due: Mutex::new(Vec::new()),
+            clustered: config.cluster.url(&config.env).is_some(),
         };
         checklist.load();
         checklist
@@ -174,11 +177,10 @@ impl Checklist {
             ages.forget_before(before);
             (ages.rotations(now, settings.rotation_grace.as_secs()), ages.first_seen())
         };
-        let clustered = self.auditor.shared.as_ref().is_some_and(crate::audit::outbox::Outbox::is_up);
-        if clustered {
+        if self.clustered {
             self.due.lock().expect("due lock").extend(rotations);
         } else {
-            for r in rotations.into_iter().chain(std::mem::take(&mut *self.due.lock().expect("due lock"))) {
+            for r in rotations {
                 self.rotated(r);
             }
         }
@@ -215,6 +217,13 @@ impl Checklist {
     /// Rotations the store could not claim: the next exchange, or this replica alone, writes them.
     pub(crate) fn requeue_rotations(&self, rotations: Vec<Rotation>) {
         self.due.lock().expect("due lock").extend(rotations);
+    }
+
+    /// Cluster mode without the store: the rotations that waited for it are this replica's.
+    pub(crate) fn decide_alone(&self) {
+        for r in self.take_due_rotations() {
+            self.rotated(r);
+        }
     }
 
     /// Writes the `credential_rotated` line of a rotation (this replica claimed it).

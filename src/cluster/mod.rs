@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::audit::event::AuditEvent;
-use crate::audit::outbox::Pending;
+use crate::audit::outbox::{Alone, Pending};
 use crate::audit::Auditor;
 use crate::config::Config;
 use crate::detect::burst::{BurstEvent, BurstKey, Scope};
@@ -145,7 +145,7 @@ impl Store {
             self.up = Some(false);
             self.down_since = Some(Instant::now());
             self.metrics.set_store_up(&config.cluster.name, false);
-            self.auditor.cluster_store(false);
+            self.auditor.local_burst_gauges();
         }
     }
 
@@ -163,7 +163,6 @@ impl Store {
             }
             self.up = Some(true);
             self.metrics.set_store_up(&config.cluster.name, true);
-            self.auditor.cluster_store(true);
         }
     }
 
@@ -174,7 +173,7 @@ impl Store {
         &mut self,
         conn: &mut MultiplexedConnection,
         config: &Config,
-        pending: &Pending,
+        pending: &mut Pending,
     ) -> Result<(), String> {
         let timeout = config.cluster.timeout;
         let within = |r: Result<redis::RedisResult<()>, tokio::time::error::Elapsed>| match r {
@@ -195,10 +194,9 @@ impl Store {
             .await
             .map_err(|_| "no answer within cluster.timeout".to_string())?
             .map_err(|e| e.to_string())?;
-        for event in findings {
-            tracing::warn!(event = event.name(), "a client keeps sending an expired user token: it stopped refreshing");
-            self.auditor.write(event);
-        }
+        // Claimed: written by the replica that won, never again by this one alone.
+        pending.findings.clear();
+        self.auditor.findings_decided(findings);
         within(tokio::time::timeout(timeout, self.exchange_names(conn, config)).await)?;
         let read_remembered = self.ticks % 4 == 1;
         within(tokio::time::timeout(timeout, self.exchange_labels(conn, config, read_remembered)).await)?;
@@ -215,8 +213,8 @@ impl Store {
     async fn tick(&mut self) {
         let config = (self.config)();
         let auditor = self.auditor.clone();
-        let Some(shared) = auditor.shared.as_ref() else { return };
-        let mut pending = shared.take();
+        let Some(outbox) = auditor.shared.as_ref() else { return };
+        let mut pending = outbox.take();
         if pending.dropped > 0 {
             tracing::warn!(
                 failures = pending.dropped,
@@ -225,38 +223,49 @@ impl Store {
             pending.dropped = 0;
         }
         let Some(mut conn) = self.connection(&config).await else {
-            shared.put_back(pending);
+            self.alone(pending);
             return;
         };
         let result = tokio::time::timeout(config.cluster.timeout, self.exchange(&mut conn, &config, &pending)).await;
-        match result {
+        let error = match result {
             Ok(Ok(outcome)) => {
                 self.succeeded(&config);
+                // The store is up: the cluster decided; this replica's own decisions are dropped.
+                pending.alone = Alone::default();
                 self.auditor.cluster_events(outcome.started);
                 self.auditor.cluster_events(outcome.ended);
-                if let Err(e) = self.end_orphans(&mut conn, &config, outcome.active_keys).await {
-                    self.failed(&config, "exchange", &e.to_string());
-                    return;
-                }
                 for scope in Scope::ALL {
                     self.metrics.set_burst_active(*scope, outcome.active.get(scope).copied().unwrap_or(0));
                 }
-                if let Err(e) = self.share(&mut conn, &config, &pending).await {
-                    // The bursts were sent; what else waited goes again with the next exchange.
-                    let rest = Pending { products: pending.products, findings: pending.findings, ..Pending::default() };
-                    shared.put_back(rest);
-                    self.failed(&config, "exchange", &e);
-                }
+                let shared = match self.end_orphans(&mut conn, &config, outcome.active_keys).await {
+                    Ok(()) => self.share(&mut conn, &config, &mut pending).await,
+                    Err(e) => Err(e.to_string()),
+                };
+                let Err(e) = shared else { return };
+                // The bursts were sent; credential products go again with the next exchange.
+                let rest = Pending { products: pending.products, findings: pending.findings, ..Pending::default() };
+                self.failed(&config, "exchange", &e);
+                self.alone(rest);
+                return;
             }
-            Ok(Err(e)) => {
-                shared.put_back(pending);
-                self.failed(&config, "exchange", &e.to_string());
-            }
-            Err(_) => {
-                shared.put_back(pending);
-                self.failed(&config, "exchange", "no answer within cluster.timeout");
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within cluster.timeout".to_string(),
+        };
+        self.failed(&config, "exchange", &error);
+        self.alone(pending);
+    }
+
+    /// The store cannot be reached: what this replica decided alone is written, as without a
+    /// cluster, and what it counted waits for the next exchange. The one place the parts that
+    /// share learn that they decide alone.
+    fn alone(&self, mut pending: Pending) {
+        let Some(outbox) = self.auditor.shared.as_ref() else { return };
+        let alone = std::mem::take(&mut pending.alone);
+        let findings = std::mem::take(&mut pending.findings);
+        self.auditor.decide_alone(alone.bursts, alone.pairs, findings);
+        self.checklist.decide_alone();
+        self.sessions.decide_locally();
+        outbox.put_back(pending);
     }
 }
 
