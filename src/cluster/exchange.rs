@@ -13,7 +13,7 @@ use super::keys::{key_text, ms, take, threshold, unix_ms, windows};
 use super::{Outcome, Owned, Store};
 use crate::audit::outbox::Pending;
 use crate::config::Config;
-use crate::detect::burst::{BurstEvent, BurstKey, Scope, Summary};
+use crate::detect::burst::{estimate, BurstEvent, BurstKey, Scope, Summary};
 use crate::identity::CLIENT_UNKNOWN;
 
 /// What the first pipeline read: each key this replica saw with the cluster's count over its
@@ -81,7 +81,7 @@ impl Store {
             } else {
                 let (this, last): (u64, Option<u64>) = (take(&mut values)?, take(&mut values)?);
                 let (_, into) = windows(threshold(cfg, key.scope).0, now);
-                this + (last.unwrap_or(0) as f64 * (1.0 - into)) as u64
+                estimate(this, last.unwrap_or(0), into)
             };
             counted.push((key, client, text, mine, count));
         }

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::{FromRedisValue, Value};
 
 use crate::config::Bursts;
+pub(super) use crate::detect::burst::windows;
 use crate::detect::burst::{BurstKey, Scope};
 
 pub(super) fn unix_ms() -> u64 {
@@ -28,14 +29,6 @@ pub(super) fn threshold(cfg: &Bursts, scope: Scope) -> (Duration, u64) {
         Scope::Global => (cfg.global.window, u64::from(cfg.global.failures)),
         Scope::Stuffing => (cfg.stuffing.window, u64::from(cfg.stuffing.credentials)),
     }
-}
-
-/// The fixed window `now_ms` falls in, and how far into it (0 to 1). A count over the last
-/// window is estimated from this window's count and the previous one's, weighted by the part of
-/// it still inside (as sliding-window rate limiters do): two reads per key, whatever the window.
-pub(super) fn windows(window: Duration, now_ms: u64) -> (u64, f64) {
-    let width = ms(window).max(1000);
-    (now_ms / width, (now_ms % width) as f64 / width as f64)
 }
 
 /// The URL with the password put in (percent-encoded), and the address alone, for logs.
@@ -75,11 +68,5 @@ mod tests {
         let (url, shown) = urls("rediss://tap:old@valkey:6380", Some("new"));
         assert_eq!((url.as_str(), shown.as_str()), ("rediss://tap:new@valkey:6380", "rediss://valkey:6380"));
         assert_eq!(urls("redis://u:secret@h:1", None).1, "redis://h:1");
-    }
-
-    #[test]
-    fn a_window_and_how_far_into_it() {
-        assert_eq!(windows(Duration::from_secs(60), 90_000), (1, 0.5));
-        assert_eq!(windows(Duration::from_millis(10), 2_500), (2, 0.5), "at least a second");
     }
 }

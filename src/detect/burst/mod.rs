@@ -1,6 +1,6 @@
-//! Burst detection over auth failures, pure and driven by the caller's clock: leaky buckets per
-//! source address, per credential and globally, distinct failing credentials per source
-//! (stuffing). Keys are bounded by LRU caches; during a burst per-failure audit lines are capped
+//! Burst detection over auth failures, pure and driven by the caller's clock: failures over the
+//! last window per source address, per credential and globally, counted as the cluster counts
+//! them (`windows`, `estimate`), and distinct failing credentials per source (stuffing). Keys are bounded by LRU caches; during a burst per-failure audit lines are capped
 //! and the rest are counted exactly into summaries.
 
 use std::collections::{BTreeMap, HashMap};
@@ -71,20 +71,49 @@ struct Active {
     client: String,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    level: f64,
-    last: Instant,
+/// The fixed window (of `window`, at least a second) that time `at_ms` falls in, and how far
+/// into it (0 to 1). Alone or in a cluster, a burst is decided on the same count: the failures of
+/// the last window, estimated from this fixed window's count and the previous one's, weighted by
+/// the part of it still inside (as sliding-window rate limiters do).
+pub(crate) fn windows(window: Duration, at_ms: u64) -> (u64, f64) {
+    let width = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1000);
+    (at_ms / width, (at_ms % width) as f64 / width as f64)
 }
 
-impl Bucket {
-    /// Adds one failure after leaking at `threshold / window`; returns the new level.
-    fn add(&mut self, now: Instant, threshold: u32, window: Duration) -> f64 {
-        let rate = f64::from(threshold) / window.as_secs_f64();
-        let leaked = rate * now.saturating_duration_since(self.last).as_secs_f64();
-        self.level = (self.level - leaked).max(0.0) + 1.0;
-        self.last = now;
-        self.level
+/// The failures of the last window, from this fixed window's count and the previous one's.
+pub(crate) fn estimate(current: u64, previous: u64, into: f64) -> u64 {
+    current + (previous as f64 * (1.0 - into)) as u64
+}
+
+/// One key's failures in its current fixed window and the one before.
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    index: u64,
+    current: u64,
+    previous: u64,
+}
+
+impl Counter {
+    fn new(at_ms: u64, window: Duration) -> Self {
+        Self { index: windows(window, at_ms).0, current: 0, previous: 0 }
+    }
+
+    /// The failures of the last window at `at_ms` (`estimate`).
+    fn count(&mut self, at_ms: u64, window: Duration) -> u64 {
+        let (index, into) = windows(window, at_ms);
+        if index != self.index {
+            self.previous = if index == self.index + 1 { self.current } else { 0 };
+            self.current = 0;
+            self.index = index;
+        }
+        estimate(self.current, self.previous, into)
+    }
+
+    /// Adds one failure at `at_ms`; returns the failures of the last window.
+    fn add(&mut self, at_ms: u64, window: Duration) -> u64 {
+        self.count(at_ms, window);
+        self.current += 1;
+        self.count(at_ms, window)
     }
 }
 
@@ -102,10 +131,12 @@ pub(crate) struct BurstDetector {
     cfg: Bursts,
     lines_per_burst: usize,
     summary_interval: Duration,
-    sources: LruCache<IpAddr, Bucket>,
-    credentials: LruCache<Fingerprint, Bucket>,
+    /// Where the detector's windows are counted from.
+    epoch: Instant,
+    sources: LruCache<IpAddr, Counter>,
+    credentials: LruCache<Fingerprint, Counter>,
     stuffing: LruCache<IpAddr, Vec<(Fingerprint, Instant)>>,
-    global: Option<Bucket>,
+    global: Option<Counter>,
     /// Bounded by `max_tracked_keys` per scope; keyed by what clients send, so the hasher is
     /// randomly seeded (and faster than SipHash, which showed in the auth-failure profile).
     active: HashMap<BurstKey, Active, foldhash::fast::RandomState>,
@@ -118,6 +149,7 @@ impl BurstDetector {
             cfg,
             lines_per_burst,
             summary_interval,
+            epoch: Instant::now(),
             sources: LruCache::new(cap),
             credentials: LruCache::new(cap),
             stuffing: LruCache::new(cap),
@@ -160,14 +192,20 @@ impl BurstDetector {
         verdict
     }
 
-    /// Whether `source` failed recently (its bucket has not leaked empty): an expired user token
-    /// from it then mixes with other failures and counts toward the source's burst.
+    /// Whether `source` failed within the last window: an expired user token from it then mixes
+    /// with other failures and counts toward the source's burst.
     pub(crate) fn source_failing(&self, now: Instant, source: IpAddr) -> bool {
         let source = group(source, self.cfg.ipv6_prefix);
-        let rate = f64::from(self.cfg.source.failures) / self.cfg.source.window.as_secs_f64();
-        self.sources
-            .peek(&source)
-            .is_some_and(|b| b.level - rate * now.saturating_duration_since(b.last).as_secs_f64() > 0.0)
+        let at = self.at_ms(now);
+        self.sources.peek(&source).is_some_and(|c| {
+            let mut c = *c;
+            c.count(at, self.cfg.source.window) > 0
+        })
+    }
+
+    /// Milliseconds since the detector started: where its fixed windows fall.
+    fn at_ms(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Adds the failure to every bucket it belongs to; returns the keys now over their threshold.
@@ -179,23 +217,21 @@ impl BurstDetector {
         verdict: &mut Verdict,
     ) -> Vec<BurstKey> {
         let cfg = self.cfg.clone();
-        let fresh = Bucket { level: 0.0, last: now };
+        let at = self.at_ms(now);
         let mut crossed = Vec::new();
-        let (failures, window) = (cfg.source.failures, cfg.source.window);
-        if bump(Scope::Source, &mut self.sources, source, fresh, now, failures, window, verdict) {
+        if bump(Scope::Source, &mut self.sources, source, at, &cfg.source, verdict) {
             crossed.push(BurstKey { scope: Scope::Source, key: self.source_key(source) });
         }
         if let Some(fp) = credential {
-            let (failures, window) = (cfg.credential.failures, cfg.credential.window);
-            if bump(Scope::Credential, &mut self.credentials, fp, fresh, now, failures, window, verdict) {
+            if bump(Scope::Credential, &mut self.credentials, fp, at, &cfg.credential, verdict) {
                 crossed.push(BurstKey { scope: Scope::Credential, key: Subject::Credential(fp) });
             }
             if self.stuffed(now, source, fp, verdict) {
                 crossed.push(BurstKey { scope: Scope::Stuffing, key: self.source_key(source) });
             }
         }
-        let global = self.global.get_or_insert(fresh);
-        if global.add(now, cfg.global.failures, cfg.global.window) >= f64::from(cfg.global.failures) {
+        let global = self.global.get_or_insert(Counter::new(at, cfg.global.window));
+        if global.add(at, cfg.global.window) >= u64::from(cfg.global.failures) {
             crossed.push(BurstKey { scope: Scope::Global, key: Subject::All });
         }
         crossed
@@ -358,23 +394,21 @@ impl BurstDetector {
     }
 }
 
-/// Adds a failure to a key's bucket (creating it, evicting the least recent key if full);
-/// returns whether the bucket is at or over the threshold.
-#[allow(clippy::too_many_arguments)]
+/// Adds a failure to a key's counter (creating it, evicting the least recent key if full);
+/// returns whether the failures of the last window reach the threshold.
 fn bump<K: std::hash::Hash + Eq + Copy>(
     scope: Scope,
-    cache: &mut LruCache<K, Bucket>,
+    cache: &mut LruCache<K, Counter>,
     key: K,
-    fresh: Bucket,
-    now: Instant,
-    threshold: u32,
-    window: Duration,
+    at_ms: u64,
+    threshold: &crate::config::Threshold,
     verdict: &mut Verdict,
 ) -> bool {
     if cache.len() == cache.cap().get() && !cache.contains(&key) {
         verdict.evicted.push(scope);
     }
-    cache.get_or_insert_mut(key, || fresh).add(now, threshold, window) >= f64::from(threshold)
+    let window = threshold.window;
+    cache.get_or_insert_mut(key, || Counter::new(at_ms, window)).add(at_ms, window) >= u64::from(threshold.failures)
 }
 
 /// The address with its host bits cleared: IPv6 sources are grouped by `prefix` bits.

@@ -1,4 +1,4 @@
-//! The burst detector with paused time: thresholds, leaking, quiet periods, stuffing, bounds.
+//! The burst detector with paused time: thresholds, windows, quiet periods, stuffing, bounds.
 use super::*;
 use crate::config::{Stuffing, Threshold};
 use crate::identity::{Fingerprinter, KeySource};
@@ -35,19 +35,18 @@ async fn a_burst_starts_at_the_threshold_and_ends_after_the_quiet_period() {
         }
         tokio::time::advance(Duration::from_millis(100)).await;
     }
-    // The bucket drains 0.5 failures/s: after five failures 100 ms apart it holds 4.8, so the
-    // sixth reaches the threshold of 5.
-    assert_eq!(started_at, Some(5));
+    // Five failures within the 10 s window reach the threshold of 5: the fifth starts the burst.
+    assert_eq!(started_at, Some(4));
     assert_eq!(d.active(Scope::Source), 1);
-    // 5 lines before the burst, then 2 inside it; the other 3 went into the summary.
-    assert_eq!(lines, 7);
+    // 4 lines before the burst, then 2 inside it; the other 4 went into the summary.
+    assert_eq!(lines, 6);
     tokio::time::advance(Duration::from_secs(5)).await;
     let events = d.tick(Instant::now());
     assert_eq!(
         events,
         vec![BurstEvent::Summary {
             key: BurstKey { scope: Scope::Source, key: Subject::Address(IP.parse().unwrap()) },
-            summary: Summary { count: 3, by_reason: [(Reason::MissingCredentials, 3)].into() },
+            summary: Summary { count: 4, by_reason: [(Reason::MissingCredentials, 4)].into() },
         }]
     );
     tokio::time::advance(Duration::from_secs(24)).await;
@@ -55,7 +54,7 @@ async fn a_burst_starts_at_the_threshold_and_ends_after_the_quiet_period() {
     tokio::time::advance(Duration::from_secs(2)).await;
     match d.tick(Instant::now()).as_slice() {
         [BurstEvent::Ended { failures, summary, .. }] => {
-            assert_eq!(*failures, 5, "the crossing failure and the 4 after it");
+            assert_eq!(*failures, 6, "the crossing failure and the 5 after it");
             assert_eq!(summary.count, 0);
         }
         other => panic!("{other:?}"),
@@ -64,7 +63,7 @@ async fn a_burst_starts_at_the_threshold_and_ends_after_the_quiet_period() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn slow_failures_leak_away_and_never_burst() {
+async fn slow_failures_stay_under_the_window_count_and_never_burst() {
     let mut d = BurstDetector::new(cfg(), 2, Duration::from_secs(5));
     for _ in 0..50 {
         let v = d.failure(Instant::now(), IP.parse().unwrap(), None, Reason::UnknownToken, "unknown");
@@ -135,4 +134,11 @@ async fn an_ipv6_attacker_rotating_through_its_64_is_one_source() {
     let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
     assert!(d.failure(Instant::now(), other, None, Reason::UnknownToken, "unknown").write_line);
     assert_eq!(d.active(Scope::Source), 1);
+}
+
+#[test]
+fn a_window_and_how_far_into_it() {
+    assert_eq!(windows(Duration::from_secs(60), 90_000), (1, 0.5));
+    assert_eq!(windows(Duration::from_millis(10), 2_500), (2, 0.5), "at least a second");
+    assert_eq!(estimate(3, 10, 0.25), 10, "three now and three quarters of the ten before");
 }
