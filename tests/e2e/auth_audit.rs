@@ -139,8 +139,17 @@ async fn every_reason_is_explained_and_no_token_leaks() {
     };
     let guest = guest_token(backstage.port).await;
     drive_every_reason(&format!("http://{proxy}"), &guest).await;
-    let (_, _, metrics_body) = get(&format!("http://{admin}/metrics")).await;
-    let m = String::from_utf8(metrics_body.to_vec()).unwrap();
+    // The forged user token's refusal is explained once the signing keys are fetched.
+    let m = eventually(Duration::from_secs(10), "the user token's refusal explained", || async {
+        let (_, _, body) = get(&format!("http://{admin}/metrics")).await;
+        let m = String::from_utf8(body.to_vec()).unwrap();
+        if auth(&m, &[]) == 6.0 {
+            Ok(m)
+        } else {
+            Err(m)
+        }
+    })
+    .await;
 
     let d = ("mcp_route", "default");
     assert_eq!(
