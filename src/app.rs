@@ -62,14 +62,11 @@ pub async fn run_with(
     metrics.record_config_loaded(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (outputs, sink) = Outputs::start(&config, &metrics)?;
-    let fingerprinter = Fingerprinter::from_config(&config.audit, &config.env)?;
-    let pager = config.alertmanager.url.as_ref().map(|_| {
-        Box::new(crate::export::alertmanager::Pager::new(&config.alertmanager, metrics.clone())) as Box<dyn Pages>
-    });
-    let auditor = Arc::new(Auditor::new(&config, metrics.clone(), sink, fingerprinter, pager, &known_routes(&config)));
+    let parts = parts(&config, &metrics, sink)?;
+    let auditor = parts.auditor.clone();
     let resend_interval = config.alertmanager.resend_interval;
     let access = Arc::new(crate::admin::Access::new(&config, metrics.clone())?);
-    let shared = Arc::new(Shared::new(config, metrics, auditor.clone())?);
+    let shared = Arc::new(Shared::new(config, metrics, parts)?);
     if let Some(tracer) = outputs.export.as_ref().and_then(super::export::Export::tracer) {
         let _ = shared.tracer.set(tracer);
     }
@@ -107,6 +104,23 @@ pub async fn run_with(
 }
 
 type Task = tokio::task::JoinHandle<()>;
+
+/// The parts every other one shares: the audit (with its pager), the checklist, the sessions.
+fn parts(config: &Config, metrics: &Arc<Metrics>, sink: AuditSink) -> anyhow::Result<proxy::Parts> {
+    let fingerprinter = Fingerprinter::from_config(&config.audit, &config.env)?;
+    let pager = config.alertmanager.url.as_ref().map(|_| {
+        Box::new(crate::export::alertmanager::Pager::new(&config.alertmanager, metrics.clone())) as Box<dyn Pages>
+    });
+    let routes = known_routes(config);
+    let auditor = Arc::new(Auditor::new(config, metrics.clone(), sink, fingerprinter, pager, &routes));
+    let checklist = Arc::new(crate::checklist::Checklist::open(config, metrics.clone(), auditor.clone()));
+    let sessions = Arc::new(crate::session::SessionTracker::new(
+        metrics.clone(),
+        config.sessions.idle_timeout,
+        config.sessions.max_tracked,
+    ));
+    Ok(proxy::Parts { auditor, checklist, sessions })
+}
 
 /// Where audit events and telemetry go: the JSON lines, OTLP (metrics, traces, audit events as
 /// logs) and syslog. The audit trail stops last, after the final burst and session events.

@@ -2,22 +2,27 @@
 //! measures every MCP operation and session without changing a byte, and audits who is refused.
 //!
 //! The modules, bottom layer first (a module imports only from its own layer or below; the
-//! structure test checks it, and which same-layer imports exist):
+//! structure test checks it, which same-layer imports exist, and that this list, the one in
+//! docs/architecture.md and its own agree):
 //!
-//! 1. `labels` (closed sets of label values), `config` (the YAML file, strict parsing,
-//!    validation), `mcp` (JSON-RPC envelopes, the SSE decoder, the method enum, bounded names).
+//! 1. `labels`, `config`, `mcp`: closed sets of label values; the YAML file, strict parsing,
+//!    validation; JSON-RPC envelopes, the SSE decoder, the method enum, bounded names.
 //! 2. `metrics`: the one `Metrics` struct and the metric catalogue every output comes from.
-//! 3. `session` (header, inferred and stateless sessions), `audit` (reasons, fingerprints,
-//!    client names, bursts, findings, the audit log), `status` (the status page's view of the
-//!    metrics), `checklist` (token ages, rotation, least privilege, and its state file).
-//! 4. `http_client` (the one HTTP(S) client to the upstream), `tls` (the listeners' TLS,
-//!    certificates re-read when they change) and `cluster` (bursts shared through a Redis/Valkey
-//!    store).
-//! 5. `proxy`: accept, read the request, forward, tap the response, record the exchange.
-//! 6. `export` (OTLP push), `admin` (status page, `/metrics`, `/privileges`, health),
-//!    `reload` (config hot reload), `probe` (the canary), `report` (`report privileges`).
-//! 7. `app` (wiring: listeners, background tasks, shutdown) and `demo` (`mcp-tap demo`).
-//! 8. `cli`: the command line, read by `main.rs`.
+//! 3. `identity`, `session`, `status`: who is calling (fingerprints, client names, user tokens);
+//!    header, inferred and stateless sessions; the status page's view of the metrics.
+//! 4. `detect`: what is wrong: bursts, shared credentials, expired-token storms, approved
+//!    networks, once-only findings (plain structures, the clock passed in).
+//! 5. `audit`, `checklist`: the audit trail (events, the sink, the cluster outbox, the one emit
+//!    point of a refusal); token age, rotation, least privilege and its state file.
+//! 6. `http_client`, `tls`: the one HTTP(S) client to the upstream; the listeners' TLS.
+//! 7. `proxy`: accept, read the request, forward, tap the response, record the exchange.
+//! 8. `export`, `admin`, `reload`, `probe`, `report`: OTLP push, syslog and Alertmanager paging;
+//!    status page, `/metrics`, `/privileges`, health; hot reload; the canary; `report privileges`.
+//! 9. `cluster`: cluster mode through a Redis/Valkey store, the only place that knows whether the
+//!    store is up; only `app` uses it.
+//! 10. `app`, `demo`: wiring (listeners, the state every part shares, background tasks,
+//!     shutdown); `mcp-tap demo`.
+//! 11. `cli`: the command line, read by `main.rs`.
 //!
 //! Public are only what the binary and the integration tests use: `app`, `cli`, `config`,
 //! `demo`, `probe`, `reload`, `report`, the metric `catalogue`, and the fingerprint and finding

@@ -132,3 +132,28 @@ impl ServerTls {
 pub(crate) const ALPN_H2_HTTP1: [&[u8]; 2] = [b"h2", b"http/1.1"];
 /// ALPN for a listener serving HTTP/1.1 only.
 pub(crate) const ALPN_HTTP1: [&[u8]; 1] = [b"http/1.1"];
+
+/// Completes a TLS handshake on `listener` within `deadline`; a failed or late one is counted
+/// (`mcp_tap_tls_handshake_failures_total`), logged at debug, and `None`.
+pub(crate) async fn accept(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    deadline: Duration,
+    listener: &'static str,
+    peer: std::net::SocketAddr,
+    metrics: &Metrics,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            metrics.record_handshake_failure(listener);
+            tracing::debug!(error = %e, %peer, listener, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            metrics.record_handshake_failure(listener);
+            tracing::debug!(%peer, listener, ?deadline, "TLS handshake not finished in time");
+            None
+        }
+    }
+}

@@ -54,16 +54,9 @@ pub(crate) async fn serve(
             let Some(acceptor) = loaded.acceptor.clone() else {
                 return serve_connection(TokioIo::new(stream), shared, history, access, loaded).await;
             };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_connection(TokioIo::new(tls), shared, history, access, loaded).await,
-                Ok(Err(e)) => {
-                    shared.metrics.record_handshake_failure("admin");
-                    tracing::debug!(error = %e, %peer, "admin TLS handshake failed");
-                }
-                Err(_) => {
-                    shared.metrics.record_handshake_failure("admin");
-                    tracing::debug!(%peer, "admin TLS handshake timed out");
-                }
+            let metrics = &shared.metrics;
+            if let Some(tls) = crate::tls::accept(&acceptor, stream, HANDSHAKE_TIMEOUT, "admin", peer, metrics).await {
+                serve_connection(TokioIo::new(tls), shared, history, access, loaded).await;
             }
         });
     }

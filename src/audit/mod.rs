@@ -6,6 +6,7 @@ mod announce;
 mod approved;
 pub(crate) mod event;
 mod expiry;
+mod failure;
 mod finding;
 pub(crate) mod outbox;
 mod preinit;
@@ -13,7 +14,6 @@ pub(crate) mod reason;
 mod sharing;
 pub(crate) mod sink;
 
-use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,9 +23,9 @@ use lru::LruCache;
 use tokio::time::Instant;
 
 use self::event::{AuditEvent, AuditLine, AuthFailureLine};
+use self::outbox::Outbox;
 use self::reason::{Reason, SuccessHistory};
 use self::sink::AuditSink;
-use crate::audit::outbox::Outbox;
 use crate::config::Config;
 use crate::detect::approved::Approved;
 use crate::detect::burst::{self, BurstDetector};
@@ -35,6 +35,7 @@ use crate::identity::{
 };
 use crate::mcp::method::Method;
 use crate::metrics::Metrics;
+pub(crate) use failure::AuthFailure;
 
 pub(crate) struct Auditor {
     pub fingerprinter: Fingerprinter,
@@ -76,103 +77,6 @@ pub(crate) trait Pages: Send + Sync {
 /// resolved against. Lives as long as the connection; a reload of the directory invalidates it.
 #[derive(Default)]
 pub(crate) struct CredentialCache(Option<(http::HeaderValue, Arc<ClientDirectory>, Credential)>);
-
-/// One refused request, with everything the audit may know about it (never the token).
-#[derive(Debug)]
-pub(crate) struct AuthFailure<'a> {
-    pub route: &'a str,
-    pub status: u16,
-    pub reason: Reason,
-    pub http_method: &'a str,
-    pub mcp_method: Option<Method>,
-    pub tool: Option<&'a str>,
-    pub credential: &'a Credential,
-    /// The `client` label (`naming`).
-    pub client: &'a str,
-    /// The user entity ref of a Backstage user token, when the audit may name it.
-    pub user: Option<&'a str>,
-    /// Who holds a user token whose signature holds (user, address, User-Agent): its refresh
-    /// is a valid token of the same holder.
-    pub holder: Option<expiries::Holder>,
-    pub expired_seconds: Option<u64>,
-    pub source: IpAddr,
-    pub user_agent: Option<&'a str>,
-    pub request_id: Option<&'a str>,
-    pub jsonrpc_id: Option<String>,
-    pub trace_id: Option<&'a str>,
-    pub span_id: Option<&'a str>,
-}
-
-/// An `AuthFailure` that owns what it says, for a refusal explained after the request's answer
-/// (when the upstream's signing keys arrive).
-#[derive(Debug)]
-pub(crate) struct LateAuthFailure {
-    pub route: String,
-    pub status: u16,
-    pub reason: Reason,
-    pub http_method: String,
-    pub mcp_method: Option<Method>,
-    pub tool: Option<String>,
-    pub credential: Credential,
-    pub client: Arc<str>,
-    pub user: Option<String>,
-    pub holder: Option<expiries::Holder>,
-    pub expired_seconds: Option<u64>,
-    pub source: IpAddr,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    pub jsonrpc_id: Option<String>,
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
-}
-
-impl AuthFailure<'_> {
-    pub(crate) fn late(&self, client: Arc<str>) -> LateAuthFailure {
-        LateAuthFailure {
-            route: self.route.to_string(),
-            status: self.status,
-            reason: self.reason,
-            http_method: self.http_method.to_string(),
-            mcp_method: self.mcp_method,
-            tool: self.tool.map(str::to_string),
-            credential: self.credential.clone(),
-            client,
-            user: self.user.map(str::to_string),
-            holder: self.holder,
-            expired_seconds: self.expired_seconds,
-            source: self.source,
-            user_agent: self.user_agent.map(str::to_string),
-            request_id: self.request_id.map(str::to_string),
-            jsonrpc_id: self.jsonrpc_id.clone(),
-            trace_id: self.trace_id.map(str::to_string),
-            span_id: self.span_id.map(str::to_string),
-        }
-    }
-}
-
-impl LateAuthFailure {
-    pub(crate) fn failure(&self) -> AuthFailure<'_> {
-        AuthFailure {
-            route: &self.route,
-            status: self.status,
-            reason: self.reason,
-            http_method: &self.http_method,
-            mcp_method: self.mcp_method,
-            tool: self.tool.as_deref(),
-            credential: &self.credential,
-            client: &self.client,
-            user: self.user.as_deref(),
-            holder: self.holder,
-            expired_seconds: self.expired_seconds,
-            source: self.source,
-            user_agent: self.user_agent.as_deref(),
-            request_id: self.request_id.as_deref(),
-            jsonrpc_id: self.jsonrpc_id.clone(),
-            trace_id: self.trace_id.as_deref(),
-            span_id: self.span_id.as_deref(),
-        }
-    }
-}
 
 /// An LRU cache of at most `cap` entries (at least one), behind a lock.
 fn lru<K: std::hash::Hash + Eq, V>(cap: usize) -> Mutex<LruCache<K, V>> {

@@ -60,6 +60,13 @@ impl Connection {
     }
 }
 
+/// The parts of the tap the app builds and the request path uses.
+pub(crate) struct Parts {
+    pub auditor: Arc<Auditor>,
+    pub checklist: Arc<crate::checklist::Checklist>,
+    pub sessions: Arc<SessionTracker>,
+}
+
 /// Everything the request path shares.
 pub(crate) struct Shared {
     pub config: ArcSwap<Config>,
@@ -87,8 +94,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, metrics: Arc<Metrics>, auditor: Arc<Auditor>) -> anyhow::Result<Self> {
-        let checklist = Arc::new(crate::checklist::Checklist::open(&config, metrics.clone(), auditor.clone()));
+    /// The request path's view of the parts the app built (`app::run`), with what only the
+    /// proxy needs: routes, the upstream clients and address, limits, the listener's TLS.
+    pub(crate) fn new(config: Config, metrics: Arc<Metrics>, parts: Parts) -> anyhow::Result<Self> {
+        let Parts { auditor, checklist, sessions } = parts;
         let client = UpstreamClients::new(&config.upstream)?;
         let upstream: Uri = config.upstream.url.parse()?;
         let tls = match &config.tls {
@@ -110,11 +119,7 @@ impl Shared {
         Ok(Self {
             tls,
             routes: Routes::new(&config),
-            sessions: Arc::new(SessionTracker::new(
-                metrics.clone(),
-                config.sessions.idle_timeout,
-                config.sessions.max_tracked,
-            )),
+            sessions,
             client: ArcSwap::from_pointee(client),
             budget: Arc::default(),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
@@ -247,16 +252,11 @@ async fn serve_connections(
                 None => serve_connection(stream, peer, &shared, &limits, watcher).await,
                 Some(acceptor) => {
                     // The handshake is part of the request head: it gets the same deadline.
-                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => serve_connection(tls, peer, &shared, &limits, watcher).await,
-                        Ok(Err(e)) => {
-                            shared.metrics.record_handshake_failure("mcp");
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                        }
-                        Err(_) => {
-                            shared.metrics.record_handshake_failure("mcp");
-                            tracing::debug!(%peer, "TLS handshake not finished within limits.header_read_timeout");
-                        }
+                    let deadline = limits.header_read_timeout;
+                    if let Some(tls) =
+                        crate::tls::accept(&acceptor, stream, deadline, "mcp", peer, &shared.metrics).await
+                    {
+                        serve_connection(tls, peer, &shared, &limits, watcher).await;
                     }
                 }
             }

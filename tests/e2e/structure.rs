@@ -6,17 +6,25 @@ use std::path::{Path, PathBuf};
 
 use crate::common::repo;
 
-/// Bottom to top. A module may use modules of its own layer or below, never above.
+/// Bottom to top. A module may use modules of its own layer or below, never above. `lib.rs` and
+/// docs/architecture.md list the same layers (checked below).
 const LAYERS: &[&[&str]] = &[
     &["labels", "config", "mcp"],
     &["metrics"],
-    &["session", "audit", "status", "checklist"],
-    &["http_client", "tls", "cluster"],
+    &["identity", "session", "status"],
+    &["detect"],
+    &["audit", "checklist"],
+    &["http_client", "tls"],
     &["proxy"],
     &["export", "admin", "reload", "probe", "report"],
+    &["cluster"],
     &["app", "demo"],
     &["cli"],
 ];
+
+/// Modules only the named ones may use, whatever their layers: cluster mode is wired by the app
+/// alone, and no part of the request path learns from it whether the store is up.
+const ONLY_USED_BY: &[(&str, &[&str])] = &[("cluster", &["app"])];
 
 /// The imports allowed between two modules of the same layer, user first: one direction only,
 /// each named here so that a new one is a decision.
@@ -101,6 +109,15 @@ fn layers_import_only_from_below() {
         for (n, line) in code_only(&text).iter().enumerate() {
             for part in line.split("crate::").skip(1) {
                 let used: String = part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if let Some((_, users)) = ONLY_USED_BY.iter().find(|(m, _)| *m == used) {
+                    if used != module && !users.contains(&module.as_str()) {
+                        violations.push(format!(
+                            "{}:{}: `{module}` uses `{used}`, which only {users:?} may use",
+                            file.display(),
+                            n + 1
+                        ));
+                    }
+                }
                 match layer_of(&used) {
                     Some(l) if l == own && used != module => {
                         if !SAME_LAYER.contains(&(module.as_str(), used.as_str())) {
@@ -244,4 +261,32 @@ fn tests_wait_on_conditions_and_leave_the_environment_alone() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The names in backticks of `text`.
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+#[test]
+fn lib_rs_and_the_architecture_page_name_the_tested_layers() {
+    let want: Vec<Vec<String>> = LAYERS.iter().map(|l| l.iter().map(ToString::to_string).collect()).collect();
+    // lib.rs: `//! N. `a`, `b`: ...`, one numbered item per layer, bottom first.
+    let lib = std::fs::read_to_string(repo().join("src/lib.rs")).unwrap();
+    let from_lib: Vec<Vec<String>> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! "))
+        .filter_map(|l| l.split_once(". ").filter(|(n, _)| n.parse::<usize>().is_ok()).map(|(_, rest)| rest))
+        .map(|item| backticked(item.split(':').next().unwrap_or("")))
+        .collect();
+    assert_eq!(from_lib, want, "src/lib.rs lists other layers than tests/e2e/structure.rs");
+    // docs/architecture.md: the table `| layer | modules | what they own |`.
+    let page = std::fs::read_to_string(repo().join("docs/architecture.md")).unwrap();
+    let from_page: Vec<Vec<String>> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter(|l| l.split(' ').next().is_some_and(|n| n.parse::<usize>().is_ok()))
+        .map(|l| backticked(l.split('|').nth(1).unwrap_or("")))
+        .collect();
+    assert_eq!(from_page, want, "docs/architecture.md lists other layers than tests/e2e/structure.rs");
 }

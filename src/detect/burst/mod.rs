@@ -9,7 +9,11 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use lru::LruCache;
+
+mod window;
 use tokio::time::Instant;
+use window::Counter;
+pub(crate) use window::{estimate, windows};
 
 use crate::config::Bursts;
 use crate::identity::Fingerprint;
@@ -69,52 +73,6 @@ struct Active {
     pending: Summary,
     last_summary: Instant,
     client: String,
-}
-
-/// The fixed window (of `window`, at least a second) that time `at_ms` falls in, and how far
-/// into it (0 to 1). Alone or in a cluster, a burst is decided on the same count: the failures of
-/// the last window, estimated from this fixed window's count and the previous one's, weighted by
-/// the part of it still inside (as sliding-window rate limiters do).
-pub(crate) fn windows(window: Duration, at_ms: u64) -> (u64, f64) {
-    let width = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1000);
-    (at_ms / width, (at_ms % width) as f64 / width as f64)
-}
-
-/// The failures of the last window, from this fixed window's count and the previous one's.
-pub(crate) fn estimate(current: u64, previous: u64, into: f64) -> u64 {
-    current + (previous as f64 * (1.0 - into)) as u64
-}
-
-/// One key's failures in its current fixed window and the one before.
-#[derive(Debug, Clone, Copy)]
-struct Counter {
-    index: u64,
-    current: u64,
-    previous: u64,
-}
-
-impl Counter {
-    fn new(at_ms: u64, window: Duration) -> Self {
-        Self { index: windows(window, at_ms).0, current: 0, previous: 0 }
-    }
-
-    /// The failures of the last window at `at_ms` (`estimate`).
-    fn count(&mut self, at_ms: u64, window: Duration) -> u64 {
-        let (index, into) = windows(window, at_ms);
-        if index != self.index {
-            self.previous = if index == self.index + 1 { self.current } else { 0 };
-            self.current = 0;
-            self.index = index;
-        }
-        estimate(self.current, self.previous, into)
-    }
-
-    /// Adds one failure at `at_ms`; returns the failures of the last window.
-    fn add(&mut self, at_ms: u64, window: Duration) -> u64 {
-        self.count(at_ms, window);
-        self.current += 1;
-        self.count(at_ms, window)
-    }
 }
 
 /// What to do with one failure.
