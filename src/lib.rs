@@ -5,8 +5,9 @@
 //! structure test checks it, which same-layer imports exist, and that this list, the one in
 //! docs/architecture.md and its own agree):
 //!
-//! 1. `labels`, `config`, `mcp`: closed sets of label values; the YAML file, strict parsing,
-//!    validation; JSON-RPC envelopes, the SSE decoder, the method enum, bounded names.
+//! 1. `labels`, `config`, `mcp`, `shares`: closed sets of label values; the YAML file, strict
+//!    parsing, validation; JSON-RPC envelopes, the SSE decoder, the method enum, bounded names;
+//!    what cluster mode asks of the parts that share state.
 //! 2. `metrics`: the one `Metrics` struct and the metric catalogue every output comes from.
 //! 3. `identity`, `session`, `status`: who is calling (fingerprints, client names, user tokens);
 //!    header, inferred and stateless sessions; the status page's view of the metrics.
@@ -49,6 +50,7 @@ mod proxy;
 pub mod reload;
 pub mod report;
 mod session;
+mod shares;
 mod status;
 mod tls;
 

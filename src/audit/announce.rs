@@ -3,10 +3,9 @@
 //! what this replica decided alone in cluster mode, when the cluster hands it back.
 
 use super::event::AuditEvent;
-use super::outbox::Pair;
 use super::Auditor;
 use crate::detect::burst::{self, BurstEvent};
-use crate::identity::Fingerprint;
+use crate::shares::Shares;
 
 impl Auditor {
     pub(super) fn burst_events(&self, events: Vec<BurstEvent>) {
@@ -29,21 +28,6 @@ impl Auditor {
         self.announce(events);
     }
 
-    /// Cluster mode without the store: what this replica decided alone since the last exchange
-    /// is written, as without a cluster (the cluster decides when it may; `cluster`).
-    pub(crate) fn decide_alone(
-        &self,
-        bursts: Vec<BurstEvent>,
-        pairs: Vec<Pair>,
-        findings: Vec<(Fingerprint, AuditEvent)>,
-    ) {
-        self.announce(bursts);
-        for p in pairs {
-            self.shared_found(&p.route, &p.client, p.fp, p.names, p.source);
-        }
-        self.findings_decided(findings.into_iter().map(|(_, event)| event).collect());
-    }
-
     /// Once-only findings the cluster (or this replica alone) decided: the one place they are
     /// written.
     pub(crate) fn findings_decided(&self, events: Vec<AuditEvent>) {
@@ -54,7 +38,7 @@ impl Auditor {
 
     /// The store was lost: the burst gauge shows this replica's own bursts until it is back.
     pub(crate) fn local_burst_gauges(&self) {
-        let bursts = self.bursts.lock().expect("burst lock");
+        let bursts = self.detect.bursts.lock().expect("burst lock");
         for scope in burst::Scope::ALL {
             self.metrics.set_burst_active(*scope, bursts.active(*scope));
         }
@@ -124,5 +108,20 @@ impl Auditor {
             count: summary.count,
             by_reason: summary.by_reason,
         });
+    }
+}
+
+impl Shares for Auditor {
+    /// Cluster mode without the store: what this replica decided alone since the last exchange
+    /// (bursts, shared credentials, findings waiting to be claimed) is written, as without a
+    /// cluster.
+    fn decide_alone(&self) {
+        let Some(outbox) = &self.shared else { return };
+        let (alone, findings) = outbox.take_decisions();
+        self.announce(alone.bursts);
+        for p in alone.pairs {
+            self.shared_found(&p.route, &p.client, p.fp, p.names, p.source);
+        }
+        self.findings_decided(findings.into_iter().map(|(_, event)| event).collect());
     }
 }

@@ -21,12 +21,12 @@ impl Auditor {
         status: u16,
     ) {
         let (client, user) = caller;
-        if !self.approved.outside(source) {
+        if !self.detect.approved.outside(source) {
             return;
         }
         let Some(fingerprint) = credential.fingerprint() else { return };
         self.metrics.record_unapproved_source(client);
-        if self.approved.due(fingerprint, source, Instant::now()) {
+        if self.detect.approved.due(fingerprint, source, Instant::now()) {
             tracing::warn!(route, client, credential = %fingerprint, %source, "a credential used from outside the approved networks");
             self.write(AuditEvent::UnapprovedSource {
                 route: route.to_string(),

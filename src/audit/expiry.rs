@@ -31,7 +31,7 @@ impl Auditor {
             holder: f.holder,
             expired_seconds: f.expired_seconds,
         };
-        let expired = self.expiries.lock().expect("expiry lock").failure(&request, fp, now, &mut ended);
+        let expired = self.detect.expiries.lock().expect("expiry lock").failure(&request, fp, now, &mut ended);
         if expired == Expired::Opened {
             tracing::warn!(route = f.route, client = f.client, credential = %fp, source = %f.source,
                 expired_seconds = f.expired_seconds.unwrap_or(0), "a client keeps sending an expired user token: it stopped refreshing");
@@ -50,14 +50,14 @@ impl Auditor {
             }
         }
         self.end_findings(ended);
-        !self.bursts.lock().expect("burst lock").source_failing(now, f.source)
+        !self.detect.bursts.lock().expect("burst lock").source_failing(now, f.source)
     }
 
     /// A user token the upstream accepted: if its holder sent an expired one within the grace,
     /// the client refreshed as it should (counted, no finding).
     pub(crate) fn user_token_worked(&self, holder: Holder, fp: Fingerprint, client: &str) {
         let refreshed = {
-            let mut e = self.expiries.lock().expect("expiry lock");
+            let mut e = self.detect.expiries.lock().expect("expiry lock");
             e.watching() && e.valid(holder, fp)
         };
         if refreshed {
@@ -69,7 +69,7 @@ impl Auditor {
     /// Ends findings quiet for `user_tokens.expired_quiet_period` (`all`: every one, at shutdown).
     pub(super) fn end_expired(&self, all: bool) {
         let ended = {
-            let mut e = self.expiries.lock().expect("expiry lock");
+            let mut e = self.detect.expiries.lock().expect("expiry lock");
             if all {
                 e.all()
             } else {

@@ -6,7 +6,7 @@ impl Auditor {
     /// Whether this refusal is a finding (its kind), or evidence only (`None`).
     pub(super) fn first_finding(&self, f: &AuthFailure<'_>) -> Option<&'static str> {
         let fp = f.credential.fingerprint()?;
-        self.raised.lock().expect("findings lock").first(f.reason, fp, f.tool)
+        self.detect.raised.lock().expect("findings lock").first(f.reason, fp, f.tool)
     }
 
     /// Writes one event to the audit trail; a finding is also counted by kind.

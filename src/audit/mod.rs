@@ -27,9 +27,7 @@ use self::outbox::Outbox;
 use self::reason::{Reason, SuccessHistory};
 use self::sink::AuditSink;
 use crate::config::Config;
-use crate::detect::approved::Approved;
-use crate::detect::burst::{self, BurstDetector};
-use crate::detect::{expiry as expiries, raised, sharing as products};
+use crate::detect::{burst, Detectors};
 use crate::identity::{
     jwt, naming, ClientDirectory, Credential, Fingerprint, Fingerprinter, KeySource, CLIENT_UNKNOWN,
 };
@@ -44,22 +42,17 @@ pub(crate) struct Auditor {
     pub names: naming::ClientNamer,
     /// The upstream's keys for Backstage user tokens (fetched by the proxy).
     pub signing_keys: jwt::SigningKeys,
-    expiries: Mutex<expiries::Expiries>,
-    bursts: Mutex<BurstDetector>,
+    /// What is wrong: bursts, shared credentials, expired-token storms, approved networks.
+    detect: Detectors,
     sink: AuditSink,
     metrics: Arc<Metrics>,
     pager: Option<Box<dyn Pages>>,
     max_user_agent: AtomicUsize,
-    /// `audit.approved_networks`: who is outside them, and when each was last audited.
-    approved: Approved,
-    sharing: Mutex<products::Sharing>,
     /// Tokens removed from the directory by a reload, with the subject they had: their next use
     /// is `revoked_token`, still named by that subject.
     retired: Mutex<LruCache<Fingerprint, Arc<str>>>,
-    /// Cluster mode: what this replica counted for the store, and whether the store is up.
+    /// Cluster mode: what this replica counted and decided for the cluster (`cluster` takes it).
     pub(crate) shared: Option<Outbox>,
-    /// Refusals already raised as a finding.
-    raised: Mutex<raised::Raised>,
     /// Routes whose zero series exist (new subjects after a reload get theirs too).
     routes: Mutex<Vec<String>>,
 }
@@ -128,30 +121,11 @@ impl Auditor {
         let auditor = Self {
             names: naming::ClientNamer::new(config.clients.max_names, config.audit.max_remembered_credentials),
             signing_keys: jwt::SigningKeys::default(),
-            expiries: Mutex::new(expiries::Expiries::new(
-                config.user_tokens.max_expired_tracked,
-                config.user_tokens.expired_quiet_period,
-                config.user_tokens.refresh_grace,
-            )),
             history: SuccessHistory::new(config.audit.max_remembered_credentials, config.audit.revoked_retention),
-            bursts: Mutex::new(BurstDetector::new(
-                config.bursts.clone(),
-                config.audit.lines_per_burst,
-                config.audit.summary_interval,
-            )),
             pager,
             max_user_agent: AtomicUsize::new(config.audit.max_user_agent),
-            approved: Approved::new(
-                config.audit.approved_networks.clone(),
-                config.audit.unapproved_audit_interval,
-                config.audit.max_remembered_credentials,
-            ),
-            sharing: Mutex::new(products::Sharing::new(
-                config.audit.max_remembered_credentials,
-                config.audit.shared_credential_window,
-            )),
             retired: lru(config.audit.max_remembered_credentials),
-            raised: Mutex::new(raised::Raised::new(config.audit.max_remembered_credentials)),
+            detect: Detectors::new(config),
             shared: config.cluster.url(&config.env).map(|_| Outbox::new(config.cluster.max_pending_keys)),
             routes: Mutex::new(Vec::new()),
             directory: ArcSwap::from_pointee(directory),
@@ -234,20 +208,9 @@ impl Auditor {
         }
         self.directory.store(Arc::new(directory));
         self.history.set_limits(config.audit.max_remembered_credentials, config.audit.revoked_retention);
-        self.bursts.lock().expect("burst lock").reconfigure(
-            config.bursts.clone(),
-            config.audit.lines_per_burst,
-            config.audit.summary_interval,
-        );
+        self.detect.reconfigure(config);
         self.max_user_agent.store(config.audit.max_user_agent, Ordering::Relaxed);
         self.names.set_cap(config.clients.max_names);
-        let tokens = &config.user_tokens;
-        self.expiries.lock().expect("expiry lock").reconfigure(
-            tokens.max_expired_tracked,
-            tokens.expired_quiet_period,
-            tokens.refresh_grace,
-        );
-        self.approved.reconfigure(config.audit.approved_networks.clone(), config.audit.unapproved_audit_interval);
         self.preinit_unapproved();
         let routes = self.routes.lock().expect("routes lock").clone();
         for route in routes {
@@ -264,7 +227,7 @@ impl Auditor {
         }
         let fingerprint = f.credential.fingerprint();
         let (verdict, keys) = {
-            let mut bursts = self.bursts.lock().expect("burst lock");
+            let mut bursts = self.detect.bursts.lock().expect("burst lock");
             let verdict = bursts.failure(Instant::now(), f.source, fingerprint, f.reason, client);
             (verdict, self.shared.as_ref().map(|_| bursts.keys_for(f.source, fingerprint)))
         };
@@ -312,14 +275,14 @@ impl Auditor {
 
     /// Ends quiet bursts and writes due summaries; call about once a second.
     pub(crate) fn tick(&self) {
-        let events = self.bursts.lock().expect("burst lock").tick(Instant::now());
+        let events = self.detect.bursts.lock().expect("burst lock").tick(Instant::now());
         self.burst_events(events);
         self.end_expired(false);
     }
 
     /// Ends every burst (shutdown).
     pub(crate) fn drain(&self) {
-        let events = self.bursts.lock().expect("burst lock").drain();
+        let events = self.detect.bursts.lock().expect("burst lock").drain();
         self.burst_events(events);
         self.end_expired(true);
     }

@@ -94,6 +94,16 @@ impl Pending {
                 self.findings.push(f);
             }
         }
+        for b in older.alone.bursts {
+            if self.alone.bursts.len() < cap {
+                self.alone.bursts.push(b);
+            }
+        }
+        for p in older.alone.pairs {
+            if self.alone.pairs.len() < cap {
+                self.alone.pairs.push(p);
+            }
+        }
         for (fp, p) in older.products {
             let now = self.products.entry(fp).or_insert_with(|| Products { names: Vec::new(), ..p.clone() });
             for name in p.names {
@@ -190,6 +200,13 @@ impl Outbox {
         if pending.findings.len() < self.cap {
             pending.findings.push((fp, event));
         }
+    }
+
+    /// What this replica decided alone and the findings waiting to be claimed, for it to write
+    /// them itself (the store cannot be reached).
+    pub(crate) fn take_decisions(&self) -> (Alone, Vec<(Fingerprint, super::event::AuditEvent)>) {
+        let mut pending = self.pending.lock().expect("outbox lock");
+        (std::mem::take(&mut pending.alone), std::mem::take(&mut pending.findings))
     }
 
     /// What was counted since the last call.

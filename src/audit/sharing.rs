@@ -17,7 +17,7 @@ impl Auditor {
     pub(crate) fn check_sharing(&self, route: &str, credential: &Credential, client: &str, product: &Product<'_>) {
         let Some(fp) = credential.fingerprint() else { return };
         let Some(outbox) = &self.shared else {
-            let pair = self.sharing.lock().expect("sharing lock").observe(fp, product, Instant::now());
+            let pair = self.detect.sharing.lock().expect("sharing lock").observe(fp, product, Instant::now());
             let Some((first, second)) = pair else { return };
             return self.shared_found(route, client, fp, [first, second], product.source);
         };
@@ -25,7 +25,7 @@ impl Auditor {
         // requests without the `initialize` another replica saw); this replica's own pair is
         // the cluster's to hand back when the store cannot be reached.
         let (declared, pair) = {
-            let mut sharing = self.sharing.lock().expect("sharing lock");
+            let mut sharing = self.detect.sharing.lock().expect("sharing lock");
             (sharing.declared(fp, product), sharing.observe(fp, product, Instant::now()))
         };
         if let Some(name) = declared {

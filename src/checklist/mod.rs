@@ -219,13 +219,6 @@ impl Checklist {
         self.due.lock().expect("due lock").extend(rotations);
     }
 
-    /// Cluster mode without the store: the rotations that waited for it are this replica's.
-    pub(crate) fn decide_alone(&self) {
-        for r in self.take_due_rotations() {
-            self.rotated(r);
-        }
-    }
-
     /// Writes the `credential_rotated` line of a rotation (this replica claimed it).
     pub(crate) fn rotated(&self, r: Rotation) {
         tracing::info!(client = %r.client, old = %r.old.fingerprint, new = %r.new.fingerprint,
@@ -269,6 +262,15 @@ impl Checklist {
         if let Some(state) = self.tick() {
             let me = self.clone();
             let _ = tokio::task::spawn_blocking(move || me.write(&state)).await;
+        }
+    }
+}
+
+impl crate::shares::Shares for Checklist {
+    /// Cluster mode without the store: the rotations that waited for it are this replica's.
+    fn decide_alone(&self) {
+        for r in self.take_due_rotations() {
+            self.rotated(r);
         }
     }
 }

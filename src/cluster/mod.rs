@@ -36,6 +36,7 @@ use crate::audit::Auditor;
 use crate::config::Config;
 use crate::detect::burst::{BurstEvent, BurstKey, Scope};
 use crate::metrics::Metrics;
+use crate::shares::Shares;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -130,7 +131,6 @@ impl Store {
     /// The store failed: counted, and the first failure after it was up written to the audit.
     fn failed(&mut self, config: &Config, operation: &str, error: &str) {
         self.metrics.record_store_error(operation);
-        self.sessions.decide_locally();
         self.conn = None;
         self.retry_at = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
@@ -258,14 +258,13 @@ impl Store {
     /// The store cannot be reached: what this replica decided alone is written, as without a
     /// cluster, and what it counted waits for the next exchange. The one place the parts that
     /// share learn that they decide alone.
-    fn alone(&self, mut pending: Pending) {
+    fn alone(&self, pending: Pending) {
         let Some(outbox) = self.auditor.shared.as_ref() else { return };
-        let alone = std::mem::take(&mut pending.alone);
-        let findings = std::mem::take(&mut pending.findings);
-        self.auditor.decide_alone(alone.bursts, alone.pairs, findings);
-        self.checklist.decide_alone();
-        self.sessions.decide_locally();
         outbox.put_back(pending);
+        let parts: [&dyn Shares; 3] = [&*self.auditor, &*self.checklist, &*self.sessions];
+        for part in parts {
+            part.decide_alone();
+        }
     }
 }
 

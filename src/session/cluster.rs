@@ -153,11 +153,6 @@ impl SessionTracker {
         self.count_pending(|claim| won.get(&claim).copied());
     }
 
-    /// The store is unreachable: this replica counts the sessions it started, as alone.
-    pub(crate) fn decide_locally(&self) {
-        self.count_pending(|_| Some(true));
-    }
-
     fn count_pending(&self, won: impl Fn(u64) -> Option<bool>) {
         let mut started: Vec<Box<str>> = Vec::new();
         {
@@ -215,5 +210,12 @@ impl SessionTracker {
             let last = s.last_seen;
             self.end(s, SessionEnd::Reinitialized, last);
         }
+    }
+}
+
+impl crate::shares::Shares for SessionTracker {
+    /// The store is unreachable: this replica counts the sessions it started, as alone.
+    fn decide_alone(&self) {
+        self.count_pending(|_| Some(true));
     }
 }

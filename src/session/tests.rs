@@ -163,6 +163,6 @@ async fn with_the_store_down_a_replica_counts_the_stateless_sessions_it_started(
     let (m, t) = tracker(60, 10);
     t.share();
     t.stateless_request(&key(), "agent", "2026-07-28");
-    t.decide_locally();
+    crate::shares::Shares::decide_alone(&t);
     assert!(line(&m, "mcp_tap_sessions_active").ends_with(" 1"));
 }
