@@ -3,7 +3,7 @@
 //! stopped, from its state file.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http_body_util::BodyExt;
 
@@ -72,7 +72,7 @@ pub fn from_state_dir(dir: &Path, window: Duration) -> anyhow::Result<Report> {
     let state = store::read(dir)
         .map_err(|e| anyhow::anyhow!(e))?
         .ok_or_else(|| anyhow::anyhow!("{}: no state file yet", store::path(dir).display()))?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = crate::clock::unix_secs();
     let mut privileges = Privileges::default();
     privileges.load(state.privileges);
     privileges.forget_before(now.saturating_sub(window.as_secs()));

@@ -2,7 +2,6 @@
 //! of event with its own fields. Credentials appear only as keyed fingerprints, never as tokens.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -27,7 +26,7 @@ pub(crate) struct AuditLine {
 impl AuditLine {
     pub(crate) fn new(event: AuditEvent) -> Self {
         Self {
-            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            ts: humantime::format_rfc3339_millis(crate::clock::now()).to_string(),
             schema: SCHEMA,
             finding: event.finding(),
             event,

@@ -13,7 +13,7 @@ pub(crate) mod store;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
@@ -27,7 +27,7 @@ use crate::identity::{Credential, CLIENT_UNKNOWN};
 use crate::metrics::Metrics;
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    crate::clock::unix_secs()
 }
 
 fn rfc3339(unix: u64) -> String {

@@ -1,7 +1,7 @@
 //! How the cluster's state is laid out in the store: key names, time buckets, thresholds, and
 //! the store URL with its password (and without it, for logs).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::{FromRedisValue, Value};
 
@@ -9,9 +9,7 @@ use crate::config::Bursts;
 pub(super) use crate::detect::burst::windows;
 use crate::detect::burst::{BurstKey, Scope};
 
-pub(super) fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(super) use crate::clock::unix_ms;
 
 pub(super) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)

@@ -3,7 +3,6 @@
 //! traffic generator: a signed-in VS Code user, and a Claude Code user whose token expired.
 
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -42,7 +41,7 @@ pub(super) fn signer() -> &'static Signer {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    i64::try_from(crate::clock::unix_secs()).unwrap_or(i64::MAX)
 }
 
 impl Signer {

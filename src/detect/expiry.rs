@@ -103,7 +103,7 @@ impl Expiries {
         now: Instant,
         ended: &mut Vec<Finding>,
     ) -> Expired {
-        let wall = SystemTime::now();
+        let wall = crate::clock::now();
         if let Some(t) = self.tracked.get_mut(&fp) {
             t.latest = wall;
             t.count += 1;

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity};
 use opentelemetry::trace::{SpanId, TraceId};
@@ -57,7 +57,7 @@ fn fill(record: &mut impl LogRecord, fields: &Map<String, Value>, line: &str) {
     let (number, text) = severity(event, fields.contains_key("finding"));
     record.set_severity_number(number);
     record.set_severity_text(text);
-    let now = SystemTime::now();
+    let now = crate::clock::now();
     let ts = fields.get("ts").and_then(Value::as_str).and_then(|t| humantime::parse_rfc3339(t).ok());
     record.set_timestamp(ts.unwrap_or(now));
     record.set_observed_timestamp(now);

@@ -97,7 +97,7 @@ impl super::Metrics {
     /// A config load succeeded (at start-up or on reload).
     pub(crate) fn record_config_loaded(&self, reload: bool) {
         self.health.config_reload_ok.set(1);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = crate::clock::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         self.health.config_reload_timestamp.set(now.as_secs_f64());
         if reload {
             self.health.config_reloads.with_label_values(&["success"]).inc();

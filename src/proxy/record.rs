@@ -20,7 +20,7 @@ use crate::identity::jwt::{self, Verdict};
 use crate::identity::naming::Naming;
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    i64::try_from(crate::clock::unix_secs()).unwrap_or(i64::MAX)
 }
 use crate::mcp::method::Method;
 use crate::mcp::names::{NameSet, OTHER};

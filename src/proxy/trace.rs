@@ -6,7 +6,6 @@
 //! tap makes no span).
 
 use std::collections::HashMap;
-use std::time::SystemTime;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Link, Span as _, SpanContext, SpanKind, Status, TraceContextExt, Tracer};
@@ -66,7 +65,7 @@ pub(super) fn start(
     if info.open.pending.is_empty() {
         return;
     }
-    let started = SystemTime::now() - info.call.started.elapsed();
+    let started = crate::clock::now() - info.call.started.elapsed();
     for i in 0..info.open.pending.len() {
         let (name, attrs) = span_attributes(&info.open.pending[i], info);
         let mut builder =

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -37,9 +37,7 @@ pub(super) fn init_key(k: &ClientKey, client_name: &str) -> u64 {
     hash(("initialize", &*k.route, k.credential, k.source, client_name))
 }
 
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+pub(crate) use crate::clock::unix_ms;
 
 /// What this replica saw since the last exchange: session hash → unix milliseconds.
 #[derive(Default)]

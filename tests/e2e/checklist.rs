@@ -6,7 +6,7 @@
 use crate::auth_audit::{audit_config, bearer, fingerprint, LIST};
 use crate::common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use common::*;
 
@@ -104,7 +104,7 @@ async fn token_age_rotation_and_least_privilege_against_a_real_backstage() {
 
     // Restarted a second later, the tap still knows when it first saw the token.
     eventually(Duration::from_secs(3), "a later second", || async {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = wall_clock().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
         if now >= first_seen + 1.0 {
             Ok(())
         } else {

@@ -10,7 +10,7 @@ use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::*;
 
@@ -169,7 +169,7 @@ async fn three_replicas_behind_a_balancer_flag_a_spread_scanner_once_and_survive
     for i in 1..=36 {
         assert_eq!(post_mcp(&url, &[], LIST).await.0, 401);
         if i == 20 {
-            crossed = Some(SystemTime::now());
+            crossed = Some(wall_clock());
         }
     }
     let per_replica: Vec<f64> = {

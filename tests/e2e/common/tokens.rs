@@ -10,8 +10,14 @@ use super::{get_with, repo};
 /// The `kid` of the test Backstage's static signing key.
 pub const BACKSTAGE_KID: &str = "mcp-tap-test-key-1";
 
+/// The wall clock: the tests' one reading of it, as `mcp_tap`'s is `clock::now`.
+#[allow(clippy::disallowed_methods)]
+pub fn wall_clock() -> SystemTime {
+    SystemTime::now()
+}
+
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    wall_clock().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// A real user token for `user:development/guest`, from the guest provider of the Backstage on
