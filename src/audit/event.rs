@@ -190,7 +190,7 @@ pub(crate) enum AuditEvent {
 pub(crate) struct OperationLine {
     pub route: String,
     pub mcp_method: Method,
-    /// The tool called (`tools/call`), as the client named it (cut to 128 characters).
+    /// The tool called (`tools/call`), as the client named it (cut to `bounded::TOOL_NAME` bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
     pub client: String,

@@ -26,6 +26,7 @@ use self::event::{AuditEvent, AuditLine, AuthFailureLine};
 use self::outbox::Outbox;
 use self::reason::{Reason, SuccessHistory};
 use self::sink::AuditSink;
+use crate::bounded;
 use crate::config::Config;
 use crate::detect::{burst, Detectors};
 use crate::identity::{
@@ -77,11 +78,7 @@ fn lru<K: std::hash::Hash + Eq, V>(cap: usize) -> Mutex<LruCache<K, V>> {
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    bounded::cut(s, max).to_string()
 }
 
 /// A fingerprint key made at start: fingerprints change at every restart, and in cluster mode
@@ -256,14 +253,14 @@ impl Auditor {
                 route: f.route.to_string(),
                 http_method: f.http_method.to_string(),
                 mcp_method: f.mcp_method,
-                tool: f.tool.map(|t| truncate(t, 128)),
+                tool: f.tool.map(|t| truncate(t, bounded::TOOL_NAME)),
                 client: client.to_string(),
                 user: f.user.map(str::to_string),
                 expired_seconds: f.expired_seconds,
                 credential,
                 source: f.source.to_string(),
                 user_agent: f.user_agent.map(|ua| truncate(ua, self.max_user_agent.load(Ordering::Relaxed))),
-                request_id: f.request_id.map(|r| truncate(r, 128)),
+                request_id: f.request_id.map(|r| truncate(r, bounded::REQUEST_ID)),
                 jsonrpc_id: f.jsonrpc_id.clone(),
                 trace_id: f.trace_id.map(str::to_string),
                 span_id: f.span_id.map(str::to_string),

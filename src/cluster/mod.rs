@@ -140,7 +140,7 @@ impl Store {
             self.auditor.write(AuditEvent::StoreLost {
                 cluster: config.cluster.name.clone(),
                 store,
-                error: error.chars().take(200).collect(),
+                error: crate::bounded::cut(error, crate::bounded::STORE_ERROR).to_string(),
             });
             self.up = Some(false);
             self.down_since = Some(Instant::now());

@@ -125,14 +125,10 @@ impl Sharing {
     }
 }
 
-/// A declared name fit for the audit: trimmed, at most 64 bytes on a character boundary.
+/// A declared name fit for the audit: trimmed, at most `bounded::CLIENT_NAME` bytes.
 fn clean(name: &str) -> Option<&str> {
-    let name = name.trim();
-    let mut end = name.len().min(64);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    (end > 0).then(|| &name[..end])
+    let name = crate::bounded::cut(name.trim(), crate::bounded::CLIENT_NAME);
+    (!name.is_empty()).then_some(name)
 }
 
 /// The product token of a User-Agent (`python-httpx2/2.16` → `python-httpx2`).

@@ -121,7 +121,7 @@ pub(crate) fn key_id(token: &str) -> Option<String> {
 /// The user entity ref (`sub`) of a token, not verified: for a token Backstage accepted.
 pub(crate) fn subject(token: &str) -> Option<String> {
     let claims: Claims = part(token.split('.').nth(1)?)?;
-    claims.sub.map(|s| s.chars().take(256).collect())
+    claims.sub.map(|s| crate::bounded::cut(&s, crate::bounded::USER_REF).to_string())
 }
 
 /// The verdict on `token` at Unix time `now`, and its user (`sub`) when the signature holds.
@@ -154,7 +154,7 @@ pub(crate) fn explain(token: &str, keys: &SigningKeys, now: i64) -> (Verdict, Op
     if !jsonwebtoken::crypto::verify(sig, signing_input.as_bytes(), &key, alg).unwrap_or(false) {
         return (Verdict::BadSignature, None);
     }
-    let user = claims.sub.as_ref().map(|s| s.chars().take(256).collect());
+    let user = claims.sub.as_ref().map(|s| crate::bounded::cut(s, crate::bounded::USER_REF).to_string());
     let addressed = match &claims.aud {
         Some(Audience::One(a)) => a == AUDIENCE,
         Some(Audience::Many(v)) => v.iter().any(|a| a == AUDIENCE),

@@ -87,11 +87,10 @@ pub(crate) struct ClientNamer {
     agents: Vec<(&'static str, Arc<str>)>,
 }
 
-/// A self-declared name fit for a label: trimmed, no control characters, at most 64 characters.
+/// A self-declared name fit for a label: trimmed, no control characters, at most
+/// `bounded::CLIENT_NAME` bytes.
 fn clean(name: &str) -> Option<&str> {
-    let name = name.trim();
-    let end = name.char_indices().nth(64).map_or(name.len(), |(i, _)| i);
-    let name = &name[..end];
+    let name = crate::bounded::cut(name.trim(), crate::bounded::CLIENT_NAME);
     (!name.is_empty() && !name.chars().any(char::is_control)).then_some(name)
 }
 

@@ -12,6 +12,7 @@ use super::Shared;
 use crate::audit::event::{AuditEvent, OperationLine};
 use crate::audit::reason::{classify_rejection, user_token_reason, BackstageError, Reason};
 use crate::audit::{Auditor, AuthFailure};
+use crate::bounded::{self, cut};
 use crate::checklist::Checklist;
 use crate::config::{AuditOperations, UserIdentity};
 use crate::detect::expiry::{holder, Holder};
@@ -224,7 +225,11 @@ impl Recorder {
         self.auditor.write(AuditEvent::Operation(OperationLine {
             route: self.route.label.to_string(),
             mcp_method: p.method,
-            tool: p.target.as_deref().filter(|_| p.method == Method::ToolsCall).map(|t| t.chars().take(128).collect()),
+            tool: p
+                .target
+                .as_deref()
+                .filter(|_| p.method == Method::ToolsCall)
+                .map(|t| cut(t, bounded::TOOL_NAME).to_string()),
             client: self.client.to_string(),
             user: self.user.clone(),
             credential: c.credential.fingerprint().map(|f| f.to_string()),

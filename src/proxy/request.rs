@@ -162,7 +162,7 @@ pub(crate) struct HeaderMismatch {
 }
 
 fn cut(s: &str) -> String {
-    s.chars().take(64).collect()
+    crate::bounded::cut(s, crate::bounded::MISMATCH_VALUE).to_string()
 }
 
 /// The headers MCP 2026-07-28 requires, checked against a single-message body. A batch, or a
@@ -222,8 +222,8 @@ pub(super) fn caller(
     Caller {
         credential: shared.auditor.credential_cached(headers.authorization, &connection.credentials),
         source,
-        user_agent: text(headers.user_agent).map(|s| s.chars().take(config.audit.max_user_agent).collect()),
-        request_id: text(headers.request_id).map(|s| s.chars().take(128).collect()),
+        user_agent: text(headers.user_agent).map(|s| crate::bounded::cut(s, config.audit.max_user_agent).to_string()),
+        request_id: text(headers.request_id).map(|s| crate::bounded::cut(s, crate::bounded::REQUEST_ID).to_string()),
         trace_id: traceparent_part(headers.traceparent, 1, 32),
         span_id: traceparent_part(headers.traceparent, 2, 16),
         http_method: method.clone(),

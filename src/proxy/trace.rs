@@ -97,7 +97,7 @@ fn span_attributes(p: &super::request::Pending, info: &RequestInfo) -> (String, 
     ];
     if let Some(target) = p.target.as_deref().filter(|_| p.method.names_a_target()) {
         let key = if p.method == Method::ToolsCall { "gen_ai.tool.name" } else { "gen_ai.prompt.name" };
-        let target: String = target.chars().take(128).collect();
+        let target = crate::bounded::cut(target, crate::bounded::TOOL_NAME).to_string();
         name = format!("{} {target}", p.method);
         attrs.push(KeyValue::new(key, target));
         if p.method == Method::ToolsCall {

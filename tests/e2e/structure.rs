@@ -9,7 +9,7 @@ use crate::common::repo;
 /// Bottom to top. A module may use modules of its own layer or below, never above. `lib.rs` and
 /// docs/architecture.md list the same layers (checked below).
 const LAYERS: &[&[&str]] = &[
-    &["labels", "config", "mcp", "shares", "clock"],
+    &["labels", "config", "mcp", "shares", "clock", "bounded"],
     &["metrics"],
     &["identity", "session", "status"],
     &["detect"],
