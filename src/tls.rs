@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::config::tls_files;
 use crate::config::{ClientAuth, TlsVersion};
-use crate::metrics::Metrics;
+use crate::metrics::{Listener, Metrics};
 
 /// How often, at most, the files are looked at again.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -28,7 +28,7 @@ pub(crate) struct ServerTls {
     pub client_auth: ClientAuth,
     pub client_ca_file: Option<PathBuf>,
     /// `admin` or `mcp`, for the metrics and logs.
-    pub listener: &'static str,
+    pub listener: Listener,
 }
 
 /// Modification times and sizes of the two files: a change in either is a new certificate.
@@ -71,12 +71,12 @@ impl Reloading {
                 Ok(key) => {
                     current.key = key;
                     self.metrics.record_certificate_reload(self.tls.listener, true);
-                    tracing::info!(listener = self.tls.listener, cert = %self.tls.cert_file.display(), "TLS certificate reloaded");
+                    tracing::info!(listener = self.tls.listener.as_str(), cert = %self.tls.cert_file.display(), "TLS certificate reloaded");
                 }
                 Err(e) => {
                     self.metrics.record_certificate_reload(self.tls.listener, false);
                     tracing::warn!(
-                        listener = self.tls.listener,
+                        listener = self.tls.listener.as_str(),
                         "TLS certificate not reloaded, the one served so far stays: {e}"
                     );
                 }
@@ -139,7 +139,7 @@ pub(crate) async fn accept(
     acceptor: &tokio_rustls::TlsAcceptor,
     stream: tokio::net::TcpStream,
     deadline: Duration,
-    listener: &'static str,
+    listener: Listener,
     peer: std::net::SocketAddr,
     metrics: &Metrics,
 ) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
@@ -147,12 +147,12 @@ pub(crate) async fn accept(
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             metrics.record_handshake_failure(listener);
-            tracing::debug!(error = %e, %peer, listener, "TLS handshake failed");
+            tracing::debug!(error = %e, %peer, listener = listener.as_str(), "TLS handshake failed");
             None
         }
         Err(_) => {
             metrics.record_handshake_failure(listener);
-            tracing::debug!(%peer, listener, ?deadline, "TLS handshake not finished in time");
+            tracing::debug!(%peer, listener = listener.as_str(), ?deadline, "TLS handshake not finished in time");
             None
         }
     }

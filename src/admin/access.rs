@@ -84,7 +84,7 @@ fn load(file: Option<&PathBuf>, metrics: &Arc<Metrics>) -> Result<Loaded, String
                 min_version: t.min_version,
                 client_auth: t.client_auth_type,
                 client_ca_file: t.client_ca_file.clone(),
-                listener: "admin",
+                listener: crate::metrics::Listener::Admin,
             };
             let alpn: &[&[u8]] = if web.http_server_config.http2 { &ALPN_H2_HTTP1 } else { &ALPN_HTTP1 };
             Some(TlsAcceptor::from(tls.server_config(metrics.clone(), alpn)?))

@@ -55,7 +55,10 @@ pub(crate) async fn serve(
                 return serve_connection(TokioIo::new(stream), shared, history, access, loaded).await;
             };
             let metrics = &shared.metrics;
-            if let Some(tls) = crate::tls::accept(&acceptor, stream, HANDSHAKE_TIMEOUT, "admin", peer, metrics).await {
+            if let Some(tls) =
+                crate::tls::accept(&acceptor, stream, HANDSHAKE_TIMEOUT, crate::metrics::Listener::Admin, peer, metrics)
+                    .await
+            {
                 serve_connection(TokioIo::new(tls), shared, history, access, loaded).await;
             }
         });

@@ -35,7 +35,7 @@ use crate::audit::outbox::{Alone, Pending};
 use crate::audit::Auditor;
 use crate::config::Config;
 use crate::detect::burst::{BurstEvent, BurstKey, Scope};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StoreOperation};
 use crate::shares::Shares;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -118,18 +118,18 @@ impl Store {
                 Some(conn)
             }
             Ok(Err(e)) => {
-                self.failed(config, "connect", &e.to_string());
+                self.failed(config, StoreOperation::Connect, &e.to_string());
                 None
             }
             Err(_) => {
-                self.failed(config, "connect", "no answer within cluster.timeout");
+                self.failed(config, StoreOperation::Connect, "no answer within cluster.timeout");
                 None
             }
         }
     }
 
     /// The store failed: counted, and the first failure after it was up written to the audit.
-    fn failed(&mut self, config: &Config, operation: &str, error: &str) {
+    fn failed(&mut self, config: &Config, operation: StoreOperation, error: &str) {
         self.metrics.record_store_error(operation);
         self.conn = None;
         self.retry_at = Instant::now() + self.backoff;
@@ -244,14 +244,14 @@ impl Store {
                 let Err(e) = shared else { return };
                 // The bursts were sent; credential products go again with the next exchange.
                 let rest = Pending { products: pending.products, findings: pending.findings, ..Pending::default() };
-                self.failed(&config, "exchange", &e);
+                self.failed(&config, StoreOperation::Exchange, &e);
                 self.alone(rest);
                 return;
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => "no answer within cluster.timeout".to_string(),
         };
-        self.failed(&config, "exchange", &error);
+        self.failed(&config, StoreOperation::Exchange, &error);
         self.alone(pending);
     }
 

@@ -139,7 +139,7 @@ impl<E: LogExporter> LogExporter for CountingLogs<E> {
         let result = self.inner.export(batch).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, records = n, "OTLP log export failed; those audit events are dropped");
-            self.metrics.record_otlp_export_failure("logs");
+            self.metrics.record_otlp_export_failure(crate::metrics::OtlpSignal::Logs);
             self.metrics.record_forward_dropped(ForwardOutput::Otlp, ForwardLoss::ExportFailed, n as u64);
         }
         result

@@ -17,7 +17,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use crate::config::{Environment, Otlp, OtlpProtocol};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OtlpSignal};
 
 pub(crate) mod alertmanager;
 mod bridge;
@@ -80,7 +80,7 @@ impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanEx
         let result = self.inner.export(batch).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, "OTLP span export failed; those spans are dropped");
-            self.metrics.record_otlp_export_failure("traces");
+            self.metrics.record_otlp_export_failure(OtlpSignal::Traces);
         }
         result
     }
@@ -133,7 +133,7 @@ impl<E: PushMetricExporter> PushMetricExporter for Counting<E> {
         let result = self.inner.export(metrics).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, "OTLP metrics export failed; the next interval tries again");
-            self.metrics.record_otlp_export_failure("metrics");
+            self.metrics.record_otlp_export_failure(OtlpSignal::Metrics);
         }
         result
     }

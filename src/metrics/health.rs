@@ -3,7 +3,10 @@
 
 use prometheus::{Gauge, IntCounterVec, IntGauge, Registry};
 
-use super::{catalogue, counter_of, float_gauge_of, int_gauge_of, ForwardLoss, ForwardOutput};
+use super::{
+    catalogue, counter_of, float_gauge_of, int_gauge_of, ForwardLoss, ForwardOutput, Listener, OtlpSignal,
+    StoreOperation,
+};
 
 pub(super) struct HealthMetrics {
     config_reload_ok: IntGauge,
@@ -39,8 +42,8 @@ impl HealthMetrics {
         for result in ["success", "failure"] {
             self.config_reloads.with_label_values(&[result]);
         }
-        for signal in ["metrics", "traces", "logs"] {
-            self.otlp_failures.with_label_values(&[signal]);
+        for signal in OtlpSignal::ALL {
+            self.otlp_failures.with_label_values(&[signal.as_str()]);
         }
         for output in ForwardOutput::ALL {
             for cause in ForwardLoss::ALL {
@@ -50,10 +53,10 @@ impl HealthMetrics {
         for reason in ["missing", "wrong_credentials"] {
             self.admin_auth_failures.with_label_values(&[reason]);
         }
-        for listener in ["admin", "mcp"] {
-            self.handshake_failures.with_label_values(&[listener]);
+        for listener in Listener::ALL {
+            self.handshake_failures.with_label_values(&[listener.as_str()]);
             for result in ["success", "failure"] {
-                self.certificate_reloads.with_label_values(&[listener, result]);
+                self.certificate_reloads.with_label_values(&[listener.as_str(), result]);
             }
         }
     }
@@ -70,28 +73,28 @@ impl super::Metrics {
         self.health.admin_auth_failures.with_label_values(&[reason]).inc();
     }
 
-    /// A TLS handshake on `listener` (`admin`, `mcp`) failed.
-    pub(crate) fn record_handshake_failure(&self, listener: &str) {
-        self.health.handshake_failures.with_label_values(&[listener]).inc();
+    /// A TLS handshake on `listener` failed.
+    pub(crate) fn record_handshake_failure(&self, listener: Listener) {
+        self.health.handshake_failures.with_label_values(&[listener.as_str()]).inc();
     }
 
     /// Cluster mode: whether the store of cluster `name` answered the last exchange.
     pub(crate) fn set_store_up(&self, name: &str, up: bool) {
         self.health.store_up.with_label_values(&[name]).set(i64::from(up));
-        for operation in ["connect", "exchange"] {
-            self.health.store_errors.with_label_values(&[operation]);
+        for operation in StoreOperation::ALL {
+            self.health.store_errors.with_label_values(&[operation.as_str()]);
         }
     }
 
     /// Cluster mode: a connect to or an exchange with the store failed.
-    pub(crate) fn record_store_error(&self, operation: &str) {
-        self.health.store_errors.with_label_values(&[operation]).inc();
+    pub(crate) fn record_store_error(&self, operation: StoreOperation) {
+        self.health.store_errors.with_label_values(&[operation.as_str()]).inc();
     }
 
     /// A changed certificate was re-read on `listener`, successfully or not.
-    pub(crate) fn record_certificate_reload(&self, listener: &str, ok: bool) {
+    pub(crate) fn record_certificate_reload(&self, listener: Listener, ok: bool) {
         let result = if ok { "success" } else { "failure" };
-        self.health.certificate_reloads.with_label_values(&[listener, result]).inc();
+        self.health.certificate_reloads.with_label_values(&[listener.as_str(), result]).inc();
     }
 
     /// A config load succeeded (at start-up or on reload).
@@ -110,7 +113,7 @@ impl super::Metrics {
         self.health.config_reloads.with_label_values(&["failure"]).inc();
     }
 
-    pub(crate) fn record_otlp_export_failure(&self, signal: &str) {
-        self.health.otlp_failures.with_label_values(&[signal]).inc();
+    pub(crate) fn record_otlp_export_failure(&self, signal: OtlpSignal) {
+        self.health.otlp_failures.with_label_values(&[signal.as_str()]).inc();
     }
 }

@@ -75,6 +75,32 @@ label_enum! {
 }
 
 label_enum! {
+    /// Which of the tap's listeners (`mcp_tap_tls_handshake_failures_total{listener}`,
+    /// `mcp_tap_tls_certificate_reloads_total{listener}`).
+    pub(crate) enum Listener {
+        Mcp = "mcp",
+        Admin = "admin",
+    }
+}
+
+label_enum! {
+    /// What the cluster was doing when its store failed (`mcp_tap_store_errors_total{operation}`).
+    pub(crate) enum StoreOperation {
+        Connect = "connect",
+        Exchange = "exchange",
+    }
+}
+
+label_enum! {
+    /// Which OTLP signal an export failed for (`mcp_tap_otlp_export_failures_total{signal}`).
+    pub(crate) enum OtlpSignal {
+        Metrics = "metrics",
+        Traces = "traces",
+        Logs = "logs",
+    }
+}
+
+label_enum! {
     /// What went wrong talking to the upstream (`mcp_tap_upstream_errors_total{kind}`).
     pub(crate) enum UpstreamErrorKind {
         Connect = "connect",

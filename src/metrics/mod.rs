@@ -28,8 +28,9 @@ pub(crate) use auth::AuthMetrics;
 pub(crate) use checklist::{ChecklistMetrics, ToolCounts};
 use health::HealthMetrics;
 pub(crate) use kinds::{
-    AuditLoss, DecodeErrorKind, ErrorType, ForwardLoss, ForwardOutput, Limit, MismatchKind, Outcome, OverflowLabel,
-    Reason, Scope, SessionEnd, SessionKind, StatusLabel, UnparsedReason, UpstreamErrorKind,
+    AuditLoss, DecodeErrorKind, ErrorType, ForwardLoss, ForwardOutput, Limit, Listener, MismatchKind, OtlpSignal,
+    Outcome, OverflowLabel, Reason, Scope, SessionEnd, SessionKind, StatusLabel, StoreOperation, UnparsedReason,
+    UpstreamErrorKind,
 };
 
 /// OpenTelemetry MCP semantic-convention buckets for `mcp.server.operation.duration`.

@@ -108,7 +108,7 @@ impl Shared {
                     min_version: t.min_version,
                     client_auth: crate::config::ClientAuth::NoClientCert,
                     client_ca_file: None,
-                    listener: "mcp",
+                    listener: crate::metrics::Listener::Mcp,
                 };
                 let config =
                     tls.server_config(metrics.clone(), &crate::tls::ALPN_H2_HTTP1).map_err(anyhow::Error::msg)?;
@@ -253,8 +253,15 @@ async fn serve_connections(
                 Some(acceptor) => {
                     // The handshake is part of the request head: it gets the same deadline.
                     let deadline = limits.header_read_timeout;
-                    if let Some(tls) =
-                        crate::tls::accept(&acceptor, stream, deadline, "mcp", peer, &shared.metrics).await
+                    if let Some(tls) = crate::tls::accept(
+                        &acceptor,
+                        stream,
+                        deadline,
+                        crate::metrics::Listener::Mcp,
+                        peer,
+                        &shared.metrics,
+                    )
+                    .await
                     {
                         serve_connection(tls, peer, &shared, &limits, watcher).await;
                     }

@@ -153,7 +153,7 @@ pub(crate) struct Caller {
 }
 
 /// An `Mcp-Method` or `Mcp-Name` header that says something else than the body, with both
-/// values cut to 64 characters.
+/// values cut to `bounded::MISMATCH_VALUE` bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HeaderMismatch {
     pub kind: MismatchKind,
