@@ -15,6 +15,6 @@ impl Auditor {
         if let Some(kind) = line.finding {
             self.metrics.record_finding(kind);
         }
-        self.sink.write(&line);
+        self.sink.write(line);
     }
 }

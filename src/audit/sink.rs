@@ -1,8 +1,9 @@
 //! The audit trail: JSON lines (schema `mcp-tap.audit.v1`) written by a thread of its own behind
 //! a bounded queue, so neither a slow disk nor a blocked stdout ever holds an async worker that
 //! serves traffic. Drops and write errors are counted; a file that logrotate moves or removes is
-//! reopened at the next write. The same thread hands each line to the forwards (OTLP logs,
-//! syslog), which queue it without waiting.
+//! reopened at the next write. The typed events cross the queue and are serialized on that
+//! thread, which hands each line and its fields to the forwards (OTLP logs, syslog), which queue
+//! it without waiting.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ pub(crate) struct AuditSink {
 }
 
 enum Msg {
-    Line(String),
+    Line(Box<AuditLine>),
     /// Tests: everything queued before it is written; then the sender is told.
     #[cfg(test)]
     Flush(mpsc::Sender<()>),
@@ -33,8 +34,8 @@ enum Msg {
 }
 
 /// Another place audit events go: called on the writer thread with each JSON line and its
-/// fields (parsed once for every forward), in order. It must not wait (queue, and count what it
-/// cannot queue).
+/// fields (both made from the typed event, once for every forward; never parsed back), in
+/// order. It must not wait (queue, and count what it cannot queue).
 pub(crate) trait Forward: Send {
     fn forward(&mut self, line: &str, fields: &serde_json::Map<String, serde_json::Value>);
 }
@@ -78,11 +79,11 @@ impl AuditSink {
     }
 
     /// Queues a line; never waits. Returns false when the line was dropped (queue full).
-    pub(crate) fn write(&self, line: &AuditLine) -> bool {
-        let text = serde_json::to_string(line).expect("audit lines serialize");
-        match self.tx.try_send(Msg::Line(text)) {
+    pub(crate) fn write(&self, line: AuditLine) -> bool {
+        let name = line.event.name();
+        match self.tx.try_send(Msg::Line(Box::new(line))) {
             Ok(()) => {
-                self.metrics.record_audit_event(line.event.name());
+                self.metrics.record_audit_event(name);
                 true
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -136,7 +137,7 @@ fn writer(
         let mut flushed: Vec<mpsc::Sender<()>> = Vec::new();
         for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(1023)) {
             match msg {
-                Msg::Line(line) => batch.push(line),
+                Msg::Line(line) => batch.push(serialized(line)),
                 #[cfg(test)]
                 Msg::Flush(done) => flushed.push(done),
                 #[cfg(test)]
@@ -158,23 +159,29 @@ fn writer(
     while let Ok(msg) = rx.try_recv() {
         #[cfg_attr(not(test), allow(irrefutable_let_patterns))]
         if let Msg::Line(line) = msg {
-            batch.push(line);
+            batch.push(serialized(line));
         }
     }
     write_batch(&mut out, &batch, metrics);
     forward(&mut forwards, &batch);
 }
 
-fn forward(forwards: &mut [Box<dyn Forward>], batch: &[String]) {
+fn forward(forwards: &mut [Box<dyn Forward>], batch: &[(Box<AuditLine>, String)]) {
     if forwards.is_empty() {
         return;
     }
-    for line in batch {
-        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(line) else { continue };
+    for (line, text) in batch {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(line) else { continue };
         for f in forwards.iter_mut() {
-            f.forward(line, &fields);
+            f.forward(text, &fields);
         }
     }
+}
+
+/// A typed event and its JSON line.
+fn serialized(line: Box<AuditLine>) -> (Box<AuditLine>, String) {
+    let text = serde_json::to_string(&line).expect("audit lines serialize");
+    (line, text)
 }
 
 fn check_rotation(out: &mut Output) {
@@ -189,7 +196,7 @@ fn check_rotation(out: &mut Output) {
     }
 }
 
-fn write_batch(out: &mut Output, batch: &[String], metrics: &Metrics) {
+fn write_batch(out: &mut Output, batch: &[(Box<AuditLine>, String)], metrics: &Metrics) {
     if batch.is_empty() {
         return;
     }
@@ -197,7 +204,7 @@ fn write_batch(out: &mut Output, batch: &[String], metrics: &Metrics) {
         Output::None => Ok(()),
         Output::Stdout(s) => {
             let mut lock = s.lock();
-            batch.iter().try_for_each(|l| writeln!(lock, "{l}")).and_then(|_| lock.flush())
+            batch.iter().try_for_each(|(_, l)| writeln!(lock, "{l}")).and_then(|_| lock.flush())
         }
         Output::File { path, file, id } => {
             if file.is_none() {
@@ -216,7 +223,7 @@ fn write_batch(out: &mut Output, batch: &[String], metrics: &Metrics) {
                 }
             }
             let f = file.as_mut().expect("opened above");
-            batch.iter().try_for_each(|l| writeln!(f, "{l}")).and_then(|_| f.flush())
+            batch.iter().try_for_each(|(_, l)| writeln!(f, "{l}")).and_then(|_| f.flush())
         }
     };
     if let Err(e) = result {
@@ -246,11 +253,11 @@ mod tests {
         let metrics = Arc::new(Metrics::new(vec![1.0]));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (sink, task) = AuditSink::start(path.to_str().unwrap(), 16, metrics, stop_rx, Vec::new());
-        assert!(sink.write(&AuditLine::new(AuditEvent::ConfigReloaded)));
+        assert!(sink.write(AuditLine::new(AuditEvent::ConfigReloaded)));
         sink.flush_blocking();
         let rotated = path.with_extension("jsonl.1");
         std::fs::rename(&path, &rotated).unwrap();
-        assert!(sink.write(&AuditLine::new(AuditEvent::TokenSetChanged { added: vec![], removed: vec![] })));
+        assert!(sink.write(AuditLine::new(AuditEvent::TokenSetChanged { added: vec![], removed: vec![] })));
         stop_tx.send(true).unwrap();
         task.await.unwrap();
         let old = std::fs::read_to_string(&rotated).unwrap();
@@ -270,7 +277,7 @@ mod tests {
         let (release, release_rx) = mpsc::channel();
         sink.tx.send(Msg::Hold(held_tx, release_rx)).unwrap();
         held.recv().unwrap();
-        let written = (0..100).filter(|_| sink.write(&AuditLine::new(AuditEvent::ConfigReloaded))).count();
+        let written = (0..100).filter(|_| sink.write(AuditLine::new(AuditEvent::ConfigReloaded))).count();
         assert_eq!(written, 10);
         let text = metrics.render();
         assert!(text.contains("mcp_tap_audit_write_errors_total{cause=\"queue_full\"} 90"), "{text}");
