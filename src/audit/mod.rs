@@ -14,12 +14,9 @@ pub(crate) mod reason;
 mod sharing;
 pub(crate) mod sink;
 
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
-use lru::LruCache;
 use tokio::time::Instant;
 
 use self::event::{AuditEvent, AuditLine, AuthFailureLine};
@@ -29,29 +26,22 @@ use self::sink::AuditSink;
 use crate::bounded;
 use crate::config::Config;
 use crate::detect::{burst, Detectors};
-use crate::identity::{
-    jwt, naming, ClientDirectory, Credential, Fingerprint, Fingerprinter, KeySource, CLIENT_UNKNOWN,
-};
+use crate::identity::{Fingerprinter, Identities, KeySource, Known, CLIENT_UNKNOWN};
 use crate::mcp::method::Method;
 use crate::metrics::Metrics;
 pub(crate) use failure::AuthFailure;
 
 pub(crate) struct Auditor {
-    pub fingerprinter: Fingerprinter,
-    pub directory: ArcSwap<ClientDirectory>,
+    /// Who is calling: token directory, fingerprints, client names, user-token keys.
+    pub who: Identities,
+    /// Which credentials worked lately (a refusal of one is `revoked_token`).
     pub history: SuccessHistory,
-    pub names: naming::ClientNamer,
-    /// The upstream's keys for Backstage user tokens (fetched by the proxy).
-    pub signing_keys: jwt::SigningKeys,
     /// What is wrong: bursts, shared credentials, expired-token storms, approved networks.
     detect: Detectors,
     sink: AuditSink,
     metrics: Arc<Metrics>,
     pager: Option<Box<dyn Pages>>,
     max_user_agent: AtomicUsize,
-    /// Tokens removed from the directory by a reload, with the subject they had: their next use
-    /// is `revoked_token`, still named by that subject.
-    retired: Mutex<LruCache<Fingerprint, Arc<str>>>,
     /// Cluster mode: what this replica counted and decided for the cluster (`cluster` takes it).
     pub(crate) shared: Option<Outbox>,
     /// Routes whose zero series exist (new subjects after a reload get theirs too).
@@ -65,16 +55,6 @@ pub(crate) trait Pages: Send + Sync {
     fn burst_ended(&self, key: &burst::BurstKey, client: &str);
     /// Every active burst again, so Alertmanager keeps it firing.
     fn resend(&self);
-}
-
-/// The last token credential one client connection presented, with the token directory it was
-/// resolved against. Lives as long as the connection; a reload of the directory invalidates it.
-#[derive(Default)]
-pub(crate) struct CredentialCache(Option<(http::HeaderValue, Arc<ClientDirectory>, Credential)>);
-
-/// An LRU cache of at most `cap` entries (at least one), behind a lock.
-fn lru<K: std::hash::Hash + Eq, V>(cap: usize) -> Mutex<LruCache<K, V>> {
-    Mutex::new(LruCache::new(NonZeroUsize::new(cap.max(1)).expect("non-zero")))
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -110,23 +90,14 @@ impl Auditor {
         route_labels: &[&str],
     ) -> Self {
         warn_about_the_key(config, &fingerprinter);
-        let (directory, warnings) = ClientDirectory::load(&config.clients, &config.env, &fingerprinter);
-        for w in warnings {
-            tracing::warn!("client token left out: {w}");
-        }
-        tracing::info!(subjects = directory.subjects().len(), "client tokens loaded");
         let auditor = Self {
-            names: naming::ClientNamer::new(config.clients.max_names, config.audit.max_remembered_credentials),
-            signing_keys: jwt::SigningKeys::default(),
+            who: Identities::new(config, fingerprinter),
             history: SuccessHistory::new(config.audit.max_remembered_credentials, config.audit.revoked_retention),
             pager,
             max_user_agent: AtomicUsize::new(config.audit.max_user_agent),
-            retired: lru(config.audit.max_remembered_credentials),
             detect: Detectors::new(config),
             shared: config.cluster.url(&config.env).map(|_| Outbox::new(config.cluster.max_pending_keys)),
             routes: Mutex::new(Vec::new()),
-            directory: ArcSwap::from_pointee(directory),
-            fingerprinter,
             sink,
             metrics,
         };
@@ -141,73 +112,25 @@ impl Auditor {
         auditor
     }
 
-    /// The credential of a request on a connection whose last one may have sent the same
-    /// `Authorization` header: then it is not fingerprinted again. The header is compared in
-    /// constant time (a connection from a shared ingress may carry many clients' requests).
-    pub(crate) fn credential_cached(
-        &self,
-        header: Option<&http::HeaderValue>,
-        cache: &Mutex<CredentialCache>,
-    ) -> Credential {
-        use subtle::ConstantTimeEq;
-        let Some(value) = header else { return Credential::Missing };
-        let directory = self.directory.load();
-        let mut cache = cache.lock().expect("credential cache lock");
-        if let Some((last, dir, credential)) = &cache.0 {
-            if Arc::ptr_eq(dir, &directory) && bool::from(last.as_bytes().ct_eq(value.as_bytes())) {
-                return credential.clone();
-            }
-        }
-        let credential = self.credential(header);
-        cache.0 = matches!(credential, Credential::Token { .. })
-            .then(|| (value.clone(), arc_swap::Guard::into_inner(directory), credential.clone()));
-        credential
-    }
-
-    pub(crate) fn credential(&self, header: Option<&http::HeaderValue>) -> Credential {
-        match self.directory.load().credential(header, &self.fingerprinter) {
-            Credential::Token { fingerprint, client } if &*client == CLIENT_UNKNOWN => {
-                let retired = self.retired.lock().expect("retired lock").get(&fingerprint).cloned();
-                Credential::Token { fingerprint, client: retired.unwrap_or(client) }
-            }
-            other => other,
-        }
-    }
-
     /// Applies a reloaded config: the token directory (writing the fingerprint diff to the audit
     /// log), burst thresholds and audit limits.
     pub(crate) fn reload(&self, config: &Config) {
-        let (directory, warnings) = ClientDirectory::load(&config.clients, &config.env, &self.fingerprinter);
-        for w in warnings {
-            tracing::warn!("client token left out: {w}");
-        }
-        let old: Vec<(Fingerprint, Arc<str>)> = self.directory.load().fingerprints();
-        let new: Vec<(Fingerprint, Arc<str>)> = directory.fingerprints();
-        let added: Vec<&(Fingerprint, Arc<str>)> =
-            new.iter().filter(|(f, _)| !old.iter().any(|(o, _)| o == f)).collect();
-        let removed: Vec<&(Fingerprint, Arc<str>)> =
-            old.iter().filter(|(f, _)| !new.iter().any(|(n, _)| n == f)).collect();
+        let (added, removed) = self.who.reload(config);
         if !added.is_empty() || !removed.is_empty() {
-            let mut retired = self.retired.lock().expect("retired lock");
-            for (fp, subject) in &removed {
-                retired.put(*fp, subject.clone());
+            for (fp, _) in &removed {
                 // A token taken out of service counts as having worked: its next use is revoked.
                 self.history.succeeded(*fp);
             }
-            drop(retired);
-            let names =
-                |v: &[&(Fingerprint, Arc<str>)]| v.iter().map(|(f, s)| format!("{f} ({s})")).collect::<Vec<_>>();
+            let names = |v: &[Known]| v.iter().map(|(f, s)| format!("{f} ({s})")).collect::<Vec<_>>();
             tracing::info!(added = ?names(&added), removed = ?names(&removed), "the set of known client tokens changed");
             self.write(AuditEvent::TokenSetChanged {
                 added: added.iter().map(|(f, _)| f.to_string()).collect(),
                 removed: removed.iter().map(|(f, _)| f.to_string()).collect(),
             });
         }
-        self.directory.store(Arc::new(directory));
         self.history.set_limits(config.audit.max_remembered_credentials, config.audit.revoked_retention);
         self.detect.reconfigure(config);
         self.max_user_agent.store(config.audit.max_user_agent, Ordering::Relaxed);
-        self.names.set_cap(config.clients.max_names);
         self.preinit_unapproved();
         let routes = self.routes.lock().expect("routes lock").clone();
         for route in routes {

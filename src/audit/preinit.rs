@@ -16,7 +16,7 @@ impl Auditor {
             }
         }
         self.metrics.preinit_route(route);
-        let directory = self.directory.load();
+        let directory = self.who.directory.load();
         let subjects: Vec<&str> = directory.subjects().iter().map(|s| &**s).collect();
         let methods = Method::AUDITED;
         self.metrics.preinit_auth_failures(route, &[Reason::MissingCredentials], &[CLIENT_NONE], &methods);
@@ -38,7 +38,7 @@ impl Auditor {
     /// Zero series of `mcp_tap_unapproved_source_total` for every known client.
     pub(super) fn preinit_unapproved(&self) {
         self.metrics.preinit_checklist(CLIENT_UNKNOWN);
-        for subject in self.directory.load().subjects() {
+        for subject in self.who.directory.load().subjects() {
             self.metrics.preinit_checklist(subject);
         }
     }

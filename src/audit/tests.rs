@@ -1,7 +1,7 @@
 //! The auditor's per-connection credential cache.
 use super::*;
 use crate::config::Environment;
-use crate::identity::{KeySource, CLIENT_NONE};
+use crate::identity::{Credential, KeySource, CLIENT_NONE};
 
 fn config(subject: &str) -> Config {
     let mut config =
@@ -23,18 +23,18 @@ async fn a_connection_repeating_its_token_keeps_its_identity_until_the_directory
     let known = http::HeaderValue::from_static("Bearer agent-token-12345678");
     let other = http::HeaderValue::from_static("Bearer someone-elses-token");
 
-    let first = auditor.credential_cached(Some(&known), &cache);
+    let first = auditor.who.credential_cached(Some(&known), &cache);
     assert_eq!(first.client(), "first");
-    assert_eq!(auditor.credential_cached(Some(&known), &cache), first);
+    assert_eq!(auditor.who.credential_cached(Some(&known), &cache), first);
     // Another token on the same connection is resolved on its own, never served from the cache.
-    let stranger = auditor.credential_cached(Some(&other), &cache);
+    let stranger = auditor.who.credential_cached(Some(&other), &cache);
     assert_eq!(stranger.client(), CLIENT_UNKNOWN);
     assert_ne!(stranger.fingerprint(), first.fingerprint());
-    assert_eq!(auditor.credential_cached(None, &cache), Credential::Missing);
+    assert_eq!(auditor.who.credential_cached(None, &cache), Credential::Missing);
     // A reload that renames the subject is seen by the next request of a connection already open.
-    assert_eq!(auditor.credential_cached(Some(&known), &cache), first);
+    assert_eq!(auditor.who.credential_cached(Some(&known), &cache), first);
     auditor.reload(&config("renamed"));
-    assert_eq!(auditor.credential_cached(Some(&known), &cache).client(), "renamed");
+    assert_eq!(auditor.who.credential_cached(Some(&known), &cache).client(), "renamed");
 }
 
 impl Credential {

@@ -69,7 +69,7 @@ impl Store {
         let active_index = format!("{p}:active");
         pipe.cmd("ZREMRANGEBYSCORE").arg(&active_index).arg("-inf").arg(now).ignore();
         pipe.cmd("ZRANGE").arg(&active_index).arg(0).arg(-1);
-        let owned: Vec<String> = self.owned.keys().cloned().collect();
+        let owned: Vec<String> = self.bursts.owned.keys().cloned().collect();
         for text in &owned {
             pipe.cmd("EXISTS").arg(format!("{p}:burst:{text}"));
         }
@@ -133,14 +133,14 @@ impl Store {
             for (key, client, text, count) in claims {
                 if take::<Option<String>>(&mut values)?.is_some() {
                     outcome.started.push(BurstEvent::Started { key, client: client.clone(), failures: count });
-                    self.owned.insert(text.clone(), Owned { key, client, started: Instant::now() });
+                    self.bursts.owned.insert(text.clone(), Owned { key, client, started: Instant::now() });
                     won.push((text, count, client_of(&outcome.started)));
                 }
             }
             for text in &read.gone {
                 let failures = take::<Option<u64>>(&mut values)?;
                 // No count left: another replica took this burst for gone and ended it already.
-                if let (Some(o), Some(failures)) = (self.owned.remove(text), failures) {
+                if let (Some(o), Some(failures)) = (self.bursts.owned.remove(text), failures) {
                     let duration = o.started.elapsed().saturating_sub(Duration::from_millis(quiet));
                     let summary = Summary::default();
                     outcome.ended.push(BurstEvent::Ended { key: o.key, client: o.client, failures, duration, summary });

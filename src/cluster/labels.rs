@@ -38,7 +38,7 @@ impl Store {
         let (routes, clients, named) =
             (format!("{p}:labels:routes"), format!("{p}:labels:clients"), format!("{p}:labels:named"));
         let keys = (self.names.keys)();
-        let (admitted, remembered) = self.auditor.names.for_cluster();
+        let (admitted, remembered) = self.auditor.who.names.for_cluster();
         let mut pipe = redis::pipe();
         for (key, members) in [(&routes, &keys), (&clients, &admitted)] {
             if !members.is_empty() {
@@ -67,7 +67,7 @@ impl Store {
             let all: std::collections::HashMap<String, String> = take(&mut values)?;
             others = all.into_iter().filter_map(|(f, name)| Some((parse(&f)?, name))).collect();
         }
-        self.auditor.names.adopt_from_cluster(&shared_clients, &others);
+        self.auditor.who.names.adopt_from_cluster(&shared_clients, &others);
         if held > MAX_REMEMBERED {
             redis::cmd("DEL").arg(&named).query_async::<()>(conn).await?;
         }

@@ -73,11 +73,22 @@ struct Store {
     sessions: Arc<crate::session::SessionTracker>,
     names: RouteNames,
     ticks: u64,
+    link: Link,
+    bursts: Claimed,
+}
+
+/// The connection to the store, and whether it is up: the one place the tap knows it.
+struct Link {
     conn: Option<MultiplexedConnection>,
     up: Option<bool>,
     down_since: Option<Instant>,
     retry_at: Instant,
     backoff: Duration,
+}
+
+/// The bursts this replica claimed, and what it saw of the others'.
+#[derive(Default)]
+struct Claimed {
     owned: HashMap<String, Owned>,
     /// The cluster's active bursts at the last exchange, and those that left the index since,
     /// with when: one no replica ended is ended here (`orphans`).
@@ -91,10 +102,10 @@ impl Store {
     }
 
     async fn connection(&mut self, config: &Config) -> Option<MultiplexedConnection> {
-        if let Some(c) = &self.conn {
+        if let Some(c) = &self.link.conn {
             return Some(c.clone());
         }
-        if Instant::now() < self.retry_at {
+        if Instant::now() < self.link.retry_at {
             return None;
         }
         let (url, _) = urls(&config.cluster.url(&config.env)?, config.cluster.password(&config.env).as_deref());
@@ -114,7 +125,7 @@ impl Store {
         };
         match tokio::time::timeout(config.cluster.timeout, connect).await {
             Ok(Ok(conn)) => {
-                self.conn = Some(conn.clone());
+                self.link.conn = Some(conn.clone());
                 Some(conn)
             }
             Ok(Err(e)) => {
@@ -131,10 +142,10 @@ impl Store {
     /// The store failed: counted, and the first failure after it was up written to the audit.
     fn failed(&mut self, config: &Config, operation: StoreOperation, error: &str) {
         self.metrics.record_store_error(operation);
-        self.conn = None;
-        self.retry_at = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        if self.up != Some(false) {
+        self.link.conn = None;
+        self.link.retry_at = Instant::now() + self.link.backoff;
+        self.link.backoff = (self.link.backoff * 2).min(MAX_BACKOFF);
+        if self.link.up != Some(false) {
             let (_, store) = urls(&config.cluster.url(&config.env).unwrap_or_default(), None);
             tracing::warn!(%store, "cluster store lost: each replica decides bursts alone until it is back: {error}");
             self.auditor.write(AuditEvent::StoreLost {
@@ -142,18 +153,18 @@ impl Store {
                 store,
                 error: crate::bounded::cut(error, crate::bounded::STORE_ERROR).to_string(),
             });
-            self.up = Some(false);
-            self.down_since = Some(Instant::now());
+            self.link.up = Some(false);
+            self.link.down_since = Some(Instant::now());
             self.metrics.set_store_up(&config.cluster.name, false);
             self.auditor.local_burst_gauges();
         }
     }
 
     fn succeeded(&mut self, config: &Config) {
-        self.backoff = FIRST_BACKOFF;
-        if self.up != Some(true) {
+        self.link.backoff = FIRST_BACKOFF;
+        if self.link.up != Some(true) {
             let (_, store) = urls(&config.cluster.url(&config.env).unwrap_or_default(), None);
-            if let Some(since) = self.down_since.take() {
+            if let Some(since) = self.link.down_since.take() {
                 tracing::info!(%store, "cluster store back: bursts are decided by the cluster again");
                 self.auditor.write(AuditEvent::StoreRegained {
                     cluster: config.cluster.name.clone(),
@@ -161,7 +172,7 @@ impl Store {
                     down_seconds: since.elapsed().as_secs_f64(),
                 });
             }
-            self.up = Some(true);
+            self.link.up = Some(true);
             self.metrics.set_store_up(&config.cluster.name, true);
         }
     }
@@ -279,7 +290,7 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     sessions.share();
-    auditor.names.share();
+    auditor.who.names.share();
     let mut random = [0u8; 6];
     let _ = getrandom::fill(&mut random);
     let replica: String = random.iter().map(|b| format!("{b:02x}")).collect();
@@ -294,14 +305,8 @@ pub(crate) async fn run(
         sessions,
         names,
         ticks: 0,
-        conn: None,
-        up: None,
-        down_since: None,
-        retry_at: Instant::now(),
-        backoff: FIRST_BACKOFF,
-        owned: HashMap::new(),
-        last_active: std::collections::HashSet::new(),
-        vanished: HashMap::new(),
+        link: Link { conn: None, up: None, down_since: None, retry_at: Instant::now(), backoff: FIRST_BACKOFF },
+        bursts: Claimed::default(),
     };
     loop {
         let interval = (store.config)().cluster.sync_interval;

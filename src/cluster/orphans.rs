@@ -25,14 +25,19 @@ impl Store {
         // its count lives twice the quiet period: adopt between the two.
         let grace = Duration::from_millis(quiet / 2).clamp(Duration::from_secs(1), Duration::from_secs(10));
         let now = Instant::now();
-        for text in self.last_active.difference(&active) {
-            if !self.owned.contains_key(text) {
-                self.vanished.entry(text.clone()).or_insert(now);
+        for text in self.bursts.last_active.difference(&active) {
+            if !self.bursts.owned.contains_key(text) {
+                self.bursts.vanished.entry(text.clone()).or_insert(now);
             }
         }
-        self.last_active = active;
-        let due: Vec<String> =
-            self.vanished.iter().filter(|(_, at)| now.duration_since(**at) >= grace).map(|(t, _)| t.clone()).collect();
+        self.bursts.last_active = active;
+        let due: Vec<String> = self
+            .bursts
+            .vanished
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) >= grace)
+            .map(|(t, _)| t.clone())
+            .collect();
         if due.is_empty() {
             return Ok(());
         }
@@ -44,7 +49,7 @@ impl Store {
         }
         let values: Vec<Option<String>> = pipe.query_async(conn).await?;
         for (text, pair) in due.iter().zip(values.chunks(2)) {
-            self.vanished.remove(text);
+            self.bursts.vanished.remove(text);
             let Some(failures) = pair[0].as_deref().and_then(|t| t.parse::<u64>().ok()) else { continue };
             let meta = pair.get(1).cloned().flatten().unwrap_or_default();
             let (started, client) = meta.split_once(' ').unwrap_or(("", ""));

@@ -5,6 +5,8 @@
 
 pub(crate) mod jwt;
 pub(crate) mod naming;
+mod who;
+pub(crate) use who::{CredentialCache, Identities, Known};
 
 use std::collections::HashMap;
 use std::fmt;

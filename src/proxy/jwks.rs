@@ -32,7 +32,7 @@ pub(crate) async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
         anyhow::ensure!(resp.status().is_success(), "answered {}", resp.status());
         let body = Limited::new(resp.into_body(), MAX_JWKS_BYTES).collect().await.map_err(|e| anyhow::anyhow!(e))?;
         let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&body.to_bytes())?;
-        Ok(shared.auditor.signing_keys.replace(&set))
+        Ok(shared.auditor.who.signing_keys.replace(&set))
     })
     .await
     .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {FETCH_TIMEOUT:?}")));
@@ -47,7 +47,7 @@ pub(crate) async fn fetch(shared: &Shared, config: &Config) -> Option<usize> {
         }
     };
     shared.metrics.record_jwks_fetch(keys);
-    shared.auditor.signing_keys.fetch_ended();
+    shared.auditor.who.signing_keys.fetch_ended();
     keys
 }
 
@@ -60,7 +60,7 @@ pub(crate) fn fetch_for_refusal(
     caller: &Caller,
 ) -> Option<watch::Receiver<u64>> {
     let token = caller.user_token.as_ref()?;
-    let keys = &shared.auditor.signing_keys;
+    let keys = &shared.auditor.who.signing_keys;
     if jwt::key_id(token.as_str()).is_none_or(|kid| keys.contains(&kid)) {
         return None;
     }
@@ -82,7 +82,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(t.min_refresh_interval) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        if shared.auditor.signing_keys.fetch_due(Instant::now(), t.min_refresh_interval, t.refresh_interval) {
+        if shared.auditor.who.signing_keys.fetch_due(Instant::now(), t.min_refresh_interval, t.refresh_interval) {
             fetch(&shared, &config).await;
         }
     }

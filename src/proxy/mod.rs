@@ -40,7 +40,7 @@ pub(crate) struct Connection {
     pub forwarded_for: http::HeaderValue,
     /// The client reached the tap over TLS.
     pub tls: bool,
-    pub credentials: std::sync::Mutex<crate::audit::CredentialCache>,
+    pub credentials: std::sync::Mutex<crate::identity::CredentialCache>,
     /// Its own upstream connection, for an HTTP/1.x client of a plain-HTTP upstream.
     upstream: dedicated::Dedicated,
     /// `upstream.response_timeout` of an HTTP/1.x client's exchanges, which come one at a time.

@@ -70,7 +70,7 @@ impl Recorder {
         let (verdict, user) = match call.caller.user_token.take() {
             Some(t) if status < 400 => (None, jwt::subject(t.as_str())),
             Some(t) if status == 401 => {
-                let (verdict, user) = jwt::explain(t.as_str(), &auditor.signing_keys, unix_now());
+                let (verdict, user) = jwt::explain(t.as_str(), &auditor.who.signing_keys, unix_now());
                 if let (Verdict::UnknownKey, Some(fetch)) = (verdict, call.keys_fetch.take()) {
                     late = Some((t, fetch));
                 }
@@ -83,7 +83,7 @@ impl Recorder {
         let audit = &shared.config.load().audit;
         let name_users = audit.user_identity == UserIdentity::Ref;
         let (operations, user) = (audit.operations, user.filter(|_| name_users));
-        let named = auditor.names.name(&Naming {
+        let named = auditor.who.names.name(&Naming {
             credential: &caller.credential,
             source: caller.source,
             initialize: call.initialize_name.as_deref(),
@@ -304,7 +304,7 @@ impl Recorder {
         let (auditor, name_users) = (self.auditor.clone(), self.name_users);
         tokio::spawn(async move {
             let _ = tokio::time::timeout(super::jwks::EXPLAIN_WAIT, fetch.changed()).await;
-            let (verdict, user) = jwt::explain(token.as_str(), &auditor.signing_keys, unix_now());
+            let (verdict, user) = jwt::explain(token.as_str(), &auditor.who.signing_keys, unix_now());
             late.reason = user_token_reason(verdict);
             late.expired_seconds = match verdict {
                 Verdict::Expired { seconds } => Some(seconds),

@@ -220,7 +220,7 @@ pub(super) fn caller(
         peer.ip()
     };
     Caller {
-        credential: shared.auditor.credential_cached(headers.authorization, &connection.credentials),
+        credential: shared.auditor.who.credential_cached(headers.authorization, &connection.credentials),
         source,
         user_agent: text(headers.user_agent).map(|s| crate::bounded::cut(s, config.audit.max_user_agent).to_string()),
         request_id: text(headers.request_id).map(|s| crate::bounded::cut(s, crate::bounded::REQUEST_ID).to_string()),
@@ -228,7 +228,7 @@ pub(super) fn caller(
         span_id: traceparent_part(headers.traceparent, 2, 16),
         http_method: method.clone(),
         user_token: crate::identity::jwt::HeldToken::from_header(headers.authorization)
-            .inspect(|_| shared.auditor.signing_keys.token_seen()),
+            .inspect(|_| shared.auditor.who.signing_keys.token_seen()),
     }
 }
 

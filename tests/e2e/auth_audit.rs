@@ -90,6 +90,143 @@ fn find<'a>(lines: &'a [serde_json::Value], reason: &str) -> &'a serde_json::Val
         .unwrap_or_else(|| panic!("no audit line for {reason}: {lines:#?}"))
 }
 
+/// The real binary with debug logs, started with `config` (its tokens imported from the test
+/// Backstage's app-config), and the lines it logged up to its start.
+struct Binary {
+    child: std::process::Child,
+    logs: Vec<String>,
+    log_rx: std::sync::mpsc::Receiver<String>,
+    proxy: String,
+    admin: String,
+}
+
+impl Binary {
+    fn start(config: &mcp_tap::config::Config, upstream: &str) -> Self {
+        let config_file = std::path::Path::new(&config.audit.output).with_extension("yaml");
+        std::fs::write(
+            &config_file,
+            format!(
+                "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream:\n  url: {upstream}\naudit:\n  output: {}\n  fingerprint_key_file: {}\nclients:\n  backstage_app_config: [{}]\nlog:\n  format: json\n  level: debug\nchecklist:\n  state_dir: {}\n",
+                config.audit.output,
+                config.audit.fingerprint_key_file.as_ref().unwrap().display(),
+                repo().join("tests/backstage/app-config.yaml").display(),
+                config.checklist.state_dir.as_ref().unwrap().display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
+            .arg("--config")
+            .arg(&config_file)
+            .env_remove("RUST_LOG")
+            .env("MCP_TAP_TEST_TOKEN", TOKEN_FULL)
+            .env("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY)
+            .env("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY)
+            .env("MCP_TAP_TEST_INSPECTOR_TOKEN", TOKEN_INSPECTOR)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (log_tx, log_rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = log_tx.send(line);
+            }
+        });
+        let mut logs = Vec::new();
+        let (proxy, admin) = loop {
+            let line = log_rx.recv_timeout(Duration::from_secs(20)).expect("the tap logs its start");
+            logs.push(line.clone());
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON logs");
+            if v["message"].as_str().is_some_and(|m| m.starts_with("mcp-tap is proxying")) {
+                break (v["listen"].as_str().unwrap().to_string(), v["admin"].as_str().unwrap().to_string());
+            }
+        };
+        Self { child, logs, log_rx, proxy, admin }
+    }
+
+    /// Stops it with SIGTERM (every log and audit line flushed); returns its logs and stdout.
+    fn stop(mut self) -> (String, String) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert_eq!(self.child.wait().unwrap().code(), Some(0));
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut self.child.stdout.take().unwrap(), &mut stdout).unwrap();
+        while let Ok(line) = self.log_rx.recv_timeout(Duration::from_millis(500)) {
+            self.logs.push(line);
+        }
+        (self.logs.join("\n"), stdout)
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Each refusal `drive_every_reason` causes, by status, reason, client and method, once.
+fn every_refusal_counted_once(m: &str) {
+    let refusals = [
+        ("401", "missing_credentials", "none", "initialize"),
+        ("401", "malformed_authorization", "unknown", "tools/list"),
+        ("401", "unknown_token", "unknown", "tools/call"),
+        ("403", "plugin_not_allowed", "catalog-reader", "tools/list"),
+        ("200", "delegation_denied", "mcp-only", "tools/call"),
+    ];
+    for (status, reason, client, method) in refusals {
+        let labels = [
+            ("mcp_route", "default"),
+            ("http_response_status_code", status),
+            ("reason", reason),
+            ("client", client),
+            ("mcp_method_name", method),
+        ];
+        assert_eq!(auth(m, &labels), 1.0, "{labels:?}");
+    }
+    assert_eq!(auth(m, &[("reason", "bad_signature"), ("client", "unknown")]), 1.0);
+    assert_eq!(auth(m, &[]), 6.0, "exactly the six refusals");
+    // Series for what has not happened yet exist at zero, so rate() and alerts work at once.
+    assert!(m.contains(r#"mcp_tap_auth_failures_total{client="ci-agent",http_response_status_code="401",mcp_method_name="tools/call",mcp_route="default",reason="revoked_token"} 0"#));
+    let ops = |labels: &[(&str, &str)]| metric(m, "mcp_tap_client_operations_total", labels);
+    let entity = ("gen_ai_tool_name", "catalog.get-catalog-entity");
+    let call = ("mcp_method_name", "tools/call");
+    assert_eq!(ops(&[("client", "ci-agent"), call, entity, ("outcome", "ok")]), 1.0);
+    assert_eq!(ops(&[("client", "mcp-only"), entity, ("outcome", "denied")]), 1.0);
+    assert_eq!(ops(&[("client", "catalog-reader"), ("mcp_method_name", "tools/list"), ("outcome", "denied")]), 1.0);
+}
+
+/// The audit lines say who was refused, what they attempted and from where, never the token.
+fn audit_lines_name_the_refused(audit: &[serde_json::Value]) {
+    assert_eq!(audit.iter().filter(|l| l["event"] == "auth_failure").count(), 6, "{audit:#?}");
+    let missing = find(audit, "missing_credentials");
+    let expected = [
+        ("schema", serde_json::json!("mcp-tap.audit.v1")),
+        ("status", serde_json::json!(401)),
+        ("route", serde_json::json!("default")),
+        ("http_method", serde_json::json!("POST")),
+        ("mcp_method", serde_json::json!("initialize")),
+        ("client", serde_json::json!("none")),
+        ("source", serde_json::json!("127.0.0.1")),
+        ("user_agent", serde_json::json!("audit-test/1.0")),
+        ("request_id", serde_json::json!("req-missing-1")),
+        ("jsonrpc_id", serde_json::json!("0")),
+        ("trace_id", serde_json::json!("4bf92f3577b34da6a3ce929d0e0e4736")),
+    ];
+    for (field, value) in expected {
+        assert_eq!(missing[field], value, "{field}");
+    }
+    assert!(missing.get("credential").is_none());
+    assert!(missing["ts"].as_str().unwrap().ends_with('Z'));
+    let unknown = find(audit, "unknown_token");
+    assert_eq!(unknown["credential"], fingerprint(BOGUS_TOKEN));
+    assert_eq!(unknown["tool"], "catalog.get-catalog-entity");
+    assert_eq!(find(audit, "plugin_not_allowed")["credential"], fingerprint(TOKEN_CATALOG_ONLY));
+    assert_eq!(find(audit, "plugin_not_allowed")["client"], "catalog-reader");
+    assert_eq!(find(audit, "delegation_denied")["client"], "mcp-only");
+    assert_eq!(find(audit, "delegation_denied")["status"], 200);
+}
+
 /// The real binary, with debug logs, in front of a real Backstage: every reason is in the
 /// metrics and the audit trail, and no token appears in logs, audit lines or /metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,52 +234,13 @@ async fn every_reason_is_explained_and_no_token_leaks() {
     let backstage = backstage().await;
     let upstream = format!("http://127.0.0.1:{}", backstage.port);
     let config = audit_config(&upstream);
-    let config_file = std::path::Path::new(&config.audit.output).with_extension("yaml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream:\n  url: {upstream}\naudit:\n  output: {}\n  fingerprint_key_file: {}\nclients:\n  backstage_app_config: [{}]\nlog:\n  format: json\n  level: debug\nchecklist:\n  state_dir: {}\n",
-            config.audit.output,
-            config.audit.fingerprint_key_file.as_ref().unwrap().display(),
-            repo().join("tests/backstage/app-config.yaml").display(),
-            config.checklist.state_dir.as_ref().unwrap().display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
-        .arg("--config")
-        .arg(&config_file)
-        .env_remove("RUST_LOG")
-        .env("MCP_TAP_TEST_TOKEN", TOKEN_FULL)
-        .env("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY)
-        .env("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY)
-        .env("MCP_TAP_TEST_INSPECTOR_TOKEN", TOKEN_INSPECTOR)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (log_tx, log_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = log_tx.send(line);
-        }
-    });
-    let mut logs = Vec::new();
-    let (proxy, admin) = loop {
-        let line = log_rx.recv_timeout(Duration::from_secs(20)).expect("the tap logs its start");
-        logs.push(line.clone());
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON logs");
-        if v["message"].as_str().is_some_and(|m| m.starts_with("mcp-tap is proxying")) {
-            break (v["listen"].as_str().unwrap().to_string(), v["admin"].as_str().unwrap().to_string());
-        }
-    };
+    let binary = Binary::start(&config, &upstream);
     let guest = guest_token(backstage.port).await;
-    drive_every_reason(&format!("http://{proxy}"), &guest).await;
+    drive_every_reason(&format!("http://{}", binary.proxy), &guest).await;
     // The forged user token's refusal is explained once the signing keys are fetched.
+    let metrics_url = format!("http://{}/metrics", binary.admin);
     let m = eventually(Duration::from_secs(10), "the user token's refusal explained", || async {
-        let (_, _, body) = get(&format!("http://{admin}/metrics")).await;
-        let m = String::from_utf8(body.to_vec()).unwrap();
+        let m = String::from_utf8(get(&metrics_url).await.2.to_vec()).unwrap();
         if auth(&m, &[]) == 6.0 {
             Ok(m)
         } else {
@@ -150,129 +248,12 @@ async fn every_reason_is_explained_and_no_token_leaks() {
         }
     })
     .await;
-
-    let d = ("mcp_route", "default");
-    assert_eq!(
-        auth(
-            &m,
-            &[
-                d,
-                ("http_response_status_code", "401"),
-                ("reason", "missing_credentials"),
-                ("client", "none"),
-                ("mcp_method_name", "initialize")
-            ]
-        ),
-        1.0
-    );
-    assert_eq!(
-        auth(
-            &m,
-            &[
-                d,
-                ("http_response_status_code", "401"),
-                ("reason", "malformed_authorization"),
-                ("client", "unknown"),
-                ("mcp_method_name", "tools/list")
-            ]
-        ),
-        1.0
-    );
-    assert_eq!(
-        auth(
-            &m,
-            &[
-                d,
-                ("http_response_status_code", "401"),
-                ("reason", "unknown_token"),
-                ("client", "unknown"),
-                ("mcp_method_name", "tools/call")
-            ]
-        ),
-        1.0
-    );
-    assert_eq!(
-        auth(
-            &m,
-            &[
-                d,
-                ("http_response_status_code", "403"),
-                ("reason", "plugin_not_allowed"),
-                ("client", "catalog-reader"),
-                ("mcp_method_name", "tools/list")
-            ]
-        ),
-        1.0
-    );
-    assert_eq!(
-        auth(
-            &m,
-            &[
-                d,
-                ("http_response_status_code", "200"),
-                ("reason", "delegation_denied"),
-                ("client", "mcp-only"),
-                ("mcp_method_name", "tools/call")
-            ]
-        ),
-        1.0
-    );
-    assert_eq!(auth(&m, &[("reason", "bad_signature"), ("client", "unknown")]), 1.0);
-    assert_eq!(auth(&m, &[]), 6.0, "exactly the six refusals");
-    // Series for what has not happened yet exist at zero, so rate() and alerts work at once.
-    assert!(m.contains(r#"mcp_tap_auth_failures_total{client="ci-agent",http_response_status_code="401",mcp_method_name="tools/call",mcp_route="default",reason="revoked_token"} 0"#));
-    let ops = |labels: &[(&str, &str)]| metric(&m, "mcp_tap_client_operations_total", labels);
-    assert_eq!(
-        ops(&[
-            ("client", "ci-agent"),
-            ("mcp_method_name", "tools/call"),
-            ("gen_ai_tool_name", "catalog.get-catalog-entity"),
-            ("outcome", "ok")
-        ]),
-        1.0
-    );
-    assert_eq!(
-        ops(&[("client", "mcp-only"), ("gen_ai_tool_name", "catalog.get-catalog-entity"), ("outcome", "denied")]),
-        1.0
-    );
-    assert_eq!(ops(&[("client", "catalog-reader"), ("mcp_method_name", "tools/list"), ("outcome", "denied")]), 1.0);
-
-    // Stop the tap (SIGTERM) so every log and audit line is flushed, then read everything.
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-    while let Ok(line) = log_rx.recv_timeout(Duration::from_millis(500)) {
-        logs.push(line);
-    }
-    let audit = audit_lines(&config);
-    assert_eq!(audit.iter().filter(|l| l["event"] == "auth_failure").count(), 6, "{audit:#?}");
-    let missing = find(&audit, "missing_credentials");
-    assert_eq!(missing["schema"], "mcp-tap.audit.v1");
-    assert_eq!(missing["status"], 401);
-    assert_eq!(missing["route"], "default");
-    assert_eq!(missing["http_method"], "POST");
-    assert_eq!(missing["mcp_method"], "initialize");
-    assert_eq!(missing["client"], "none");
-    assert_eq!(missing["source"], "127.0.0.1");
-    assert_eq!(missing["user_agent"], "audit-test/1.0");
-    assert_eq!(missing["request_id"], "req-missing-1");
-    assert_eq!(missing["jsonrpc_id"], "0");
-    assert_eq!(missing["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert!(missing.get("credential").is_none());
-    assert!(missing["ts"].as_str().unwrap().ends_with('Z'));
-    let unknown = find(&audit, "unknown_token");
-    assert_eq!(unknown["credential"], fingerprint(BOGUS_TOKEN));
-    assert_eq!(unknown["tool"], "catalog.get-catalog-entity");
-    assert_eq!(find(&audit, "plugin_not_allowed")["credential"], fingerprint(TOKEN_CATALOG_ONLY));
-    assert_eq!(find(&audit, "plugin_not_allowed")["client"], "catalog-reader");
-    assert_eq!(find(&audit, "delegation_denied")["client"], "mcp-only");
-    assert_eq!(find(&audit, "delegation_denied")["status"], 200);
+    every_refusal_counted_once(&m);
+    let (all_logs, stdout) = binary.stop();
+    audit_lines_name_the_refused(&audit_lines(&config));
 
     // The leak test: no token in any output of the run.
     let audit_text = std::fs::read_to_string(&config.audit.output).unwrap();
-    let all_logs = logs.join("\n");
     assert!(all_logs.contains("request refused by the upstream"), "the debug logs were captured");
     // A user token, its forged twin, and the token's payload (the claims) appear nowhere either.
     let (forged, payload) = (flipped(&guest), guest.split('.').nth(1).unwrap().to_string());

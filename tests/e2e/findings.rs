@@ -71,6 +71,16 @@ async fn oauth_client(url: &str, expired: &str, fresh: &str, name: &str) -> bool
     seen["refreshed"] == true
 }
 
+/// The MCP Inspector's CLI, a second product on its own token: lists the tools and calls one.
+async fn inspector_lists_and_calls(url: &str) {
+    let listed = inspector_cli(url, TOKEN_INSPECTOR, &["--method", "tools/list"]).await;
+    assert!(listed["tools"].as_array().is_some_and(|t| !t.is_empty()), "{listed}");
+    let entity = ["--method", "tools/call", "--tool-name", "catalog.get-catalog-entity"];
+    let args = [&entity[..], &["--tool-arg", "kind=Component", "name=payments-api"]].concat();
+    let called = inspector_cli(url, TOKEN_INSPECTOR, &args).await;
+    assert_ne!(called["isError"], true, "{called}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_day_of_real_clients_raises_no_finding() {
     let port = free_port();
@@ -84,10 +94,7 @@ async fn a_healthy_day_of_real_clients_raises_no_finding() {
     let mut py_config = day_config(&format!("http://127.0.0.1:{}", py.port));
     py_config.routes.extra = vec![mcp_tap::config::ExtraRoute { path: "/mcp".into(), label: "py".into() }];
     let py_tap = Tap::start(py_config.clone()).await;
-    let url = tap.url(PATH);
-    let now = unix_now();
-    let mut refreshes = 0;
-
+    let (url, now, mut refreshes) = (tap.url(PATH), unix_now(), 0);
     // The Python SDK, handshake generation, then `auto` (it probes server/discover first), then
     // the stateless generation; one product on its own token.
     let legacy = ["--mode", "legacy", "--token", TOKEN_FULL, "--call", ENTITY];
@@ -95,18 +102,7 @@ async fn a_healthy_day_of_real_clients_raises_no_finding() {
     python_client(&url, &["--mode", "auto", "--token", TOKEN_FULL]).await;
     let current = ["--mode", "2026-07-28", "--token", TOKEN_FULL, "--call", r#"add={"a":1,"b":2}"#];
     assert_eq!(python_client(&py_tap.url("/mcp"), &current).await["protocol_version"], "2026-07-28");
-    // The MCP Inspector's CLI, a second product on its own token.
-    let inspector = |args: &'static [&'static str]| inspector_cli(&url, TOKEN_INSPECTOR, args);
-    let listed = inspector(&["--method", "tools/list"]).await;
-    assert!(listed["tools"].as_array().is_some_and(|t| !t.is_empty()), "{listed}");
-    let entity = ["--method", "tools/call", "--tool-name", "catalog.get-catalog-entity"];
-    let called = inspector_cli(
-        &url,
-        TOKEN_INSPECTOR,
-        &[&entity[..], &["--tool-arg", "kind=Component", "name=payments-api"]].concat(),
-    )
-    .await;
-    assert_ne!(called["isError"], true, "{called}");
+    inspector_lists_and_calls(&url).await;
     // OAuth clients whose user tokens expired: each refreshes on its 401 and goes on.
     let guest_expired = user_token("user:development/guest", now - 7200, now - 3600);
     refreshes += usize::from(oauth_client(&url, &guest_expired, &guest_token(port).await, "vscode").await);
@@ -145,69 +141,42 @@ async fn a_healthy_day_of_real_clients_raises_no_finding() {
     assert!(found.is_empty(), "a healthy day raised findings:\n{t}\n{found:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_incident_day_finds_each_incident_exactly_once() {
-    let port = free_port();
-    let upstream = format!("http://127.0.0.1:{port}");
-    let backstage = backstage_on(port, TOKEN_FULL).await;
-    let mut config = day_config(&upstream);
-    // The incidents from the outside come through the tests' own gateway (127.0.0.1), which
-    // says where each came from.
-    config.audit.source_from_forwarded_for = true;
-    config.audit.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    config.user_tokens.refresh_grace = Duration::from_secs(2);
-    let tap = Tap::start(config.clone()).await;
-    let url = tap.url(PATH);
-    // The day starts with the CI agent at work: its token works.
-    python_client(&url, &["--mode", "legacy", "--token", TOKEN_FULL, "--call", ENTITY]).await;
-
-    // A scanner: 36 requests without a token in a few seconds from one address.
+/// From outside: a scanner (36 requests without a token in a few seconds from one address),
+/// and credential stuffing (a list of leaked-looking tokens, one try each, from another).
+async fn outside_attacks(url: &str) {
     for _ in 0..36 {
-        assert_eq!(post_mcp(&url, &[("x-forwarded-for", "10.66.0.1")], LIST).await.0, 401);
+        assert_eq!(post_mcp(url, &[("x-forwarded-for", "10.66.0.1")], LIST).await.0, 401);
     }
-    // Credential stuffing: a list of leaked-looking tokens, one try each, from another address.
     for i in 0..8 {
         let token = bearer(&format!("tap-test-stuffed-{i}-0f9e8d7c6b"));
         let headers = [("x-forwarded-for", "10.77.0.1"), ("authorization", token.as_str())];
-        assert_eq!(post_mcp(&url, &headers, LIST).await.0, 401);
+        assert_eq!(post_mcp(url, &headers, LIST).await.0, 401);
     }
-    // The CI agent's token, stolen and used by another client product.
-    inspector_cli(&url, TOKEN_FULL, &["--method", "tools/list"]).await;
-    // An OAuth client that stopped refreshing: its expired token, again and again, past the grace.
+}
+
+/// An OAuth client that stopped refreshing: its expired token, again and again, past the grace,
+/// until the tap finds it. Returns the `Authorization` value it sent.
+async fn client_that_stopped_refreshing(tap: &Tap, url: &str) -> String {
     let now = unix_now();
     let stale = bearer(&user_token("user:default/bob", now - 7200, now - 3600));
     let stopped = |m: &str| metric(m, "mcp_tap_findings_total", &[("kind", "stopped_refreshing")]);
     let mut retries = 0;
     while stopped(&tap.metrics().await) == 0.0 {
         let headers = [("authorization", stale.as_str()), ("user-agent", "stale-agent/1.0")];
-        assert_eq!(post_mcp(&url, &headers, LIST).await.0, 401);
+        assert_eq!(post_mcp(url, &headers, LIST).await.0, 401);
         retries += 1;
         assert!(retries < 100_000, "no finding after {retries} expired requests");
     }
-    // A denial Backstage hides: a token that may not reach the catalog calls its tool (twice).
-    let mcp_only = bearer(TOKEN_MCP_ONLY);
-    assert_eq!(post_mcp(&url, &[("authorization", &mcp_only)], LIST).await.0, 200);
-    for _ in 0..2 {
-        assert_eq!(post_mcp(&url, &[("authorization", &mcp_only)], CALL).await.0, 200);
-    }
-    // Backstage revokes the CI agent's token (restarted with another); a client retries it.
-    drop(backstage);
-    let _backstage = backstage_on(port, ROTATED).await;
-    for _ in 0..3 {
-        assert_eq!(post_mcp(&url, &[("authorization", &bearer(TOKEN_FULL))], LIST).await.0, 401);
-    }
-    let m = metrics_when(&tap, Duration::from_secs(5), "six findings counted", |m| {
-        metric(m, "mcp_tap_findings_total", &[]) >= 6.0
-    })
-    .await;
-    tap.stop().await;
+    stale
+}
 
-    let found = findings(&config);
+/// Each incident of the day, the findings it should raise, and those it raised.
+fn incident_rows(found: &[serde_json::Value]) -> Vec<(&'static str, &'static str, usize, usize)> {
     let count = |kind: &str, check: &dyn Fn(&serde_json::Value) -> bool| {
         found.iter().filter(|f| f["finding"] == kind && check(f)).count()
     };
     let fp = crate::auth_audit::fingerprint(TOKEN_FULL);
-    let rows = [
+    vec![
         (
             "scanner (36 tokenless requests)",
             "burst",
@@ -234,9 +203,51 @@ async fn an_incident_day_finds_each_incident_exactly_once() {
         ),
         ("hidden denial (called twice)", "hidden_denial", 1, count("hidden_denial", &|f| f["client"] == "mcp-only")),
         ("revoked token retried (3 times)", "revoked_token", 1, count("revoked_token", &|f| f["credential"] == fp)),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_day_finds_each_incident_exactly_once() {
+    let port = free_port();
+    let upstream = format!("http://127.0.0.1:{port}");
+    let backstage = backstage_on(port, TOKEN_FULL).await;
+    let mut config = day_config(&upstream);
+    // The incidents from the outside come through the tests' own gateway (127.0.0.1), which
+    // says where each came from.
+    config.audit.source_from_forwarded_for = true;
+    config.audit.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    config.user_tokens.refresh_grace = Duration::from_secs(2);
+    let tap = Tap::start(config.clone()).await;
+    let url = tap.url(PATH);
+    // The day starts with the CI agent at work: its token works.
+    python_client(&url, &["--mode", "legacy", "--token", TOKEN_FULL, "--call", ENTITY]).await;
+
+    outside_attacks(&url).await;
+    // The CI agent's token, stolen and used by another client product.
+    inspector_cli(&url, TOKEN_FULL, &["--method", "tools/list"]).await;
+    let stale = client_that_stopped_refreshing(&tap, &url).await;
+    // A denial Backstage hides: a token that may not reach the catalog calls its tool (twice).
+    let mcp_only = bearer(TOKEN_MCP_ONLY);
+    assert_eq!(post_mcp(&url, &[("authorization", &mcp_only)], LIST).await.0, 200);
+    for _ in 0..2 {
+        assert_eq!(post_mcp(&url, &[("authorization", &mcp_only)], CALL).await.0, 200);
+    }
+    // Backstage revokes the CI agent's token (restarted with another); a client retries it.
+    drop(backstage);
+    let _backstage = backstage_on(port, ROTATED).await;
+    for _ in 0..3 {
+        assert_eq!(post_mcp(&url, &[("authorization", &bearer(TOKEN_FULL))], LIST).await.0, 401);
+    }
+    let m = metrics_when(&tap, Duration::from_secs(5), "six findings counted", |m| {
+        metric(m, "mcp_tap_findings_total", &[]) >= 6.0
+    })
+    .await;
+    tap.stop().await;
+
+    let found = findings(&config);
+    let rows = incident_rows(&found);
     let t = table("incident-day", &rows);
-    for (incident, _, expected, got) in rows {
+    for (incident, _, expected, got) in &rows {
         assert_eq!(got, expected, "{incident}:\n{t}\n{found:#?}");
     }
     assert_eq!(found.len(), rows.len(), "nothing else:\n{t}\n{found:#?}");

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod alert_cases;
 mod alert_rules;
 mod auth_audit;
 mod backstage_e2e;
@@ -15,6 +16,7 @@ mod cli;
 mod client_names;
 mod cluster;
 mod cluster_edges;
+mod cluster_story;
 mod dashboards_lint;
 mod demo;
 mod deploy;

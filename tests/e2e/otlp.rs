@@ -108,6 +108,38 @@ fn key(name: &str, labels: &BTreeMap<String, String>) -> String {
     format!("{name}{{{}}}", l.join(","))
 }
 
+/// OTLP attributes as Prometheus labels (every value a string, dots turned into underscores).
+fn attrs(a: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> BTreeMap<String, String> {
+    a.iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(AnyValue::StringValue(s)) => s.clone(),
+                other => panic!("non-string attribute {other:?}"),
+            };
+            (kv.key.replace('.', "_"), v)
+        })
+        .collect()
+}
+
+fn number(v: &Option<Number>) -> f64 {
+    match v {
+        Some(Number::AsDouble(d)) => *d,
+        Some(Number::AsInt(i)) => *i as f64,
+        None => 0.0,
+    }
+}
+
+/// The Prometheus name of an OTLP metric without the type's suffix (`_total`), by its unit.
+fn base_name(m: &opentelemetry_proto::tonic::metrics::v1::Metric) -> String {
+    let suffix = match m.unit.as_str() {
+        "s" => "_seconds",
+        "By" => "_bytes",
+        "" => "",
+        u => panic!("unexpected unit {u} on {}", m.name),
+    };
+    format!("{}{suffix}", m.name.replace('.', "_"))
+}
+
 /// The OTLP metrics of one export as Prometheus series, by the OpenTelemetry→Prometheus rules.
 fn translate(req: &ExportMetricsServiceRequest) -> (Series, Vec<(String, String, Vec<f64>)>) {
     let mut out = Series::new();
@@ -116,35 +148,13 @@ fn translate(req: &ExportMetricsServiceRequest) -> (Series, Vec<(String, String,
         for sm in &rm.scope_metrics {
             assert_eq!(sm.scope.as_ref().unwrap().name, "mcp-tap", "instrumentation scope");
             for m in &sm.metrics {
-                let suffix = match m.unit.as_str() {
-                    "s" => "_seconds",
-                    "By" => "_bytes",
-                    "" => "",
-                    u => panic!("unexpected unit {u} on {}", m.name),
-                };
-                let base = format!("{}{suffix}", m.name.replace('.', "_"));
+                let base = base_name(m);
                 let prometheus =
                     if matches!(m.data, Some(Data::Sum(_))) { format!("{base}_total") } else { base.clone() };
                 let catalogue = &mcp_tap::catalogue::ALL;
                 let spec = catalogue.iter().copied().chain(mcp_tap::catalogue::PROCESS).find(|s| s.name == prometheus);
                 let spec = spec.unwrap_or_else(|| panic!("{prometheus} is exported but not in the catalogue"));
                 assert_eq!(m.description, spec.help, "{prometheus}: the OTLP description is the catalogue's help");
-                let attrs = |a: &[opentelemetry_proto::tonic::common::v1::KeyValue]| -> BTreeMap<String, String> {
-                    a.iter()
-                        .map(|kv| {
-                            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                                Some(AnyValue::StringValue(s)) => s.clone(),
-                                other => panic!("non-string attribute {other:?}"),
-                            };
-                            (kv.key.replace('.', "_"), v)
-                        })
-                        .collect()
-                };
-                let number = |v: &Option<Number>| match v {
-                    Some(Number::AsDouble(d)) => *d,
-                    Some(Number::AsInt(i)) => *i as f64,
-                    None => 0.0,
-                };
                 match m.data.as_ref().unwrap() {
                     Data::Sum(s) => {
                         assert!(s.is_monotonic, "{} is a counter", m.name);

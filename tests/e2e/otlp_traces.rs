@@ -31,9 +31,8 @@ fn attr(span: &Span, key: &str) -> Option<String> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_server_span_per_request_joined_to_the_callers_trace() {
-    // The receiver.
+/// An OTLP/HTTP trace receiver; the spans it got.
+async fn trace_receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Span>>>) {
     let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
     let s = spans.clone();
     let receiver = upstream(move |req: http::Request<hyper::body::Incoming>| {
@@ -58,7 +57,12 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
         }
     })
     .await;
-    // The MCP upstream remembers the traceparent it was sent.
+    (receiver, spans)
+}
+
+/// An MCP upstream that remembers the `traceparent` of each request; it offers `ok-tool` and
+/// `bad-tool` (which fails).
+async fn tracing_mcp_upstream() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let sn = seen.clone();
     let mcp = upstream(move |req: http::Request<hyper::body::Incoming>| {
@@ -78,6 +82,47 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
         }
     })
     .await;
+    (mcp, seen)
+}
+
+/// The three spans: the header's context is the parent of the first; the message's of the
+/// second (a tool error); with both, the message's is the parent and the header's is linked;
+/// the upstream gets the tap's span as its parent each time.
+fn spans_join_the_callers_traces(spans: &[Span], seen: &[String]) {
+    let ok = spans.iter().find(|s| s.name == "tools/call ok-tool").expect("a span named {method} {target}");
+    assert_eq!(ok.kind, 2, "SERVER");
+    assert_eq!(hex(&ok.trace_id), TRACE);
+    assert_eq!(hex(&ok.parent_span_id), PARENT);
+    assert_eq!(attr(ok, "mcp.method.name").as_deref(), Some("tools/call"));
+    assert_eq!(attr(ok, "gen_ai.tool.name").as_deref(), Some("ok-tool"));
+    assert_eq!(attr(ok, "jsonrpc.request.id").as_deref(), Some("c1"));
+    assert_eq!(attr(ok, "client.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(attr(ok, "mcp.protocol.version").as_deref(), Some("2025-03-26"));
+    assert!(attr(ok, "error.type").is_none());
+    assert_ne!(ok.status.as_ref().map_or(0, |s| s.code), 2, "not ERROR");
+    // The upstream got the tap's span as its parent, in the caller's trace.
+    let sent = seen[0].clone();
+    assert_eq!(sent, format!("00-{TRACE}-{}-01", hex(&ok.span_id)));
+
+    let bad = spans.iter().find(|s| s.name == "tools/call bad-tool").unwrap();
+    assert_eq!(hex(&bad.trace_id), META_TRACE);
+    assert_eq!(hex(&bad.parent_span_id), META_PARENT);
+    assert_eq!(attr(bad, "error.type").as_deref(), Some("tool_error"));
+    assert_eq!(bad.status.as_ref().unwrap().code, 2, "ERROR");
+
+    let both = spans.iter().find(|s| s.name == "tools/call both-tool").unwrap();
+    assert_eq!((hex(&both.trace_id), hex(&both.parent_span_id)), (META_TRACE.to_string(), META_PARENT.to_string()));
+    assert_eq!(both.trace_state, "vendor=1", "the message's tracestate travels with its traceparent");
+    let links: Vec<(String, String)> = both.links.iter().map(|l| (hex(&l.trace_id), hex(&l.span_id))).collect();
+    assert_eq!(links, vec![(TRACE.to_string(), PARENT.to_string())], "the header's context is linked");
+    let sent = seen[2].clone();
+    assert_eq!(sent, format!("00-{META_TRACE}-{}-01", hex(&both.span_id)), "upstream joins the message's trace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_span_per_request_joined_to_the_callers_trace() {
+    let (receiver, spans) = trace_receiver().await;
+    let (mcp, seen) = tracing_mcp_upstream().await;
     let mut config = config_for(&format!("http://{mcp}"), "t");
     config.otlp.endpoint = Some(format!("http://{receiver}"));
     config.otlp.protocol = Some(mcp_tap::config::OtlpProtocol::HttpProtobuf);
@@ -118,34 +163,7 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
     for secret in [jwt.as_str(), jwt.split('.').nth(1).unwrap(), "user:development/guest"] {
         assert!(!exported.contains(secret), "a user token or its claims in a span");
     }
-    let ok = spans.iter().find(|s| s.name == "tools/call ok-tool").expect("a span named {method} {target}");
-    assert_eq!(ok.kind, 2, "SERVER");
-    assert_eq!(hex(&ok.trace_id), TRACE);
-    assert_eq!(hex(&ok.parent_span_id), PARENT);
-    assert_eq!(attr(ok, "mcp.method.name").as_deref(), Some("tools/call"));
-    assert_eq!(attr(ok, "gen_ai.tool.name").as_deref(), Some("ok-tool"));
-    assert_eq!(attr(ok, "jsonrpc.request.id").as_deref(), Some("c1"));
-    assert_eq!(attr(ok, "client.address").as_deref(), Some("127.0.0.1"));
-    assert_eq!(attr(ok, "mcp.protocol.version").as_deref(), Some("2025-03-26"));
-    assert!(attr(ok, "error.type").is_none());
-    assert_ne!(ok.status.as_ref().map_or(0, |s| s.code), 2, "not ERROR");
-    // The upstream got the tap's span as its parent, in the caller's trace.
-    let sent = seen.lock().unwrap()[0].clone();
-    assert_eq!(sent, format!("00-{TRACE}-{}-01", hex(&ok.span_id)));
-
-    let bad = spans.iter().find(|s| s.name == "tools/call bad-tool").unwrap();
-    assert_eq!(hex(&bad.trace_id), META_TRACE);
-    assert_eq!(hex(&bad.parent_span_id), META_PARENT);
-    assert_eq!(attr(bad, "error.type").as_deref(), Some("tool_error"));
-    assert_eq!(bad.status.as_ref().unwrap().code, 2, "ERROR");
-
-    let both = spans.iter().find(|s| s.name == "tools/call both-tool").unwrap();
-    assert_eq!((hex(&both.trace_id), hex(&both.parent_span_id)), (META_TRACE.to_string(), META_PARENT.to_string()));
-    assert_eq!(both.trace_state, "vendor=1", "the message's tracestate travels with its traceparent");
-    let links: Vec<(String, String)> = both.links.iter().map(|l| (hex(&l.trace_id), hex(&l.span_id))).collect();
-    assert_eq!(links, vec![(TRACE.to_string(), PARENT.to_string())], "the header's context is linked");
-    let sent = seen.lock().unwrap()[2].clone();
-    assert_eq!(sent, format!("00-{META_TRACE}-{}-01", hex(&both.span_id)), "upstream joins the message's trace");
+    spans_join_the_callers_traces(&spans, &seen.lock().unwrap());
     tap.stop().await;
 
     // Propagation off: the client's own header reaches the upstream unchanged.
@@ -165,26 +183,7 @@ async fn one_server_span_per_request_joined_to_the_callers_trace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_sdk_server_joins_the_trace_a_client_carries_in_meta() {
     let server = python_server_with(&["--stateless", "--json", "--trace-tool"]).await;
-    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
-    let s = spans.clone();
-    let receiver = upstream(move |req: http::Request<hyper::body::Incoming>| {
-        let s = s.clone();
-        async move {
-            use http_body_util::BodyExt;
-            let path = req.uri().path().to_string();
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            if path == "/v1/traces" {
-                let export = ExportTraceServiceRequest::decode(body).unwrap();
-                for rs in export.resource_spans {
-                    for ss in rs.scope_spans {
-                        s.lock().unwrap().extend(ss.spans);
-                    }
-                }
-            }
-            http::Response::builder().status(200).body(full(Vec::<u8>::new())).unwrap()
-        }
-    })
-    .await;
+    let (receiver, spans) = trace_receiver().await;
     let mut config = config_for(&format!("http://127.0.0.1:{}", server.port), "python");
     config.otlp.endpoint = Some(format!("http://{receiver}"));
     config.otlp.protocol = Some(mcp_tap::config::OtlpProtocol::HttpProtobuf);

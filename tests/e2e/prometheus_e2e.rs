@@ -156,9 +156,8 @@ fn metrics_and_labels(expr: &str) -> (BTreeMap<String, BTreeSet<String>>, BTreeS
     (metrics, by)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboards_and_alerts_against_a_real_prometheus() {
-    // A webhook receiver for Alertmanager's notifications.
+/// A webhook receiver for Alertmanager's notifications; the bodies it got.
+async fn webhook() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
     let received: Arc<Mutex<Vec<String>>> = Arc::default();
     let hook = {
         let received = received.clone();
@@ -173,13 +172,13 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
         })
         .await
     };
-    let am = alertmanager_with(&format!(
-        "route:\n  receiver: hook\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{hook}/hook\n"
-    ))
-    .await;
+    (hook, received)
+}
 
-    let backstage = backstage().await;
-    let mut config = test_config(&format!("http://127.0.0.1:{}", backstage.port));
+/// The tap as production runs it, in front of the Backstage on `backstage_port`: in cluster
+/// mode (the store panels and rule have data), with a known static token (its age is measured).
+fn production_config(backstage_port: u16, store: &Peer) -> mcp_tap::config::Config {
+    let mut config = test_config(&format!("http://127.0.0.1:{backstage_port}"));
     config.bursts.credential.failures = 5;
     // The full token is a known static token: its age is measured.
     config.clients.tokens.push(mcp_tap::config::ClientToken {
@@ -187,19 +186,18 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
         token_env: Some("MCP_TAP_E2E_FULL".into()),
         ..Default::default()
     });
-    // In cluster mode, as production runs 2+ replicas: the store panels and rule have data.
-    let store_dir = std::env::temp_dir().join(format!("mcp-tap-prom-store-{}", std::process::id()));
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let store = redis_server(&store_dir).await;
     config.cluster.store_url = Some(format!("redis://127.0.0.1:{}/0", store.port));
     config.cluster.password_env = Some("MCP_TAP_E2E_STORE".into());
     config.env =
         mcp_tap::config::Environment::fixed([("MCP_TAP_E2E_FULL", TOKEN_FULL), ("MCP_TAP_E2E_STORE", STORE_PASSWORD)]);
     config.checklist.write_interval = Duration::from_millis(500);
     config.bursts.quiet_period = Duration::from_secs(600);
-    let tap = Tap::start(config).await;
+    config
+}
 
-    // The real rules, evaluated every 2 s instead of 30 s so the test is quick.
+/// A real Prometheus scraping `admin` every second, with the real rules (evaluated every 2 s
+/// instead of 30 s so the test is quick), sending alerts to the Alertmanager on `am_port`.
+async fn prometheus_with_the_rules(am_port: u16, admin: std::net::SocketAddr) -> Peer {
     let dir = std::env::temp_dir().join(format!("mcp-tap-rules-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let rules = std::fs::read_to_string(repo().join("alerts/mcp-tap.rules.yml"))
@@ -209,16 +207,19 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
     let prom = prometheus(&format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{}']\nscrape_configs:\n  - job_name: mcp-tap\n    static_configs:\n      - targets: ['{}']\n",
         dir.join("rules.yml").display(),
-        am.port,
-        tap.admin
+        am_port,
+        admin
     ))
     .await;
+    prom
+}
 
-    // Scripted traffic: successes, a tool error, two sessions of one client, then an auth burst.
-    let url = tap.url("/api/mcp-actions/v1");
+/// Scripted traffic: successes, a tool error, two sessions of one client, then an auth burst;
+/// returns once Prometheus has scraped its result.
+async fn scripted_traffic(url: &str, prom_port: u16) {
     for _ in 0..2 {
         python_client(
-            &url,
+            url,
             &[
                 "--mode",
                 "legacy",
@@ -234,11 +235,11 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
     }
     let bad = "Bearer tap-test-burst-token-0000";
     for _ in 0..10 {
-        assert_eq!(post_mcp(&url, &[("authorization", bad)], LIST).await.0, 401);
+        assert_eq!(post_mcp(url, &[("authorization", bad)], LIST).await.0, 401);
     }
     // Wait until Prometheus has scraped the result of that traffic.
     eventually(Duration::from_secs(30), "Prometheus scraping the tap's auth failures", || async {
-        let v = query(prom.port, "sum(mcp_tap_auth_failures_total) >= 10").await;
+        let v = query(prom_port, "sum(mcp_tap_auth_failures_total) >= 10").await;
         if v["data"]["result"].as_array().unwrap().is_empty() {
             Err(v.to_string())
         } else {
@@ -246,11 +247,15 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
         }
     })
     .await;
-    // Every query parses and runs; the named panels show data once rates have two samples.
+}
+
+/// Every dashboard query parses and runs; the named panels show data once rates have two
+/// samples; every metric and label the dashboards and rules use exists in what was scraped.
+async fn the_dashboards_and_rules_have_their_data(prom_port: u16) {
     eventually(Duration::from_secs(30), "data in every named panel", || async {
         let mut with_data = BTreeSet::new();
         for (title, expr) in dashboard_queries() {
-            let v = query(prom.port, &grafana(&expr)).await;
+            let v = query(prom_port, &grafana(&expr)).await;
             if !v["data"]["result"].as_array().is_none_or(Vec::is_empty) {
                 with_data.insert(title);
             }
@@ -265,7 +270,7 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
     .await;
 
     // Every metric and label the dashboards and rules use exists in what Prometheus scraped.
-    let series = query(prom.port, r#"{job="mcp-tap"}"#).await;
+    let series = query(prom_port, r#"{job="mcp-tap"}"#).await;
     let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in series["data"]["result"].as_array().unwrap() {
         let labels = s["metric"].as_object().unwrap();
@@ -289,13 +294,16 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
     }
 
     for (name, expr) in rule_expressions() {
-        query(prom.port, &expr).await;
+        query(prom_port, &expr).await;
         let _ = name;
     }
+}
 
-    // The burst alert fires in Prometheus and reaches the webhook through Alertmanager.
+/// The burst alert fires in Prometheus and reaches the webhook through Alertmanager, as a page
+/// with its runbook.
+async fn the_burst_pages(prom_port: u16, received: &Mutex<Vec<String>>) {
     eventually(Duration::from_secs(120), "MCPTapAuthFailureBurst firing", || async {
-        let (_, _, body) = get(&format!("http://127.0.0.1:{}/api/v1/alerts", prom.port)).await;
+        let (_, _, body) = get(&format!("http://127.0.0.1:{prom_port}/api/v1/alerts")).await;
         let v: Value = serde_json::from_slice(&body).unwrap();
         let firing = v["data"]["alerts"].as_array().unwrap().iter().any(|a| {
             a["labels"]["alertname"] == "MCPTapAuthFailureBurst"
@@ -318,5 +326,23 @@ async fn dashboards_and_alerts_against_a_real_prometheus() {
     assert_eq!(v["status"], "firing");
     assert_eq!(v["alerts"][0]["labels"]["severity"], "page");
     assert!(v["alerts"][0]["annotations"]["runbook_url"].as_str().unwrap().contains("runbooks.md#"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_and_alerts_against_a_real_prometheus() {
+    let (hook, received) = webhook().await;
+    let am = alertmanager_with(&format!(
+        "route:\n  receiver: hook\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{hook}/hook\n"
+    ))
+    .await;
+    let backstage = backstage().await;
+    let store_dir = std::env::temp_dir().join(format!("mcp-tap-prom-store-{}", std::process::id()));
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let store = redis_server(&store_dir).await;
+    let tap = Tap::start(production_config(backstage.port, &store)).await;
+    let prom = prometheus_with_the_rules(am.port, tap.admin).await;
+    scripted_traffic(&tap.url("/api/mcp-actions/v1"), prom.port).await;
+    the_dashboards_and_rules_have_their_data(prom.port).await;
+    the_burst_pages(prom.port, &received).await;
     tap.stop().await;
 }

@@ -269,10 +269,10 @@ async fn notifications_are_timed_to_their_202_and_rejections_keep_the_method() {
     assert_eq!(count(&[("mcp_route", "default"), ("mcp_method_name", "tools/call"), ("error_type", "401")]), 1.0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_random_names_leave_the_series_bounded() {
-    // The upstream advertises random tools, answers with random error codes, and serves any route key.
-    let addr = upstream(|req: http::Request<hyper::body::Incoming>| async move {
+/// An upstream that advertises random tools, answers with random error codes, and serves any
+/// route key.
+async fn random_names_upstream() -> std::net::SocketAddr {
+    upstream(|req: http::Request<hyper::body::Incoming>| async move {
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let batch: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
         let answers: Vec<serde_json::Value> = batch
@@ -290,7 +290,12 @@ async fn ten_thousand_random_names_leave_the_series_bounded() {
             .collect();
         json_response(200, &serde_json::to_string(&answers).unwrap())
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_random_names_leave_the_series_bounded() {
+    let addr = random_names_upstream().await;
     let mut config = test_config(&format!("http://{addr}"));
     config.labels.max_tools_per_route = 50;
     config.routes.max_learned_keys = 4;

@@ -118,21 +118,10 @@ async fn python_stateless_json_server_through_the_tap() {
     assert!(tokio::net::TcpStream::connect(admin).await.is_err(), "admin listener closed after stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_everything_sessions_progress_and_delete() {
-    let server = everything_server().await;
-    let upstream = format!("http://127.0.0.1:{}", server.port);
-    let tap = Tap::start(config_for(&upstream, "everything")).await;
-
-    let args = ["--mode", "legacy", "--call", r#"echo={"message":"hi"}"#, "--call", r#"get-sum={"a":1,"b":2}"#];
-    let direct = python_client(&format!("{upstream}/mcp"), &args).await;
-    let tapped = python_client(&tap.url("/mcp"), &args).await;
-    assert_eq!(direct, tapped);
-
-    // A raw session: initialize, then a long-running tool that streams progress before its result.
-    let url = tap.url("/mcp");
+/// Initializes a session by hand on `url`; returns its `Mcp-Session-Id`.
+async fn raw_session(url: &str) -> String {
     let (status, headers, _) = post_mcp(
-        &url,
+        url,
         &[],
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw-test","version":"1"}}}"#,
     )
@@ -140,13 +129,18 @@ async fn server_everything_sessions_progress_and_delete() {
     assert_eq!(status, 200);
     let sid = headers["mcp-session-id"].to_str().unwrap().to_string();
     let session = [("mcp-session-id", sid.as_str()), ("mcp-protocol-version", "2025-06-18")];
-    let (status, _, _) = post_mcp(&url, &session, r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+    let (status, _, _) = post_mcp(url, &session, r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
     assert_eq!(status, 202);
+    sid
+}
 
-    let req = http::Request::post(&url)
+/// Calls server-everything's long-running tool (2 s, 4 steps) in session `sid`; returns the
+/// stream's text and when each of its events arrived.
+async fn long_running_operation(url: &str, sid: &str) -> (String, Vec<Duration>) {
+    let req = http::Request::post(url)
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
-        .header("mcp-session-id", &sid)
+        .header("mcp-session-id", sid)
         .header("mcp-protocol-version", "2025-06-18")
         .body(http_body_util::Full::new(bytes::Bytes::from(
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":2,"steps":4},"_meta":{"progressToken":"p1"}}}"#,
@@ -167,6 +161,25 @@ async fn server_everything_sessions_progress_and_delete() {
             text.push_str(&chunk);
         }
     }
+    (text, arrivals)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_everything_sessions_progress_and_delete() {
+    let server = everything_server().await;
+    let upstream = format!("http://127.0.0.1:{}", server.port);
+    let tap = Tap::start(config_for(&upstream, "everything")).await;
+
+    let args = ["--mode", "legacy", "--call", r#"echo={"message":"hi"}"#, "--call", r#"get-sum={"a":1,"b":2}"#];
+    let direct = python_client(&format!("{upstream}/mcp"), &args).await;
+    let tapped = python_client(&tap.url("/mcp"), &args).await;
+    assert_eq!(direct, tapped);
+
+    // A raw session: initialize, then a long-running tool that streams progress before its result.
+    let url = tap.url("/mcp");
+    let sid = raw_session(&url).await;
+    let session = [("mcp-session-id", sid.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    let (text, arrivals) = long_running_operation(&url, &sid).await;
     assert!(text.contains("notifications/progress") && text.contains("Long running operation completed"), "{text}");
     assert!(arrivals.len() >= 5, "4 progress events and the result: {arrivals:?}");
     // Nothing is held back: the first progress event arrives long before the result.

@@ -126,44 +126,25 @@ type Https = hyper_util::client::legacy::Client<
     Full<Bytes>,
 >;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_prometheus_scrapes_the_locked_admin_port_and_nothing_secret_leaks() {
-    let pki = Pki::new("admin-tls");
-    let (cert, key, _) = pki.issue();
-    let (web, hash) = web_config(&pki, &cert, &key);
-    let (proxy_port, admin_port) = (free_port(), free_port());
+/// A config file for the tap with its admin port on `admin_port`, and where its audit goes.
+fn locked_config(pki: &Pki, admin_port: u16) -> (PathBuf, PathBuf) {
     let config = pki.dir.join("mcp-tap.yaml");
     let audit = pki.dir.join("audit.jsonl");
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:{proxy_port}\nadmin_listen: 127.0.0.1:{admin_port}\nupstream:\n  url: http://127.0.0.1:9\naudit:\n  output: {}\nchecklist:\n  state_dir: {}\n",
+            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{admin_port}\nupstream:\n  url: http://127.0.0.1:9\naudit:\n  output: {}\nchecklist:\n  state_dir: {}\n",
+            free_port(),
             audit.display(),
             pki.dir.join("state").display()
         ),
     )
     .unwrap();
-    let check = Command::new(env!("CARGO_BIN_EXE_mcp-tap")).args(["check-config"]).arg(&config).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--web.config.file")
-        .arg(&web)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let logs = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut { stderr }, &mut text).unwrap();
-        text
-    });
-    let admin = format!("https://127.0.0.1:{admin_port}");
-    let https = pki.https();
-    let metrics_url = format!("{admin}/metrics");
+    (config, audit)
+}
+
+/// Waits until the admin port at `admin` answers `/healthz` over TLS.
+async fn answers_over_tls(https: &Https, admin: &str) {
     eventually(Duration::from_secs(20), "the admin port answers over TLS", || async {
         let req = http::Request::get(format!("{admin}/healthz")).body(Full::new(Bytes::new())).unwrap();
         match https.request(req).await {
@@ -172,19 +153,27 @@ async fn a_real_prometheus_scrapes_the_locked_admin_port_and_nothing_secret_leak
         }
     })
     .await;
-    // Kubernetes probes need no credentials; everything else does, and the headers come along.
-    assert_eq!(get_status(&https, &format!("{admin}/readyz"), None).await.0, 503, "open, and the upstream is down");
-    let (status, headers, _) = get_status(&https, &metrics_url, None).await;
+}
+
+/// Kubernetes probes need no credentials; everything else does, and the headers come along;
+/// plain HTTP on the TLS port gets nowhere.
+async fn the_admin_port_is_locked(https: &Https, admin: &str, admin_port: u16) {
+    let metrics_url = format!("{admin}/metrics");
+    assert_eq!(get_status(https, &format!("{admin}/readyz"), None).await.0, 503, "open, and the upstream is down");
+    let (status, headers, _) = get_status(https, &metrics_url, None).await;
     assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, "Basic realm=\"mcp-tap\""));
     assert_eq!(headers["x-frame-options"], "deny");
-    assert_eq!(get_status(&https, &metrics_url, Some(&basic(USER, PASSWORD))).await.0, 200);
-    assert_eq!(get_status(&https, &format!("{admin}/privileges"), Some(&basic(USER, "nope"))).await.0, 401);
+    assert_eq!(get_status(https, &metrics_url, Some(&basic(USER, PASSWORD))).await.0, 200);
+    assert_eq!(get_status(https, &format!("{admin}/privileges"), Some(&basic(USER, "nope"))).await.0, 401);
     // Plain HTTP on the TLS port gets nowhere.
     let plain =
         http::Request::get(format!("http://127.0.0.1:{admin_port}/healthz")).body(Full::new(Bytes::new())).unwrap();
     assert!(client().request(plain).await.is_err(), "plain HTTP on the TLS port");
+}
 
-    // A real Prometheus: one job with the password, one without the right one.
+/// A real Prometheus: one job with the password (up), one without the right one (down, 401).
+/// Returns it, to keep it running.
+async fn prometheus_scrapes_with_the_password(pki: &Pki, admin_port: u16) -> Peer {
     let scrape = |job: &str, password: &str| {
         format!(
             "  - job_name: {job}\n    scheme: https\n    tls_config:\n      ca_file: {}\n      server_name: localhost\n    basic_auth:\n      username: {USER}\n      password: {password}\n    static_configs:\n      - targets: ['127.0.0.1:{admin_port}']\n",
@@ -218,15 +207,16 @@ async fn a_real_prometheus_scrapes_the_locked_admin_port_and_nothing_secret_leak
     })
     .await;
     assert!(health.1 .1.contains("401"), "the wrong password is refused with 401: {:?}", health.1);
-    let (_, _, text) = get_status(&https, &metrics_url, Some(&basic(USER, PASSWORD))).await;
-    assert!(metric(&text, "mcp_tap_admin_auth_failures_total", &[("reason", "wrong_credentials")]) >= 2.0, "{text}");
-    assert!(metric(&text, "mcp_tap_admin_auth_failures_total", &[("reason", "missing")]) >= 1.0);
+    prom
+}
 
-    // `report privileges` reaches the locked port.
+/// `report privileges` reaches the locked port with the password, and says what it wants
+/// without it.
+async fn the_report_reaches_the_locked_port(pki: &Pki, admin: &str) {
     let password_file = pki.dir.join("password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
     let report = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
-        .args(["report", "privileges", "--admin", &admin, "--output", "json", "--admin-user", USER])
+        .args(["report", "privileges", "--admin", admin, "--output", "json", "--admin-user", USER])
         .arg("--ca-file")
         .arg(&pki.ca_file)
         .arg("--admin-password-file")
@@ -236,13 +226,52 @@ async fn a_real_prometheus_scrapes_the_locked_admin_port_and_nothing_secret_leak
         .unwrap();
     assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
     let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
-        .args(["report", "privileges", "--admin", &admin])
+        .args(["report", "privileges", "--admin", admin])
         .arg("--ca-file")
         .arg(&pki.ca_file)
         .output()
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&refused.stderr).contains("wants basic auth"), "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_locked_admin_port_and_nothing_secret_leaks() {
+    let pki = Pki::new("admin-tls");
+    let (cert, key, _) = pki.issue();
+    let (web, hash) = web_config(&pki, &cert, &key);
+    let admin_port = free_port();
+    let (config, audit) = locked_config(&pki, admin_port);
+    let check = Command::new(env!("CARGO_BIN_EXE_mcp-tap")).args(["check-config"]).arg(&config).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--web.config.file")
+        .arg(&web)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut { stderr }, &mut text).unwrap();
+        text
+    });
+    let admin = format!("https://127.0.0.1:{admin_port}");
+    let https = pki.https();
+    let metrics_url = format!("{admin}/metrics");
+    answers_over_tls(&https, &admin).await;
+    the_admin_port_is_locked(&https, &admin, admin_port).await;
+
+    let prom = prometheus_scrapes_with_the_password(&pki, admin_port).await;
+    let (_, _, text) = get_status(&https, &metrics_url, Some(&basic(USER, PASSWORD))).await;
+    assert!(metric(&text, "mcp_tap_admin_auth_failures_total", &[("reason", "wrong_credentials")]) >= 2.0, "{text}");
+    assert!(metric(&text, "mcp_tap_admin_auth_failures_total", &[("reason", "missing")]) >= 1.0);
+
+    the_report_reaches_the_locked_port(&pki, &admin).await;
 
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     child.wait().unwrap();

@@ -10,27 +10,30 @@ use bytes::Bytes;
 use common::*;
 use http_body_util::BodyExt;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_sse_exchange_in_flight_at_sigterm_completes_and_the_tap_exits_zero() {
-    // Answers with a progress event at once and the result only when the test releases it,
-    // after the tap has begun shutting down.
-    let release = std::sync::Arc::new(tokio::sync::Notify::new());
-    let released = release.clone();
-    let addr = upstream(move |_| {
-        let released = released.clone();
+/// An upstream that answers with a progress event at once and the result only when `release`
+/// is notified.
+async fn held_sse_upstream(release: std::sync::Arc<tokio::sync::Notify>) -> std::net::SocketAddr {
+    upstream(move |_| {
+        let released = release.clone();
         async move {
-        let (tx, body) = channel_body();
-        tokio::spawn(async move {
-            let progress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
-            tx.send(Ok(Bytes::from(progress))).await.unwrap();
-            released.notified().await;
-            let result = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n";
-            let _ = tx.send(Ok(Bytes::from(result))).await;
-        });
-        sse_response(body)
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                let progress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
+                tx.send(Ok(Bytes::from(progress))).await.unwrap();
+                released.notified().await;
+                let result = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n";
+                let _ = tx.send(Ok(Bytes::from(result))).await;
+            });
+            sse_response(body)
         }
     })
-    .await;
+    .await
+}
+
+/// The binary started in front of `addr`, with its stderr lines and the address it listens on.
+fn start_binary(
+    addr: std::net::SocketAddr,
+) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStderr>>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--upstream", &format!("http://{addr}")])
@@ -49,6 +52,15 @@ async fn an_sse_exchange_in_flight_at_sigterm_completes_and_the_tap_exits_zero()
             break v["listen"].as_str().unwrap().to_string();
         }
     };
+    (child, lines, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_exchange_in_flight_at_sigterm_completes_and_the_tap_exits_zero() {
+    // The result comes only when the test releases it, after the tap has begun shutting down.
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let addr = held_sse_upstream(release.clone()).await;
+    let (mut child, mut lines, proxy) = start_binary(addr);
     let req = http::Request::post(format!("http://{proxy}/api/mcp-actions/v1"))
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")

@@ -84,6 +84,38 @@ async fn scrape(url: &str) -> String {
     String::from_utf8_lossy(&get(url).await.2).into_owned()
 }
 
+/// One visit of the status page: every cell lies between /metrics just before and just after the
+/// page was built, and the page asks for nothing outside the admin port.
+async fn visit_matches_metrics(browser: &mut Browser, page: &str, metrics: &str) -> Result<(), String> {
+    let origin = page.trim_end_matches('/').to_string();
+    let before = scrape(metrics).await;
+    let visit = browser.load(page, None);
+    let after = scrape(metrics).await;
+    for url in &visit.requests {
+        assert!(url.starts_with(&origin), "the page asked for {url}, outside the admin port");
+    }
+    let calls = visit.values.keys().filter(|k| k.starts_with("op|default|tools/call|")).count();
+    if calls < 3 || !visit.values.contains_key("auth|missing_credentials|none") {
+        return Err(format!("not all of the demo's traffic shows yet: {:?}", visit.values));
+    }
+    for (key, shown) in &visit.values {
+        let shown: f64 = shown.parse().unwrap_or_else(|_| panic!("{key} shows {shown:?}"));
+        let (a, b) = (registry_value(&before, key), registry_value(&after, key));
+        // Counters only grow, so the page's value lies between the two scrapes. Sessions
+        // and tools are compared when they held still. Bursts (a 1 s quiet period here)
+        // can start and end between two scrapes; the second half of the test follows one.
+        let gauge = !key.starts_with("op|") && !key.starts_with("auth|");
+        if key.starts_with("burst") || (gauge && a != b) {
+            continue;
+        }
+        assert!(
+            a.min(b) <= shown && shown <= a.max(b),
+            "{key}: the page shows {shown}, /metrics had {a} before and {b} after"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_shows_the_registry_follows_a_burst_and_stays_on_its_port() {
     // Fast buckets and a short quiet period, so a burst ends within the test although the demo's
@@ -92,41 +124,13 @@ async fn the_status_page_shows_the_registry_follows_a_burst_and_stays_on_its_por
         "bursts:\n  source: {failures: 20, window: 2s}\n  credential: {failures: 20, window: 2s}\n  quiet_period: 1s\n",
     );
     let (page, tap, metrics) = (&demo.urls["status page"], &demo.urls["tap"], &demo.urls["metrics"]);
-    let origin = page.trim_end_matches('/').to_string();
     let mut browser = Browser::start();
 
     // The numbers: every cell lies between /metrics just before and just after the page was built.
     eventually(Duration::from_secs(30), "the status page showing the demo's traffic as /metrics does", || {
-        let visit_and_check = async {
-            let before = scrape(metrics).await;
-            let visit = browser.load(page, None);
-            let after = scrape(metrics).await;
-            for url in &visit.requests {
-                assert!(url.starts_with(&origin), "the page asked for {url}, outside the admin port");
-            }
-            let calls = visit.values.keys().filter(|k| k.starts_with("op|default|tools/call|")).count();
-            if calls < 3 || !visit.values.contains_key("auth|missing_credentials|none") {
-                return Err(format!("not all of the demo's traffic shows yet: {:?}", visit.values));
-            }
-            for (key, shown) in &visit.values {
-                let shown: f64 = shown.parse().unwrap_or_else(|_| panic!("{key} shows {shown:?}"));
-                let (a, b) = (registry_value(&before, key), registry_value(&after, key));
-                // Counters only grow, so the page's value lies between the two scrapes. Sessions
-                // and tools are compared when they held still. Bursts (a 1 s quiet period here)
-                // can start and end between two scrapes; the second half of the test follows one.
-                let gauge = !key.starts_with("op|") && !key.starts_with("auth|");
-                if key.starts_with("burst") || (gauge && a != b) {
-                    continue;
-                }
-                assert!(
-                    a.min(b) <= shown && shown <= a.max(b),
-                    "{key}: the page shows {shown}, /metrics had {a} before and {b} after"
-                );
-            }
-            Ok(())
-        };
         // `eventually` wants a future per try; the browser is borrowed for this one.
-        std::future::ready(tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(visit_and_check)))
+        let visit = visit_matches_metrics(&mut browser, page, metrics);
+        std::future::ready(tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(visit)))
     })
     .await;
 

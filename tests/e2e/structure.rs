@@ -97,6 +97,35 @@ fn code_only(text: &str) -> Vec<String> {
     lines
 }
 
+/// What is wrong with `module` (in `file`, line `n`) using `used`, if anything; same-layer
+/// imports are noted in `same_layer`.
+fn import_problem(
+    file: &Path,
+    n: usize,
+    module: &str,
+    used: &str,
+    same_layer: &mut std::collections::BTreeSet<(String, String)>,
+) -> Option<String> {
+    let own = layer_of(module)?;
+    let at = format!("{}:{}", file.display(), n + 1);
+    if let Some((_, users)) = ONLY_USED_BY.iter().find(|(m, _)| *m == used) {
+        if used != module && !users.contains(&module) {
+            return Some(format!("{at}: `{module}` uses `{used}`, which only {users:?} may use"));
+        }
+    }
+    match layer_of(used) {
+        Some(l) if l == own && used != module => {
+            same_layer.insert((module.to_string(), used.to_string()));
+            (!SAME_LAYER.contains(&(module, used))).then(|| {
+                format!("{at}: `{module}` uses `{used}` of its own layer (layer {own}); allowed: {SAME_LAYER:?}")
+            })
+        }
+        Some(l) if l > own => Some(format!("{at}: `{module}` (layer {own}) uses `{used}` (layer {l})")),
+        None if !used.is_empty() => Some(format!("{at}: `{used}` is in no layer")),
+        _ => None,
+    }
+}
+
 #[test]
 fn layers_import_only_from_below() {
     let src = repo().join("src");
@@ -104,41 +133,11 @@ fn layers_import_only_from_below() {
     let mut same_layer = std::collections::BTreeSet::new();
     for file in rust_files(&src) {
         let module = module_of(&src, &file);
-        let Some(own) = layer_of(&module) else { continue };
         let text = std::fs::read_to_string(&file).unwrap();
         for (n, line) in code_only(&text).iter().enumerate() {
             for part in line.split("crate::").skip(1) {
                 let used: String = part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                if let Some((_, users)) = ONLY_USED_BY.iter().find(|(m, _)| *m == used) {
-                    if used != module && !users.contains(&module.as_str()) {
-                        violations.push(format!(
-                            "{}:{}: `{module}` uses `{used}`, which only {users:?} may use",
-                            file.display(),
-                            n + 1
-                        ));
-                    }
-                }
-                match layer_of(&used) {
-                    Some(l) if l == own && used != module => {
-                        if !SAME_LAYER.contains(&(module.as_str(), used.as_str())) {
-                            violations.push(format!(
-                                "{}:{}: `{module}` uses `{used}` of its own layer (layer {own}); allowed: {SAME_LAYER:?}",
-                                file.display(),
-                                n + 1
-                            ));
-                        }
-                        same_layer.insert((module.clone(), used));
-                    }
-                    Some(l) if l > own => violations.push(format!(
-                        "{}:{}: `{module}` (layer {own}) uses `{used}` (layer {l})",
-                        file.display(),
-                        n + 1
-                    )),
-                    None if !used.is_empty() => {
-                        violations.push(format!("{}:{}: `{used}` is in no layer", file.display(), n + 1));
-                    }
-                    _ => {}
-                }
+                violations.extend(import_problem(&file, n, &module, &used, &mut same_layer));
             }
         }
     }

@@ -38,6 +38,23 @@ async fn udp_ready(port: u16, log: &std::path::Path) {
     .await;
 }
 
+/// A message rsyslog received (input, PRI, MSGID, structured data, message) says what its audit
+/// event says: MSGID the event, authpriv with warning for findings, the fields as structured data.
+fn is_rfc5424_of_its_event([_, pri, msgid, sd, msg]: &[String; 5]) {
+    let event: serde_json::Value = serde_json::from_str(msg).unwrap();
+    assert_eq!(msgid, event["event"].as_str().unwrap(), "MSGID names the event");
+    let expected = if event.get("finding").is_some() { "84" } else { "86" };
+    assert_eq!(pri, expected, "authpriv, warning for findings, info otherwise: {msg}");
+    assert!(sd.starts_with("[mcp-tap@32473 ") && sd.ends_with(']'), "{sd}");
+    if event["event"] == "auth_failure" {
+        let reason = event["reason"].as_str().unwrap();
+        assert!(sd.contains(&format!("reason=\"{reason}\"")) && sd.contains("source=\"127.0.0.1\""), "{sd}");
+    }
+    if event["event"] == "credential_shared" {
+        assert!(sd.contains(r#"clients="[\"vscode\",\"claude-code\"\]""#), "nested values escaped: {sd}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_audit_event_reaches_rsyslog_as_an_rfc5424_message() {
     let backstage = backstage().await;
@@ -77,20 +94,7 @@ async fn every_audit_event_reaches_rsyslog_as_an_rfc5424_message() {
         })
         .await;
         assert_eq!(got.len(), lines.len(), "each event once over {url}");
-        for [_, pri, msgid, sd, msg] in &got {
-            let event: serde_json::Value = serde_json::from_str(msg).unwrap();
-            assert_eq!(msgid, event["event"].as_str().unwrap(), "MSGID names the event");
-            let expected = if event.get("finding").is_some() { "84" } else { "86" };
-            assert_eq!(pri, expected, "authpriv, warning for findings, info otherwise: {msg}");
-            assert!(sd.starts_with("[mcp-tap@32473 ") && sd.ends_with(']'), "{sd}");
-            if event["event"] == "auth_failure" {
-                let reason = event["reason"].as_str().unwrap();
-                assert!(sd.contains(&format!("reason=\"{reason}\"")) && sd.contains("source=\"127.0.0.1\""), "{sd}");
-            }
-            if event["event"] == "credential_shared" {
-                assert!(sd.contains(r#"clients="[\"vscode\",\"claude-code\"\]""#), "nested values escaped: {sd}");
-            }
-        }
+        got.iter().for_each(is_rfc5424_of_its_event);
         assert!(got.iter().any(|r| r[2] == "burst_start") && got.iter().any(|r| r[2] == "operation"));
     }
     let everything = std::fs::read_to_string(&log).unwrap();
