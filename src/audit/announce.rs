@@ -12,12 +12,20 @@ impl Auditor {
         let Some(outbox) = &self.shared else { return self.announce(events) };
         // In cluster mode a burst starts and ends once per cluster (`cluster_events`), and this
         // replica's own decision is the cluster's to hand back (`decide_alone`); the detector
-        // still caps this replica's lines and writes their summaries.
+        // still caps this replica's lines and writes their summaries, the last one too when its
+        // own burst ends (at shutdown the cluster task is gone, and the counts with it).
         let mut summaries = Vec::new();
         for e in events {
             match e {
                 BurstEvent::Summary { .. } => summaries.push(e),
-                _ => outbox.burst_alone(e),
+                BurstEvent::Ended { key, client, failures, duration, summary } => {
+                    if summary.count > 0 {
+                        summaries.push(BurstEvent::Summary { key, summary });
+                    }
+                    let summary = burst::Summary::default();
+                    outbox.burst_alone(BurstEvent::Ended { key, client, failures, duration, summary });
+                }
+                started @ BurstEvent::Started { .. } => outbox.burst_alone(started),
             }
         }
         self.announce(summaries);

@@ -1,4 +1,4 @@
-//! The auditor's per-connection credential cache.
+//! The auditor: the per-connection credential cache, and what it writes at shutdown.
 use super::*;
 use crate::config::Environment;
 use crate::identity::{Credential, KeySource, CLIENT_NONE};
@@ -35,6 +35,58 @@ async fn a_connection_repeating_its_token_keeps_its_identity_until_the_directory
     assert_eq!(auditor.who.credential_cached(Some(&known), &cache), first);
     auditor.reload(&config("renamed"));
     assert_eq!(auditor.who.credential_cached(Some(&known), &cache).client(), "renamed");
+}
+
+/// In cluster mode, the failures a replica's burst silenced are written as a summary when the
+/// tap stops, whoever ends the burst: every refusal the clients saw is in the audit trail.
+#[tokio::test(start_paused = true)]
+async fn a_clustered_replica_stopping_inside_a_burst_writes_its_last_summary() {
+    let metrics = Arc::new(Metrics::new(vec![1.0]));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let path = std::env::temp_dir().join(format!("mcp-tap-last-summary-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let (sink, writer) = AuditSink::start(path.to_str().unwrap(), 1024, metrics.clone(), stop, Vec::new());
+    let mut config = config("first");
+    config.cluster.store_url = Some("redis://127.0.0.1:9/0".into());
+    config.bursts.source.failures = 5;
+    config.audit.lines_per_burst = 2;
+    let auditor = Auditor::new(&config, metrics, sink, Fingerprinter::new(b"k", KeySource::Env), None, &["default"]);
+    let credential = Credential::Missing;
+    for _ in 0..30 {
+        auditor.emit(&AuthFailure {
+            route: "default",
+            status: 401,
+            reason: Reason::MissingCredentials,
+            http_method: "POST",
+            mcp_method: None,
+            tool: None,
+            credential: &credential,
+            client: CLIENT_NONE,
+            user: None,
+            holder: None,
+            expired_seconds: None,
+            source: "192.0.2.7".parse().unwrap(),
+            user_agent: None,
+            request_id: None,
+            jsonrpc_id: None,
+            trace_id: None,
+            span_id: None,
+        });
+    }
+    auditor.drain();
+    stop_tx.send(true).unwrap();
+    tokio::time::resume();
+    writer.await.unwrap();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let written = lines.iter().filter(|l| l["event"] == "auth_failure").count() as u64;
+    let summarised: u64 = lines
+        .iter()
+        .filter(|l| l["event"] == "auth_failure_summary" && l["scope"] == "source")
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(written + summarised, 30, "every refusal in a line of its own or a summary: {lines:#?}");
+    assert!(summarised > 0, "the burst silenced some lines");
 }
 
 impl Credential {
