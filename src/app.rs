@@ -84,6 +84,7 @@ pub async fn run_with(
     let cluster = spawn_cluster(&shared, &stop_rx);
 
     shutdown.await;
+    drain(&shared).await;
     tracing::info!("shutting down: no new connections; finishing in-flight exchanges");
     let _ = stop_tx.send(true);
     let _ = proxy.await;
@@ -104,6 +105,19 @@ pub async fn run_with(
 }
 
 type Task = tokio::task::JoinHandle<()>;
+
+/// Before it stops, the tap keeps serving for `shutdown_drain_delay` while `/readyz` fails and
+/// every HTTP/1 answer closes its connection: Kubernetes takes the pod out of its endpoints,
+/// load balancers stop sending, and no keep-alive connection is closed under a request.
+async fn drain(shared: &Shared) {
+    let delay = shared.config.load().shutdown_drain_delay;
+    if delay.is_zero() {
+        return;
+    }
+    shared.draining.store(true, std::sync::atomic::Ordering::Release);
+    tracing::info!(?delay, "draining before the stop: /readyz fails and answers close their connections");
+    tokio::time::sleep(delay).await;
+}
 
 /// The parts every other one shares: the audit (with its pager), the checklist, the sessions.
 fn parts(config: &Config, metrics: &Arc<Metrics>, sink: AuditSink) -> anyhow::Result<proxy::Parts> {

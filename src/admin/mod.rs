@@ -122,6 +122,9 @@ async fn route(shared: &Shared, history: &History, req: Request<Incoming>) -> Re
             let report = serde_json::to_vec_pretty(&shared.checklist.report()).unwrap_or_default();
             text(StatusCode::OK, "application/json", report)
         }
+        "/readyz" if shared.draining.load(std::sync::atomic::Ordering::Acquire) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready: draining before a stop\n")
+        }
         "/readyz" => match upstream_ready(shared).await {
             Ok(()) => text(StatusCode::OK, "text/plain", "ready\n"),
             Err(NotReady { client, detail }) => {

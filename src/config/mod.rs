@@ -50,7 +50,12 @@ pub struct Config {
     pub sessions: Sessions,
     pub labels: Labels,
     pub log: Log,
-    /// On SIGTERM/SIGINT, in-flight exchanges get this long to finish before they are cut.
+    /// On SIGTERM/SIGINT the tap first drains this long: it keeps serving, `/readyz` fails (so
+    /// Kubernetes takes it out of its endpoints and load balancers stop sending), and every
+    /// HTTP/1 response closes its connection. Then it stops accepting.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_drain_delay: Duration,
+    /// After the drain, in-flight exchanges get this long to finish before they are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace_period: Duration,
     pub audit: Audit,
@@ -193,6 +198,7 @@ impl Default for Config {
             sessions: Sessions::default(),
             labels: Labels::default(),
             log: Log::default(),
+            shutdown_drain_delay: Duration::from_secs(5),
             shutdown_grace_period: Duration::from_secs(30),
             audit: Audit::default(),
             clients: Clients::default(),

@@ -45,6 +45,8 @@ pub async fn run(
     config.upstream.url = format!("http://{upstream_addr}");
     config.audit.output = std::env::temp_dir().join("mcp-tap-demo-audit.jsonl").to_string_lossy().into_owned();
     config.checklist.state_dir = Some(std::env::temp_dir().join("mcp-tap-demo-state"));
+    // Ctrl-C ends the demo at once: nothing stands behind it to drain from.
+    config.shutdown_drain_delay = Duration::ZERO;
     config.clients.tokens = TOKENS
         .iter()
         .map(|(token, subject, _)| ClientToken {

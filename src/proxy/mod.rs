@@ -70,6 +70,9 @@ pub(crate) struct Parts {
 /// Everything the request path shares.
 pub(crate) struct Shared {
     pub config: ArcSwap<Config>,
+    /// Set when the tap is draining before it stops (`shutdown_drain_delay`): `/readyz` fails
+    /// and every HTTP/1 response closes its connection.
+    pub draining: std::sync::atomic::AtomicBool,
     pub metrics: Arc<Metrics>,
     pub routes: Routes,
     pub sessions: Arc<SessionTracker>,
@@ -130,6 +133,7 @@ impl Shared {
             config: ArcSwap::from_pointee(config),
             auditor,
             tracer: std::sync::OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             checklist,
         })
     }
@@ -177,18 +181,48 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: 
             },
             () = stopped(&mut stop) => break,
         };
-        let _ = stream.set_nodelay(true);
-        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-            shared.metrics.record_refused(Limit::Connections);
-            tokio::spawn(refuse_connection(stream));
-            continue;
-        };
-        match stream.into_std() {
-            Ok(stream) => workers.dispatch(workers::Accepted { stream, peer, permit }),
-            Err(e) => tracing::warn!(error = %e, %peer, "cannot hand a connection to a worker; closed"),
-        }
+        dispatch(&shared, &workers, stream, peer);
     }
+    // The connections the kernel completed but the loop had not taken yet are served too:
+    // closing the listener under them would reset requests their clients already sent.
+    let taken = |cx: &mut std::task::Context<'_>| std::task::Poll::Ready(listener.poll_accept(cx));
+    while let std::task::Poll::Ready(Ok((stream, peer))) = std::future::poll_fn(taken).await {
+        dispatch(&shared, &workers, stream, peer);
+    }
+    drop(listener);
     workers.finish().await;
+}
+
+/// How long a stopping tap that drained keeps idle keep-alive connections open at most, for
+/// their clients to use them once more: closing one under a request its client just sent would
+/// fail that request, and a client (a proxy) that still routes here uses its idle connections
+/// within moments, each answer closing its connection.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// After a drain, waits until this worker's connections have all closed on their own, or
+/// `LINGER` (at most the drain) has passed.
+async fn linger(shared: &Shared, load: &std::sync::atomic::AtomicUsize) {
+    if !shared.draining.load(std::sync::atomic::Ordering::Acquire) {
+        return;
+    }
+    let until = tokio::time::Instant::now() + LINGER.min(shared.config.load().shutdown_drain_delay);
+    while load.load(std::sync::atomic::Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Hands an accepted connection to a worker, or refuses it over `limits.max_connections`.
+fn dispatch(shared: &Shared, workers: &workers::Workers, stream: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+        shared.metrics.record_refused(Limit::Connections);
+        tokio::spawn(refuse_connection(stream));
+        return;
+    };
+    match stream.into_std() {
+        Ok(stream) => workers.dispatch(workers::Accepted { stream, peer, permit }),
+        Err(e) => tracing::warn!(error = %e, %peer, "cannot hand a connection to a worker; closed"),
+    }
 }
 
 /// Serves one client connection, plain or TLS, until it closes or the shutdown grace ends.
@@ -208,8 +242,15 @@ async fn serve_connection<S>(
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let open = activity.begin(req.version());
         let (shared, connection) = (service_shared.clone(), connection.clone());
+        let version = req.version();
         async move {
-            let resp = handle(shared, req, &connection).await;
+            let drain = shared.clone();
+            let mut resp = handle(shared, req, &connection).await;
+            // Draining: the client learns with this answer that the connection ends after it,
+            // so it never sends another request on a connection the tap is about to close.
+            if drain.draining.load(std::sync::atomic::Ordering::Acquire) && version < http::Version::HTTP_2 {
+                resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
             Ok::<_, Infallible>(resp.map(|body| deadline::OpenBody { body, _open: open }))
         }
     });
@@ -272,6 +313,7 @@ async fn serve_connections(
             drop(permit);
         });
     }
+    linger(&shared, &load).await;
     let grace = shared.config.load().shutdown_grace_period;
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(grace = ?grace, "exchanges still open after the shutdown grace period were cut");

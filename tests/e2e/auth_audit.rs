@@ -106,7 +106,7 @@ impl Binary {
         std::fs::write(
             &config_file,
             format!(
-                "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream:\n  url: {upstream}\naudit:\n  output: {}\n  fingerprint_key_file: {}\nclients:\n  backstage_app_config: [{}]\nlog:\n  format: json\n  level: debug\nchecklist:\n  state_dir: {}\n",
+                "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nshutdown_drain_delay: 0s\nupstream:\n  url: {upstream}\naudit:\n  output: {}\n  fingerprint_key_file: {}\nclients:\n  backstage_app_config: [{}]\nlog:\n  format: json\n  level: debug\nchecklist:\n  state_dir: {}\n",
                 config.audit.output,
                 config.audit.fingerprint_key_file.as_ref().unwrap().display(),
                 repo().join("tests/backstage/app-config.yaml").display(),

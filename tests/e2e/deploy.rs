@@ -91,7 +91,9 @@ fn the_kubernetes_example_is_consistent() {
     let store_url = config.cluster.store_url.as_deref().unwrap();
     assert!(store_url.contains(store["metadata"]["name"].as_str().unwrap()), "{store_url}");
     let grace = kind("Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
-    assert!(config.shutdown_grace_period.as_secs() < grace, "the tap finishes before Kubernetes kills it");
+    let (drain, finish) = (config.shutdown_drain_delay.as_secs(), config.shutdown_grace_period.as_secs());
+    assert!(drain > 0, "the example drains before it stops");
+    assert!(drain + finish < grace, "the tap drains and finishes before Kubernetes kills it");
 }
 
 #[test]

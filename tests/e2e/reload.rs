@@ -41,7 +41,7 @@ fn write_config(dir: &Path, file: &Path, upstream: &str, token: &str, subject: &
     std::fs::write(
         file,
         format!(
-            "upstream: {{url: '{upstream}'}}\naudit: {{output: '{}', fingerprint_key_file: '{}'}}\nclients: {{backstage_app_config: ['{}']}}\n{extra}",
+            "upstream: {{url: '{upstream}'}}\nshutdown_drain_delay: 0s\naudit: {{output: '{}', fingerprint_key_file: '{}'}}\nclients: {{backstage_app_config: ['{}']}}\n{extra}",
             dir.join("audit.jsonl").display(),
             dir.join("key").display(),
             app_config.display()

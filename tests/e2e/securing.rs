@@ -133,7 +133,7 @@ fn locked_config(pki: &Pki, admin_port: u16) -> (PathBuf, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{admin_port}\nupstream:\n  url: http://127.0.0.1:9\naudit:\n  output: {}\nchecklist:\n  state_dir: {}\n",
+            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{admin_port}\nshutdown_drain_delay: 0s\nupstream:\n  url: http://127.0.0.1:9\naudit:\n  output: {}\nchecklist:\n  state_dir: {}\n",
             free_port(),
             audit.display(),
             pki.dir.join("state").display()

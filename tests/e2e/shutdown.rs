@@ -1,4 +1,5 @@
-//! Graceful shutdown of the real binary: an SSE exchange in flight when SIGTERM arrives still
+//! Graceful shutdown of the real binary: on SIGTERM the tap drains first (`/readyz` fails, it
+//! still serves, and every HTTP/1 answer closes its connection), an SSE exchange in flight still
 //! completes, the tap logs its stop, and the process exits 0.
 
 use crate::common;
@@ -10,12 +11,15 @@ use bytes::Bytes;
 use common::*;
 use http_body_util::BodyExt;
 
-/// An upstream that answers with a progress event at once and the result only when `release`
-/// is notified.
+/// An upstream that answers a POST with a progress event at once and the result only when
+/// `release` is notified, and anything else with a small JSON document.
 async fn held_sse_upstream(release: std::sync::Arc<tokio::sync::Notify>) -> std::net::SocketAddr {
-    upstream(move |_| {
+    upstream(move |req: http::Request<hyper::body::Incoming>| {
         let released = release.clone();
         async move {
+            if req.method() != http::Method::POST {
+                return json_response(200, r#"{"items":[]}"#);
+            }
             let (tx, body) = channel_body();
             tokio::spawn(async move {
                 let progress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
@@ -30,10 +34,11 @@ async fn held_sse_upstream(release: std::sync::Arc<tokio::sync::Notify>) -> std:
     .await
 }
 
-/// The binary started in front of `addr`, with its stderr lines and the address it listens on.
-fn start_binary(
-    addr: std::net::SocketAddr,
-) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStderr>>, String) {
+type Logs = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// The binary started in front of `addr` with the default drain, with its stderr lines and the
+/// addresses it listens on (proxy, admin).
+fn start_binary(addr: std::net::SocketAddr) -> (std::process::Child, Logs, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-tap"))
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--upstream", &format!("http://{addr}")])
@@ -46,13 +51,40 @@ fn start_binary(
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let proxy = loop {
+    let (proxy, admin) = loop {
         let v: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
         if v["message"].as_str().is_some_and(|m| m.starts_with("mcp-tap is proxying")) {
-            break v["listen"].as_str().unwrap().to_string();
+            break (v["listen"].as_str().unwrap().to_string(), v["admin"].as_str().unwrap().to_string());
         }
     };
-    (child, lines, proxy)
+    (child, lines, proxy, admin)
+}
+
+/// Reads log lines until one contains `what`; returns the lines and those read.
+async fn logs_until(mut lines: Logs, what: &'static str) -> (Logs, Vec<String>) {
+    tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for line in lines.by_ref().map_while(Result::ok) {
+            let done = line.contains(what);
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        (lines, seen)
+    })
+    .await
+    .unwrap()
+}
+
+/// While the tap drains: `/readyz` fails, a new request is still served, and its answer closes
+/// its connection.
+async fn draining(proxy: &str, admin: &str) {
+    let (status, _, body) = get(&format!("http://{admin}/readyz")).await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    let (status, headers, _) = request("GET", &format!("http://{proxy}/api/catalog/entities"), &[], Bytes::new()).await;
+    assert_eq!(status, 200, "still served while draining");
+    assert_eq!(headers["connection"], "close", "the answer closes its connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +92,10 @@ async fn an_sse_exchange_in_flight_at_sigterm_completes_and_the_tap_exits_zero()
     // The result comes only when the test releases it, after the tap has begun shutting down.
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let addr = held_sse_upstream(release.clone()).await;
-    let (mut child, mut lines, proxy) = start_binary(addr);
+    let (mut child, lines, proxy, admin) = start_binary(addr);
+    // Before the stop, answers keep their connections.
+    let (_, headers, _) = request("GET", &format!("http://{proxy}/api/catalog/entities"), &[], Bytes::new()).await;
+    assert!(headers.get("connection").is_none_or(|c| c != "close"), "{headers:?}");
     let req = http::Request::post(format!("http://{proxy}/api/mcp-actions/v1"))
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
@@ -74,19 +109,10 @@ async fn an_sse_exchange_in_flight_at_sigterm_completes_and_the_tap_exits_zero()
     assert!(String::from_utf8_lossy(&first).contains("notifications/progress"));
 
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let (mut lines, mut logs) = tokio::task::spawn_blocking(move || {
-        let mut seen = Vec::new();
-        for line in lines.by_ref().map_while(Result::ok) {
-            let done = line.contains("shutting down");
-            seen.push(line);
-            if done {
-                break;
-            }
-        }
-        (lines, seen)
-    })
-    .await
-    .unwrap();
+    let (lines, mut logs) = logs_until(lines, "draining").await;
+    draining(&proxy, &admin).await;
+    let (mut lines, more) = logs_until(lines, "shutting down").await;
+    logs.extend(more);
     assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:?}");
     release.notify_one();
     // The rest of the stream still arrives.

@@ -101,6 +101,8 @@ pub fn test_config(upstream: &str) -> Config {
     std::fs::create_dir_all(&dir).unwrap();
     c.audit.output = dir.join(format!("audit-{n}.jsonl")).to_string_lossy().into_owned();
     c.checklist.state_dir = Some(dir.join(format!("state-{n}")));
+    // Tests stop their taps at once; the drain is tested on its own (`shutdown.rs`).
+    c.shutdown_drain_delay = Duration::ZERO;
     c
 }
 
