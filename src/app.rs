@@ -92,6 +92,8 @@ pub async fn run_with(
         let _ = cluster.await;
     }
     shared.sessions.shutdown();
+    // A refusal waits at most EXPLAIN_WAIT for the keys; a second more lets its line be written.
+    auditor.settle(proxy::jwks::EXPLAIN_WAIT + Duration::from_secs(1)).await;
     for task in auditing {
         let _ = task.await;
     }

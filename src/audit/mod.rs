@@ -46,6 +46,10 @@ pub(crate) struct Auditor {
     pub(crate) shared: Option<Outbox>,
     /// Routes whose zero series exist (new subjects after a reload get theirs too).
     routes: Mutex<Vec<String>>,
+    /// Refusals explained later (when the upstream's signing keys arrive): run on the runtime
+    /// the auditor was made on, which outlives the proxy's workers, and counted so that a stop
+    /// waits for them (`settle`).
+    later: (Option<tokio::runtime::Handle>, Arc<AtomicUsize>),
 }
 
 /// Where burst pages go (Alertmanager, `export::alertmanager`): the audit decides that a burst
@@ -98,6 +102,7 @@ impl Auditor {
             detect: Detectors::new(config),
             shared: config.cluster.url(&config.env).map(|_| Outbox::new(config.cluster.max_pending_keys)),
             routes: Mutex::new(Vec::new()),
+            later: (tokio::runtime::Handle::try_current().ok(), Arc::default()),
             sink,
             metrics,
         };
@@ -191,6 +196,34 @@ impl Auditor {
             }));
         }
         self.burst_events(verdict.events);
+    }
+
+    /// Runs `explain` (which emits a refusal once its reason is known) off the request path; a
+    /// stop waits for it (`settle`).
+    pub(crate) fn later(&self, explain: impl std::future::Future<Output = ()> + Send + 'static) {
+        let pending = self.later.1.clone();
+        pending.fetch_add(1, Ordering::AcqRel);
+        let task = async move {
+            explain.await;
+            pending.fetch_sub(1, Ordering::AcqRel);
+        };
+        match &self.later.0 {
+            Some(runtime) => drop(runtime.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
+    }
+
+    /// Waits, at most `within`, for the refusals still being explained (at shutdown, before
+    /// `drain`): every refusal counted reaches the audit trail.
+    pub(crate) async fn settle(&self, within: std::time::Duration) {
+        let until = Instant::now() + within;
+        while self.later.1.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let left = self.later.1.load(Ordering::Acquire);
+        if left > 0 {
+            tracing::warn!(refusals = left, "refusals still waiting for the signing keys at the stop: not audited");
+        }
     }
 
     /// Ends quiet bursts and writes due summaries; call about once a second.

@@ -302,7 +302,7 @@ impl Recorder {
     ) {
         let mut late = self.failure(reason, status, first).late(self.client.clone());
         let (auditor, name_users) = (self.auditor.clone(), self.name_users);
-        tokio::spawn(async move {
+        self.auditor.clone().later(async move {
             let _ = tokio::time::timeout(super::jwks::EXPLAIN_WAIT, fetch.changed()).await;
             let (verdict, user) = jwt::explain(token.as_str(), &auditor.who.signing_keys, unix_now());
             late.reason = user_token_reason(verdict);

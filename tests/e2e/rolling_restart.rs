@@ -97,7 +97,8 @@ async fn traffic(url: String, seen: Arc<Seen>, stop: Arc<AtomicBool>) {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let headers: &[(&str, &str)] = if (n + c).is_multiple_of(2) { &[("authorization", &auth)] } else { &[] };
+                let headers: &[(&str, &str)] =
+                    if (n + c).is_multiple_of(2) { &[("authorization", &auth)] } else { &[] };
                 let status = post_mcp_status(&url, headers, LIST).await;
                 let counter = match status {
                     Some(200) => &seen.ok,

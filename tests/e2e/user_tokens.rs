@@ -220,3 +220,26 @@ async fn a_refusal_never_waits_for_the_signing_keys() {
     assert_eq!(lines.iter().filter(|l| l["event"] == "auth_failure").count(), 1, "{lines:#?}");
     tap.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_still_being_explained_at_the_stop_is_audited() {
+    // The upstream's JWKS never answers: the refusal is explained with the keys held once the
+    // fetch gives up, even though the tap was told to stop before that.
+    let addr = upstream(|req: http::Request<hyper::body::Incoming>| async move {
+        if req.uri().path() == "/api/auth/.well-known/jwks.json" {
+            std::future::pending::<()>().await;
+        }
+        json_response(401, r#"{"error":{"name":"AuthenticationError","message":"Failed user token verification"}}"#)
+    })
+    .await;
+    let config = test_config(&format!("http://{addr}"));
+    let tap = Tap::start(config.clone()).await;
+    let header = b64(r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"mcp-tap-test-key-1"}"#);
+    let payload = b64(r#"{"sub":"user:default/mallory","aud":"backstage","exp":4102444800}"#);
+    assert_eq!(list_with(&tap.url(PATH), &format!("{header}.{payload}.c2lnbmF0dXJl")).await, 401);
+    tap.stop().await;
+    let lines = audit_lines(&config);
+    let refused: Vec<_> = lines.iter().filter(|l| l["event"] == "auth_failure").collect();
+    assert_eq!(refused.len(), 1, "the refusal reached the audit trail before the stop: {lines:#?}");
+    assert_eq!(refused[0]["reason"], "unknown_signing_key", "explained with the keys held: none came");
+}
