@@ -33,7 +33,6 @@ mod protocol_2026;
 mod proxy_behaviour;
 mod real_peers;
 mod reload;
-mod rolling_restart;
 pub(crate) mod securing;
 mod shutdown;
 mod siem;
