@@ -61,10 +61,6 @@ pub(crate) trait Pages: Send + Sync {
     fn resend(&self);
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    bounded::cut(s, max).to_string()
-}
-
 /// A fingerprint key made at start: fingerprints change at every restart, and in cluster mode
 /// differ between replicas.
 fn warn_about_the_key(config: &Config, fingerprinter: &Fingerprinter) {
@@ -181,14 +177,16 @@ impl Auditor {
                 route: f.route.to_string(),
                 http_method: f.http_method.to_string(),
                 mcp_method: f.mcp_method,
-                tool: f.tool.map(|t| truncate(t, bounded::TOOL_NAME)),
+                tool: f.tool.map(|t| bounded::cut(t, bounded::TOOL_NAME).to_string()),
                 client: client.to_string(),
                 user: f.user.map(str::to_string),
                 expired_seconds: f.expired_seconds,
                 credential,
                 source: f.source.to_string(),
-                user_agent: f.user_agent.map(|ua| truncate(ua, self.max_user_agent.load(Ordering::Relaxed))),
-                request_id: f.request_id.map(|r| truncate(r, bounded::REQUEST_ID)),
+                user_agent: f
+                    .user_agent
+                    .map(|ua| bounded::cut(ua, self.max_user_agent.load(Ordering::Relaxed)).to_string()),
+                request_id: f.request_id.map(|r| bounded::cut(r, bounded::REQUEST_ID).to_string()),
                 jsonrpc_id: f.jsonrpc_id.clone(),
                 trace_id: f.trace_id.map(str::to_string),
                 span_id: f.span_id.map(str::to_string),

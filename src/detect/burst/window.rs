@@ -32,19 +32,25 @@ impl Counter {
 
     /// The failures of the last window at `at_ms` (`estimate`).
     pub(super) fn count(&mut self, at_ms: u64, window: Duration) -> u64 {
+        let into = self.roll(at_ms, window);
+        estimate(self.current, self.previous, into)
+    }
+
+    /// Moves to the fixed window `at_ms` falls in; returns how far into it.
+    fn roll(&mut self, at_ms: u64, window: Duration) -> f64 {
         let (index, into) = windows(window, at_ms);
         if index != self.index {
             self.previous = if index == self.index + 1 { self.current } else { 0 };
             self.current = 0;
             self.index = index;
         }
-        estimate(self.current, self.previous, into)
+        into
     }
 
     /// Adds one failure at `at_ms`; returns the failures of the last window.
     pub(super) fn add(&mut self, at_ms: u64, window: Duration) -> u64 {
-        self.count(at_ms, window);
+        let into = self.roll(at_ms, window);
         self.current += 1;
-        self.count(at_ms, window)
+        estimate(self.current, self.previous, into)
     }
 }
