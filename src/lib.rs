@@ -5,10 +5,11 @@
 //! structure test checks it, which same-layer imports exist, and that this list, the one in
 //! docs/architecture.md and its own agree):
 //!
-//! 1. `labels`, `config`, `mcp`, `shares`, `clock`, `bounded`: closed sets of label values; the
-//!    YAML file, strict parsing, validation; JSON-RPC envelopes, the SSE decoder, the method enum,
-//!    bounded names; what cluster mode asks of the parts that share state; the wall clock; the
-//!    one rule that cuts client text, with its named limits.
+//! 1. `labels`, `config`, `mcp`, `oauth`, `shares`, `clock`, `bounded`: closed sets of label
+//!    values; the YAML file, strict parsing, validation; JSON-RPC envelopes, the SSE decoder, the
+//!    method enum, bounded names; the OAuth journey's steps and bodies; what cluster mode asks of
+//!    the parts that share state; the wall clock; the one rule that cuts client text, with its
+//!    named limits.
 //! 2. `metrics`: the one `Metrics` struct and the metric catalogue every output comes from.
 //! 3. `identity`, `session`, `status`: who is calling (fingerprints, client names, user tokens);
 //!    header, inferred and stateless sessions; the status page's view of the metrics.
@@ -48,6 +49,7 @@ mod identity;
 mod labels;
 mod mcp;
 mod metrics;
+mod oauth;
 pub mod probe;
 mod proxy;
 pub mod reload;

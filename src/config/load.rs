@@ -72,6 +72,7 @@ impl Config {
         self.otlp.validate(&mut p);
         self.checklist.validate(&mut p);
         self.user_tokens.validate(&mut p);
+        self.oauth.validate(&mut p);
         self.cluster.validate(&self.env, &mut p);
         if let Some(path) = &self.web_config_file {
             if let Err(problems) = super::WebConfig::load(path) {

@@ -15,6 +15,7 @@ mod limits;
 mod load;
 mod otlp;
 pub(crate) mod tls_files;
+mod oauth;
 mod user_tokens;
 mod web;
 pub use audit::{
@@ -26,6 +27,7 @@ pub use cluster::{Cluster, STORE_URL_ENV};
 pub use environment::Environment;
 pub use limits::Limits;
 pub use otlp::{Otlp, OtlpProtocol};
+pub use oauth::{OAuth, WwwAuthenticate};
 pub use user_tokens::{UserIdentity, UserTokens};
 pub use web::{ClientAuth, HttpServerConfig, ListenerTls, TlsServerConfig, TlsVersion, WebConfig, ALLOWED_HEADERS};
 
@@ -66,6 +68,8 @@ pub struct Config {
     pub otlp: Otlp,
     pub checklist: Checklist,
     pub user_tokens: UserTokens,
+    /// The OAuth journey of MCP clients through the tap.
+    pub oauth: OAuth,
     /// Cluster mode: the shared Redis/Valkey store of several replicas.
     pub cluster: Cluster,
     /// The admin listener's TLS and basic auth, in the Prometheus exporter toolkit's web
@@ -208,6 +212,7 @@ impl Default for Config {
             otlp: Otlp::default(),
             checklist: Checklist::default(),
             user_tokens: UserTokens::default(),
+            oauth: OAuth::default(),
             cluster: Cluster::default(),
             web_config_file: None,
             admin_open_paths: vec!["/healthz".into(), "/readyz".into()],
