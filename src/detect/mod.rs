@@ -6,6 +6,7 @@
 pub(crate) mod approved;
 pub(crate) mod burst;
 pub(crate) mod expiry;
+pub(crate) mod oauth;
 pub(crate) mod raised;
 pub(crate) mod sharing;
 
@@ -23,6 +24,8 @@ pub(crate) struct Detectors {
     pub approved: approved::Approved,
     /// Refusals already raised as a finding.
     pub raised: Mutex<raised::Raised>,
+    /// Refresh token families and resource metadata mismatches (the OAuth journey).
+    pub oauth: Mutex<oauth::Journey>,
 }
 
 impl Detectors {
@@ -47,6 +50,7 @@ impl Detectors {
                 remembered,
             ),
             raised: Mutex::new(raised::Raised::new(remembered)),
+            oauth: Mutex::new(oauth::Journey::new(config.oauth.max_tokens)),
         }
     }
 
@@ -64,5 +68,6 @@ impl Detectors {
             tokens.refresh_grace,
         );
         self.approved.reconfigure(audit.approved_networks.clone(), audit.unapproved_audit_interval);
+        self.oauth.lock().expect("oauth lock").set_cap(config.oauth.max_tokens);
     }
 }

@@ -5,6 +5,7 @@
 
 pub(crate) mod jwt;
 pub(crate) mod naming;
+pub(crate) mod oauth;
 mod who;
 pub(crate) use who::{CredentialCache, Identities, Known};
 

@@ -1,12 +1,14 @@
 //! The `client` label: who a caller is, in a bounded set of names. In order of trust:
 //!
 //! 1. the subject of a configured static token;
-//! 2. `clientInfo.name` from the caller's `initialize`;
-//! 3. `params._meta["io.modelcontextprotocol/clientInfo"].name`, which MCP 2026-07-28 clients send
+//! 2. for an OAuth access token the tap saw issued, the client the user consented to
+//!    (`identity::oauth`);
+//! 3. `clientInfo.name` from the caller's `initialize`;
+//! 4. `params._meta["io.modelcontextprotocol/clientInfo"].name`, which MCP 2026-07-28 clients send
 //!    on every request;
-//! 4. the `initialize` name remembered per credential, address and User-Agent, for the later
+//! 5. the `initialize` name remembered per credential, address and User-Agent, for the later
 //!    requests of a handshake-era client (which name no one);
-//! 5. a small table of User-Agent patterns of well-known MCP clients.
+//! 6. a small table of User-Agent patterns of well-known MCP clients.
 //!
 //! A name the request carries itself comes before a remembered one: two clients behind one
 //! address and credential, one of each protocol generation, keep their own names.
@@ -50,6 +52,9 @@ pub(crate) struct Naming<'a> {
     /// `clientInfo.name` from this request's `_meta`.
     pub meta: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// The OAuth client the user consented to, for an access token the tap saw issued (its
+    /// label, admitted under the cap when it was issued).
+    pub consented: Option<&'a Arc<str>>,
     /// The upstream accepted the request (status below 400).
     pub accepted: bool,
 }
@@ -133,6 +138,9 @@ impl ClientNamer {
                 return label(client.clone());
             }
         }
+        if let Some(client) = n.consented {
+            return label(client.clone());
+        }
         let key = (n.credential.key(), n.source, agent_key(n.user_agent));
         {
             let mut inner = self.inner.lock().expect("naming lock");
@@ -191,6 +199,13 @@ impl ClientNamer {
         }
     }
 
+    /// An OAuth client's name as a label: admitted while there is room, else `_OTHER`.
+    pub(crate) fn admit(&self, name: &str) -> Named {
+        let Some(name) = clean(name) else { return Named { label: self.unknown.clone(), overflow: false } };
+        let mut inner = self.inner.lock().expect("naming lock");
+        self.learn(&mut inner, name, true).expect("an accepted name is always named")
+    }
+
     /// A declared name: admitted if the request was accepted and there is room, `_OTHER` if
     /// accepted without room; from a refused request only a name already admitted counts.
     fn learn(&self, inner: &mut Inner, name: &str, accepted: bool) -> Option<Named> {
@@ -230,6 +245,7 @@ mod tests {
             initialize: None,
             meta: None,
             user_agent: None,
+            consented: None,
             accepted: true,
         }
     }

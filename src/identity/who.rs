@@ -18,6 +18,8 @@ pub(crate) struct Identities {
     pub fingerprinter: Fingerprinter,
     pub directory: ArcSwap<ClientDirectory>,
     pub names: naming::ClientNamer,
+    /// OAuth clients by the name the user consented to, and the client of each issued token.
+    pub oauth: super::oauth::OAuthClients,
     /// The upstream's keys for Backstage user tokens (fetched by the proxy).
     pub signing_keys: jwt::SigningKeys,
     /// Tokens removed from the directory by a reload, with the subject they had: their next use
@@ -45,6 +47,7 @@ impl Identities {
         let remembered = config.audit.max_remembered_credentials;
         Self {
             names: naming::ClientNamer::new(config.clients.max_names, remembered),
+            oauth: super::oauth::OAuthClients::new(config.oauth.max_clients, config.oauth.max_tokens),
             signing_keys: jwt::SigningKeys::default(),
             retired: Mutex::new(LruCache::new(NonZeroUsize::new(remembered.max(1)).expect("non-zero"))),
             directory: ArcSwap::from_pointee(directory),
@@ -75,6 +78,11 @@ impl Identities {
         credential
     }
 
+    /// The OAuth client a user token's credential was issued to, if the tap saw it issued.
+    pub(crate) fn consented(&self, credential: &Credential) -> Option<Arc<str>> {
+        self.oauth.client_of(credential.fingerprint()?)
+    }
+
     pub(crate) fn credential(&self, header: Option<&http::HeaderValue>) -> Credential {
         match self.directory.load().credential(header, &self.fingerprinter) {
             Credential::Token { fingerprint, client } if &*client == CLIENT_UNKNOWN => {
@@ -100,6 +108,7 @@ impl Identities {
         drop(retired);
         self.directory.store(Arc::new(directory));
         self.names.set_cap(config.clients.max_names);
+        self.oauth.set_caps(config.oauth.max_clients, config.oauth.max_tokens);
         (added, removed)
     }
 }

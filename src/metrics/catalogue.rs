@@ -261,7 +261,7 @@ pub const OTLP_FAILURES: Spec = counter(
 pub const BUILD_INFO: Spec =
     gauge("mcp_tap_build_info", &["version", "revision"], "Build of the running tap; value 1.");
 
-const fn counter(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Spec {
+pub(super) const fn counter(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Spec {
     Spec { name, kind: Kind::Counter, help, labels, buckets: Buckets::None }
 }
 
@@ -322,6 +322,12 @@ pub const ALL: &[&Spec] = &[
     &USER_TOKEN_REFRESHES,
     &JWKS_FETCHES,
     &JWKS_KEYS,
+    &OAUTH_REQUESTS,
+    &OAUTH_REFRESHES,
+    &OAUTH_REAUTHORIZATIONS,
+    &OAUTH_WWW_AUTHENTICATE,
+    &OAUTH_UNREAD,
+    &OAUTH_FORGOTTEN,
     &SESSIONS_ACTIVE,
     &SESSIONS_ENDED,
     &STREAM_DURATION,
@@ -376,7 +382,9 @@ const fn process(kind: Kind, name: &'static str, help: &'static str) -> Spec {
 }
 
 mod mcp;
+mod oauth;
 pub use mcp::*;
+pub use oauth::*;
 
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,7 @@ use register::{counter_of, float_gauge_of, gauge_of, histogram, int_gauge_of};
 mod checklist;
 mod health;
 mod kinds;
+mod oauth;
 mod operation;
 pub(crate) use operation::{Operation, Upstream};
 pub(crate) mod otel;
@@ -74,6 +75,7 @@ pub(crate) struct Metrics {
     auth: AuthMetrics,
     pub checklist: ChecklistMetrics,
     user_tokens: user_tokens::UserTokenMetrics,
+    oauth: oauth::OAuthMetrics,
     health: HealthMetrics,
     session_buckets: Vec<f64>,
     /// Set when OTLP export is on: histograms are recorded there too.
@@ -110,6 +112,7 @@ impl Metrics {
             auth: AuthMetrics::new(r),
             checklist: ChecklistMetrics::new(r),
             user_tokens: user_tokens::UserTokenMetrics::new(r),
+            oauth: oauth::OAuthMetrics::new(r),
             health: HealthMetrics::new(r),
             session_buckets,
             otel: std::sync::OnceLock::new(),
@@ -150,6 +153,7 @@ impl Metrics {
     }
 
     fn preinit_global(&self) {
+        self.oauth.preinit();
         for kind in DecodeErrorKind::ALL {
             self.decode_errors.with_label_values(&[kind.as_str()]);
         }

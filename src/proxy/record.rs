@@ -19,15 +19,15 @@ use crate::detect::expiry::{holder, Holder};
 use crate::detect::sharing::Product;
 use crate::identity::jwt::{self, Verdict};
 use crate::identity::naming::Naming;
-
-fn unix_now() -> i64 {
-    i64::try_from(crate::clock::unix_secs()).unwrap_or(i64::MAX)
-}
 use crate::mcp::method::Method;
 use crate::mcp::names::{NameSet, OTHER};
 use crate::metrics::{
     DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, UnparsedReason, Upstream,
 };
+
+fn unix_now() -> i64 {
+    i64::try_from(crate::clock::unix_secs()).unwrap_or(i64::MAX)
+}
 
 pub(crate) struct Recorder {
     metrics: Arc<Metrics>,
@@ -67,6 +67,7 @@ impl Recorder {
     pub(crate) fn new(shared: &Shared, route: Arc<RouteState>, mut call: CallContext, status: u16) -> Self {
         let (metrics, auditor) = (shared.metrics.clone(), shared.auditor.clone());
         let mut late = None;
+        let consented = call.caller.user_token.as_ref().and_then(|_| auditor.who.consented(&call.caller.credential));
         let (verdict, user) = match call.caller.user_token.take() {
             Some(t) if status < 400 => (None, jwt::subject(t.as_str())),
             Some(t) if status == 401 => {
@@ -89,6 +90,7 @@ impl Recorder {
             initialize: call.initialize_name.as_deref(),
             meta: call.meta_name.as_deref(),
             user_agent: caller.user_agent.as_deref(),
+            consented: consented.as_ref(),
             accepted: status < 400,
         });
         if named.overflow {
@@ -316,7 +318,6 @@ impl Recorder {
         });
     }
 
-    /// A tool result refused because the token may not reach the plugin that owns the action.
     /// A tool result Backstage refused as a permission matter (`is_delegation_denied`): an
     /// explicit delegation refusal, or a not-found for a tool the route advertised. A not-found
     /// for a tool missing from this caller's own last `tools/list` is a denial Backstage hides

@@ -1,0 +1,119 @@
+//! OAuth clients by the name the user consented to, learned from the journey the tap relays: a
+//! registration's `client_name`, the consent page's client, a metadata document's host. Each
+//! access token the token endpoint issued is remembered with its client, keyed by the token's
+//! keyed fingerprint (never the token), so the requests that carry it are named by that client.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+
+use super::Fingerprint;
+
+struct Inner {
+    /// The name of each `client_id` (hashed), as registered or shown at consent.
+    names: LruCache<u64, Arc<str>>,
+    /// The client label of each issued access token.
+    tokens: LruCache<Fingerprint, Arc<str>>,
+    /// Entries forgotten to stay within the caps since the last `take_forgotten`: clients, tokens.
+    forgotten: [u64; 2],
+}
+
+pub(crate) struct OAuthClients(Mutex<Inner>);
+
+fn cap(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n.max(1)).expect("non-zero")
+}
+
+fn client_key(client_id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::with_seed(0x0a07).hash_one(client_id)
+}
+
+impl OAuthClients {
+    pub(crate) fn new(max_clients: usize, max_tokens: usize) -> Self {
+        Self(Mutex::new(Inner {
+            names: LruCache::new(cap(max_clients)),
+            tokens: LruCache::new(cap(max_tokens)),
+            forgotten: [0; 2],
+        }))
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.0.lock().expect("oauth clients lock")
+    }
+
+    /// A client's name (cut and cleaned by the caller), from its registration or its consent page.
+    pub(crate) fn learn(&self, client_id: &str, name: &str) {
+        let mut inner = self.inner();
+        if let Some((old, _)) = inner.names.push(client_key(client_id), name.into()) {
+            if old != client_key(client_id) {
+                inner.forgotten[0] += 1;
+            }
+        }
+    }
+
+    /// The name a client goes by: what it registered or the consent page showed, else the host
+    /// of its metadata document's URL, else nothing.
+    pub(crate) fn name_of(&self, client_id: &str) -> Option<Arc<str>> {
+        let known = self.inner().names.get(&client_key(client_id)).cloned();
+        known.or_else(|| crate::oauth::name_from_client_id(client_id).map(Arc::from))
+    }
+
+    /// An access token was issued to the client labelled `client`.
+    pub(crate) fn issued(&self, access: Fingerprint, client: Arc<str>) {
+        let mut inner = self.inner();
+        if let Some((old, _)) = inner.tokens.push(access, client) {
+            if old != access {
+                inner.forgotten[1] += 1;
+            }
+        }
+    }
+
+    /// The client an access token was issued to, if the tap saw it issued.
+    pub(crate) fn client_of(&self, access: Fingerprint) -> Option<Arc<str>> {
+        let mut inner = self.inner();
+        if inner.tokens.is_empty() {
+            return None;
+        }
+        inner.tokens.get(&access).cloned()
+    }
+
+    pub(crate) fn set_caps(&self, max_clients: usize, max_tokens: usize) {
+        let mut inner = self.inner();
+        inner.names.resize(cap(max_clients));
+        inner.tokens.resize(cap(max_tokens));
+    }
+
+    /// Clients and tokens forgotten since the last call.
+    pub(crate) fn take_forgotten(&self) -> [u64; 2] {
+        std::mem::take(&mut self.inner().forgotten)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Fingerprinter, KeySource};
+
+    #[test]
+    fn a_token_is_named_by_the_client_it_was_issued_to_within_the_caps() {
+        let fp = Fingerprinter::new(b"k", KeySource::Env);
+        let clients = OAuthClients::new(2, 2);
+        clients.learn("id-1", "Acme Agent");
+        assert_eq!(clients.name_of("id-1").as_deref(), Some("Acme Agent"));
+        assert_eq!(clients.name_of("https://vscode.dev/oauth/client.json").as_deref(), Some("vscode.dev"));
+        assert_eq!(clients.name_of("id-unknown"), None);
+        clients.issued(fp.fingerprint("a1"), "Acme Agent".into());
+        assert_eq!(clients.client_of(fp.fingerprint("a1")).as_deref(), Some("Acme Agent"));
+        assert_eq!(clients.client_of(fp.fingerprint("a2")), None);
+        for t in ["a2", "a3"] {
+            clients.issued(fp.fingerprint(t), "Acme Agent".into());
+        }
+        assert_eq!(clients.client_of(fp.fingerprint("a1")), None, "the least recent is forgotten");
+        clients.learn("id-2", "B");
+        clients.learn("id-3", "C");
+        assert_eq!(clients.take_forgotten(), [1, 1]);
+        assert_eq!(clients.take_forgotten(), [0, 0]);
+    }
+}
