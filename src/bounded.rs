@@ -10,6 +10,10 @@ pub(crate) const REQUEST_ID: usize = 128;
 pub(crate) const USER_REF: usize = 256;
 /// A client name declared in `clientInfo` (label values, sharing findings).
 pub(crate) const CLIENT_NAME: usize = 64;
+/// An OAuth `client_id` (an opaque id, or a metadata document's URL) in audit events.
+pub(crate) const CLIENT_ID: usize = 256;
+/// A URL in audit events (protected-resource metadata and the URL clients dial).
+pub(crate) const URL: usize = 512;
 /// Each side of an MCP 2026-07-28 header that disagrees with the body.
 pub(crate) const MISMATCH_VALUE: usize = 64;
 /// The store's error text in a `store_lost` audit event.

@@ -8,6 +8,8 @@ use serde::Serialize;
 use crate::mcp::method::Method;
 use crate::metrics::{MismatchKind, Reason, Scope};
 
+pub(crate) mod oauth;
+
 pub(crate) const SCHEMA: &str = "mcp-tap.audit.v1";
 
 /// One audit line: when, the schema, and the event (whose `event` field names its kind).
@@ -35,7 +37,7 @@ impl AuditLine {
 }
 
 /// The kinds of finding, as `finding` in audit lines and `kind` in `mcp_tap_findings_total`.
-pub const FINDINGS: [&str; 7] = [
+pub const FINDINGS: [&str; 9] = [
     "burst",
     "credential_shared",
     "stopped_refreshing",
@@ -43,6 +45,8 @@ pub const FINDINGS: [&str; 7] = [
     "header_mismatch",
     "revoked_token",
     "hidden_denial",
+    "refresh_token_replay",
+    "resource_mismatch",
 ];
 
 /// How loud an audit event is, for the outputs that grade them (OTLP logs, syslog): a finding
@@ -183,6 +187,14 @@ pub(crate) enum AuditEvent {
     /// One MCP operation and its outcome (`audit.operations`): who called which tool on which
     /// MCP server, how it ended, how long it took. Never its arguments or results.
     Operation(OperationLine),
+    /// OAuth (`audit::oauth`): a registration, a consent decision, a refused token request, a
+    /// revocation, and the two findings.
+    OauthRegistration(oauth::Registration),
+    OauthConsent(oauth::Consent),
+    OauthTokenError(oauth::TokenError),
+    OauthRevocation(oauth::Revocation),
+    RefreshTokenReplay(oauth::Replay),
+    ResourceMismatch(oauth::Mismatch),
 }
 
 /// The fields of an `operation` line.
@@ -220,7 +232,7 @@ pub(crate) struct OperationLine {
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub(crate) const NAMES: [&'static str; 16] = [
+    pub(crate) const NAMES: [&'static str; 22] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -237,10 +249,16 @@ impl AuditEvent {
         "store_lost",
         "store_regained",
         "operation",
+        "oauth_registration",
+        "oauth_consent",
+        "oauth_token_error",
+        "oauth_revocation",
+        "refresh_token_replay",
+        "resource_mismatch",
     ];
 
     /// The OpenTelemetry event names (`event.name` of OTLP log records), in the order of `NAMES`.
-    pub(crate) const OTEL_NAMES: [&'static str; 16] = [
+    pub(crate) const OTEL_NAMES: [&'static str; 22] = [
         "mcp_tap.auth_failure",
         "mcp_tap.auth_failure_summary",
         "mcp_tap.burst_start",
@@ -257,6 +275,12 @@ impl AuditEvent {
         "mcp_tap.store_lost",
         "mcp_tap.store_regained",
         "mcp_tap.operation",
+        "mcp_tap.oauth_registration",
+        "mcp_tap.oauth_consent",
+        "mcp_tap.oauth_token_error",
+        "mcp_tap.oauth_revocation",
+        "mcp_tap.refresh_token_replay",
+        "mcp_tap.resource_mismatch",
     ];
 
     pub(crate) fn name(&self) -> &'static str {
@@ -277,6 +301,12 @@ impl AuditEvent {
             AuditEvent::StoreLost { .. } => 13,
             AuditEvent::StoreRegained { .. } => 14,
             AuditEvent::Operation(_) => 15,
+            AuditEvent::OauthRegistration(_) => 16,
+            AuditEvent::OauthConsent(_) => 17,
+            AuditEvent::OauthTokenError(_) => 18,
+            AuditEvent::OauthRevocation(_) => 19,
+            AuditEvent::RefreshTokenReplay(_) => 20,
+            AuditEvent::ResourceMismatch(_) => 21,
         };
         Self::NAMES[i]
     }
@@ -290,6 +320,8 @@ impl AuditEvent {
             AuditEvent::UnapprovedSource { .. } => Some("unapproved_source"),
             AuditEvent::HeaderMismatch { .. } => Some("header_mismatch"),
             AuditEvent::AuthFailure(line) => line.finding,
+            AuditEvent::RefreshTokenReplay(_) => Some("refresh_token_replay"),
+            AuditEvent::ResourceMismatch(_) => Some("resource_mismatch"),
             _ => None,
         }
     }

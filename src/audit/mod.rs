@@ -8,6 +8,7 @@ pub(crate) mod event;
 mod expiry;
 mod failure;
 mod finding;
+pub(crate) mod oauth;
 pub(crate) mod outbox;
 mod preinit;
 pub(crate) mod reason;

@@ -13,9 +13,9 @@ mod cluster;
 mod environment;
 mod limits;
 mod load;
+mod oauth;
 mod otlp;
 pub(crate) mod tls_files;
-mod oauth;
 mod user_tokens;
 mod web;
 pub use audit::{
@@ -26,8 +26,8 @@ pub use checklist::Checklist;
 pub use cluster::{Cluster, STORE_URL_ENV};
 pub use environment::Environment;
 pub use limits::Limits;
-pub use otlp::{Otlp, OtlpProtocol};
 pub use oauth::{OAuth, WwwAuthenticate};
+pub use otlp::{Otlp, OtlpProtocol};
 pub use user_tokens::{UserIdentity, UserTokens};
 pub use web::{ClientAuth, HttpServerConfig, ListenerTls, TlsServerConfig, TlsVersion, WebConfig, ALLOWED_HEADERS};
 

@@ -15,6 +15,8 @@ struct Inner {
     names: LruCache<u64, Arc<str>>,
     /// The client label of each issued access token.
     tokens: LruCache<Fingerprint, Arc<str>>,
+    /// The `client_id` of each consent session (hashed id) the tap saw opened.
+    sessions: LruCache<u64, Arc<str>>,
     /// Entries forgotten to stay within the caps since the last `take_forgotten`: clients, tokens.
     forgotten: [u64; 2],
 }
@@ -35,6 +37,7 @@ impl OAuthClients {
         Self(Mutex::new(Inner {
             names: LruCache::new(cap(max_clients)),
             tokens: LruCache::new(cap(max_tokens)),
+            sessions: LruCache::new(cap(max_clients)),
             forgotten: [0; 2],
         }))
     }
@@ -58,6 +61,16 @@ impl OAuthClients {
     pub(crate) fn name_of(&self, client_id: &str) -> Option<Arc<str>> {
         let known = self.inner().names.get(&client_key(client_id)).cloned();
         known.or_else(|| crate::oauth::name_from_client_id(client_id).map(Arc::from))
+    }
+
+    /// A consent session (hashed id) was opened for `client_id`.
+    pub(crate) fn opened(&self, session: u64, client_id: &str) {
+        self.inner().sessions.put(session, client_id.into());
+    }
+
+    /// The `client_id` a consent session was opened for.
+    pub(crate) fn session_client(&self, session: u64) -> Option<Arc<str>> {
+        self.inner().sessions.get(&session).cloned()
     }
 
     /// An access token was issued to the client labelled `client`.

@@ -8,7 +8,7 @@ mod tests;
 
 pub(crate) use read::{
     authorize_client_id, consent_page, error_code, protected_resource, register_request, register_response,
-    revoke_request, token_request, token_response, ConsentPage, Grant, RevokeRequest, TokenRequest, TokenResponse,
+    revoke_request, token_request, token_response, Grant,
 };
 
 use crate::labels::label_enum;
@@ -77,7 +77,10 @@ impl Endpoint {
         use http::Method;
         let get = method == Method::GET;
         let post = method == Method::POST;
-        if get && (path == "/.well-known/oauth-protected-resource" || path.starts_with("/.well-known/oauth-protected-resource/")) {
+        if get
+            && (path == "/.well-known/oauth-protected-resource"
+                || path.starts_with("/.well-known/oauth-protected-resource/"))
+        {
             return Some(Endpoint::ProtectedResource);
         }
         if get && is_server_metadata(path, auth) {

@@ -81,10 +81,16 @@ fn bodies_say_who_the_client_is_and_what_was_issued() {
     assert_eq!((issued.access_token.as_str(), issued.refresh_token.as_deref()), ("a", Some("r")));
     let page = consent_page(br#"{"id":"s","clientId":"c","clientName":"Acme","scope":"openid"}"#).unwrap();
     assert_eq!((page.client_id.as_str(), page.client_name.as_deref()), ("c", Some("Acme")));
-    assert_eq!(protected_resource(br#"{"resource":"https://x/api/mcp-actions/v1"}"#).as_deref(), Some("https://x/api/mcp-actions/v1"));
+    assert_eq!(
+        protected_resource(br#"{"resource":"https://x/api/mcp-actions/v1"}"#).as_deref(),
+        Some("https://x/api/mcp-actions/v1")
+    );
     let revoke = revoke_request(b"token=t&client_id=c", None).unwrap();
     assert_eq!((revoke.token.as_deref(), revoke.client_id.as_deref()), (Some("t"), Some("c")));
-    assert_eq!(authorize_client_id(Some("response_type=code&client_id=https%3A%2F%2Fa.example%2Fc.json")).as_deref(), Some("https://a.example/c.json"));
+    assert_eq!(
+        authorize_client_id(Some("response_type=code&client_id=https%3A%2F%2Fa.example%2Fc.json")).as_deref(),
+        Some("https://a.example/c.json")
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::exchange::{End, Exchange};
+use super::oauth::Watch;
 
 /// A request body as the tap read it.
 pub(crate) enum ReadBody {
@@ -63,6 +64,11 @@ pub(crate) enum ClientBody {
     },
     /// A response the tap wrote itself (upstream failures).
     Own(Option<Bytes>),
+    /// An answer of the OAuth journey: unchanged, its start read on the way.
+    Watched {
+        inner: Incoming,
+        watch: Option<Box<Watch>>,
+    },
 }
 
 impl ClientBody {
@@ -78,6 +84,23 @@ impl Body for ClientBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ClientBody::Own(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ClientBody::Watched { inner, watch } => {
+                let polled = Pin::new(inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(data), Some(w)) = (frame.data_ref(), watch.as_mut()) {
+                            w.on_data(data);
+                        }
+                    }
+                    Poll::Ready(end) => {
+                        if let Some(w) = watch.take() {
+                            w.finish(end.is_none());
+                        }
+                    }
+                    Poll::Pending => {}
+                }
+                polled
+            }
             ClientBody::Tapped { inner, exchange } => {
                 let polled = Pin::new(inner).poll_frame(cx);
                 if let Poll::Ready(ref result) = polled {
@@ -107,14 +130,14 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ClientBody::Own(b) => b.is_none(),
-            ClientBody::Tapped { inner, .. } => inner.is_end_stream(),
+            ClientBody::Tapped { inner, .. } | ClientBody::Watched { inner, .. } => inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ClientBody::Own(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ClientBody::Tapped { inner, .. } => inner.size_hint(),
+            ClientBody::Tapped { inner, .. } | ClientBody::Watched { inner, .. } => inner.size_hint(),
         }
     }
 }
@@ -122,10 +145,18 @@ impl Body for ClientBody {
 impl Drop for ClientBody {
     fn drop(&mut self) {
         // Dropped before the end: the client went away (or hyper skipped a body it knew was empty).
-        if let ClientBody::Tapped { inner, exchange } = self {
-            if let Some(ex) = exchange.take() {
-                ex.finish(if inner.is_end_stream() { End::Complete } else { End::Cancelled });
+        match self {
+            ClientBody::Tapped { inner, exchange } => {
+                if let Some(ex) = exchange.take() {
+                    ex.finish(if inner.is_end_stream() { End::Complete } else { End::Cancelled });
+                }
             }
+            ClientBody::Watched { inner, watch } => {
+                if let Some(w) = watch.take() {
+                    w.finish(inner.is_end_stream());
+                }
+            }
+            ClientBody::Own(_) => {}
         }
     }
 }

@@ -15,11 +15,12 @@ use super::deadline;
 use super::exchange::Exchange;
 use super::forward::{self, ProxyError};
 use super::limits;
+use super::oauth::{public_origin, Read, Start};
 use super::record::Recorder;
 use super::request::{caller, request_info, RequestHeaders, RequestInfo, SessionRef};
 use super::route::{RouteMatch, RouteState, NON_MCP};
 use super::{Connection, Shared};
-use crate::config::Config;
+use crate::config::{Config, WwwAuthenticate};
 use crate::http_client::UpstreamBody;
 use crate::mcp::jsonrpc::{self, Id, Message};
 use crate::mcp::names::OTHER;
@@ -119,18 +120,21 @@ pub(crate) async fn handle(
     let sequential = parts.version <= Version::HTTP_11;
 
     let headers = RequestHeaders::read(&parts.headers);
-    let read = if route.is_mcp() && parts.method == Method::POST {
-        match read_mcp_request(&shared, &config, headers.content_length, body).await {
+    let caller = caller(&shared, &headers, &parts.method, connection, &config);
+    let mut oauth =
+        (!route.is_mcp()).then(|| Start::new(&config, &parts, &caller, peer.ip(), connection.tls)).flatten();
+    // A 401 on an MCP route may get a `WWW-Authenticate` naming the metadata at this origin.
+    let www = (route.is_mcp() && config.oauth.www_authenticate != WwwAuthenticate::Off)
+        .then(|| public_origin(&config, &parts.headers, &parts.uri, peer.ip(), connection.tls))
+        .flatten()
+        .map(|origin| (origin, parts.uri.path().to_string(), parts.headers.contains_key(http::header::AUTHORIZATION)));
+    let read =
+        match read_body(&shared, &config, &route, oauth.as_mut(), &parts, headers.content_length, body, peer).await {
             Ok(read) => read,
-            Err(NotRead::Refused(limit)) => return refuse(&shared, provisional.as_deref(), &parts.method, limit, peer),
-            Err(NotRead::ClientGone(e)) => return client_gone(&e, peer),
-        }
-    } else {
-        streamed(body)
-    };
+            Err(refused) => return refused,
+        };
     let body_read = Instant::now();
 
-    let caller = caller(&shared, &headers, &parts.method, connection, &config);
     let mut info = request_info(&shared, provisional.as_deref(), &headers, &read.messages, caller, started, version);
     let ids: Vec<Option<Id>> = info.open.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
     let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
@@ -153,12 +157,58 @@ pub(crate) async fn handle(
     }
     let headers_at = Instant::now();
     drop(reserved);
-    let (response, label) = match result {
-        Ok(resp) => respond(&shared, &config, &route, info, &method, resp),
-        Err(err) => return upstream_failure(&shared, provisional, info, &err, &method, &ids, read.batch),
+    let (mut response, label) = match result {
+        Ok(resp) => respond(&shared, &config, &route, info, &method, resp, oauth),
+        Err(err) => {
+            if let Some(start) = oauth {
+                start.unanswered(&shared);
+            }
+            return upstream_failure(&shared, provisional, info, &err, &method, &ids, read.batch);
+        }
     };
+    if let Some((origin, path, token_sent)) = www {
+        let status = response.status().as_u16();
+        if super::oauth::www_authenticate(&config, response.headers_mut(), status, Some(&origin), &path, token_sent) {
+            shared.metrics.record_www_authenticate_added(&label);
+        }
+    }
     shared.metrics.record_overhead(&label, (sent - body_read) + headers_at.elapsed());
     response
+}
+
+/// Reads the request body an MCP route or an OAuth step needs; any other streams upstream as
+/// it arrives. `Err`: the answer already given (a limit refused it, or the client went away).
+#[allow(clippy::too_many_arguments)]
+async fn read_body(
+    shared: &Shared,
+    config: &Config,
+    route: &RouteMatch,
+    oauth: Option<&mut Start>,
+    parts: &http::request::Parts,
+    content_length: Option<&HeaderValue>,
+    body: Incoming,
+    peer: SocketAddr,
+) -> Result<ReadRequest, Response<ClientBody>> {
+    if route.is_mcp() && parts.method == Method::POST {
+        return match read_mcp_request(shared, config, content_length, body).await {
+            Ok(read) => Ok(read),
+            Err(NotRead::Refused(limit)) => {
+                let provisional = shared.routes.provisional(route);
+                Err(refuse(shared, provisional.as_deref(), &parts.method, limit, peer))
+            }
+            Err(NotRead::ClientGone(e)) => Err(client_gone(&e, peer)),
+        };
+    }
+    let Some(start) = oauth.filter(|s| s.reads_request()) else { return Ok(streamed(body)) };
+    match start.read(shared, &parts.headers, body, config.limits.request_body_timeout).await {
+        Read::Whole(data, trailers) => {
+            let body = UpstreamBody::Full { data: Some(data), trailers };
+            Ok(ReadRequest { body, messages: Vec::new(), batch: false, reserved: None, sent: None })
+        }
+        Read::Untouched(body) => Ok(streamed(body)),
+        Read::Refused(limit) => Err(refuse(shared, None, &parts.method, limit, peer)),
+        Read::ClientGone(e) => Err(client_gone(&e, peer)),
+    }
 }
 
 /// The client went away while sending its body: nobody is left to answer.
@@ -242,6 +292,7 @@ fn respond(
     info: RequestInfo,
     method: &Method,
     resp: Response<Incoming>,
+    oauth: Option<Start>,
 ) -> (Response<ClientBody>, Box<str>) {
     let status = resp.status().as_u16();
     let (mut parts, body) = resp.into_parts();
@@ -275,7 +326,13 @@ fn respond(
         Box::new(Exchange::new(recorder, shared.sessions.clone(), info.open, status, &parts.headers, decoder))
     });
     shared.metrics.record_http_exchange(&label, method, status);
-    (Response::from_parts(parts, ClientBody::Tapped { inner: body, exchange }), label)
+    let body = match oauth {
+        Some(start) if exchange.is_none() => {
+            ClientBody::Watched { watch: Some(start.answered(shared, parts.status, &parts.headers)), inner: body }
+        }
+        _ => ClientBody::Tapped { inner: body, exchange },
+    };
+    (Response::from_parts(parts, body), label)
 }
 
 /// The upstream could not be reached or did not answer in time: a JSON-RPC error the client can

@@ -9,6 +9,7 @@ pub(crate) mod forward;
 mod handle;
 pub(crate) mod jwks;
 pub(crate) mod limits;
+mod oauth;
 mod record;
 mod request;
 pub(crate) mod route;
