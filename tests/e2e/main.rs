@@ -24,6 +24,7 @@ mod docs;
 mod findings;
 mod hygiene;
 mod limits;
+mod oauth;
 mod otlp;
 mod otlp_traces;
 mod paging;

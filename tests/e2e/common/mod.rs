@@ -2,9 +2,11 @@
 //! helpers, `eventually` (the one way tests wait), and real peers (in `peers`).
 
 mod browser;
+mod oauth;
 mod peers;
 mod tokens;
 pub use browser::*;
+pub use oauth::*;
 pub use peers::*;
 pub use tokens::*;
 

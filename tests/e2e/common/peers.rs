@@ -213,7 +213,7 @@ fn backstage_command(port: u16, full_token: &str) -> Command {
 }
 
 /// Waits until Backstage is ready and its catalog has ingested tests/backstage/entities.yaml.
-async fn backstage_ready(peer: Peer, full_token: &str) -> Peer {
+pub async fn backstage_ready(peer: Peer, full_token: &str) -> Peer {
     let port = peer.port;
     let ready = format!("http://127.0.0.1:{port}/.backstage/health/v1/readiness");
     let entity = format!("http://127.0.0.1:{port}/api/catalog/entities/by-name/component/default/payments-api");

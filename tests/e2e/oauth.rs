@@ -1,0 +1,210 @@
+//! MCP clients on OAuth through the tap, in front of the OAuth kind of the real Backstage (one
+//! Backstage for the whole story): the official Python SDK's journey with dynamic client
+//! registration and with a client ID metadata document, each refreshing on its own; the failure
+//! paths by a hand-scripted client (a rejected consent, a wrong PKCE verifier, a replayed and a
+//! revoked refresh token, a client that signs in again instead of refreshing); a second tap
+//! whose origin is not Backstage's `backend.baseUrl`; and no secret in any output.
+
+use crate::common;
+use crate::securing::Pki;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use mcp_tap::config::{Config, WwwAuthenticate};
+
+fn step(m: &str, step: &str, outcome: &str) -> f64 {
+    metric(m, "mcp_tap_oauth_requests_total", &[("step", step), ("outcome", outcome)])
+}
+
+fn events<'a>(lines: &'a [serde_json::Value], event: &str) -> Vec<&'a serde_json::Value> {
+    lines.iter().filter(|l| l["event"] == event).collect()
+}
+
+/// An OTLP receiver that keeps every body it is sent (metrics, traces, logs), for the search.
+async fn otlp_sink() -> (String, Arc<Mutex<Vec<u8>>>) {
+    let got: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let g = got.clone();
+    let addr = upstream(move |req: http::Request<hyper::body::Incoming>| {
+        let g = g.clone();
+        async move {
+            use http_body_util::BodyExt;
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            g.lock().unwrap().extend_from_slice(&body);
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "application/x-protobuf")
+                .body(full(Vec::<u8>::new()))
+                .unwrap()
+        }
+    })
+    .await;
+    (format!("http://{addr}"), got)
+}
+
+/// The SDK's journeys: both complete, refresh on their own, and their MCP requests are named
+/// by the client the user consented to.
+async fn sdk_journeys(tap: &Tap, cimd: &str, secrets: &mut Vec<String>) {
+    let origin = format!("http://{}", tap.proxy);
+    let dcr = sdk_oauth_client(&origin, "Acme Registered Agent", None, secrets).await;
+    assert_eq!((dcr["sessions"].as_u64(), dcr["refreshed"].as_bool()), (Some(2), Some(true)), "{dcr}");
+    assert_eq!(dcr["client_id_is_url"], false);
+    let by_document = sdk_oauth_client(&origin, "ignored", Some(cimd), secrets).await;
+    assert_eq!(
+        (by_document["refreshed"].as_bool(), by_document["client_id_is_url"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(by_document["consented"][0], "Acme Document Agent", "the consent page showed the document's name");
+    let m = tap.metrics().await;
+    for (s, n) in [("register", 1.0), ("authorize", 2.0), ("approve", 2.0), ("token_authorization_code", 2.0)] {
+        assert_eq!(step(&m, s, "ok"), n, "{s}: {m}");
+    }
+    assert_eq!(step(&m, "token_refresh_token", "ok"), 2.0);
+    assert!(step(&m, "protected_resource_metadata", "ok") >= 2.0 && step(&m, "server_metadata", "ok") >= 2.0);
+    for client in ["Acme Registered Agent", "Acme Document Agent"] {
+        let listed = [("client", client), ("mcp_method_name", "tools/list"), ("outcome", "ok")];
+        assert_eq!(metric(&m, "mcp_tap_client_operations_total", &listed), 2.0, "{client}: {m}");
+        assert_eq!(metric(&m, "mcp_tap_oauth_refreshes_total", &[("client", client)]), 1.0);
+    }
+    assert_eq!(metric(&m, "mcp_tap_findings_total", &[]), 0.0, "a healthy journey raises nothing");
+    assert_eq!(metric(&m, "mcp_tap_oauth_reauthorizations_total", &[]), 0.0);
+}
+
+/// The opt-in header: a tokenless 401 names the metadata, and that URL answers through the tap.
+async fn www_authenticate_names_the_metadata(tap: &Tap) {
+    let (status, headers, _) = post_mcp(&tap.url("/api/mcp-actions/v1"), &[], LIST).await;
+    assert_eq!(status, 401);
+    let value = headers["www-authenticate"].to_str().unwrap();
+    let url = format!("http://{}/.well-known/oauth-protected-resource/api/mcp-actions/v1", tap.proxy);
+    assert_eq!(value, format!("Bearer resource_metadata=\"{url}\""));
+    let (status, body) = get_with(&url, &[]).await;
+    let metadata: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, metadata["resource"].as_str()), (200, Some(&*tap.url("/api/mcp-actions/v1"))));
+    let (_, headers, _) =
+        post_mcp(&tap.url("/api/mcp-actions/v1"), &[("authorization", "Bearer not-a-token-at-all")], LIST).await;
+    assert!(headers["www-authenticate"].to_str().unwrap().ends_with(", error=\"invalid_token\""));
+}
+
+const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+
+/// The failure paths, each with its own outcome; a replay is one finding however often.
+async fn failure_paths(tap: &Tap, client: &mut Scripted, guest: &str) {
+    let (id, secret) = client.register("Scripted Agent").await;
+    let (verifier, challenge) = pkce("one");
+    assert_eq!(client.consent(&id, &challenge, guest, false).await, None, "rejected: no code");
+    let code = client.consent(&id, &challenge, guest, true).await.unwrap();
+    assert_eq!(client.exchange(&id, &code, "verifier-that-is-wrong-0123456789abcdefghijklmnop").await.0, 400);
+    let code = client.consent(&id, &challenge, guest, true).await.unwrap();
+    let (status, issued) = client.exchange(&id, &code, &verifier).await;
+    assert_eq!(status, 200, "{issued}");
+    let (access, first) =
+        (issued["access_token"].as_str().unwrap().to_string(), issued["refresh_token"].as_str().unwrap().to_string());
+    let auth = format!("Bearer {access}");
+    assert_eq!(post_mcp(&tap.url("/api/mcp-actions/v1"), &[("authorization", &auth)], LIST).await.0, 200);
+    let (status, rotated) = client.refresh(&id, &first).await;
+    assert_eq!(status, 200);
+    let second = rotated["refresh_token"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(client.refresh(&id, &first).await.0, 400, "a rotated token is refused");
+    }
+    assert_eq!(client.revoke((&id, &secret), &second).await, 200);
+    assert_eq!(client.refresh(&id, &second).await.0, 400, "a revoked token is refused");
+    // A client that never refreshes: its user signs in again.
+    let (forgetful, _) = client.register("Forgetful Agent").await;
+    for seed in ["f1", "f2"] {
+        let (verifier, challenge) = pkce(seed);
+        let code = client.consent(&forgetful, &challenge, guest, true).await.unwrap();
+        assert_eq!(client.exchange(&forgetful, &code, &verifier).await.0, 200);
+    }
+}
+
+async fn failure_paths_are_told_apart(tap: &Tap, config: &Config) {
+    let m = metrics_when(tap, Duration::from_secs(5), "the replay", |m| {
+        metric(m, "mcp_tap_findings_total", &[("kind", "refresh_token_replay")]) == 1.0
+    })
+    .await;
+    assert_eq!(step(&m, "reject", "access_denied"), 1.0);
+    assert_eq!(step(&m, "token_authorization_code", "invalid_grant"), 1.0, "the wrong verifier");
+    assert_eq!(step(&m, "token_refresh_token", "invalid_grant"), 3.0, "two replays and the revoked token");
+    assert_eq!(step(&m, "revoke", "ok"), 1.0);
+    let scripted = [("client", "Scripted Agent"), ("mcp_method_name", "tools/list"), ("outcome", "ok")];
+    assert_eq!(metric(&m, "mcp_tap_client_operations_total", &scripted), 1.0, "{m}");
+    assert_eq!(metric(&m, "mcp_tap_oauth_reauthorizations_total", &[("client", "Forgetful Agent")]), 1.0);
+    assert_eq!(metric(&m, "mcp_tap_findings_total", &[]), 1.0, "only the replay: {m}");
+    let lines = audit_lines(config);
+    let replay = events(&lines, "refresh_token_replay");
+    assert_eq!(replay.len(), 1, "{replay:#?}");
+    assert_eq!(
+        (replay[0]["client"].as_str(), replay[0]["user"].as_str()),
+        (Some("Scripted Agent"), Some("user:development/guest"))
+    );
+    let consent: Vec<_> = events(&lines, "oauth_consent").iter().map(|l| l["decision"].as_str().unwrap()).collect();
+    assert_eq!(consent.iter().filter(|d| **d == "rejected").count(), 1);
+    let revoked = events(&lines, "oauth_revocation");
+    assert_eq!((revoked.len(), revoked[0]["known"].as_bool()), (1, Some(true)));
+    assert_eq!(events(&lines, "oauth_token_error").len(), 4, "the verifier, two replays, the revoked token");
+    assert_eq!(events(&lines, "oauth_registration").len(), 3);
+}
+
+/// A second tap, whose origin is not Backstage's `backend.baseUrl`: one `resource_mismatch`
+/// with both URLs; and with the header option off, a 401's headers are Backstage's own.
+async fn another_origin(backstage: u16) {
+    let config = test_config(&format!("http://127.0.0.1:{backstage}"));
+    let tap = Tap::start(config.clone()).await;
+    let path = "/.well-known/oauth-protected-resource/api/mcp-actions/v1";
+    for _ in 0..2 {
+        assert_eq!(get(&tap.url(path)).await.0, 200);
+    }
+    let lines =
+        audit_when(&config, Duration::from_secs(5), "the mismatch", |l| l["event"] == "resource_mismatch").await;
+    let found = events(&lines, "resource_mismatch");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["dialled"].as_str(), Some(&*tap.url("/api/mcp-actions/v1")));
+    assert!(found[0]["fix"].as_str().unwrap().contains("backend.baseUrl"));
+    let (_, through, _) = post_mcp(&tap.url("/api/mcp-actions/v1"), &[], LIST).await;
+    let (_, direct, _) = post_mcp(&format!("http://127.0.0.1:{backstage}/api/mcp-actions/v1"), &[], LIST).await;
+    // Every end-to-end header, byte for byte (the date moves on; hop-by-hop headers are the hop's).
+    let hop = ["date", "connection", "keep-alive"];
+    let names = |h: &http::HeaderMap| {
+        h.iter().filter(|(k, _)| !hop.contains(&k.as_str())).map(|(k, v)| format!("{k}: {v:?}")).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&through), names(&direct), "the option off: headers as Backstage sent them");
+    tap.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oauth_journey_through_the_tap_is_seen_step_by_step_and_leaks_nothing() {
+    let pki = Pki::new("cimd");
+    let (cert, key, _) = pki.issue();
+    let (_cimd, cimd_url) = cimd_server(&cert, &key, "Acme Document Agent").await;
+    let (otlp, exported) = otlp_sink().await;
+    let backstage_port = free_port();
+    let mut config = test_config(&format!("http://127.0.0.1:{backstage_port}"));
+    config.oauth.www_authenticate = WwwAuthenticate::ResourceMetadata;
+    config.otlp.endpoint = Some(otlp);
+    config.otlp.interval = Some(Duration::from_millis(200));
+    // The tap first: Backstage's backend.baseUrl is the tap's origin, as a deployment sets it.
+    let tap = Tap::start(config.clone()).await;
+    let backstage = oauth_backstage(backstage_port, &format!("http://{}", tap.proxy), &pki.ca_file, &cimd_url).await;
+    let mut secrets = Vec::new();
+    sdk_journeys(&tap, &cimd_url, &mut secrets).await;
+    www_authenticate_names_the_metadata(&tap).await;
+    let mut client = Scripted { origin: format!("http://{}", tap.proxy), secrets: Vec::new() };
+    let guest = guest_token(backstage.port).await;
+    failure_paths(&tap, &mut client, &guest).await;
+    failure_paths_are_told_apart(&tap, &config).await;
+    another_origin(backstage.port).await;
+    let metrics = tap.metrics().await;
+    tap.stop().await;
+    secrets.extend(client.secrets);
+    assert!(secrets.len() >= 20, "the clients handled tokens, codes, verifiers, secrets and states");
+    let audit = std::fs::read_to_string(&config.audit.output).unwrap();
+    let exported = Bytes::from(exported.lock().unwrap().clone());
+    for (i, secret) in secrets.iter().enumerate() {
+        for (what, output) in [("audit", audit.as_bytes()), ("metrics", metrics.as_bytes()), ("OTLP", &exported[..])] {
+            assert!(!output.windows(secret.len()).any(|w| w == secret.as_bytes()), "secret #{i} in the {what}");
+        }
+    }
+}
