@@ -94,7 +94,7 @@ impl Auditor {
                 source,
             })),
             Step::TokenAuthorizationCode | Step::TokenRefresh | Step::TokenOtherGrant => {
-                self.token(&o, &client, source)
+                self.token(&o, &client, source);
             }
             Step::Revoke => self.revocation(&o, &client, source),
             Step::ProtectedResource => self.resource(&o),

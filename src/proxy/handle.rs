@@ -15,12 +15,12 @@ use super::deadline;
 use super::exchange::Exchange;
 use super::forward::{self, ProxyError};
 use super::limits;
-use super::oauth::{public_origin, Read, Start};
+use super::oauth::{Read, Side, Start};
 use super::record::Recorder;
 use super::request::{caller, request_info, RequestHeaders, RequestInfo, SessionRef};
 use super::route::{RouteMatch, RouteState, NON_MCP};
 use super::{Connection, Shared};
-use crate::config::{Config, WwwAuthenticate};
+use crate::config::Config;
 use crate::http_client::UpstreamBody;
 use crate::mcp::jsonrpc::{self, Id, Message};
 use crate::mcp::names::OTHER;
@@ -115,39 +115,35 @@ pub(crate) async fn handle(
     let route = shared.routes.match_path(req.uri().path());
     let provisional = shared.routes.provisional(&route);
     let version = http_version(req.version());
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     // An HTTP/1.x client sends one request at a time: its own upstream connection will do.
     let sequential = parts.version <= Version::HTTP_11;
 
     let headers = RequestHeaders::read(&parts.headers);
     let caller = caller(&shared, &headers, &parts.method, connection, &config);
-    let mut oauth =
-        (!route.is_mcp()).then(|| Start::new(&config, &parts, &caller, peer.ip(), connection.tls)).flatten();
-    // A 401 on an MCP route may get a `WWW-Authenticate` naming the metadata at this origin.
-    let www = (route.is_mcp() && config.oauth.www_authenticate != WwwAuthenticate::Off)
-        .then(|| public_origin(&config, &parts.headers, &parts.uri, peer.ip(), connection.tls))
-        .flatten()
-        .map(|origin| (origin, parts.uri.path().to_string(), parts.headers.contains_key(http::header::AUTHORIZATION)));
-    let read =
-        match read_body(&shared, &config, &route, oauth.as_mut(), &parts, headers.content_length, body, peer).await {
-            Ok(read) => read,
-            Err(refused) => return refused,
-        };
+    let mut side = Side::new(&config, route.is_mcp(), &parts, &caller, peer.ip(), connection.tls);
+    let read = match read_body(
+        &shared,
+        &config,
+        &route,
+        side.start.as_mut(),
+        &parts,
+        headers.content_length,
+        body,
+        peer,
+    )
+    .await
+    {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
     let body_read = Instant::now();
 
     let mut info = request_info(&shared, provisional.as_deref(), &headers, &read.messages, caller, started, version);
     let ids: Vec<Option<Id>> = info.open.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
-    let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
-    let (host, forwarded) = (shared.upstream_host.as_ref(), config.forwarded_headers.enabled);
-    let proto = if connection.tls { "https" } else { "http" };
-    forward::upstream_headers(&mut parts.headers, &parts.uri, host, &connection.forwarded_for, forwarded, proto);
-    super::trace::start(&shared, &mut parts.headers, &read.messages, &mut info, config.otlp.propagate_upstream);
     let method = parts.method.clone();
-    let reserved = read.reserved;
-    let body_sent = read.sent;
-    let mut upstream_req = Request::from_parts(parts, read.body);
-    *upstream_req.uri_mut() = uri;
-    *upstream_req.version_mut() = Version::HTTP_11;
+    let (reserved, body_sent) = (read.reserved, read.sent);
+    let upstream_req = upstream_request(&shared, &config, connection, parts, read.body, &read.messages, &mut info);
 
     let sent = Instant::now();
     info.call.sent = Some(sent);
@@ -158,22 +154,36 @@ pub(crate) async fn handle(
     let headers_at = Instant::now();
     drop(reserved);
     let (mut response, label) = match result {
-        Ok(resp) => respond(&shared, &config, &route, info, &method, resp, oauth),
+        Ok(resp) => respond(&shared, &config, &route, info, &method, resp, side.start.take()),
         Err(err) => {
-            if let Some(start) = oauth {
-                start.unanswered(&shared);
-            }
+            side.unanswered(&shared);
             return upstream_failure(&shared, provisional, info, &err, &method, &ids, read.batch);
         }
     };
-    if let Some((origin, path, token_sent)) = www {
-        let status = response.status().as_u16();
-        if super::oauth::www_authenticate(&config, response.headers_mut(), status, Some(&origin), &path, token_sent) {
-            shared.metrics.record_www_authenticate_added(&label);
-        }
-    }
+    side.www_authenticate(&shared, &config, response.status().as_u16(), response.headers_mut(), &label);
     shared.metrics.record_overhead(&label, (sent - body_read) + headers_at.elapsed());
     response
+}
+
+/// The request as it goes upstream: the upstream's URI, the forwarding headers, trace context.
+fn upstream_request(
+    shared: &Shared,
+    config: &Config,
+    connection: &Connection,
+    mut parts: http::request::Parts,
+    body: UpstreamBody,
+    messages: &[Message],
+    info: &mut RequestInfo,
+) -> Request<UpstreamBody> {
+    let uri = forward::upstream_uri(&shared.upstream, &parts.uri);
+    let (host, forwarded) = (shared.upstream_host.as_ref(), config.forwarded_headers.enabled);
+    let proto = if connection.tls { "https" } else { "http" };
+    forward::upstream_headers(&mut parts.headers, &parts.uri, host, &connection.forwarded_for, forwarded, proto);
+    super::trace::start(shared, &mut parts.headers, messages, info, config.otlp.propagate_upstream);
+    let mut upstream_req = Request::from_parts(parts, body);
+    *upstream_req.uri_mut() = uri;
+    *upstream_req.version_mut() = Version::HTTP_11;
+    upstream_req
 }
 
 /// Reads the request body an MCP route or an OAuth step needs; any other streams upstream as

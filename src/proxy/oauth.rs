@@ -28,6 +28,55 @@ pub(crate) enum Read {
     ClientGone(hyper::Error),
 }
 
+/// The OAuth side of one request: its journey step, if it is one, and for an MCP route the
+/// `WWW-Authenticate` the option may add to a 401 (origin, route path, whether a token was sent).
+pub(crate) struct Side {
+    pub start: Option<Start>,
+    www: Option<(String, String, bool)>,
+}
+
+impl Side {
+    pub(crate) fn new(
+        config: &Config,
+        mcp: bool,
+        parts: &http::request::Parts,
+        caller: &Caller,
+        peer: std::net::IpAddr,
+        tls: bool,
+    ) -> Self {
+        let start = (!mcp).then(|| Start::new(config, parts, caller, peer, tls)).flatten();
+        let www = (mcp && config.oauth.www_authenticate != WwwAuthenticate::Off)
+            .then(|| public_origin(config, &parts.headers, &parts.uri, peer, tls))
+            .flatten()
+            .map(|origin| {
+                (origin, parts.uri.path().to_string(), parts.headers.contains_key(http::header::AUTHORIZATION))
+            });
+        Self { start, www }
+    }
+
+    /// The upstream never answered (the tap answered 502 or 504).
+    pub(crate) fn unanswered(&mut self, shared: &Shared) {
+        if let Some(start) = self.start.take() {
+            shared.metrics.record_oauth_step(start.step(), Outcome::UpstreamUnavailable);
+        }
+    }
+
+    /// The answer's headers, on their way to the client: a 401 may get its `WWW-Authenticate`.
+    pub(crate) fn www_authenticate(
+        &self,
+        shared: &Shared,
+        config: &Config,
+        status: u16,
+        headers: &mut HeaderMap,
+        label: &str,
+    ) {
+        let Some((origin, path, token_sent)) = &self.www else { return };
+        if www_authenticate(config, headers, status, Some(origin), path, *token_sent) {
+            shared.metrics.record_www_authenticate_added(label);
+        }
+    }
+}
+
 /// An OAuth request on its way: what its headers and body said.
 pub(crate) struct Start {
     endpoint: Endpoint,
@@ -181,11 +230,6 @@ impl Start {
 
     pub(crate) fn step(&self) -> Step {
         self.endpoint.step(self.grant)
-    }
-
-    /// The upstream never answered (the tap answered 502 or 504).
-    pub(crate) fn unanswered(self, shared: &Shared) {
-        shared.metrics.record_oauth_step(self.step(), Outcome::UpstreamUnavailable);
     }
 
     /// The answer's headers arrived: watch its body on the way to the client.

@@ -1,4 +1,52 @@
 use super::*;
+use crate::oauth::{Outcome, Step};
+
+/// One event of each OAuth kind.
+fn oauth_events() -> [AuditEvent; 6] {
+    let (client, source) = (|| "Acme".to_string(), || "127.0.0.1".to_string());
+    [
+        AuditEvent::OauthRegistration(oauth::Registration {
+            outcome: Outcome::Ok,
+            client: client(),
+            client_id: Some("id-1".into()),
+            source: source(),
+        }),
+        AuditEvent::OauthConsent(oauth::Consent {
+            decision: "approved",
+            outcome: Outcome::Ok,
+            client: client(),
+            user: Some("user:default/alice".into()),
+            source: source(),
+        }),
+        AuditEvent::OauthTokenError(oauth::TokenError {
+            step: Step::TokenRefresh,
+            error: Outcome::InvalidGrant,
+            client: client(),
+            user: None,
+            refresh_token: Some("0123456789abcdef".into()),
+            source: source(),
+        }),
+        AuditEvent::OauthRevocation(oauth::Revocation {
+            outcome: Outcome::Ok,
+            client: client(),
+            user: None,
+            known: true,
+            source: source(),
+        }),
+        AuditEvent::RefreshTokenReplay(oauth::Replay {
+            client: client(),
+            user: None,
+            refresh_token: "0123456789abcdef".into(),
+            outcome: Outcome::InvalidGrant,
+            source: source(),
+        }),
+        AuditEvent::ResourceMismatch(oauth::Mismatch {
+            resource: "http://backstage:7007/api/mcp-actions/v1".into(),
+            dialled: "https://mcp.example.com/api/mcp-actions/v1".into(),
+            fix: "set backend.baseUrl".into(),
+        }),
+    ]
+}
 
 #[test]
 fn every_event_serializes_with_its_name() {
@@ -114,7 +162,8 @@ fn every_event_serializes_with_its_name() {
             span_id: None,
         }),
     ];
-    assert_eq!(events.len(), AuditEvent::NAMES.len(), "every kind of event is checked");
+    let events = events.into_iter().chain(oauth_events());
+    assert_eq!(events.clone().count(), AuditEvent::NAMES.len(), "every kind of event is checked");
     for e in events {
         let name = e.name();
         let v: serde_json::Value = serde_json::to_value(AuditLine::new(e)).unwrap();
