@@ -186,6 +186,17 @@ def auth():
             [(f"max by (mcp_route, client) (mcp_tap_client_tools_called{{{SEL}}}) / max by (mcp_route, client) (mcp_tap_client_tools_advertised{{{SEL}}} > 0)", "{{client}} on {{mcp_route}}")])
     b.panel("Header/body mismatches", "MCP 2026-07-28 requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body (audited as header_mismatch).", "ops",
             [(f"sum by (kind) (rate(mcp_tap_header_mismatch_total{{{SEL}}}[$__rate_interval]))", "{{kind}}")])
+    b.row("OAuth journey")
+    oa = "mcp_tap_oauth_requests_total"
+    b.panel("OAuth steps", "Requests of MCP clients' OAuth journey per second, by step (discovery, registration, consent, token by grant type, revocation) and outcome. Seen when the journey's paths go through the tap.", "reqps",
+            [(f"sum by (step, outcome) (rate({oa}{{{SEL}}}[$__rate_interval]))", "{{step}} {{outcome}}")])
+    b.panel("Where OAuth clients fail", "Failed journey steps per second, by step and the OAuth error the client received (invalid_grant, invalid_client, access_denied for a rejected consent, upstream_unavailable).", "reqps",
+            [(f'sum by (step, outcome) (rate({oa}{{{SEL}, outcome!="ok"}}[$__rate_interval]))', "{{step}} {{outcome}}")])
+    b.panel("Refreshes and re-authorizations by client", "Per OAuth client (the name the user consented to): token refreshes, and new sign-ins while the last refresh token was never used. Many re-authorizations and no refreshes: the client makes its users sign in every hour.", "short",
+            [(f"sum by (client) (increase(mcp_tap_oauth_refreshes_total{{{SEL}}}[$__rate_interval]))", "{{client}} refreshes"),
+             (f"sum by (client) (increase(mcp_tap_oauth_reauthorizations_total{{{SEL}}}[$__rate_interval]))", "{{client}} re-authorizations")])
+    b.panel("OAuth findings", "Replayed refresh tokens (refresh_token_replay) and protected-resource metadata naming another URL than clients dial (resource_mismatch), over the dashboard range.", "short",
+            [(f'sum by (kind) (increase(mcp_tap_findings_total{{{SEL}, kind=~"refresh_token_replay|resource_mismatch"}}[$__range]))', "{{kind}}")])
     b.row("Clients")
     b.panel("Operations by client and outcome", "MCP operations per second by client and outcome (ok, error, tool_error, denied).", "reqps",
             [(f"sum by (client, outcome) (rate(mcp_tap_client_operations_total{{{SEL}}}[$__rate_interval]))", "{{client}} {{outcome}}")])

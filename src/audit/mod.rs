@@ -111,6 +111,7 @@ impl Auditor {
         auditor.metrics.preinit_audit(&AuditEvent::NAMES);
         auditor.metrics.preinit_findings(&event::FINDINGS);
         auditor.metrics.preinit_user_tokens(&[CLIENT_UNKNOWN]);
+        auditor.metrics.preinit_oauth(CLIENT_UNKNOWN);
         auditor
     }
 

@@ -153,7 +153,6 @@ impl Metrics {
     }
 
     fn preinit_global(&self) {
-        self.oauth.preinit();
         for kind in DecodeErrorKind::ALL {
             self.decode_errors.with_label_values(&[kind.as_str()]);
         }

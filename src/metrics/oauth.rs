@@ -32,7 +32,7 @@ impl OAuthMetrics {
     }
 
     /// Zero series: every step's `ok`, and the failures the dashboards and alerts divide by.
-    pub(super) fn preinit(&self) {
+    pub(super) fn preinit(&self, unknown_client: &str) {
         for step in Step::ALL {
             for outcome in [Outcome::Ok, Outcome::InvalidGrant, Outcome::InvalidClient, Outcome::AccessDenied] {
                 self.requests.with_label_values(&[step.as_str(), outcome.as_str()]);
@@ -42,10 +42,18 @@ impl OAuthMetrics {
         for table in TABLES {
             self.forgotten.with_label_values(&[table]);
         }
+        // Clients are named as they arrive; `unknown` is there from the start.
+        self.refreshes.with_label_values(&[unknown_client]);
+        self.reauthorizations.with_label_values(&[unknown_client]);
     }
 }
 
 impl super::Metrics {
+    /// Zero series of the OAuth journey; `unknown_client` is the label of a client without a name.
+    pub(crate) fn preinit_oauth(&self, unknown_client: &str) {
+        self.oauth.preinit(unknown_client);
+    }
+
     pub(crate) fn record_oauth_step(&self, step: Step, outcome: Outcome) {
         self.oauth.requests.with_label_values(&[step.as_str(), outcome.as_str()]).inc();
     }
