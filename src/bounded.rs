@@ -1,6 +1,7 @@
 //! Text from clients kept bounded, by one rule: cut to at most a number of bytes, on a character
 //! boundary (bytes are what memory and log lines pay for). The limits are named here, and every
-//! place that keeps such text uses them.
+//! place that keeps such text uses them. Tables that remember clients take their capacity from
+//! a configured limit here too (`capacity`).
 
 /// A tool or prompt name in audit events and span names.
 pub(crate) const TOOL_NAME: usize = 128;
@@ -18,6 +19,11 @@ pub(crate) const URL: usize = 512;
 pub(crate) const MISMATCH_VALUE: usize = 64;
 /// The store's error text in a `store_lost` audit event.
 pub(crate) const STORE_ERROR: usize = 200;
+
+/// The capacity of a bounded table (an LRU cache) from a configured limit: at least one entry.
+pub(crate) fn capacity(limit: usize) -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::new(limit.max(1)).expect("non-zero")
+}
 
 /// `s` cut to at most `max` bytes, on a character boundary.
 pub(crate) fn cut(s: &str, max: usize) -> &str {

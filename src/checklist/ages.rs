@@ -3,7 +3,6 @@
 //! rotated; the older one is reported once.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use lru::LruCache;
@@ -54,11 +53,11 @@ fn key(fingerprint: &str) -> Option<u64> {
 
 impl Ages {
     pub(crate) fn new(cap: usize) -> Self {
-        Self { seen: LruCache::new(NonZeroUsize::new(cap.max(1)).expect("non-zero")) }
+        Self { seen: LruCache::new(crate::bounded::capacity(cap)) }
     }
 
     pub(crate) fn resize(&mut self, cap: usize) {
-        self.seen.resize(NonZeroUsize::new(cap.max(1)).expect("non-zero"));
+        self.seen.resize(crate::bounded::capacity(cap));
     }
 
     /// A token named `client` worked at `now`.

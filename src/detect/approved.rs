@@ -3,7 +3,6 @@
 //! audited again (once per `audit.unapproved_audit_interval`).
 
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ impl Approved {
     pub(crate) fn new(networks: Vec<ipnet::IpNet>, interval: Duration, remembered: usize) -> Self {
         Self {
             networks: ArcSwap::from_pointee((networks, interval)),
-            seen: Mutex::new(LruCache::new(NonZeroUsize::new(remembered.max(1)).expect("non-zero"))),
+            seen: Mutex::new(LruCache::new(crate::bounded::capacity(remembered))),
         }
     }
 

@@ -6,10 +6,11 @@
 //! naming another URL than the one clients dial is raised once per pair of URLs. Tokens are
 //! keyed fingerprints; every table is bounded, least recent forgotten first.
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use lru::LruCache;
+
+use crate::bounded::capacity;
 
 use crate::identity::Fingerprint;
 
@@ -61,10 +62,6 @@ pub(crate) struct Journey {
     forgotten: u64,
 }
 
-fn cap(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n.max(1)).expect("non-zero")
-}
-
 fn hash<T: std::hash::Hash>(value: T) -> u64 {
     use std::hash::BuildHasher;
     foldhash::quality::FixedState::with_seed(0x0a17).hash_one(value)
@@ -77,19 +74,19 @@ const MAX_MISMATCHES: usize = 64;
 impl Journey {
     pub(crate) fn new(max_tokens: usize) -> Self {
         Self {
-            tokens: LruCache::new(cap(max_tokens)),
-            latest: LruCache::new(cap(max_tokens)),
-            replayed: LruCache::new(cap(max_tokens)),
-            mismatches: LruCache::new(cap(MAX_MISMATCHES)),
+            tokens: LruCache::new(capacity(max_tokens)),
+            latest: LruCache::new(capacity(max_tokens)),
+            replayed: LruCache::new(capacity(max_tokens)),
+            mismatches: LruCache::new(capacity(MAX_MISMATCHES)),
             next_family: 1,
             forgotten: 0,
         }
     }
 
     pub(crate) fn set_cap(&mut self, max_tokens: usize) {
-        self.tokens.resize(cap(max_tokens));
-        self.latest.resize(cap(max_tokens));
-        self.replayed.resize(cap(max_tokens));
+        self.tokens.resize(capacity(max_tokens));
+        self.latest.resize(capacity(max_tokens));
+        self.replayed.resize(capacity(max_tokens));
     }
 
     fn remember(&mut self, token: Fingerprint, member: Member) {

@@ -2,8 +2,6 @@
 //! revoked token used again and a denial Backstage hides are findings, raised once per
 //! credential (and tool), so a client retrying them is one incident, not one per retry.
 
-use std::num::NonZeroUsize;
-
 use lru::LruCache;
 
 use crate::identity::Fingerprint;
@@ -15,7 +13,7 @@ pub(crate) struct Raised(LruCache<(Reason, Fingerprint, u64), ()>);
 
 impl Raised {
     pub(crate) fn new(cap: usize) -> Self {
-        Self(LruCache::new(NonZeroUsize::new(cap.max(1)).expect("non-zero")))
+        Self(LruCache::new(crate::bounded::capacity(cap)))
     }
 
     /// Whether a refusal for `reason` of `fp` (with `tool`) is a finding raised now (its kind),

@@ -20,7 +20,6 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
@@ -112,7 +111,7 @@ impl ClientNamer {
                 noted: Vec::new(),
                 sharing: false,
                 cap,
-                remembered: LruCache::new(NonZeroUsize::new(remembered.max(1)).expect("non-zero")),
+                remembered: LruCache::new(crate::bounded::capacity(remembered)),
             }),
             none: CLIENT_NONE.into(),
             unknown: CLIENT_UNKNOWN.into(),

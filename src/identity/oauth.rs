@@ -3,10 +3,11 @@
 //! access token the token endpoint issued is remembered with its client, keyed by the token's
 //! keyed fingerprint (never the token), so the requests that carry it are named by that client.
 
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
+
+use crate::bounded::capacity;
 
 use super::Fingerprint;
 
@@ -23,10 +24,6 @@ struct Inner {
 
 pub(crate) struct OAuthClients(Mutex<Inner>);
 
-fn cap(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n.max(1)).expect("non-zero")
-}
-
 fn client_key(client_id: &str) -> u64 {
     use std::hash::BuildHasher;
     foldhash::quality::FixedState::with_seed(0x0a07).hash_one(client_id)
@@ -35,9 +32,9 @@ fn client_key(client_id: &str) -> u64 {
 impl OAuthClients {
     pub(crate) fn new(max_clients: usize, max_tokens: usize) -> Self {
         Self(Mutex::new(Inner {
-            names: LruCache::new(cap(max_clients)),
-            tokens: LruCache::new(cap(max_tokens)),
-            sessions: LruCache::new(cap(max_clients)),
+            names: LruCache::new(capacity(max_clients)),
+            tokens: LruCache::new(capacity(max_tokens)),
+            sessions: LruCache::new(capacity(max_clients)),
             forgotten: [0; 2],
         }))
     }
@@ -94,8 +91,9 @@ impl OAuthClients {
 
     pub(crate) fn set_caps(&self, max_clients: usize, max_tokens: usize) {
         let mut inner = self.inner();
-        inner.names.resize(cap(max_clients));
-        inner.tokens.resize(cap(max_tokens));
+        inner.names.resize(capacity(max_clients));
+        inner.sessions.resize(capacity(max_clients));
+        inner.tokens.resize(capacity(max_tokens));
     }
 
     /// Clients and tokens forgotten since the last call.

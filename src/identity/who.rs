@@ -2,7 +2,6 @@
 //! reload), the fingerprint key, the client names, the upstream's keys for user tokens, and the
 //! tokens a reload retired.
 
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -49,7 +48,7 @@ impl Identities {
             names: naming::ClientNamer::new(config.clients.max_names, remembered),
             oauth: super::oauth::OAuthClients::new(config.oauth.max_clients, config.oauth.max_tokens),
             signing_keys: jwt::SigningKeys::default(),
-            retired: Mutex::new(LruCache::new(NonZeroUsize::new(remembered.max(1)).expect("non-zero"))),
+            retired: Mutex::new(LruCache::new(crate::bounded::capacity(remembered))),
             directory: ArcSwap::from_pointee(directory),
             fingerprinter,
         }

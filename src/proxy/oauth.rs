@@ -279,7 +279,7 @@ impl Watch {
             client_id: start.client_id,
             client_name: start.client_name,
             session: start.session,
-            user: start.user.filter(|_| start.name_users),
+            user: start.user,
             presented: start.presented,
             issued: None,
             resource: None,

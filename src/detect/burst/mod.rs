@@ -102,7 +102,7 @@ pub(crate) struct BurstDetector {
 
 impl BurstDetector {
     pub(crate) fn new(cfg: Bursts, lines_per_burst: usize, summary_interval: Duration) -> Self {
-        let cap = NonZeroUsize::new(cfg.max_tracked_keys.max(1)).expect("non-zero");
+        let cap = crate::bounded::capacity(cfg.max_tracked_keys);
         Self {
             cfg,
             lines_per_burst,
