@@ -27,21 +27,8 @@ fn events<'a>(lines: &'a [serde_json::Value], event: &str) -> Vec<&'a serde_json
 async fn otlp_sink() -> (String, Arc<Mutex<Vec<u8>>>) {
     let got: Arc<Mutex<Vec<u8>>> = Arc::default();
     let g = got.clone();
-    let addr = upstream(move |req: http::Request<hyper::body::Incoming>| {
-        let g = g.clone();
-        async move {
-            use http_body_util::BodyExt;
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            g.lock().unwrap().extend_from_slice(&body);
-            http::Response::builder()
-                .status(200)
-                .header("content-type", "application/x-protobuf")
-                .body(full(Vec::<u8>::new()))
-                .unwrap()
-        }
-    })
-    .await;
-    (format!("http://{addr}"), got)
+    let url = otlp_http_receiver(move |_, body| g.lock().unwrap().extend_from_slice(&body)).await;
+    (url, got)
 }
 
 /// The SDK's journeys: both complete, refresh on their own, and their MCP requests are named

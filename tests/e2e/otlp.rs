@@ -25,23 +25,12 @@ type Exports = Arc<Mutex<Vec<ExportMetricsServiceRequest>>>;
 async fn http_receiver() -> (String, Exports) {
     let got: Exports = Arc::default();
     let g = got.clone();
-    let addr = upstream(move |req: http::Request<hyper::body::Incoming>| {
-        let g = g.clone();
-        async move {
-            use http_body_util::BodyExt;
-            assert_eq!(req.uri().path(), "/v1/metrics");
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            g.lock().unwrap().push(ExportMetricsServiceRequest::decode(body).expect("OTLP protobuf"));
-            let reply = ExportMetricsServiceResponse::default().encode_to_vec();
-            http::Response::builder()
-                .status(200)
-                .header("content-type", "application/x-protobuf")
-                .body(full(reply))
-                .unwrap()
-        }
+    let url = otlp_http_receiver(move |path, body| {
+        assert_eq!(path, "/v1/metrics");
+        g.lock().unwrap().push(ExportMetricsServiceRequest::decode(body).expect("OTLP protobuf"));
     })
     .await;
-    (format!("http://{addr}"), got)
+    (url, got)
 }
 
 struct Grpc(Exports);

@@ -36,25 +36,14 @@ fn keep(records: &Records, export: ExportLogsServiceRequest) {
 async fn http_receiver() -> (String, Records) {
     let got: Records = Arc::default();
     let g = got.clone();
-    let addr = upstream(move |req: http::Request<hyper::body::Incoming>| {
-        let g = g.clone();
-        async move {
-            use http_body_util::BodyExt;
-            let path = req.uri().path().to_string();
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            if path == "/v1/logs" {
-                keep(&g, ExportLogsServiceRequest::decode(body).expect("OTLP logs protobuf"));
-            }
-            // Metrics and traces are answered and not kept.
-            http::Response::builder()
-                .status(200)
-                .header("content-type", "application/x-protobuf")
-                .body(full(Vec::<u8>::new()))
-                .unwrap()
+    // Metrics and traces are answered and not kept.
+    let url = otlp_http_receiver(move |path, body| {
+        if path == "/v1/logs" {
+            keep(&g, ExportLogsServiceRequest::decode(body).expect("OTLP logs protobuf"));
         }
     })
     .await;
-    (format!("http://{addr}"), got)
+    (url, got)
 }
 
 struct Grpc(Records);

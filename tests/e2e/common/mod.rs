@@ -257,6 +257,25 @@ where
     addr
 }
 
+/// An OTLP/HTTP receiver: every export's path and body go to `keep`, each answered 200 with an
+/// empty protobuf (an export response with nothing rejected). Its endpoint URL.
+pub async fn otlp_http_receiver(keep: impl Fn(&str, Bytes) + Clone + Send + Sync + 'static) -> String {
+    let addr = upstream(move |req: http::Request<hyper::body::Incoming>| {
+        let keep = keep.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            keep(&path, req.into_body().collect().await.unwrap().to_bytes());
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "application/x-protobuf")
+                .body(full(Vec::<u8>::new()))
+                .unwrap()
+        }
+    })
+    .await;
+    format!("http://{addr}")
+}
+
 pub fn sse_response(body: TestBody) -> http::Response<TestBody> {
     http::Response::builder().status(200).header("content-type", "text/event-stream").body(body).unwrap()
 }
