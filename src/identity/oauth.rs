@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
-use crate::bounded::capacity;
+use crate::bounded::{capacity, cut, CLIENT_NAME};
 
 use super::Fingerprint;
 
@@ -57,7 +57,7 @@ impl OAuthClients {
     /// of its metadata document's URL, else nothing.
     pub(crate) fn name_of(&self, client_id: &str) -> Option<Arc<str>> {
         let known = self.inner().names.get(&client_key(client_id)).cloned();
-        known.or_else(|| crate::oauth::name_from_client_id(client_id).map(Arc::from))
+        known.or_else(|| crate::oauth::name_from_client_id(client_id).map(|host| cut(host, CLIENT_NAME).into()))
     }
 
     /// A consent session (hashed id) was opened for `client_id`.

@@ -91,22 +91,24 @@ fn find<'a>(lines: &'a [serde_json::Value], reason: &str) -> &'a serde_json::Val
 }
 
 /// The real binary with debug logs, started with `config` (its tokens imported from the test
-/// Backstage's app-config), and the lines it logged up to its start.
-struct Binary {
+/// Backstage's app-config; its audit also to `audit.syslog` when set), and the lines it logged
+/// up to its start.
+pub(crate) struct Binary {
     child: std::process::Child,
     logs: Vec<String>,
     log_rx: std::sync::mpsc::Receiver<String>,
-    proxy: String,
-    admin: String,
+    pub(crate) proxy: String,
+    pub(crate) admin: String,
 }
 
 impl Binary {
-    fn start(config: &mcp_tap::config::Config, upstream: &str) -> Self {
+    pub(crate) fn start(config: &mcp_tap::config::Config, upstream: &str) -> Self {
         let config_file = std::path::Path::new(&config.audit.output).with_extension("yaml");
+        let syslog = config.audit.syslog.as_ref().map(|url| format!("  syslog: {url}\n")).unwrap_or_default();
         std::fs::write(
             &config_file,
             format!(
-                "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nshutdown_drain_delay: 0s\nupstream:\n  url: {upstream}\naudit:\n  output: {}\n  fingerprint_key_file: {}\nclients:\n  backstage_app_config: [{}]\nlog:\n  format: json\n  level: debug\nchecklist:\n  state_dir: {}\n",
+                "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nshutdown_drain_delay: 0s\nupstream:\n  url: {upstream}\naudit:\n  output: {}\n  fingerprint_key_file: {}\n{syslog}clients:\n  backstage_app_config: [{}]\nlog:\n  format: json\n  level: debug\nchecklist:\n  state_dir: {}\n",
                 config.audit.output,
                 config.audit.fingerprint_key_file.as_ref().unwrap().display(),
                 repo().join("tests/backstage/app-config.yaml").display(),
@@ -146,7 +148,7 @@ impl Binary {
     }
 
     /// Stops it with SIGTERM (every log and audit line flushed); returns its logs and stdout.
-    fn stop(mut self) -> (String, String) {
+    pub(crate) fn stop(mut self) -> (String, String) {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert_eq!(self.child.wait().unwrap().code(), Some(0));
         let mut stdout = String::new();

@@ -5,6 +5,7 @@
 //! revoked refresh token, a client that signs in again instead of refreshing); a second tap
 //! whose origin is not Backstage's `backend.baseUrl`; and no secret in any output.
 
+use crate::auth_audit::{audit_config, Binary};
 use crate::common;
 use crate::securing::Pki;
 
@@ -161,6 +162,59 @@ async fn another_origin(backstage: u16) {
     tap.stop().await;
 }
 
+/// Where the binary's outputs go and what it wrote: its logs, audit trail, metrics and the
+/// messages rsyslog received.
+struct Outputs {
+    logs: String,
+    audit: String,
+    metrics: String,
+    syslog: String,
+}
+
+/// The real binary (debug logs, its audit also to a real rsyslogd over TCP) in front of the same
+/// Backstage: the scripted client's journey through it, with a replay and a revocation.
+async fn through_the_binary(backstage: u16, pki: &Pki, guest: &str, client: &mut Scripted) -> Outputs {
+    let (cert, key) = (pki.dir.join("cert.pem"), pki.dir.join("key.pem"));
+    let (udp, tls, dir) = (free_port(), free_port(), pki.dir.clone());
+    let rsyslog = spawn_peer("rsyslogd", |port| rsyslog_command(port, udp, tls, &dir, &cert, &key)).await;
+    let upstream = format!("http://127.0.0.1:{backstage}");
+    let mut config = audit_config(&upstream);
+    config.audit.syslog = Some(format!("tcp://127.0.0.1:{}", rsyslog.port));
+    let binary = Binary::start(&config, &upstream);
+    let origin = std::mem::replace(&mut client.origin, format!("http://{}", binary.proxy));
+    let (id, secret) = client.register("Binary Agent").await;
+    let (verifier, challenge) = pkce("binary");
+    let code = client.consent(&id, &challenge, guest, true).await.unwrap();
+    let (_, issued) = client.exchange(&id, &code, &verifier).await;
+    let first = issued["refresh_token"].as_str().unwrap().to_string();
+    let second = client.refresh(&id, &first).await.1["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(client.refresh(&id, &first).await.0, 400);
+    assert_eq!(client.revoke((&id, &secret), &second).await, 200);
+    let auth = format!("Bearer {}", issued["access_token"].as_str().unwrap());
+    assert_eq!(
+        post_mcp(&format!("http://{}/api/mcp-actions/v1", binary.proxy), &[("authorization", &auth)], LIST).await.0,
+        200
+    );
+    client.origin = origin;
+    let metrics = String::from_utf8(get(&format!("http://{}/metrics", binary.admin)).await.2.to_vec()).unwrap();
+    assert_eq!(metric(&metrics, "mcp_tap_findings_total", &[("kind", "refresh_token_replay")]), 1.0);
+    let (logs, _) = binary.stop();
+    let audit = std::fs::read_to_string(&config.audit.output).unwrap();
+    let received = pki.dir.join("received.log");
+    let syslog = eventually(Duration::from_secs(10), "every audit line at rsyslog", || async {
+        let got = std::fs::read_to_string(&received).unwrap_or_default();
+        let lines = audit.lines().count();
+        if got.lines().count() >= lines {
+            Ok(got)
+        } else {
+            Err(format!("{} of {lines}", got.lines().count()))
+        }
+    })
+    .await;
+    assert!(syslog.contains("refresh_token_replay") && syslog.contains("oauth_revocation"), "{syslog}");
+    Outputs { logs, audit, metrics, syslog }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oauth_journey_through_the_tap_is_seen_step_by_step_and_leaks_nothing() {
     let pki = Pki::new("cimd");
@@ -183,14 +237,25 @@ async fn the_oauth_journey_through_the_tap_is_seen_step_by_step_and_leaks_nothin
     failure_paths(&tap, &mut client, &guest).await;
     failure_paths_are_told_apart(&tap, &config).await;
     another_origin(backstage.port).await;
+    let binary = through_the_binary(backstage.port, &pki, &guest, &mut client).await;
     let metrics = tap.metrics().await;
     tap.stop().await;
     secrets.extend(client.secrets);
+    secrets.push(guest);
     assert!(secrets.len() >= 20, "the clients handled tokens, codes, verifiers, secrets and states");
     let audit = std::fs::read_to_string(&config.audit.output).unwrap();
     let exported = Bytes::from(exported.lock().unwrap().clone());
+    let outputs = [
+        ("audit", audit.as_bytes()),
+        ("metrics", metrics.as_bytes()),
+        ("OTLP", &exported[..]),
+        ("binary's logs", binary.logs.as_bytes()),
+        ("binary's audit", binary.audit.as_bytes()),
+        ("binary's metrics", binary.metrics.as_bytes()),
+        ("syslog", binary.syslog.as_bytes()),
+    ];
     for (i, secret) in secrets.iter().enumerate() {
-        for (what, output) in [("audit", audit.as_bytes()), ("metrics", metrics.as_bytes()), ("OTLP", &exported[..])] {
+        for (what, output) in outputs {
             assert!(!output.windows(secret.len()).any(|w| w == secret.as_bytes()), "secret #{i} in the {what}");
         }
     }
