@@ -51,6 +51,11 @@ pub struct Snapshot {
     /// `mcp_tap_config_last_reload_successful`, and reloads by result.
     pub reload_ok: Option<bool>,
     pub reloads: BTreeMap<String, f64>,
+    /// Requests of the OAuth journey by (step, outcome).
+    pub oauth_steps: BTreeMap<(String, String), f64>,
+    /// OAuth clients' refreshes and re-authorizations, by client.
+    pub oauth_refreshes: BTreeMap<String, f64>,
+    pub oauth_reauthorizations: BTreeMap<String, f64>,
 }
 
 fn label<'a>(m: &'a prometheus::proto::Metric, name: &str) -> &'a str {
@@ -73,6 +78,23 @@ fn by_label(family: &MetricFamily, name: &str) -> BTreeMap<String, f64> {
     out
 }
 
+/// Sums a family's values by a pair of labels.
+fn by_labels(family: &MetricFamily, first: &str, second: &str) -> BTreeMap<(String, String), f64> {
+    let mut out = BTreeMap::new();
+    for m in family.get_metric() {
+        let key = (label(m, first).to_string(), label(m, second).to_string());
+        *out.entry(key).or_default() += value(family, m);
+    }
+    out
+}
+
+/// Each counter of `now` with its total and its increase since `base`.
+fn changes<K: Ord + Clone>(now: &BTreeMap<K, f64>, base: Option<&BTreeMap<K, f64>>) -> Vec<(K, f64, f64)> {
+    now.iter()
+        .map(|(k, total)| (k.clone(), *total, total - base.and_then(|b| b.get(k)).copied().unwrap_or(0.0)))
+        .collect()
+}
+
 impl Snapshot {
     pub fn from_families(families: &[MetricFamily], at: Instant) -> Self {
         let mut s = Snapshot {
@@ -86,16 +108,22 @@ impl Snapshot {
             connections_open: 0.0,
             reload_ok: None,
             reloads: BTreeMap::new(),
+            oauth_steps: BTreeMap::new(),
+            oauth_refreshes: BTreeMap::new(),
+            oauth_reauthorizations: BTreeMap::new(),
         };
         for f in families {
             let name = f.name();
             if name == c::OPERATION_DURATION.name {
                 s.add_operations(f);
             } else if name == c::AUTH_FAILURES.name {
-                for m in f.get_metric() {
-                    let key = (label(m, "reason").to_string(), label(m, "client").to_string());
-                    *s.auth_failures.entry(key).or_default() += value(f, m);
-                }
+                s.auth_failures = by_labels(f, "reason", "client");
+            } else if name == c::OAUTH_REQUESTS.name {
+                s.oauth_steps = by_labels(f, "step", "outcome");
+            } else if name == c::OAUTH_REFRESHES.name {
+                s.oauth_refreshes = by_label(f, "client");
+            } else if name == c::OAUTH_REAUTHORIZATIONS.name {
+                s.oauth_reauthorizations = by_label(f, "client");
             } else if name == c::BURST_ACTIVE.name {
                 s.bursts_active = by_label(f, "scope");
             } else if name == c::BURSTS.name {
@@ -169,6 +197,8 @@ pub struct View {
     pub operations: Vec<OpRow>,
     /// Auth failures by (reason, client): total now, and in the window.
     pub auth: Vec<((String, String), f64, f64)>,
+    /// OAuth journey requests by (step, outcome): total now, and in the window.
+    pub oauth: Vec<((String, String), f64, f64)>,
 }
 
 /// Snapshots of the last `WINDOW`, oldest first.
@@ -231,14 +261,9 @@ fn view(now: Snapshot, base: Option<&Snapshot>) -> View {
             }
         })
         .collect();
-    let auth = now
-        .auth_failures
-        .iter()
-        .map(|(k, total)| {
-            (k.clone(), *total, total - base.and_then(|b| b.auth_failures.get(k)).copied().unwrap_or(0.0))
-        })
-        .collect();
-    View { now, window, operations, auth }
+    let auth = changes(&now.auth_failures, base.map(|b| &b.auth_failures));
+    let oauth = changes(&now.oauth_steps, base.map(|b| &b.oauth_steps));
+    View { now, window, operations, auth, oauth }
 }
 
 /// The q-quantile of cumulative buckets, interpolated within a bucket as Prometheus's

@@ -82,24 +82,55 @@ fn operations(out: &mut String, rows: &[OpRow]) {
     out.push_str("</table>");
 }
 
-fn auth(out: &mut String, view: &View) {
-    out.push_str(
-        "<h2>Auth failures</h2><table><tr><th>reason</th><th>client</th><th>total</th><th>in window</th></tr>",
+/// Counters by a pair of labels, with their increase over the window; rows that are still 0 are
+/// left out. Cells carry `data-key` `{prefix}|{first}|{second}`.
+fn pairs(
+    out: &mut String,
+    title: &str,
+    (first, second): (&str, &str),
+    prefix: &str,
+    rows: &[((String, String), f64, f64)],
+) {
+    let _ = write!(
+        out,
+        "<h2>{title}</h2><table><tr><th>{first}</th><th>{second}</th><th>total</th><th>in window</th></tr>"
     );
     let mut any = false;
-    for ((reason, client), total, recent) in view.auth.iter().filter(|(_, total, _)| *total > 0.0) {
+    for ((a, b), total, recent) in rows.iter().filter(|(_, total, _)| *total > 0.0) {
         any = true;
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td>{}<td class=\"n\">{}</td></tr>",
-            escape(reason),
-            escape(client),
-            cell(&format!("auth|{reason}|{client}"), &count(*total)),
+            escape(a),
+            escape(b),
+            cell(&format!("{prefix}|{a}|{b}"), &count(*total)),
             count(*recent),
         );
     }
     if !any {
         out.push_str("<tr><td colspan=\"4\" class=\"muted\">none</td></tr>");
+    }
+    out.push_str("</table>");
+}
+
+/// OAuth clients: refreshes next to re-authorizations (users signing in again), by client.
+fn oauth_clients(out: &mut String, view: &View) {
+    let (refreshes, again) = (&view.now.oauth_refreshes, &view.now.oauth_reauthorizations);
+    let clients: std::collections::BTreeSet<&String> =
+        refreshes.iter().chain(again).filter(|(_, v)| **v > 0.0).map(|(k, _)| k).collect();
+    if clients.is_empty() {
+        return;
+    }
+    out.push_str("<h2>OAuth clients</h2><table><tr><th>client</th><th>refreshes</th><th>re-authorizations</th></tr>");
+    for client in clients {
+        let (r, a) = (refreshes.get(client).copied().unwrap_or(0.0), again.get(client).copied().unwrap_or(0.0));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td>{}{}</tr>",
+            escape(client),
+            cell(&format!("oauth-refreshes|{client}"), &count(r)),
+            cell(&format!("oauth-reauthorizations|{client}"), &count(a)),
+        );
     }
     out.push_str("</table>");
 }
@@ -152,7 +183,9 @@ pub(crate) fn render(view: &View, upstream: &Upstream<'_>, version: &str) -> Str
         view.window,
     );
     operations(&mut out, &view.operations);
-    auth(&mut out, view);
+    pairs(&mut out, "Auth failures", ("reason", "client"), "auth", &view.auth);
+    pairs(&mut out, "OAuth journey", ("step", "outcome"), "oauth", &view.oauth);
+    oauth_clients(&mut out, view);
     out.push_str("<div class=\"grid\">");
     gauges(&mut out, "Active bursts", "scope", "burst", &now.bursts_active);
     gauges(&mut out, "Sessions", "route", "sessions", &now.sessions_active);

@@ -68,3 +68,25 @@ async fn the_view_shows_totals_now_and_rates_over_the_window() {
 fn label_values_are_escaped_on_the_page() {
     assert_eq!(page::escape("<img src=x onerror=alert(1)>&\""), "&lt;img src=x onerror=alert(1)&gt;&amp;&quot;");
 }
+
+#[test]
+fn the_oauth_journey_has_its_section_and_clients_their_refreshes() {
+    use crate::oauth::{Outcome, Step};
+    let metrics = Metrics::new(vec![1.0]);
+    metrics.preinit_oauth("unknown");
+    let empty = History::default().view(Snapshot::from_families(&metrics.registry().gather(), Instant::now()));
+    let page = page::render(&empty, &page::Upstream { url: "http://up", not_ready: None }, "1.0");
+    assert!(page.contains("<h2>OAuth journey</h2>") && !page.contains("<h2>OAuth clients</h2>"), "zero rows stay out");
+    for _ in 0..3 {
+        metrics.record_oauth_step(Step::TokenRefresh, Outcome::Ok);
+    }
+    metrics.record_oauth_step(Step::TokenRefresh, Outcome::InvalidGrant);
+    metrics.record_oauth_refresh("Acme <Agent>");
+    metrics.record_oauth_reauthorization("Forgetful");
+    let view = History::default().view(Snapshot::from_families(&metrics.registry().gather(), Instant::now()));
+    let page = page::render(&view, &page::Upstream { url: "http://up", not_ready: None }, "1.0");
+    assert!(page.contains("data-key=\"oauth|token_refresh_token|ok\">3<"), "{page}");
+    assert!(page.contains("data-key=\"oauth|token_refresh_token|invalid_grant\">1<"));
+    assert!(page.contains("data-key=\"oauth-refreshes|Acme &lt;Agent&gt;\">1<"));
+    assert!(page.contains("data-key=\"oauth-reauthorizations|Forgetful\">1<"));
+}

@@ -58,6 +58,10 @@ async fn sdk_journeys(tap: &Tap, cimd: &str, secrets: &mut Vec<String>) {
     }
     assert_eq!(metric(&m, "mcp_tap_findings_total", &[]), 0.0, "a healthy journey raises nothing");
     assert_eq!(metric(&m, "mcp_tap_oauth_reauthorizations_total", &[]), 0.0);
+    // The status page shows the journey and the clients' refreshes, as /metrics counts them.
+    let page = String::from_utf8(get(&format!("http://{}/", tap.admin)).await.2.to_vec()).unwrap();
+    assert!(page.contains("data-key=\"oauth|token_refresh_token|ok\">2<"), "{page}");
+    assert!(page.contains("data-key=\"oauth-refreshes|Acme Document Agent\">1<"));
 }
 
 /// The opt-in header: a tokenless 401 names the metadata, and that URL answers through the tap.
