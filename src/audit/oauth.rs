@@ -111,8 +111,9 @@ impl Auditor {
     fn token(&self, o: &Observed, client: &Arc<str>, source: String) {
         let presented = match (o.step, o.presented) {
             (Step::TokenRefresh, Some(fp)) => {
-                let new = o.issued.as_ref().and_then(|i| i.refresh);
-                self.detect.oauth.lock().expect("oauth lock").refreshed(fp, new.filter(|_| o.outcome == Outcome::Ok))
+                let new = o.issued.as_ref().and_then(|i| i.refresh).filter(|_| o.outcome == Outcome::Ok);
+                let label = self.who.names.admit(client).label;
+                self.detect.oauth.lock().expect("oauth lock").refreshed(fp, new, &label)
             }
             _ => Presented::Unknown,
         };
@@ -155,13 +156,23 @@ impl Auditor {
     fn replay(&self, o: &Observed, family: &Family, source: String) {
         let fp = o.presented.map(|fp| fp.to_string()).unwrap_or_default();
         tracing::warn!(client = %family.client, refresh_token = %fp, "a rotated refresh token was presented again");
-        self.write(AuditEvent::RefreshTokenReplay(line::Replay {
+        let event = AuditEvent::RefreshTokenReplay(line::Replay {
             client: family.client.to_string(),
             user: user_ref(family.user.as_deref(), o.name_users),
             refresh_token: fp,
             outcome: o.outcome,
             source,
-        }));
+        });
+        self.raise(family.id, event);
+    }
+
+    /// A finding about `key` (a token family, a pair of URLs): once per cluster in cluster mode
+    /// (the cluster claims it, or hands it back), else written now.
+    fn raise(&self, key: Fingerprint, event: AuditEvent) {
+        match &self.shared {
+            Some(outbox) => outbox.finding(key, event),
+            None => self.findings_decided(vec![event]),
+        }
     }
 
     fn revocation(&self, o: &Observed, client: &Arc<str>, source: String) {
@@ -187,14 +198,58 @@ impl Auditor {
             return;
         }
         tracing::warn!(%resource, %dialled, "the protected-resource metadata names another URL than clients dial");
-        self.write(AuditEvent::ResourceMismatch(line::Mismatch {
-            resource: resource.to_string(),
-            dialled: dialled.to_string(),
-            fix: format!(
-                "set Backstage's backend.baseUrl to the origin clients dial ({}): clients refuse a resource \
+        let key = self.who.fingerprinter.fingerprint(&format!("{resource}\n{dialled}"));
+        self.raise(
+            key,
+            AuditEvent::ResourceMismatch(line::Mismatch {
+                resource: resource.to_string(),
+                dialled: dialled.to_string(),
+                fix: format!(
+                    "set Backstage's backend.baseUrl to the origin clients dial ({}): clients refuse a resource \
                  that is not the URL they connect to",
-                origin(dialled)
-            ),
-        }));
+                    origin(dialled)
+                ),
+            }),
+        );
     }
+}
+
+/// Cluster mode: the journey's state every replica needs (`cluster` exchanges it with the store).
+impl Auditor {
+    /// Note what changes from now on for the other replicas.
+    pub(crate) fn share_oauth(&self) {
+        self.who.oauth.share();
+        self.detect.oauth.lock().expect("oauth lock").share();
+    }
+
+    /// Tokens issued here (access token → client) and refresh tokens whose state changed
+    /// (fingerprint → the family's state as text), since the last call.
+    pub(crate) fn oauth_for_cluster(&self) -> OAuthChanges {
+        let families = self.detect.oauth.lock().expect("oauth lock").for_cluster();
+        OAuthChanges { issued: self.who.oauth.for_cluster(), families }
+    }
+
+    /// Changes the store did not take, for the next exchange.
+    pub(crate) fn oauth_put_back(&self, changes: OAuthChanges) {
+        self.who.oauth.put_back(changes.issued);
+        self.detect.oauth.lock().expect("oauth lock").put_back(changes.families);
+    }
+
+    /// Other replicas' changes: their clients admitted under this replica's cap.
+    pub(crate) fn oauth_from_cluster(&self, changes: OAuthChanges) {
+        for (access, client) in changes.issued {
+            self.who.oauth.adopt(access, self.who.names.admit(&client).label);
+        }
+        let mut journey = self.detect.oauth.lock().expect("oauth lock");
+        for (token, text) in changes.families {
+            journey.adopt(token, &text);
+        }
+    }
+}
+
+/// What one replica tells the others about the OAuth journey.
+#[derive(Default)]
+pub(crate) struct OAuthChanges {
+    pub issued: Vec<(Fingerprint, Arc<str>)>,
+    pub families: Vec<(Fingerprint, String)>,
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 mod exchange;
 mod keys;
 mod labels;
+mod oauth;
 mod orphans;
 mod privileges;
 mod sessions;
@@ -75,6 +76,8 @@ struct Store {
     ticks: u64,
     link: Link,
     bursts: Claimed,
+    /// The id of the last OAuth stream entry read (empty: none yet).
+    oauth_read: String,
 }
 
 /// The connection to the store, and whether it is up: the one place the tap knows it.
@@ -209,6 +212,7 @@ impl Store {
         pending.findings.clear();
         self.auditor.findings_decided(findings);
         within(tokio::time::timeout(timeout, self.exchange_names(conn, config)).await)?;
+        within(tokio::time::timeout(timeout, self.exchange_oauth(conn, config)).await)?;
         let read_remembered = self.ticks % 4 == 1;
         within(tokio::time::timeout(timeout, self.exchange_labels(conn, config, read_remembered)).await)?;
         if self.ticks % 2 == 1 {
@@ -291,6 +295,7 @@ pub(crate) async fn run(
 ) {
     sessions.share();
     auditor.who.names.share();
+    auditor.share_oauth();
     let mut random = [0u8; 6];
     let _ = getrandom::fill(&mut random);
     let replica: String = random.iter().map(|b| format!("{b:02x}")).collect();
@@ -307,6 +312,7 @@ pub(crate) async fn run(
         ticks: 0,
         link: Link { conn: None, up: None, down_since: None, retry_at: Instant::now(), backoff: FIRST_BACKOFF },
         bursts: Claimed::default(),
+        oauth_read: String::new(),
     };
     loop {
         let interval = (store.config)().cluster.sync_interval;

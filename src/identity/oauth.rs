@@ -11,6 +11,27 @@ use crate::bounded::{capacity, cut, CLIENT_NAME};
 
 use super::Fingerprint;
 
+/// Issued tokens travel between replicas by fingerprint, in full.
+impl Fingerprint {
+    /// All of it in hex, for the cluster store (which must tell any two apart).
+    pub(crate) fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The fingerprint `hex` wrote.
+    pub(crate) fn from_hex(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
 struct Inner {
     /// The name of each `client_id` (hashed), as registered or shown at consent.
     names: LruCache<u64, Arc<str>>,
@@ -20,6 +41,21 @@ struct Inner {
     sessions: LruCache<u64, Arc<str>>,
     /// Entries forgotten to stay within the caps since the last `take_forgotten`: clients, tokens.
     forgotten: [u64; 2],
+    /// Cluster mode: tokens issued here since the last exchange, for the other replicas (bounded).
+    noted: Option<Vec<(Fingerprint, Arc<str>)>>,
+}
+
+/// Issued tokens noted between two exchanges, at most.
+const MAX_NOTED: usize = 1_000;
+
+impl Inner {
+    fn remember(&mut self, access: Fingerprint, client: Arc<str>) {
+        if let Some((old, _)) = self.tokens.push(access, client) {
+            if old != access {
+                self.forgotten[1] += 1;
+            }
+        }
+    }
 }
 
 pub(crate) struct OAuthClients(Mutex<Inner>);
@@ -36,6 +72,7 @@ impl OAuthClients {
             tokens: LruCache::new(capacity(max_tokens)),
             sessions: LruCache::new(capacity(max_clients)),
             forgotten: [0; 2],
+            noted: None,
         }))
     }
 
@@ -73,11 +110,10 @@ impl OAuthClients {
     /// An access token was issued to the client labelled `client`.
     pub(crate) fn issued(&self, access: Fingerprint, client: Arc<str>) {
         let mut inner = self.inner();
-        if let Some((old, _)) = inner.tokens.push(access, client) {
-            if old != access {
-                inner.forgotten[1] += 1;
-            }
+        if let Some(noted) = inner.noted.as_mut().filter(|n| n.len() < MAX_NOTED) {
+            noted.push((access, client.clone()));
         }
+        inner.remember(access, client);
     }
 
     /// The client an access token was issued to, if the tap saw it issued.
@@ -94,6 +130,30 @@ impl OAuthClients {
         inner.names.resize(capacity(max_clients));
         inner.sessions.resize(capacity(max_clients));
         inner.tokens.resize(capacity(max_tokens));
+    }
+
+    /// Cluster mode is on: note issued tokens for the other replicas.
+    pub(crate) fn share(&self) {
+        self.inner().noted.get_or_insert_with(Vec::new);
+    }
+
+    /// Tokens issued here since the last call (`put_back` when the store did not take them).
+    pub(crate) fn for_cluster(&self) -> Vec<(Fingerprint, Arc<str>)> {
+        self.inner().noted.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    pub(crate) fn put_back(&self, issued: Vec<(Fingerprint, Arc<str>)>) {
+        let mut inner = self.inner();
+        if let Some(noted) = inner.noted.as_mut() {
+            let room = MAX_NOTED.saturating_sub(noted.len());
+            noted.splice(0..0, issued.into_iter().take(room));
+        }
+    }
+
+    /// A token another replica saw issued to `client` (a label already admitted there; admitted
+    /// here by the caller).
+    pub(crate) fn adopt(&self, access: Fingerprint, client: Arc<str>) {
+        self.inner().remember(access, client);
     }
 
     /// Clients and tokens forgotten since the last call.
@@ -126,5 +186,8 @@ mod tests {
         clients.learn("id-3", "C");
         assert_eq!(clients.take_forgotten(), [1, 1]);
         assert_eq!(clients.take_forgotten(), [0, 0]);
+        let a1 = fp.fingerprint("a1");
+        assert_eq!(Fingerprint::from_hex(&a1.hex()), Some(a1));
+        assert_eq!(Fingerprint::from_hex("zz"), None);
     }
 }

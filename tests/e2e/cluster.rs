@@ -42,7 +42,7 @@ async fn balancer(backends: &[std::net::SocketAddr], dir: &std::path::Path) -> P
     .await
 }
 
-fn cluster_config(upstream: &str, store_port: u16, name: &str) -> mcp_tap::config::Config {
+pub(crate) fn cluster_config(upstream: &str, store_port: u16, name: &str) -> mcp_tap::config::Config {
     let mut c = test_config(upstream);
     c.cluster.store_url = Some(format!("redis://127.0.0.1:{store_port}/0"));
     c.cluster.password_env = Some("TEST_STORE_PASSWORD".into());

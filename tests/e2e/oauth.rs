@@ -6,6 +6,7 @@
 //! whose origin is not Backstage's `backend.baseUrl`; and no secret in any output.
 
 use crate::auth_audit::{audit_config, Binary};
+use crate::cluster::{cluster_config, lines_of};
 use crate::common;
 use crate::securing::Pki;
 
@@ -166,6 +167,62 @@ async fn another_origin(backstage: u16) {
     tap.stop().await;
 }
 
+/// Two replicas sharing a redis-server: the code exchanged on one, the refresh on the other,
+/// the rotated token replayed on both. One family, one `refresh_token_replay` in the cluster;
+/// the access token issued on one replica is named by its client on the other.
+async fn across_two_replicas(backstage: u16, client: &mut Scripted, guest: &str) {
+    let dir = std::env::temp_dir().join(format!("mcp-tap-oauth-store-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = redis_server(&dir).await;
+    let upstream = format!("http://127.0.0.1:{backstage}");
+    let configs = [cluster_config(&upstream, store.port, "oauth"), cluster_config(&upstream, store.port, "oauth")];
+    let (a, b) = (Tap::start(configs[0].clone()).await, Tap::start(configs[1].clone()).await);
+    let origin = std::mem::replace(&mut client.origin, format!("http://{}", a.proxy));
+    let (id, _) = client.register("Cluster Agent").await;
+    let (verifier, challenge) = pkce("cluster");
+    let code = client.consent(&id, &challenge, guest, true).await.unwrap();
+    let (_, issued) = client.exchange(&id, &code, &verifier).await;
+    let auth = format!("Bearer {}", issued["access_token"].as_str().unwrap());
+    let named = [("client", "Cluster Agent"), ("mcp_method_name", "tools/list")];
+    eventually(Duration::from_secs(10), "replica b names the token a saw issued", || async {
+        assert_eq!(post_mcp(&b.url("/api/mcp-actions/v1"), &[("authorization", &auth)], LIST).await.0, 200);
+        let m = b.metrics().await;
+        if metric(&m, "mcp_tap_client_operations_total", &named) > 0.0 {
+            Ok(())
+        } else {
+            Err(m)
+        }
+    })
+    .await;
+    let first = issued["refresh_token"].as_str().unwrap().to_string();
+    client.origin = format!("http://{}", b.proxy);
+    assert_eq!(client.refresh(&id, &first).await.0, 200, "refreshed on the other replica");
+    // Replayed on a, until a has learned of the rotation on b; then on b too.
+    let replay: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("grant_type", "refresh_token"), ("refresh_token", first.as_str()), ("client_id", id.as_str())])
+        .finish();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let token_on_a = format!("http://{}/api/auth/v1/token", a.proxy);
+    let replays = eventually(Duration::from_secs(10), "the replay seen on a", || async {
+        assert_eq!(request("POST", &token_on_a, &form, replay.clone()).await.0, 400);
+        let found = lines_of(&configs, "refresh_token_replay");
+        if found.is_empty() {
+            Err("not yet".to_string())
+        } else {
+            Ok(found)
+        }
+    })
+    .await;
+    client.origin = format!("http://{}", b.proxy);
+    assert_eq!(client.refresh(&id, &first).await.0, 400);
+    a.stop().await;
+    b.stop().await;
+    client.origin = origin;
+    let all = lines_of(&configs, "refresh_token_replay");
+    assert_eq!((replays.len(), all.len()), (1, 1), "one family, one finding in the cluster: {all:#?}");
+    assert_eq!(all[0]["client"], "Cluster Agent");
+}
+
 /// Where the binary's outputs go and what it wrote: its logs, audit trail, metrics and the
 /// messages rsyslog received.
 struct Outputs {
@@ -242,6 +299,7 @@ async fn the_oauth_journey_through_the_tap_is_seen_step_by_step_and_leaks_nothin
     failure_paths_are_told_apart(&tap, &config).await;
     another_origin(backstage.port).await;
     let binary = through_the_binary(backstage.port, &pki, &guest, &mut client).await;
+    across_two_replicas(backstage.port, &mut client, &guest).await;
     let metrics = tap.metrics().await;
     tap.stop().await;
     secrets.extend(client.secrets);
