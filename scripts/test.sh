@@ -78,8 +78,24 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
+# The fuzz targets (fuzz/, nightly cargo fuzz), each run 10 s from its seed corpus: at the lowest
+# CPU priority while the tests run, so it takes the time the tests leave idle. A long run:
+# scripts/fuzz.sh SECONDS.
+step "scripts/fuzz.sh --smoke 10 (in the background, at low priority)"
+nice -n 19 scripts/fuzz.sh --smoke 10 >target/fuzz-smoke.log 2>&1 &
+fuzz_pid=$!
+trap 'kill "$fuzz_pid" 2>/dev/null || true' EXIT
+
 step "cargo test"
 cargo test --locked --all-targets 2>&1 | tee target/test-output.txt
+
+step "fuzz smoke (scripts/fuzz.sh --smoke 10)"
+if ! wait "$fuzz_pid"; then
+  cat target/fuzz-smoke.log
+  echo "the fuzz smoke failed: see the table above" >&2
+  exit 1
+fi
+grep '^|' target/fuzz-smoke.log
 
 # The precision and recall tables of tests/e2e/findings.rs (healthy day: no finding; incident
 # day: each incident found once).

@@ -23,13 +23,13 @@
 //!    status page, `/metrics`, `/privileges`, health; hot reload; the canary; `report privileges`.
 //! 9. `cluster`: cluster mode through a Redis/Valkey store, the only place that knows whether the
 //!    store is up; only `app` uses it.
-//! 10. `app`, `demo`: wiring (listeners, the state every part shares, background tasks,
-//!     shutdown); `mcp-tap demo`.
+//! 10. `app`, `demo`, `fuzz`: wiring (listeners, the state every part shares, background tasks,
+//!     shutdown); `mcp-tap demo`; the fuzz targets' entry points into the parsers.
 //! 11. `cli`: the command line, read by `main.rs`.
 //!
-//! Public are only what the binary and the integration tests use: `app`, `cli`, `config`,
-//! `demo`, `probe`, `reload`, `report`, the metric `catalogue`, and the fingerprint and finding
-//! names the tests check outputs against.
+//! Public are only what the binary, the fuzz targets and the integration tests use: `app`,
+//! `cli`, `config`, `demo`, `fuzz`, `probe`, `reload`, `report`, the metric `catalogue`, and the
+//! fingerprint and finding names the tests check outputs against.
 #![forbid(unsafe_code)]
 
 mod admin;
@@ -44,6 +44,8 @@ pub mod config;
 pub mod demo;
 mod detect;
 mod export;
+#[doc(hidden)]
+pub mod fuzz;
 mod http_client;
 mod identity;
 mod labels;

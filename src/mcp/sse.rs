@@ -12,6 +12,9 @@ pub(crate) enum SseItem<'a> {
     TooLarge,
 }
 
+/// Room for a field name and its colon beyond the cap in a line kept whole (`data: ` is 6 bytes).
+const LINE_SLACK: usize = 16;
+
 #[derive(Debug)]
 pub(crate) struct SseDecoder {
     cap: usize,
@@ -22,6 +25,8 @@ pub(crate) struct SseDecoder {
     has_data: bool,
     other_type: bool,
     overflow: bool,
+    /// The unfinished line was longer than any line of an event within the cap, and was cut.
+    line_cut: bool,
     /// The last chunk ended in CR: a LF at the start of the next one belongs to it.
     after_cr: bool,
     at_start: bool,
@@ -36,6 +41,7 @@ impl SseDecoder {
             has_data: false,
             other_type: false,
             overflow: false,
+            line_cut: false,
             after_cr: false,
             at_start: true,
         }
@@ -103,9 +109,12 @@ impl SseDecoder {
         self.has_data || !self.line.is_empty()
     }
 
+    /// Appends to the unfinished line. A line is kept whole up to the cap plus room for its field
+    /// name, so every `data` line whose value fits the cap is kept whole however it is chunked;
+    /// a longer line keeps only its start (its field name), and is cut.
     fn push_line_bytes(&mut self, line: &mut Vec<u8>, bytes: &[u8]) {
-        if line.len() + bytes.len() > self.cap {
-            self.overflow = true;
+        if line.len() + bytes.len() > self.cap + LINE_SLACK {
+            self.line_cut = true;
             // Keep the field name so a long `data:` line is still known to be data.
             let room = 16usize.saturating_sub(line.len()).min(bytes.len());
             line.extend_from_slice(&bytes[..room]);
@@ -115,6 +124,7 @@ impl SseDecoder {
     }
 
     fn process_line(&mut self, line: &[u8], emit: &mut impl FnMut(SseItem<'_>)) {
+        let cut = std::mem::take(&mut self.line_cut);
         if line.is_empty() {
             self.dispatch(emit);
             return;
@@ -132,7 +142,7 @@ impl SseDecoder {
         match field {
             b"data" => {
                 self.has_data = true;
-                if self.overflow || self.data.len() + value.len() + 1 > self.cap {
+                if cut || self.overflow || self.data.len() + value.len() + 1 > self.cap {
                     self.overflow = true;
                     self.data.clear();
                 } else {
@@ -231,6 +241,22 @@ mod tests {
         for i in 0..s.len() {
             assert_eq!(decode_chunks(&[&s[..i], &s[i..]], 32), vec![Out::Big, Out::Msg("ok".into())]);
         }
+    }
+
+    /// Found by the `sse_stream` fuzz target: a long line of a field MCP ignores, chunked, made
+    /// its event too large, and whole it did not.
+    #[test]
+    fn a_long_line_of_another_field_decodes_the_same_in_any_chunking() {
+        let long = format!("event: message\ndata: {{}}\nx-field: {}\ndata: {{}}\n\n", "z".repeat(100));
+        let whole = decode_chunks(&[long.as_bytes()], 32);
+        let bytes: Vec<&[u8]> = long.as_bytes().chunks(1).collect();
+        assert_eq!(whole, vec![Out::Msg("{}\n{}".into())]);
+        assert_eq!(decode_chunks(&bytes, 32), whole);
+        // A data line just within the cap is kept whole however it arrives.
+        let fits = format!("data: {}\n\n", "y".repeat(31));
+        let bytes: Vec<&[u8]> = fits.as_bytes().chunks(3).collect();
+        assert_eq!(decode_chunks(&bytes, 32), vec![Out::Msg("y".repeat(31))]);
+        assert_eq!(decode_chunks(&[fits.as_bytes()], 32), vec![Out::Msg("y".repeat(31))]);
     }
 
     #[test]

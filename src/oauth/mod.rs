@@ -7,8 +7,8 @@ mod read;
 mod tests;
 
 pub(crate) use read::{
-    authorize_client_id, consent_page, error_code, protected_resource, register_request, register_response,
-    revoke_request, token_request, token_response, Grant,
+    authorize_client_id, consent_page, error_code, protected_resource, redirect_error, register_request,
+    register_response, revoke_request, token_request, token_response, Grant,
 };
 
 use crate::labels::label_enum;
@@ -145,7 +145,7 @@ pub(crate) fn outcome(endpoint: Endpoint, status: u16, location: Option<&str>, b
         return Outcome::AccessDenied;
     }
     if endpoint == Endpoint::Authorize && (300..400).contains(&status) {
-        return location.and_then(read::redirect_error).unwrap_or(Outcome::Ok);
+        return location.and_then(redirect_error).unwrap_or(Outcome::Ok);
     }
     if status < 400 {
         return Outcome::Ok;

@@ -159,7 +159,7 @@ pub(crate) fn error_code(body: &[u8]) -> Option<Outcome> {
 }
 
 /// The `error` of an authorize redirect back to the client, if it is one.
-pub(super) fn redirect_error(location: &str) -> Option<Outcome> {
+pub(crate) fn redirect_error(location: &str) -> Option<Outcome> {
     let query = location.split_once('?')?.1.split('#').next()?;
     form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "error").map(|(_, code)| known_code(&code))
 }

@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["proxy"],
     &["export", "admin", "reload", "probe", "report"],
     &["cluster"],
-    &["app", "demo"],
+    &["app", "demo", "fuzz"],
     &["cli"],
 ];
 
