@@ -116,8 +116,11 @@ async fn drain(shared: &Shared) {
     if delay.is_zero() {
         return;
     }
-    shared.draining.store(true, std::sync::atomic::Ordering::Release);
-    tracing::info!(?delay, "draining before the stop: /readyz fails and answers close their connections");
+    shared.start_draining();
+    tracing::info!(
+        ?delay,
+        "draining before the stop: /readyz fails, answers close their connections, HTTP/2 gets GOAWAY"
+    );
     tokio::time::sleep(delay).await;
 }
 

@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     /// Set when the tap is draining before it stops (`shutdown_drain_delay`): `/readyz` fails
     /// and every HTTP/1 response closes its connection.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Turns true when the drain starts: HTTP/2 connections send their GOAWAY.
+    drain_started: tokio::sync::watch::Sender<bool>,
     pub metrics: Arc<Metrics>,
     pub routes: Routes,
     pub sessions: Arc<SessionTracker>,
@@ -135,8 +137,17 @@ impl Shared {
             auditor,
             tracer: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            drain_started: tokio::sync::watch::Sender::new(false),
             checklist,
         })
+    }
+
+    /// The drain before a stop starts: `/readyz` fails, every HTTP/1 answer closes its
+    /// connection, and every HTTP/2 connection gets a GOAWAY (its client opens its next streams
+    /// elsewhere; the streams in flight finish).
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Release);
+        self.drain_started.send_replace(true);
     }
 }
 
@@ -232,7 +243,7 @@ async fn serve_connection<S>(
     peer: std::net::SocketAddr,
     shared: &Arc<Shared>,
     limits: &Limits,
-    watcher: hyper_util::server::graceful::Watcher,
+    close: tokio::sync::watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -240,10 +251,15 @@ async fn serve_connection<S>(
     let (activity, expired) = (io.activity.clone(), io.expired.clone());
     let service_shared = shared.clone();
     let connection = Arc::new(Connection::new(peer, shared.tls.is_some()));
+    let http2 = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let service_http2 = http2.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let open = activity.begin(req.version());
         let (shared, connection) = (service_shared.clone(), connection.clone());
         let version = req.version();
+        if version == http::Version::HTTP_2 {
+            service_http2.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         async move {
             let drain = shared.clone();
             let mut resp = handle(shared, req, &connection).await;
@@ -256,12 +272,41 @@ async fn serve_connection<S>(
         }
     });
     let conn = connection_builder(limits).serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-    let result = watcher.watch(conn).await;
+    let result = until_closed(conn, shared.drain_started.subscribe(), close, &http2).await;
     // The header deadline is the tap's own (`HeaderDeadline`); hyper times nothing here.
     if expired.load(std::sync::atomic::Ordering::Acquire) {
         shared.metrics.record_refused(Limit::HeaderReadTimeout);
     } else if let Err(e) = result {
         tracing::debug!(error = %e, %peer, "client connection ended with an error");
+    }
+}
+
+/// Serves a connection to its end. When the drain starts, an HTTP/2 connection is told GOAWAY
+/// at once; an HTTP/1 one is left to the `Connection: close` of its next answer (closing it idle
+/// could reset a request its client is sending). When its worker closes, after the drain, the
+/// connection shuts down gracefully: idle, it closes; busy, it finishes first.
+async fn until_closed<C: hyper_util::server::graceful::GracefulConnection>(
+    conn: C,
+    mut drain: tokio::sync::watch::Receiver<bool>,
+    mut close: tokio::sync::watch::Receiver<bool>,
+    http2: &std::sync::atomic::AtomicBool,
+) -> Result<(), C::Error> {
+    let mut conn = std::pin::pin!(conn);
+    let (mut told_goaway, mut closing) = (false, false);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            Ok(()) = async { drain.wait_for(|d| *d).await.map(drop) }, if !told_goaway => {
+                told_goaway = true;
+                if http2.load(std::sync::atomic::Ordering::Relaxed) {
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            Ok(()) = async { close.wait_for(|c| *c).await.map(drop) }, if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
     }
 }
 
@@ -276,7 +321,7 @@ async fn serve_connections(
     shared: Arc<Shared>,
     load: Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let close = tokio::sync::watch::Sender::new(false);
     while let Some(workers::Accepted { stream, peer, permit }) = inbox.recv().await {
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(s) => s,
@@ -286,12 +331,12 @@ async fn serve_connections(
                 continue;
             }
         };
-        let (shared, load, watcher) = (shared.clone(), load.clone(), graceful.watcher());
+        let (shared, load, closing) = (shared.clone(), load.clone(), close.subscribe());
         tokio::spawn(async move {
             shared.metrics.add_connections(1);
             let limits = shared.config.load().limits.clone();
             match shared.tls.clone() {
-                None => serve_connection(stream, peer, &shared, &limits, watcher).await,
+                None => serve_connection(stream, peer, &shared, &limits, closing).await,
                 Some(acceptor) => {
                     // The handshake is part of the request head: it gets the same deadline.
                     let deadline = limits.header_read_timeout;
@@ -305,7 +350,7 @@ async fn serve_connections(
                     )
                     .await
                     {
-                        serve_connection(tls, peer, &shared, &limits, watcher).await;
+                        serve_connection(tls, peer, &shared, &limits, closing).await;
                     }
                 }
             }
@@ -315,8 +360,14 @@ async fn serve_connections(
         });
     }
     linger(&shared, &load).await;
+    close.send_replace(true);
     let grace = shared.config.load().shutdown_grace_period;
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(grace = ?grace, "exchanges still open after the shutdown grace period were cut");
+    let until = tokio::time::Instant::now() + grace;
+    while load.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        if tokio::time::Instant::now() >= until {
+            tracing::warn!(grace = ?grace, "exchanges still open after the shutdown grace period were cut");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

@@ -124,3 +124,48 @@ async fn an_sse_exchange_in_flight_at_sigterm_completes_and_the_tap_exits_zero()
     assert!(logs.iter().any(|l| l.contains("\"stopped\"")), "{logs:?}");
     assert!(tokio::net::TcpStream::connect(&proxy).await.is_err(), "the proxy port is closed after exit");
 }
+
+/// An HTTP/2 client on one connection: a request before the stop is served; when the drain
+/// starts the tap sends GOAWAY, so the connection ends at once (well before the drain's 5 s),
+/// and the client would open its next streams elsewhere. HTTP/1 is still served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_is_told_goaway_when_the_drain_starts() {
+    let addr = held_sse_upstream(std::sync::Arc::new(tokio::sync::Notify::new())).await;
+    let (mut child, lines, proxy, admin) = start_binary(addr);
+    let stream = tokio::net::TcpStream::connect(&proxy).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let (ended_tx, ended) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let result = conn.await;
+        let _ = ended_tx.send((tokio::time::Instant::now(), result.is_ok()));
+    });
+    let get = || {
+        http::Request::get(format!("http://{proxy}/api/catalog/entities"))
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap()
+    };
+    let resp = sender.send_request(get()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("connection").is_none(), "HTTP/2 carries no Connection header");
+
+    let sigterm = tokio::time::Instant::now();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let (ended_at, clean) = tokio::time::timeout(std::time::Duration::from_secs(3), ended)
+        .await
+        .expect("the HTTP/2 connection ends within 3 s of SIGTERM (GOAWAY at the drain's start)")
+        .unwrap();
+    assert!(clean, "the connection ended with GOAWAY and a clean close, not a reset");
+    println!("HTTP/2 connection closed {:?} after SIGTERM (drain: 5 s)", ended_at - sigterm);
+    assert!(sender.send_request(get()).await.is_err(), "no new stream on a connection told GOAWAY");
+    let (lines, _) = logs_until(lines, "draining").await;
+    draining(&proxy, &admin).await;
+    let (_, logs) = logs_until(lines, "shutting down").await;
+    assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:?}");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+}
