@@ -7,6 +7,7 @@ mod dedicated;
 pub(crate) mod exchange;
 pub(crate) mod forward;
 mod handle;
+mod listener;
 pub(crate) mod jwks;
 pub(crate) mod limits;
 mod oauth;
@@ -195,8 +196,14 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: 
         };
         dispatch(&shared, &workers, stream, peer);
     }
-    // The connections the kernel completed but the loop had not taken yet are served too:
-    // closing the listener under them would reset requests their clients already sent.
+    // No new handshake; those under way complete and, with every connection the kernel already
+    // completed, are served: closing the listener under them would reset requests their clients
+    // already sent ([`listener`]).
+    listener::refuse_new_handshakes(&listener);
+    let until = tokio::time::Instant::now() + listener::HANDSHAKES_UNDER_WAY;
+    while let Ok(Ok((stream, peer))) = tokio::time::timeout_at(until, listener.accept()).await {
+        dispatch(&shared, &workers, stream, peer);
+    }
     let taken = |cx: &mut std::task::Context<'_>| std::task::Poll::Ready(listener.poll_accept(cx));
     while let std::task::Poll::Ready(Ok((stream, peer))) = std::future::poll_fn(taken).await {
         dispatch(&shared, &workers, stream, peer);
