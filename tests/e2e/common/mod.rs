@@ -2,10 +2,12 @@
 //! helpers, `eventually` (the one way tests wait), and real peers (in `peers`).
 
 mod browser;
+mod fleet;
 mod oauth;
 mod peers;
 mod tokens;
 pub use browser::*;
+pub use fleet::*;
 pub use oauth::*;
 pub use peers::*;
 pub use tokens::*;

@@ -55,6 +55,21 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A free port outside the kernel's ephemeral range (32768–60999 on Linux), for a peer that is
+/// stopped and started again on the same port: `free_port` (port 0) never hands it to another
+/// test while it is down. Each call of a run takes another port.
+pub fn restart_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 400) as u16 * 25;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (base - 20_000 + n) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Starts a peer on a free port and waits until it accepts connections. A peer that exits before
 /// listening (another process took the port between the pick and the bind) is started again on
 /// another port, up to three times.
