@@ -147,7 +147,7 @@ struct Outputs {
     export: Option<crate::export::Export>,
     stop: watch::Sender<bool>,
     sink: Task,
-    syslog: Option<Task>,
+    syslog: Option<crate::export::syslog::Sending>,
 }
 
 /// How long a stopping tap gives the syslog receiver for what is still queued.
@@ -177,8 +177,8 @@ impl Outputs {
     async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.sink.await;
-        if let Some(task) = self.syslog {
-            let _ = tokio::time::timeout(SYSLOG_DRAIN, task).await;
+        if let Some(sending) = self.syslog {
+            sending.finish(SYSLOG_DRAIN).await;
         }
         if let Some(export) = self.export {
             // The SDK's shutdown blocks until the last export is done (bounded by its timeout).

@@ -94,7 +94,7 @@ pub(crate) fn start(
     ca_file: Option<&std::path::Path>,
     queue: usize,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<(Syslog, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(Syslog, Sending)> {
     let tls = match target.transport {
         SyslogTransport::Tls => {
             let config = crate::http_client::client_tls(ca_file, "audit.syslog_ca_file")?;
@@ -105,9 +105,35 @@ pub(crate) fn start(
         _ => None,
     };
     let (tx, rx) = mpsc::channel(queue.max(1));
-    let sender = Sender { target, tls, metrics: metrics.clone() };
+    let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sender = Sender { target, tls, metrics: metrics.clone(), waiting: waiting.clone() };
     let task = tokio::spawn(sender.run(rx));
-    Ok((Syslog { tx, metrics, host: hostname(), pid: std::process::id() }, task))
+    let sending = Sending { task, waiting, metrics: metrics.clone() };
+    Ok((Syslog { tx, metrics, host: hostname(), pid: std::process::id() }, sending))
+}
+
+/// The sending task, for the stop.
+pub(crate) struct Sending {
+    task: tokio::task::JoinHandle<()>,
+    /// Messages taken from the queue or still in it, not yet sent.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl Sending {
+    /// Waits up to `deadline` for what is queued to reach the receiver (the output was dropped);
+    /// what could not be sent by then is counted as lost and logged with its number.
+    pub(crate) async fn finish(self, deadline: Duration) {
+        if tokio::time::timeout(deadline, self.task).await.is_err() {
+            let n = self.waiting.load(std::sync::atomic::Ordering::Relaxed);
+            self.metrics.record_forward_dropped(ForwardOutput::Syslog, ForwardLoss::ExportFailed, n as u64);
+            tracing::error!(
+                lost = n,
+                ?deadline,
+                "audit events not delivered to syslog at the stop: the receiver did not take them in time"
+            );
+        }
+    }
 }
 
 /// The HOSTNAME field: the machine's name (the pod's, in Kubernetes), or `-`.
@@ -135,6 +161,7 @@ struct Sender {
     target: SyslogTarget,
     tls: Option<Tls>,
     metrics: Arc<Metrics>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Sender {
@@ -144,6 +171,7 @@ impl Sender {
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 256).await > 0 {
             let messages: Vec<String> = std::mem::take(&mut batch);
+            self.waiting.store(messages.len() + rx.len(), std::sync::atomic::Ordering::Relaxed);
             loop {
                 if connection.is_none() {
                     match self.connect().await {
@@ -155,7 +183,12 @@ impl Sender {
                             tracing::warn!(error = %e, receiver = %self.target.host, "cannot reach the syslog receiver; audit events wait in its queue");
                             if rx.is_closed() {
                                 // Stopping: nothing more will come, and the receiver is down.
-                                self.lost(messages.len() + rx.len());
+                                let n = messages.len() + rx.len();
+                                self.lost(n);
+                                tracing::error!(
+                                    lost = n,
+                                    "audit events not delivered to syslog at the stop: the receiver is down"
+                                );
                                 return;
                             }
                             tokio::time::sleep(backoff).await;
@@ -170,6 +203,7 @@ impl Sender {
                     self.lost(messages.len());
                     connection = None;
                 }
+                self.waiting.store(rx.len(), std::sync::atomic::Ordering::Relaxed);
                 break;
             }
         }
@@ -248,5 +282,27 @@ mod tests {
         assert!(m.ends_with(&format!("] {line}")), "the JSON line is the message: {m}");
         let finding = r#"{"ts":"2026-12-04T10:00:00.123Z","event":"burst_start","finding":"burst"}"#;
         assert!(format(&fields(finding), finding, "h", 1).starts_with("<84>1 "), "a finding is a warning");
+    }
+
+    /// A receiver that is down at the stop: what waited for it is counted, not silently gone.
+    #[tokio::test]
+    async fn what_a_stop_cannot_deliver_is_counted_as_lost() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let metrics = Arc::new(Metrics::new(vec![1.0]));
+        let target = SyslogTarget::parse(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        let (mut output, sending) = start(target, None, 100, metrics.clone()).unwrap();
+        let line = r#"{"ts":"2026-12-04T10:00:00.123Z","event":"auth_failure"}"#;
+        let fields: Map<String, Value> = serde_json::from_str(line).unwrap();
+        for _ in 0..5 {
+            output.forward(line, &fields);
+        }
+        drop(output);
+        sending.finish(Duration::from_secs(10)).await;
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"mcp_tap_audit_forward_dropped_total{cause="export_failed",output="syslog"} 5"#),
+            "{}",
+            text.lines().filter(|l| l.contains("forward_dropped")).collect::<Vec<_>>().join("\n")
+        );
     }
 }
