@@ -5,7 +5,6 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,16 +12,6 @@ use std::time::Duration;
 
 use common::*;
 use tokio::time::Instant;
-
-/// Bursts started per (scope, key) across the cluster's audit trails.
-fn burst_starts(fleet: &Fleet) -> BTreeMap<(String, String), u32> {
-    let mut starts = BTreeMap::new();
-    for v in fleet.audit_events().iter().filter(|v| v["event"] == "burst_start") {
-        let key = (v["scope"].as_str().unwrap_or("").to_string(), v["key"].to_string());
-        *starts.entry(key).or_insert(0) += 1;
-    }
-    starts
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_replica_fails_only_its_own_requests_and_the_burst_stays_one() {
@@ -39,7 +28,7 @@ async fn a_sigkilled_replica_fails_only_its_own_requests_and_the_burst_stays_one
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
     fleet.stop_all().await;
-    let starts = burst_starts(&fleet);
+    let starts = fleet.bursts("burst_start");
     println!(
         "SIGKILL of 1 of 3 replicas: {} answered, {failed_by_kill} failed (4 clients, so at most 4 in flight), \
          {} failed after; burst starts {starts:?}",

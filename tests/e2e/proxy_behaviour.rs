@@ -157,6 +157,11 @@ async fn an_upstream_that_dies_mid_stream_is_passed_on_and_counted() {
     let aborted =
         |m: &str| metric(m, "mcp_server_operation_duration_seconds_count", &[("error_type", "stream_aborted")]);
     let m = metrics_when(&tap, Duration::from_secs(5), "the aborted operation recorded", |m| aborted(m) > 0.0).await;
+    println!(
+        "upstream reset mid-SSE: the client saw the stream break ({}); stream_aborted operations {}",
+        collected.err().map(|e| e.to_string()).unwrap_or_default(),
+        aborted(&m)
+    );
     assert_eq!(aborted(&m), 1.0);
 }
 

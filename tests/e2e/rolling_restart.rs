@@ -67,4 +67,8 @@ async fn a_rolling_restart_behind_nginx_fails_no_request_and_loses_no_refusal() 
     );
     assert_eq!(seen.failed(), 0, "no request fails in a rolling restart");
     assert_eq!(audited, refused, "every refusal the clients saw is in the audit trail");
+    // The refusals never paused: one burst per scope across the restarts, never ended twice.
+    let (starts, ends) = (fleet.bursts("burst_start"), fleet.bursts("burst_end"));
+    assert!(starts.values().all(|n| *n == 1) && !starts.is_empty(), "one burst per key: {starts:?}");
+    assert!(ends.values().all(|n| *n <= 1), "a burst ends at most once: {ends:?}");
 }

@@ -3,6 +3,7 @@
 //! ever marked down), under steady traffic with and without a token. For the rolling-restart
 //! and fault tests.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -163,6 +164,17 @@ impl Fleet {
                 _ => 0,
             })
             .sum()
+    }
+
+    /// How many `event` lines (`burst_start`, `burst_end`) each burst has, by (scope, key),
+    /// across the replicas.
+    pub fn bursts(&self, event: &str) -> BTreeMap<(String, String), u32> {
+        let mut out = BTreeMap::new();
+        for v in self.audit_events().iter().filter(|v| v["event"] == event) {
+            let key = (v["scope"].as_str().unwrap_or("").to_string(), v["key"].to_string());
+            *out.entry(key).or_insert(0) += 1;
+        }
+        out
     }
 
     /// Every audit event every replica wrote.
