@@ -12,6 +12,9 @@ import pathlib
 SEL = 'job=~"$job", instance=~"$instance"'
 RSEL = SEL + ', mcp_route=~"$mcp_route"'
 OPS = "mcp_server_operation_duration_seconds"
+# The operations the SLO counts: version negotiation (server/discover, refused by servers older
+# than MCP 2026-07-28 before the client falls back to initialize) is left out, as in the rules.
+WORK = RSEL + ', mcp_method_name!="server/discover"'
 SERVER_FAULT = 'error_type=~"-32603|-320[0-9][0-9]|5[0-9][0-9]|timeout|upstream_unavailable|stream_aborted"'
 
 
@@ -106,17 +109,19 @@ def overview():
     b.panel("Operation rate by route", "MCP operations per second (requests and notifications), per route.", "reqps",
             [(f"sum by (mcp_route) (rate({OPS}_count{{{RSEL}}}[$__rate_interval]))", "{{mcp_route}}")])
     b.panel("Success ratio by route", "Share of operations without a server fault (5xx, -32603, -32000…-32099, transport). Tool errors and caller mistakes count as success here.", "percentunit",
-            [(f"1 - (sum by (mcp_route) (rate({OPS}_count{{{RSEL}, {SERVER_FAULT}}}[$__rate_interval])) or sum by (mcp_route) (rate({OPS}_count{{{RSEL}}}[$__rate_interval])) * 0) / sum by (mcp_route) (rate({OPS}_count{{{RSEL}}}[$__rate_interval]))", "{{mcp_route}}")],
+            [(f"1 - (sum by (mcp_route) (rate({OPS}_count{{{WORK}, {SERVER_FAULT}}}[$__rate_interval])) or sum by (mcp_route) (rate({OPS}_count{{{WORK}}}[$__rate_interval])) * 0) / sum by (mcp_route) (rate({OPS}_count{{{WORK}}}[$__rate_interval]))", "{{mcp_route}}")],
             extra={"fieldConfig": {"defaults": {"unit": "percentunit", "min": 0, "max": 1}, "overrides": []}})
     b.panel("Error budget left (99.5% SLO, dashboard range)", "Share of the 0.5% server-fault budget not yet spent over the selected time range.", "percentunit",
-            [(f"1 - ((sum(increase({OPS}_count{{{RSEL}, {SERVER_FAULT}}}[$__range])) or vector(0)) / sum(increase({OPS}_count{{{RSEL}}}[$__range]))) / 0.005", "budget left")],
+            [(f"1 - ((sum(increase({OPS}_count{{{WORK}, {SERVER_FAULT}}}[$__range])) or vector(0)) / sum(increase({OPS}_count{{{WORK}}}[$__range]))) / 0.005", "budget left")],
             kind="stat", w=6)
     b.panel("Operations by method", "Operations per second by MCP method (unknown methods are _OTHER).", "reqps",
             [(f"sum by (mcp_method_name) (rate({OPS}_count{{{RSEL}}}[$__rate_interval]))", "{{mcp_method_name}}")], w=18)
     b.panel("Tool calls by tool", "tools/call per second by tool (tools the upstream never advertised are _OTHER).", "reqps",
             [(f'sum by (gen_ai_tool_name) (rate({OPS}_count{{{RSEL}, mcp_method_name="tools/call"}}[$__rate_interval]))', "{{gen_ai_tool_name}}")])
-    b.panel("Errors by error_type", "Failed operations per second by error_type: JSON-RPC code, tool_error, HTTP status, or transport failure.", "reqps",
-            [(f'sum by (error_type) (rate({OPS}_count{{{RSEL}, error_type!=""}}[$__rate_interval]))', "{{error_type}}")])
+    b.panel("Errors by error_type", "Failed operations per second by error_type: JSON-RPC code, tool_error, HTTP status, or transport failure (version negotiation left out).", "reqps",
+            [(f'sum by (error_type) (rate({OPS}_count{{{WORK}, error_type!=""}}[$__rate_interval]))', "{{error_type}}")])
+    b.panel("Version negotiation (server/discover)", "The probes MCP 2026-07-28 clients in auto mode send first: answered (empty error_type) or refused by a server on an older version (-32601, or -32000 with HTTP 400), after which the client falls back to initialize. Not errors.", "reqps",
+            [(f'sum by (error_type) (rate({OPS}_count{{{RSEL}, mcp_method_name="server/discover"}}[$__rate_interval]))', "{{error_type}}")])
     b.panel("HTTP exchanges by status", "Every proxied HTTP exchange by status sent to the client.", "reqps",
             [(f"sum by (http_response_status_code) (rate(mcp_tap_http_requests_total{{{RSEL}}}[$__rate_interval]))", "{{http_response_status_code}}")])
     b.panel("Tool error ratio by tool", "Share of tools/call results with isError: true, by tool.", "percentunit",

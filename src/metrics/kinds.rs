@@ -160,6 +160,9 @@ label_enum! {
         Error = "error",
         ToolError = "tool_error",
         Denied = "denied",
+        /// A `server/discover` the server refused (it predates MCP 2026-07-28; the client falls
+        /// back to `initialize`): negotiation, not an error.
+        VersionRefused = "version_refused",
     }
 }
 

@@ -206,6 +206,9 @@ impl Recorder {
             }),
         });
         let outcome = match error {
+            ErrorType::JsonRpc(_) | ErrorType::Http(400 | 404 | 405) if p.method == Method::ServerDiscover => {
+                Outcome::VersionRefused
+            }
             ErrorType::None => Outcome::Ok,
             ErrorType::ToolError if p.denied => Outcome::Denied,
             ErrorType::ToolError => Outcome::ToolError,

@@ -73,6 +73,26 @@ fn healthy_series() -> Vec<Value> {
     ]
 }
 
+/// Every client in auto mode against a server on the handshake generation (Backstage): each
+/// session starts with a `server/discover` the server refuses (-32000 with HTTP 400 when the
+/// client sends the 2026-07-28 version header, -32601 without), then `initialize` and its calls.
+fn auto_mode_series() -> Vec<Value> {
+    let op = |method: &str, error: &str| {
+        s(
+            "mcp_server_operation_duration_seconds_count",
+            &format!(",mcp_route=\"default\",mcp_method_name=\"{method}\",error_type=\"{error}\""),
+        )
+    };
+    let mut series = healthy_series();
+    series.extend([
+        json!({"series": op("server/discover", "-32000"), "values": "0+20x120"}),
+        json!({"series": op("server/discover", "-32601"), "values": "0+10x120"}),
+        json!({"series": op("initialize", ""), "values": "0+30x120"}),
+        json!({"series": s("mcp_tap_client_operations_total", ",client=\"claude-code\",mcp_method_name=\"server/discover\",gen_ai_tool_name=\"\",outcome=\"version_refused\""), "values": "0+30x120"}),
+    ]);
+    series
+}
+
 fn zero_traffic_series() -> Vec<Value> {
     vec![
         json!({"series": s("up", ""), "values": "1x120"}),
@@ -127,7 +147,12 @@ fn every_alert_fires_on_its_fixture_and_stays_silent_otherwise() {
             "alert_rule_test": checks,
         }));
     }
-    for (name, series) in [("healthy traffic", healthy_series()), ("zero traffic", zero_traffic_series())] {
+    let quiet = [
+        ("healthy traffic", healthy_series()),
+        ("every client in auto mode", auto_mode_series()),
+        ("zero traffic", zero_traffic_series()),
+    ];
+    for (name, series) in quiet {
         let checks: Vec<Value> = rules
             .keys()
             .flat_map(|alert| ["10m", "59m"].map(|t| json!({"eval_time": t, "alertname": alert, "exp_alerts": []})))

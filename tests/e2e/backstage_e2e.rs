@@ -143,7 +143,7 @@ async fn in_front_of_a_real_backstage() {
     let backstage = backstage().await;
     let upstream = format!("http://127.0.0.1:{}", backstage.port);
     let config = test_config(&upstream);
-    let tap = Tap::start(config).await;
+    let tap = Tap::start(config.clone()).await;
     let path = "/api/mcp-actions/v1";
 
     let args = [
@@ -168,9 +168,45 @@ async fn in_front_of_a_real_backstage() {
     assert_eq!(split["tools"].as_array().unwrap().len(), 7);
     rejections(&tap, path).await;
     metrics_say_what_backstage_did(&tap.metrics().await, backstage.port);
+    auto_mode_clients_negotiate(&tap, &config, path).await;
     the_probe_checks_a_deployment(&upstream, &tap).await;
     tap.stop().await;
     the_canary_exports_the_probe(&upstream).await;
+}
+
+/// 25 sessions of the Python SDK client in auto mode (MCP 2026-07-28 first), five at a time, on
+/// one product's token: each probes `server/discover`,
+/// Backstage refuses it, the client falls back to the handshake and lists tools. The refusals
+/// are version negotiation: counted as `version_refused`, no finding, no burst.
+async fn auto_mode_clients_negotiate(tap: &Tap, config: &mcp_tap::config::Config, path: &str) {
+    let url = tap.url(path);
+    for _wave in 0..5 {
+        let mut clients = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let url = url.clone();
+            clients.spawn(async move { python_client(&url, &["--mode", "auto", "--token", TOKEN_FULL]).await });
+        }
+        for out in clients.join_all().await {
+            assert!(!out["tools"].as_array().unwrap().is_empty(), "{out}");
+        }
+    }
+    let m = tap.metrics().await;
+    let discover = |labels: &[(&str, &str)]| {
+        let mut l = vec![("mcp_method_name", "server/discover")];
+        l.extend_from_slice(labels);
+        metric(&m, "mcp_server_operation_duration_seconds_count", &l)
+    };
+    assert_eq!(discover(&[]), 25.0, "one probe per client");
+    assert_eq!(discover(&[("error_type", "-32000")]), 25.0, "Backstage refuses the 2026-07-28 version");
+    let refused = [("mcp_method_name", "server/discover"), ("outcome", "version_refused")];
+    assert_eq!(metric(&m, "mcp_tap_client_operations_total", &refused), 25.0);
+    assert_eq!(
+        metric(&m, "mcp_tap_client_operations_total", &[("mcp_method_name", "server/discover"), ("outcome", "error")]),
+        0.0
+    );
+    assert_eq!(metric(&m, "mcp_tap_auth_bursts_total", &[]), 0.0, "no burst");
+    let findings: Vec<_> = audit_lines(config).into_iter().filter(|l| l.get("finding").is_some()).collect();
+    assert!(findings.is_empty(), "no finding from version negotiation: {findings:?}");
 }
 
 /// Runs `mcp-tap probe BASE --output json` with the token in the environment.
