@@ -147,7 +147,9 @@ pub(crate) async fn handle(
 
     let sent = Instant::now();
     info.call.sent = Some(sent);
+    let awaiting = super::awaiting::Awaiting::new(&shared, provisional.clone(), &method, info);
     let result = send(&shared, &config, upstream_req, sequential, body_sent, connection).await;
+    let mut info = awaiting.answered();
     if result.as_ref().is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED) {
         info.call.keys_fetch = super::jwks::fetch_for_refusal(&shared, &config, &info.call.caller);
     }

@@ -1,6 +1,7 @@
 //! The proxy listener: accepts HTTP/1.1 and h2c, decodes MCP requests, forwards to the upstream,
 //! and hands the response to a tapped body. The tap never fails traffic it cannot decode.
 
+mod awaiting;
 pub(crate) mod body;
 mod deadline;
 mod dedicated;

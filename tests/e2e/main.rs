@@ -11,6 +11,7 @@ mod alert_cases;
 mod alert_rules;
 mod auth_audit;
 mod backstage_e2e;
+mod cancellation;
 mod checklist;
 mod cli;
 mod client_names;
