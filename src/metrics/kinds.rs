@@ -166,6 +166,25 @@ label_enum! {
     }
 }
 
+impl Outcome {
+    /// The outcome of an operation of `method` that ended with `error`; `denied`: a tool result
+    /// that says the caller may not use it.
+    pub(crate) fn of(method: crate::mcp::method::Method, error: ErrorType, denied: bool) -> Self {
+        match error {
+            ErrorType::JsonRpc(_) | ErrorType::Http(400 | 404 | 405)
+                if method == crate::mcp::method::Method::ServerDiscover =>
+            {
+                Outcome::VersionRefused
+            }
+            ErrorType::None => Outcome::Ok,
+            ErrorType::ToolError if denied => Outcome::Denied,
+            ErrorType::ToolError => Outcome::ToolError,
+            ErrorType::Http(401 | 403) => Outcome::Denied,
+            _ => Outcome::Error,
+        }
+    }
+}
+
 label_enum! {
     /// Why a request was refused (`mcp_tap_auth_failures_total{reason}`).
     pub(crate) enum Reason {

@@ -144,9 +144,7 @@ pub(crate) async fn handle(
     let method = parts.method.clone();
     let (reserved, body_sent) = (read.reserved, read.sent);
     let upstream_req = upstream_request(&shared, &config, connection, parts, read.body, &read.messages, &mut info);
-
-    let sent = Instant::now();
-    info.call.sent = Some(sent);
+    let sent = *info.call.sent.insert(Instant::now());
     let awaiting = super::awaiting::Awaiting::new(&shared, provisional.clone(), &method, info);
     let result = send(&shared, &config, upstream_req, sequential, body_sent, connection).await;
     let mut info = awaiting.answered();

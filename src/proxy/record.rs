@@ -205,16 +205,7 @@ impl Recorder {
                 duration: now.saturating_duration_since(sent),
             }),
         });
-        let outcome = match error {
-            ErrorType::JsonRpc(_) | ErrorType::Http(400 | 404 | 405) if p.method == Method::ServerDiscover => {
-                Outcome::VersionRefused
-            }
-            ErrorType::None => Outcome::Ok,
-            ErrorType::ToolError if p.denied => Outcome::Denied,
-            ErrorType::ToolError => Outcome::ToolError,
-            ErrorType::Http(401 | 403) => Outcome::Denied,
-            _ => Outcome::Error,
-        };
+        let outcome = Outcome::of(p.method, error, p.denied);
         self.metrics.record_client_operation(&self.client, p.method, &tool, outcome);
         if p.method == Method::ToolsCall && !tool.is_empty() && tool != OTHER && outcome != Outcome::Denied {
             self.checklist.tool_called(&self.route.label, &self.client, &tool);
