@@ -107,3 +107,46 @@ async fn a_call_abandoned_before_its_answer_is_cancelled_and_closed_upstream() {
 async fn a_call_abandoned_mid_stream_is_cancelled_and_closed_upstream() {
     cancelled_within_a_second(true).await;
 }
+
+/// The official Python SDK on both sides: a client that gives up on a 5 s tool after 0.5 s, on
+/// each generation. The call is `cancelled` within a second of the client giving up, and the
+/// server's tool was cancelled: its request was closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_client_that_gives_up_cancels_through_the_tap() {
+    let events = std::env::temp_dir().join(format!("mcp-tap-cancel-events-{}", std::process::id()));
+    let _ = std::fs::remove_file(&events);
+    let server = python_server_with(&["--events", events.to_str().unwrap()]).await;
+    let tap = Tap::start(config_for(&format!("http://127.0.0.1:{}", server.port), "py")).await;
+    for (n, mode) in ["legacy", "2026-07-28"].into_iter().enumerate() {
+        let args = ["--mode", mode, "--no-list", "--call", r#"slow={"seconds":5}"#, "--abandon-after", "0.5"];
+        let out = python_client(&tap.url("/mcp"), &args).await;
+        let gave_up = Instant::now();
+        assert_eq!(out["calls"][0]["abandoned"], true, "{out}");
+        let want = (n + 1) as f64;
+        let cancelled = |m: &str| {
+            let labels = [("mcp_method_name", "tools/call"), ("error_type", "cancelled")];
+            metric(m, "mcp_server_operation_duration_seconds_count", &labels)
+        };
+        metrics_when(&tap, Duration::from_secs(1), "the abandoned call recorded as cancelled", |m| {
+            cancelled(m) == want
+        })
+        .await;
+        println!("{mode}: the client gave up after 0.5 s; cancelled recorded within {:?}", gave_up.elapsed());
+        let seen = || std::fs::read_to_string(&events).unwrap_or_default().lines().count();
+        eventually(Duration::from_secs(2), "the server's tool cancelled", || async {
+            if seen() > n {
+                Ok(())
+            } else {
+                Err(format!("{} cancellations", seen()))
+            }
+        })
+        .await;
+    }
+    let m = tap.metrics().await;
+    let ok_calls = metric(
+        &m,
+        "mcp_server_operation_duration_seconds_count",
+        &[("mcp_method_name", "tools/call"), ("error_type", "")],
+    );
+    assert_eq!(ok_calls, 0.0, "no abandoned call is counted as answered");
+}

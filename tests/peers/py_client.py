@@ -28,6 +28,7 @@ parser.add_argument("--no-list", action="store_true")
 parser.add_argument("--listen", type=float, help="hold a subscriptions/listen stream open this many seconds")
 parser.add_argument("--name", help="clientInfo.name the client declares")
 parser.add_argument("--ca-file", help="a PEM CA bundle to trust (a tap serving TLS with a private CA)")
+parser.add_argument("--abandon-after", type=float, help="give up each call after this many seconds")
 parser.add_argument("--accept-elicitation", action="store_true", help="answer every elicitation with ok=true")
 args = parser.parse_args()
 
@@ -92,7 +93,13 @@ async def main():
             seen["calls"] = []
             for spec in args.call:
                 name, _, raw = spec.partition("=")
-                result = await client.call_tool(name, json.loads(raw or "{}"))
+                call = client.call_tool(name, json.loads(raw or "{}"))
+                try:
+                    result = await asyncio.wait_for(call, args.abandon_after)
+                except asyncio.TimeoutError:
+                    # Given up: the SDK cancels the call by closing its stream.
+                    seen["calls"].append({"tool": name, "abandoned": True})
+                    continue
                 seen["calls"].append({"tool": name, "is_error": bool(result.is_error), "content": content_text(result)})
             if args.listen:
                 async with client.listen(tools_list_changed=True) as sub:

@@ -17,6 +17,7 @@ parser.add_argument("--stateless", action="store_true")
 parser.add_argument("--json", action="store_true")
 parser.add_argument("--elicitation", action="store_true", help="add a tool that asks the client first")
 parser.add_argument("--trace-tool", action="store_true", help="add a tool that answers the traceparent it got")
+parser.add_argument("--events", help="a file the server appends what happened to: `slow cancelled`")
 args = parser.parse_args()
 
 server = MCPServer("tap-test-server")
@@ -37,7 +38,14 @@ def explode(reason: str) -> str:
 @server.tool()
 async def slow(seconds: float) -> str:
     """Answers after a delay."""
-    await asyncio.sleep(seconds)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        # The request was closed before the answer: the client (or a proxy) gave up.
+        if args.events:
+            with open(args.events, "a") as f:
+                f.write("slow cancelled\n")
+        raise
     return "done"
 
 
