@@ -208,6 +208,12 @@ impl Exchange {
                     self.recorder.prompts_listed(prompts);
                 }
             }
+            // The server ran (or began) the tool: it has it, listed to this client or not.
+            Method::ToolsCall if !r.is_error => {
+                if let Some(name) = &p.target {
+                    self.recorder.tool_answered(name);
+                }
+            }
             _ => {}
         }
         if r.input_required {

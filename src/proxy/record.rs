@@ -372,6 +372,11 @@ impl Recorder {
         }
     }
 
+    /// A `tools/call` of `name` got a result (an MCP 2026-07-28 client may call without listing).
+    pub(crate) fn tool_answered(&self, name: &str) {
+        self.route.tools.lock().expect("route lock").learn(name);
+    }
+
     pub(crate) fn prompts_listed(&self, prompts: &[String]) {
         let mut set = self.route.prompts.lock().expect("route lock");
         for name in prompts {

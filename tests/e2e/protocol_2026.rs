@@ -190,3 +190,24 @@ async fn the_probe_says_which_generation_answered() {
     );
     drop(server);
 }
+
+/// An MCP 2026-07-28 client that calls a tool without listing tools first: the tool is labelled
+/// by its name, learned from the server's result. A name the server does not have stays
+/// `_OTHER` and is not learned, so random names mint no series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_is_named_even_when_no_client_listed_tools() {
+    let server = python_server(false).await;
+    let tap = Tap::start(config_for(&format!("http://127.0.0.1:{}", server.port), "py")).await;
+    let url = tap.url("/mcp");
+    let unknown = r#"no-such-tool-7f3a={}"#;
+    for _ in 0..2 {
+        let args = ["--mode", "2026-07-28", "--no-list", CALL[0], CALL[1], "--call", unknown];
+        let out = python_client(&url, &args).await;
+        assert_eq!(out["calls"][0]["is_error"], false, "{out}");
+    }
+    let m = tap.metrics().await;
+    let v = ("mcp_protocol_version", "2026-07-28");
+    assert_eq!(op(&m, "tools/call", v.1, &[("gen_ai_tool_name", "add")]), 2.0, "named from the first call");
+    assert_eq!(op(&m, "tools/call", v.1, &[("gen_ai_tool_name", "_OTHER")]), 2.0, "the unknown name stays _OTHER");
+    assert!(!m.contains("no-such-tool-7f3a"), "an unknown name is never a label value");
+}
