@@ -23,7 +23,7 @@ command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs np
 # A real Prometheus (promtool) and Alertmanager for the alerting tests.
 apt_install prometheus prometheus-alertmanager
 # Cluster mode's store: a real Redis (the tests start their own on free ports).
-apt_install redis-server
+apt_install redis-server redis-tools
 # Audit events to syslog: a real rsyslog (with its TLS driver) receives them in the tests.
 apt_install rsyslog rsyslog-gnutls
 # The side-by-side speed benchmark: a stock nginx (as competitor and fast upstream) and wrk.
