@@ -8,8 +8,6 @@
 
 use crate::common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -20,26 +18,8 @@ pub const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 
 /// nginx round-robin over `backends`, one request per upstream connection: what an L7 ingress does.
 async fn balancer(backends: &[std::net::SocketAddr], dir: &std::path::Path) -> Peer {
-    let bin = PathBuf::from("/usr/sbin/nginx");
-    assert!(bin.exists(), "nginx is missing: run scripts/test.sh, or `apt-get install nginx-light`");
     let servers: String = backends.iter().map(|b| format!("server {b}; ")).collect();
-    spawn_peer("nginx (round robin)", |port| {
-        let conf = dir.join(format!("nginx-{port}.conf"));
-        let d = dir.display();
-        let text = [
-            format!("worker_processes 1;\ndaemon off;\nerror_log stderr;\npid {d}/nginx-{port}.pid;\nevents {{}}\n"),
-            format!("http {{\n  access_log off;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n"),
-            format!("  fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n"),
-            format!("  upstream taps {{ {servers} }}\n  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://taps;"),
-            " proxy_buffering off; proxy_next_upstream off; } }\n}\n".to_string(),
-        ]
-        .concat();
-        std::fs::write(&conf, text).unwrap();
-        let mut cmd = Command::new(&bin);
-        cmd.arg("-p").arg(dir).arg("-c").arg(&conf);
-        cmd
-    })
-    .await
+    nginx_balancer(dir, "nginx (round robin)", &servers, "proxy_buffering off; proxy_next_upstream off;").await
 }
 
 pub(crate) fn cluster_config(upstream: &str, store_port: u16, name: &str) -> mcp_tap::config::Config {

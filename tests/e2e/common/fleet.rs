@@ -19,22 +19,22 @@ pub const FLEET_TOKEN: &str = "fleet-client-token-0a1b2c";
 const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 const TOOLS: &str = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[]}}\n\n";
 
-/// nginx round robin over `backends` with a keep-alive pool to them, as ingress-nginx proxies.
-pub async fn keepalive_balancer(backends: &[u16], dir: &Path) -> Peer {
+/// A real nginx in `dir` proxying to the upstream block `taps` (its `servers`, its options) with
+/// `location` directives added after `proxy_pass`.
+pub async fn nginx_balancer(dir: &Path, what: &str, servers: &str, location: &str) -> Peer {
     let bin = PathBuf::from("/usr/sbin/nginx");
     assert!(bin.exists(), "nginx is missing: run scripts/test.sh, or `apt-get install nginx-light`");
-    // No replica is ever marked down: a refused connect is retried on the next one each time.
-    let servers: String = backends.iter().map(|p| format!("server 127.0.0.1:{p} max_fails=0; ")).collect();
-    spawn_peer("nginx (keep-alive round robin)", |port| {
+    spawn_peer(what, |port| {
         let conf = dir.join(format!("nginx-{port}.conf"));
         let d = dir.display();
         let text = [
             format!("worker_processes 1;\ndaemon off;\nerror_log {d}/nginx-error.log;\npid {d}/nginx-{port}.pid;\n"),
             format!("events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n"),
             format!("  proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi;\n"),
-            format!("  scgi_temp_path {d}/scgi;\n  upstream taps {{ {servers} keepalive 16; }}\n"),
-            format!("  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://taps;"),
-            " proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; } }\n}\n".to_string(),
+            format!("  scgi_temp_path {d}/scgi;\n  upstream taps {{ {servers} }}\n"),
+            format!(
+                "  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://taps; {location} }} }}\n}}\n"
+            ),
         ]
         .concat();
         std::fs::write(&conf, text).unwrap();
@@ -43,6 +43,14 @@ pub async fn keepalive_balancer(backends: &[u16], dir: &Path) -> Peer {
         cmd
     })
     .await
+}
+
+/// nginx round robin over `backends` with a keep-alive pool to them, as ingress-nginx proxies.
+pub async fn keepalive_balancer(backends: &[u16], dir: &Path) -> Peer {
+    // No replica is ever marked down: a refused connect is retried on the next one each time.
+    let servers: String = backends.iter().map(|p| format!("server 127.0.0.1:{p} max_fails=0; ")).collect();
+    let location = "proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off;";
+    nginx_balancer(dir, "nginx (keep-alive round robin)", &format!("{servers} keepalive 16;"), location).await
 }
 
 /// An upstream that answers `tools/list` with a token over SSE and refuses it without one, as
