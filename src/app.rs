@@ -138,6 +138,7 @@ fn parts(config: &Config, metrics: &Arc<Metrics>, sink: AuditSink) -> anyhow::Re
         config.sessions.idle_timeout,
         config.sessions.max_tracked,
     ));
+    sessions.waits.set_limits(config.sessions.input_wait_timeout, config.sessions.max_input_waits);
     Ok(proxy::Parts { auditor, checklist, sessions })
 }
 

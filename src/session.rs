@@ -65,17 +65,20 @@ pub(crate) struct SessionTracker {
     sharing: Mutex<cluster::Sharing>,
     /// Cluster mode: session activity is noted for the exchange.
     shared: std::sync::atomic::AtomicBool,
+    /// Multi round-trip calls waiting for their client's input.
+    pub waits: InputWaits,
 }
 
 impl SessionTracker {
     pub(crate) fn new(metrics: Arc<Metrics>, idle_timeout: Duration, max_tracked: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            metrics,
             idle_timeout: Mutex::new(idle_timeout),
             max_tracked: Mutex::new(max_tracked),
             sharing: Mutex::default(),
             shared: std::sync::atomic::AtomicBool::new(false),
+            waits: InputWaits::new(metrics.clone(), Duration::from_secs(600), 10_000),
+            metrics,
         }
     }
 
@@ -251,9 +254,11 @@ impl SessionTracker {
         list.iter().max_by_key(|(_, s)| s.started).map(|(_, s)| s.protocol_version)
     }
 
-    /// Ends sessions idle longer than the timeout; returns how many ended.
+    /// Ends sessions idle longer than the timeout, and records calls whose client never came
+    /// back with the input they waited for; returns how many sessions ended.
     pub(crate) fn sweep(&self) -> usize {
         let now = Instant::now();
+        self.waits.sweep(now);
         let idle = *self.idle_timeout.lock().expect("session lock");
         let mut ended = Vec::new();
         {
@@ -307,15 +312,19 @@ impl SessionTracker {
         self.inner.lock().expect("session lock").count
     }
 
-    /// How often `sweep` should run so a session ends within ~10% of its idle timeout.
+    /// How often `sweep` should run so a session ends (and a call waiting for input is given
+    /// up) within ~10% of its timeout.
     pub(crate) fn sweep_interval(&self) -> Duration {
         let idle = *self.idle_timeout.lock().expect("session lock");
-        (idle / 10).clamp(Duration::from_millis(100), Duration::from_secs(30))
+        let wait = self.waits.timeout();
+        (idle.min(wait) / 10).clamp(Duration::from_millis(100), Duration::from_secs(30))
     }
 }
 
 mod cluster;
+mod rounds;
 pub(crate) use cluster::{unix_ms, News};
+pub(crate) use rounds::{CallLabels, InputWaits, Origin, RoundKey};
 
 #[cfg(test)]
 mod tests;

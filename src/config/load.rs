@@ -114,6 +114,7 @@ impl Config {
             ("upstream.connect_timeout", self.upstream.connect_timeout),
             ("upstream.response_timeout", self.upstream.response_timeout),
             ("sessions.idle_timeout", self.sessions.idle_timeout),
+            ("sessions.input_wait_timeout", self.sessions.input_wait_timeout),
         ] {
             if d.is_zero() {
                 p.push(format!("{name} must be greater than zero"));

@@ -150,6 +150,13 @@ pub struct Sessions {
     pub max_tracked: usize,
     /// Bucket bounds of `mcp_server_session_duration_seconds`, in seconds.
     pub duration_buckets: Vec<f64>,
+    /// A multi round-trip call (MCP 2026-07-28 `input_required`) whose client has not come back
+    /// with the input after this long is recorded as `cancelled`.
+    #[serde(with = "humantime_serde")]
+    pub input_wait_timeout: Duration,
+    /// Multi round-trip calls waiting for input tracked at once; beyond it a call's rounds are
+    /// recorded as separate operations (counted as `mcp_tap_label_overflow_total{label="input_wait"}`).
+    pub max_input_waits: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -266,6 +273,8 @@ impl Default for Sessions {
             idle_timeout: Duration::from_secs(30 * 60),
             max_tracked: 10_000,
             duration_buckets: DEFAULT_SESSION_BUCKETS.to_vec(),
+            input_wait_timeout: Duration::from_secs(10 * 60),
+            max_input_waits: 10_000,
         }
     }
 }

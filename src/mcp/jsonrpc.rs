@@ -7,7 +7,7 @@ use std::ops::Range;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::lenient::{integer_or_skip, loose_id, string_or_skip};
+use super::lenient::{hashed_or_skip, integer_or_skip, key_set_or_skip, loose_id, string_or_skip};
 use super::method::Method;
 
 /// A request id in canonical form, so `1` and `"1"` stay distinct as the spec requires.
@@ -45,7 +45,17 @@ pub(crate) struct Message {
     pub traceparent: Option<String>,
     /// `params._meta.tracestate`, when it is at most 512 bytes (the W3C limit).
     pub tracestate: Option<String>,
+    /// A retry of a multi round-trip request (MCP 2026-07-28): what links it to its first round.
+    pub retry: Option<RetryOf>,
     pub kind: Kind,
+}
+
+/// What a retried request echoes (`params.requestState`, kept only as a hash) and answers
+/// (`params.inputResponses`, its key set as one hash).
+#[derive(Debug, Default, PartialEq, Clone, Copy)]
+pub(crate) struct RetryOf {
+    pub request_state: Option<u64>,
+    pub input_keys: u64,
 }
 
 #[derive(Debug, Default, PartialEq, Clone)]
@@ -70,6 +80,10 @@ pub(crate) struct ResultInfo {
     /// `resultType: "input_required"` (MCP 2026-07-28): the server needs more input from the
     /// client, which retries the request; a normal round, not an error.
     pub input_required: bool,
+    /// With `input_required`: the hash of `requestState` (the text is never kept) and of the key
+    /// set of `inputRequests`, which the retry's `inputResponses` answers.
+    pub request_state: Option<u64>,
+    pub input_keys: u64,
     /// Names from a `tools/list` answer.
     pub tools: Option<Vec<String>>,
     pub prompts: Option<Vec<String>>,
@@ -180,6 +194,10 @@ struct RawParams<'a> {
     cursor: Option<IgnoredAny>,
     #[serde(rename = "_meta", borrow)]
     meta: Option<RawMeta<'a>>,
+    #[serde(rename = "requestState", deserialize_with = "hashed_or_skip")]
+    request_state: Option<u64>,
+    #[serde(rename = "inputResponses", deserialize_with = "key_set_or_skip")]
+    input_responses: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,6 +232,10 @@ struct RawResult<'a> {
     protocol_version: Option<Cow<'a, str>>,
     #[serde(rename = "resultType", borrow, deserialize_with = "string_or_skip")]
     result_type: Option<Cow<'a, str>>,
+    #[serde(rename = "requestState", deserialize_with = "hashed_or_skip")]
+    request_state: Option<u64>,
+    #[serde(rename = "inputRequests", deserialize_with = "key_set_or_skip")]
+    input_requests: Option<u64>,
     #[serde(borrow)]
     tools: Option<Vec<RawNamed<'a>>>,
     #[serde(borrow)]
@@ -252,6 +274,34 @@ fn truncated(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
+impl RawResult<'_> {
+    fn into_info(self) -> ResultInfo {
+        let r = self;
+        let is_error = r.is_error.unwrap_or(false);
+        let error_text = if is_error {
+            r.content
+                .and_then(|c| serde_json::from_str::<Vec<RawContent<'_>>>(c.get()).ok())
+                .and_then(|c| c.into_iter().find_map(|c| c.text))
+                .map(|t| truncated(&t, MAX_TEXT))
+        } else {
+            None
+        };
+        let names = |v: Option<Vec<RawNamed<'_>>>| {
+            v.map(|v| v.into_iter().filter_map(|n| n.name.map(|n| truncated(&n, MAX_TEXT))).collect())
+        };
+        ResultInfo {
+            is_error,
+            error_text,
+            protocol_version: r.protocol_version.map(|v| truncated(&v, 32)),
+            input_required: r.result_type.as_deref() == Some("input_required"),
+            request_state: r.request_state,
+            input_keys: r.input_requests.unwrap_or(0),
+            tools: names(r.tools),
+            prompts: names(r.prompts),
+        }
+    }
+}
+
 impl Raw<'_> {
     fn into_message(self) -> Message {
         let mut params = self.params.unwrap_or_default();
@@ -263,26 +313,7 @@ impl Raw<'_> {
                 None => Kind::Invalid,
             }
         } else if let Some(r) = self.result {
-            let is_error = r.is_error.unwrap_or(false);
-            let error_text = if is_error {
-                r.content
-                    .and_then(|c| serde_json::from_str::<Vec<RawContent<'_>>>(c.get()).ok())
-                    .and_then(|c| c.into_iter().find_map(|c| c.text))
-                    .map(|t| truncated(&t, MAX_TEXT))
-            } else {
-                None
-            };
-            let names = |v: Option<Vec<RawNamed<'_>>>| {
-                v.map(|v| v.into_iter().filter_map(|n| n.name.map(|n| truncated(&n, MAX_TEXT))).collect())
-            };
-            Kind::Result(ResultInfo {
-                is_error,
-                error_text,
-                protocol_version: r.protocol_version.map(|v| truncated(&v, 32)),
-                input_required: r.result_type.as_deref() == Some("input_required"),
-                tools: names(r.tools),
-                prompts: names(r.prompts),
-            })
+            Kind::Result(r.into_info())
         } else if self.method.is_some() {
             Kind::Call
         } else {
@@ -306,6 +337,10 @@ impl Raw<'_> {
                 .filter(|t| t.len() <= MAX_TRACESTATE)
                 .map(Cow::into_owned),
             traceparent: meta.and_then(|m| m.traceparent).filter(|t| t.len() <= 128).map(Cow::into_owned),
+            retry: (params.request_state.is_some() || params.input_responses.is_some()).then(|| RetryOf {
+                request_state: params.request_state,
+                input_keys: params.input_responses.unwrap_or(0),
+            }),
             kind,
         }
     }

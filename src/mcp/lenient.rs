@@ -132,6 +132,75 @@ pub(super) fn integer_or_skip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<
     d.deserialize_any(Lenient(Integer))
 }
 
+/// A keyed hash of a text the tap must match but never keep (MCP 2026-07-28 `requestState`).
+pub(crate) fn hash_text(text: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::with_seed(0x7265_7175_6573_7453).hash_one(text)
+}
+
+struct Hashed;
+
+impl<'de> Pick<'de> for Hashed {
+    type Out = u64;
+    fn string(self, s: Cow<'de, str>) -> Option<u64> {
+        Some(hash_text(&s))
+    }
+}
+
+/// A string field kept only as its hash (`hash_text`); other types are skipped.
+pub(super) fn hashed_or_skip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(Lenient(Hashed))
+}
+
+/// The keys of an object, as one hash that does not depend on their order (values skipped).
+struct KeySet;
+
+impl<'de> Visitor<'de> for KeySet {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut sum = 0u64;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            sum = sum.wrapping_add(hash_text(&key));
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(Some(sum))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Lenient(Text).visit_seq(seq).map(|_| None)
+    }
+    fn visit_borrowed_str<E>(self, _v: &'de str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _v: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _v: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _v: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _v: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _v: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// The key set of an object field (`inputRequests`, `inputResponses`) as one hash; other types
+/// are skipped.
+pub(super) fn key_set_or_skip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(KeySet)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::mcp::jsonrpc::{decode, Id, Kind};

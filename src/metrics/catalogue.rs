@@ -33,6 +33,8 @@ pub enum Buckets {
     Overhead,
     /// Response sizes, 256 B to 4 MiB.
     ResponseBytes,
+    /// Rounds of a multi round-trip call, 2 to 10.
+    Rounds,
 }
 
 /// One metric.
@@ -102,12 +104,6 @@ pub const STREAM_DURATION: Spec = histogram(
     Buckets::Session,
     &["mcp_route", "mcp_method_name", "error_type"],
     "How long long-lived MCP streams (subscriptions/listen) stayed open; not operation latency.",
-);
-
-pub const INPUT_REQUIRED: Spec = counter(
-    "mcp_tap_input_required_total",
-    &["mcp_route", "mcp_method_name", "gen_ai_tool_name"],
-    "Results asking the client for more input before the request can complete (MCP 2026-07-28 rounds).",
 );
 
 pub const CREDENTIAL_SHARED: Spec = counter(
@@ -332,6 +328,8 @@ pub const ALL: &[&Spec] = &[
     &SESSIONS_ENDED,
     &STREAM_DURATION,
     &INPUT_REQUIRED,
+    &INPUT_WAIT,
+    &OPERATION_ROUNDS,
     &TOOLS_ADVERTISED,
     &TOOL_RESPONSE_BYTES,
     &SERVER_MESSAGES,
@@ -381,8 +379,10 @@ const fn process(kind: Kind, name: &'static str, help: &'static str) -> Spec {
     Spec { kind, buckets: Buckets::None, name, help, labels: &[] }
 }
 
+mod calls;
 mod mcp;
 mod oauth;
+pub use calls::*;
 pub use mcp::*;
 pub use oauth::*;
 

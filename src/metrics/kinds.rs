@@ -148,6 +148,8 @@ label_enum! {
         RpcCode = "rpc_response_status_code",
         /// The session tracker was full.
         Session = "session",
+        /// The table of multi round-trip calls waiting for input was full (`sessions.max_input_waits`).
+        InputWait = "input_wait",
         /// More client names than `clients.max_names`.
         Client = "client",
     }

@@ -17,6 +17,7 @@ pub(crate) use register::bounds;
 #[cfg(test)]
 use register::REGISTERED;
 use register::{counter_of, float_gauge_of, gauge_of, histogram, int_gauge_of};
+mod calls;
 mod checklist;
 mod health;
 mod kinds;
@@ -69,6 +70,8 @@ pub(crate) struct Metrics {
     unapproved_source: IntCounterVec,
     credential_shared: IntCounterVec,
     input_required: IntCounterVec,
+    input_wait: HistogramVec,
+    operation_rounds: HistogramVec,
     stream_duration: HistogramVec,
     connections_open: prometheus::IntGauge,
     rpc_codes: Mutex<HashSet<i64>>,
@@ -107,6 +110,8 @@ impl Metrics {
             unapproved_source: counter_of(r, &catalogue::UNAPPROVED_SOURCE),
             credential_shared: counter_of(r, &catalogue::CREDENTIAL_SHARED),
             input_required: counter_of(r, &catalogue::INPUT_REQUIRED),
+            input_wait: histogram(r, &catalogue::INPUT_WAIT, &session_buckets),
+            operation_rounds: histogram(r, &catalogue::OPERATION_ROUNDS, &session_buckets),
             connections_open: gauge_of(r, &catalogue::CONNECTIONS_OPEN).with_label_values(&[] as &[&str]),
             rpc_codes: Mutex::new(HashSet::new()),
             auth: AuthMetrics::new(r),
@@ -290,11 +295,6 @@ impl Metrics {
             let labels = [("mcp_route", route), ("mcp_method_name", method.as_str()), ("error_type", error_type)];
             otel.stream.record(duration.as_secs_f64(), &otel::attributes(&labels));
         }
-    }
-
-    /// One `input_required` round of a request (`tool` is empty but for `tools/call`).
-    pub(crate) fn record_input_required(&self, route: &str, method: Method, tool: &str) {
-        self.input_required.with_label_values(&[route, method.as_str(), tool]).inc();
     }
 
     /// A request with a credential from outside the approved networks (`client` bounded).

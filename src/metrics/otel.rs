@@ -71,6 +71,8 @@ pub(crate) struct Histograms {
     pub overhead: Histogram<f64>,
     pub tool_response_bytes: Histogram<f64>,
     pub stream: Histogram<f64>,
+    pub input_wait: Histogram<f64>,
+    pub rounds: Histogram<f64>,
 }
 
 pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
@@ -87,5 +89,7 @@ pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
         overhead: h(&catalogue::PROXY_OVERHEAD),
         stream: h(&catalogue::STREAM_DURATION),
         tool_response_bytes: h(&catalogue::TOOL_RESPONSE_BYTES),
+        input_wait: h(&catalogue::INPUT_WAIT),
+        rounds: h(&catalogue::OPERATION_ROUNDS),
     }
 }

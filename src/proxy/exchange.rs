@@ -93,8 +93,15 @@ impl Exchange {
         if let [p] = ex.pending.as_slice() {
             if p.method == Method::ToolsCall && p.id.is_some() {
                 let target = p.target.clone();
-                ex.tool_call =
-                    Some(Pending { id: None, method: p.method, target, cursor: false, denied: false, span: None });
+                ex.tool_call = Some(Pending {
+                    id: None,
+                    method: p.method,
+                    target,
+                    cursor: false,
+                    denied: false,
+                    span: None,
+                    origin: None,
+                });
             }
         }
         if status < 400 {
@@ -188,7 +195,14 @@ impl Exchange {
         let mut p = self.pending.swap_remove(pos);
         let error = match &m.kind {
             Kind::Error { code } => ErrorType::JsonRpc(*code),
-            Kind::Result(r) => self.on_result(&mut p, r),
+            Kind::Result(r) => {
+                let error = self.on_result(&mut p, r);
+                // The call waits for its client's input: the operation ends with a later round.
+                if r.input_required && self.recorder.input_required(&mut p, r, now, &self.sessions.waits) {
+                    return;
+                }
+                error
+            }
             _ => ErrorType::None,
         };
         self.recorder.operation(&mut p, error, now, self.answered());
@@ -215,9 +229,6 @@ impl Exchange {
                 }
             }
             _ => {}
-        }
-        if r.input_required {
-            self.recorder.input_required(p);
         }
         if !(r.is_error && p.method == Method::ToolsCall) {
             return ErrorType::None;

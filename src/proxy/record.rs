@@ -10,8 +10,8 @@ use super::request::{CallContext, Pending};
 use super::route::RouteState;
 use super::Shared;
 use crate::audit::event::{AuditEvent, OperationLine};
-use crate::audit::reason::{classify_rejection, user_token_reason, BackstageError, Reason};
-use crate::audit::{Auditor, AuthFailure};
+
+use crate::audit::Auditor;
 use crate::bounded::{self, cut};
 use crate::checklist::Checklist;
 use crate::config::{AuditOperations, UserIdentity};
@@ -19,11 +19,13 @@ use crate::detect::expiry::{holder, Holder};
 use crate::detect::sharing::Product;
 use crate::identity::jwt::{self, Verdict};
 use crate::identity::naming::Naming;
+use crate::mcp::jsonrpc::ResultInfo;
 use crate::mcp::method::Method;
 use crate::mcp::names::{NameSet, OTHER};
 use crate::metrics::{
     DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, UnparsedReason, Upstream,
 };
+use crate::session::{CallLabels, InputWaits, Origin, RoundKey};
 
 fn unix_now() -> i64 {
     i64::try_from(crate::clock::unix_secs()).unwrap_or(i64::MAX)
@@ -190,6 +192,16 @@ impl Recorder {
         }
         let tool = self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool);
         let prompt = self.bounded_target(p, Method::PromptsGet, &self.route.prompts, OverflowLabel::Prompt);
+        // A multi round-trip call lasts from its first request, its client's waits included.
+        let started = p.origin.map_or(self.call.started, |o| o.started);
+        if let Some(origin) = p.origin {
+            self.metrics.record_rounds(
+                &self.route.label,
+                p.method,
+                if tool.is_empty() { &prompt } else { &tool },
+                origin.rounds,
+            );
+        }
         self.metrics.record_operation(&Operation {
             route: &self.route.label,
             method: p.method,
@@ -198,7 +210,7 @@ impl Recorder {
             error,
             protocol_version: self.call.protocol_version,
             http_version: self.call.http_version,
-            duration: now - self.call.started,
+            duration: now - started,
             upstream: self.call.sent.map(|sent| Upstream {
                 address: self.upstream_address.0,
                 port: self.upstream_address.1,
@@ -232,7 +244,7 @@ impl Recorder {
             source: c.source.to_string(),
             status: self.status,
             outcome: error.label().unwrap_or_else(|| "ok".to_string()),
-            duration_seconds: (now - self.call.started).as_secs_f64(),
+            duration_seconds: (now - p.origin.map_or(self.call.started, |o| o.started)).as_secs_f64(),
             response_bytes: answered.bytes,
             jsonrpc_id: p.id.as_ref().map(|id| id.as_str().to_string()),
             session_id: answered.session.map(str::to_string),
@@ -254,10 +266,29 @@ impl Recorder {
         }
     }
 
-    /// The server answered `p` with `input_required`: the client will retry with more input.
-    pub(crate) fn input_required(&self, p: &Pending) {
+    /// The server answered `p` with `input_required` at `now`: the call waits for its client to
+    /// come back with the input, and `true` says its operation goes on (its span ends here).
+    pub(crate) fn input_required(&self, p: &mut Pending, r: &ResultInfo, now: Instant, waits: &InputWaits) -> bool {
         let tool = self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool);
         self.metrics.record_input_required(&self.route.label, p.method, &tool);
+        let route = &self.route.label;
+        let target = (p.method, p.target.as_deref());
+        let key = RoundKey::new(route, self.call.caller.credential.key(), target, r.request_state, r.input_keys);
+        let labels = CallLabels {
+            route: route.clone(),
+            method: p.method,
+            prompt: self.bounded_target(p, Method::PromptsGet, &self.route.prompts, OverflowLabel::Prompt),
+            tool,
+            client: self.client.clone(),
+            protocol_version: self.call.protocol_version,
+            http_version: self.call.http_version,
+        };
+        let origin = p.origin.unwrap_or(Origin { started: self.call.started, rounds: 1 });
+        if !waits.asked(key, origin, now, labels) {
+            return false;
+        }
+        super::trace::end(p.span.take(), ErrorType::None);
+        true
     }
 
     /// The size of a single `tools/call` exchange's answer.
@@ -269,89 +300,6 @@ impl Recorder {
     /// Whether a tool failure names a tool this route advertised (to this caller or another).
     pub(crate) fn advertised(&self, tool: Option<&str>) -> bool {
         tool.is_some_and(|t| self.route.tools.lock().expect("route lock").contains(t))
-    }
-
-    /// The upstream refused the request (401/403); `body` is its error body, if it sent one.
-    pub(crate) fn refused(&self, status: u16, body: &BackstageError, first: Option<&Pending>) {
-        let was_valid = self.call.caller.credential.fingerprint().is_some_and(|fp| self.auditor.history.was_valid(fp));
-        let reason = match self.verdict {
-            Some(v) => user_token_reason(v),
-            None => classify_rejection(status, &self.call.caller.credential, body, was_valid),
-        };
-        if let Some((token, fetch)) = &self.late {
-            self.explain_late(token.clone(), fetch.clone(), reason, status, first);
-            return;
-        }
-        self.auth_failure(reason, status, first);
-    }
-
-    /// A refused user token whose signing key is being fetched: the refusal was answered, and
-    /// its audit waits (off the request path) for the fetch to end, then explains it with the
-    /// keys held, as it would have been had they been there.
-    fn explain_late(
-        &self,
-        token: jwt::HeldToken,
-        mut fetch: tokio::sync::watch::Receiver<u64>,
-        reason: Reason,
-        status: u16,
-        first: Option<&Pending>,
-    ) {
-        let mut late = self.failure(reason, status, first).late(self.client.clone());
-        let (auditor, name_users) = (self.auditor.clone(), self.name_users);
-        self.auditor.clone().later(async move {
-            let _ = tokio::time::timeout(super::jwks::EXPLAIN_WAIT, fetch.changed()).await;
-            let (verdict, user) = jwt::explain(token.as_str(), &auditor.who.signing_keys, unix_now());
-            late.reason = user_token_reason(verdict);
-            late.expired_seconds = match verdict {
-                Verdict::Expired { seconds } => Some(seconds),
-                _ => None,
-            };
-            late.holder = user.as_deref().map(|u| holder(u, late.source, late.user_agent.as_deref()));
-            late.user = user.filter(|_| name_users);
-            auditor.emit(&late.failure());
-        });
-    }
-
-    /// A tool result Backstage refused as a permission matter (`is_delegation_denied`): an
-    /// explicit delegation refusal, or a not-found for a tool the route advertised. A not-found
-    /// for a tool missing from this caller's own last `tools/list` is a denial Backstage hides
-    /// (`hidden_denial`); without such a list it stays `delegation_denied`.
-    pub(crate) fn permission_denied(&self, p: &Pending, error_text: &str) {
-        let explicit = error_text.starts_with("NotAllowedError");
-        let tool = p.target.as_deref().unwrap_or("");
-        let listed = self.checklist.listed_to(&self.route.label, &self.client, tool);
-        let reason = if !explicit && listed == Some(false) { Reason::HiddenDenial } else { Reason::DelegationDenied };
-        self.auth_failure(reason, 200, Some(p));
-    }
-
-    fn auth_failure(&self, reason: Reason, status: u16, p: Option<&Pending>) {
-        self.auditor.emit(&self.failure(reason, status, p));
-    }
-
-    fn failure<'a>(&'a self, reason: Reason, status: u16, p: Option<&'a Pending>) -> AuthFailure<'a> {
-        let c = &self.call.caller;
-        AuthFailure {
-            route: &self.route.label,
-            status,
-            reason,
-            http_method: c.http_method.as_str(),
-            mcp_method: p.map(|p| p.method),
-            tool: p.filter(|p| p.method == Method::ToolsCall).and_then(|p| p.target.as_deref()),
-            credential: &c.credential,
-            client: &self.client,
-            user: self.user.as_deref(),
-            holder: self.holder,
-            expired_seconds: match self.verdict {
-                Some(Verdict::Expired { seconds }) => Some(seconds),
-                _ => None,
-            },
-            source: c.source,
-            user_agent: c.user_agent.as_deref(),
-            request_id: c.request_id.as_deref(),
-            jsonrpc_id: p.and_then(|p| p.id.as_ref()).map(|id| id.as_str().to_string()),
-            trace_id: c.trace_id.as_deref(),
-            span_id: c.span_id.as_deref(),
-        }
     }
 
     /// A `tools/list` answer: learn the names for the label bounds, and count what was advertised
@@ -397,3 +345,5 @@ impl Recorder {
         self.metrics.record_decode_error(kind);
     }
 }
+
+mod refusal;

@@ -16,7 +16,7 @@ use crate::mcp::jsonrpc::{Id, Message};
 use crate::mcp::method::Method;
 use crate::mcp::names::{protocol_version_label, DEFAULT_PROTOCOL_VERSION};
 use crate::metrics::MismatchKind;
-use crate::session::ClientKey;
+use crate::session::{ClientKey, Origin, RoundKey};
 
 /// The session header, as a value: the answer's is looked up by name.
 pub(super) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -93,6 +93,8 @@ pub(crate) struct Pending {
     pub denied: bool,
     /// The request's SERVER span, when tracing is on; ended when the request is recorded.
     pub span: Option<opentelemetry_sdk::trace::Span>,
+    /// A retry with input of a multi round-trip call: where the operation began.
+    pub origin: Option<Origin>,
 }
 
 /// What the exchange knows of its session, for protocol version and session events.
@@ -201,8 +203,26 @@ fn pending_from(messages: &[Message]) -> Vec<Pending> {
             cursor: m.has_cursor,
             denied: false,
             span: None,
+            origin: None,
         })
         .collect()
+}
+
+/// Retries with input (MCP 2026-07-28) continue the operation of the call that waited for it.
+fn resume_calls(shared: &Shared, route: &str, credential: u64, messages: &[Message], pending: &mut [Pending]) {
+    let retries = messages.iter().filter(|m| m.method.is_some());
+    for (m, p) in retries.zip(pending.iter_mut()) {
+        if let (Some(retry), Some(_)) = (m.retry, &m.id) {
+            let key = RoundKey::new(
+                route,
+                credential,
+                (p.method, p.target.as_deref()),
+                retry.request_state,
+                retry.input_keys,
+            );
+            p.origin = shared.sessions.waits.resumed(key, Instant::now());
+        }
+    }
 }
 
 /// Who sent a request, as the audit may record it. Read before the forwarding headers change.
@@ -275,6 +295,10 @@ pub(super) fn request_info(
     let meta_version = messages.iter().find_map(|m| m.protocol_version.as_deref()).map(protocol_version_label);
     let mut protocol_version = meta_version.or_else(|| text(headers.protocol_version).map(protocol_version_label));
     let mut session = None;
+    let mut pending = pending_from(messages);
+    if let (Some(state), true) = (route, messages.iter().any(|m| m.retry.is_some())) {
+        resume_calls(shared, &state.label, caller.credential.key(), messages, &mut pending);
+    }
     if let Some(state) = route {
         let session_header = text(headers.session_id);
         if let Some(id) = session_header.filter(|s| s.len() <= 256) {
@@ -312,7 +336,7 @@ pub(super) fn request_info(
             protocol_version: protocol_version.unwrap_or(DEFAULT_PROTOCOL_VERSION),
             keys_fetch: None,
         },
-        open: OpenRequests { pending: pending_from(messages), session, client_name },
+        open: OpenRequests { pending, session, client_name },
     }
 }
 

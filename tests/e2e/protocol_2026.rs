@@ -123,30 +123,53 @@ async fn headers_that_disagree_with_the_body_are_counted_audited_and_forwarded_u
     drop(server);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_input_required_round_is_a_normal_outcome_counted_per_tool() {
+/// A call whose tool asks the person to confirm, answered after 1.5 s, on `version`'s generation:
+/// the metrics the tap recorded for `delete_entity`.
+async fn confirmed_call(mode: &str) -> String {
     let server = python_server_with(&["--elicitation"]).await;
     let upstream = format!("http://127.0.0.1:{}", server.port);
     let tap = Tap::start(config_for(&upstream, "py")).await;
-    let args = ["--mode", "2026-07-28", "--accept-elicitation", "--call", r#"delete_entity={"name":"x"}"#];
+    let call = ["--call", r#"delete_entity={"name":"x"}"#];
+    let args = [&["--mode", mode, "--accept-elicitation", "--think", "1.5"][..], &call].concat();
     let seen = python_client(&tap.url("/mcp"), &args).await;
     assert_eq!(seen["calls"][0]["content"][0], "deleted x", "the client got through both rounds: {seen}");
-
     let m = tap.metrics().await;
-    let tool = ("gen_ai_tool_name", "delete_entity");
-    // The server asked once for input, the client retried: two tools/call operations, no error.
-    let calls = |error: &str| {
-        metric(
-            &m,
-            "mcp_server_operation_duration_seconds_count",
-            &[("mcp_method_name", "tools/call"), tool, ("error_type", error)],
-        )
-    };
-    assert_eq!((calls(""), metric(&m, "mcp_server_operation_duration_seconds_count", &[tool])), (2.0, 2.0));
-    let rounds =
-        metric(&m, "mcp_tap_input_required_total", &[("mcp_route", "py"), ("mcp_method_name", "tools/call"), tool]);
-    assert_eq!(rounds, 1.0);
     drop(server);
+    m
+}
+
+const DELETE: (&str, &str) = ("gen_ai_tool_name", "delete_entity");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_call_is_one_operation_that_includes_the_persons_wait() {
+    // MCP 2026-07-28: the server answers input_required, the client retries under a new id.
+    let m = confirmed_call("2026-07-28").await;
+    let of = |name: &str| metric(&m, name, &[("mcp_method_name", "tools/call"), DELETE]);
+    assert_eq!(of("mcp_server_operation_duration_seconds_count"), 1.0, "one call, one operation:\n{m}");
+    let took = of("mcp_server_operation_duration_seconds_sum");
+    assert!((1.4..10.0).contains(&took), "the operation lasts from the first request to the answer: {took} s");
+    assert_eq!(metric(&m, "mcp_server_operation_duration_seconds_count", &[DELETE, ("error_type", "")]), 1.0);
+    // The person's wait is its own histogram, and the round is counted.
+    assert_eq!(of("mcp_tap_input_wait_duration_seconds_count"), 1.0);
+    let waited = of("mcp_tap_input_wait_duration_seconds_sum");
+    assert!((1.4..took).contains(&waited), "waited {waited} s of {took} s");
+    assert_eq!(of("mcp_tap_input_required_total"), 1.0);
+    assert_eq!((of("mcp_tap_operation_rounds_count"), of("mcp_tap_operation_rounds_sum")), (1.0, 2.0));
+    let client_ops = metric(&m, "mcp_tap_client_operations_total", &[DELETE, ("outcome", "ok")]);
+    assert_eq!(client_ops, 1.0, "the client made one call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_call_on_the_handshake_generation_is_one_operation_too() {
+    // Before 2026-07-28 the server asks over the call's own stream and the client answers with a
+    // POST of its own: the call is still one operation, the wait inside it.
+    let m = confirmed_call("legacy").await;
+    let of = |name: &str| metric(&m, name, &[("mcp_method_name", "tools/call"), DELETE]);
+    assert_eq!(of("mcp_server_operation_duration_seconds_count"), 1.0, "{m}");
+    let took = of("mcp_server_operation_duration_seconds_sum");
+    assert!((1.4..10.0).contains(&took), "{took} s");
+    let asked = metric(&m, "mcp_tap_server_messages_total", &[("mcp_method_name", "elicitation/create")]);
+    assert_eq!(asked, 1.0, "the question went over the stream:\n{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,7 @@ parser.add_argument("--name", help="clientInfo.name the client declares")
 parser.add_argument("--ca-file", help="a PEM CA bundle to trust (a tap serving TLS with a private CA)")
 parser.add_argument("--abandon-after", type=float, help="give up each call after this many seconds")
 parser.add_argument("--accept-elicitation", action="store_true", help="answer every elicitation with ok=true")
+parser.add_argument("--think", type=float, help="seconds the person takes to answer an elicitation")
 args = parser.parse_args()
 
 
@@ -41,6 +42,9 @@ def content_text(result):
 
 
 async def accept(context, params):
+    if args.think:
+        # The person reads the question before answering.
+        await asyncio.sleep(args.think)
     return types.ElicitResult(action="accept", content={"ok": True})
 
 

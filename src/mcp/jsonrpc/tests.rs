@@ -86,3 +86,24 @@ proptest! {
         prop_assert_eq!(m.target.as_deref(), Some(tool.as_str()));
     }
 }
+
+#[test]
+fn a_multi_round_trip_retry_is_read_as_hashes_only() {
+    let asking = one(
+        r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","requestState":"sealed.abc","inputRequests":{"confirm":{"method":"elicitation/create"},"why":{}}}}"#,
+    );
+    let Kind::Result(r) = asking.kind else { panic!("a result") };
+    assert!(r.input_required);
+    let retry = one(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_entity","inputResponses":{"why":{},"confirm":{"action":"accept"}},"requestState":"sealed.abc"}}"#,
+    );
+    let of = retry.retry.expect("a retry");
+    // The echoed state and the answered keys (in any order) are what the answer asked.
+    assert_eq!((of.request_state, of.input_keys), (r.request_state, r.input_keys));
+    assert!(of.request_state.is_some() && of.input_keys != 0);
+    assert!(!format!("{retry:?}").contains("sealed.abc"), "the state itself is never kept");
+    // A first request is no retry; hostile shapes are skipped.
+    assert_eq!(one(r#"{"id":3,"method":"tools/call","params":{"name":"x"}}"#).retry, None);
+    let odd = one(r#"{"id":4,"method":"tools/call","params":{"requestState":7,"inputResponses":[1]}}"#);
+    assert_eq!(odd.retry, None);
+}

@@ -62,6 +62,7 @@ fn markdown() -> String {
             Buckets::Session => "histogram (`sessions.duration_buckets`, 1 s…24 h)".into(),
             Buckets::Overhead => "histogram (50 µs…250 ms)".into(),
             Buckets::ResponseBytes => "histogram (256 B…4 MiB)".into(),
+            Buckets::Rounds => "histogram (2…10 rounds)".into(),
         };
         t.push_str(&format!("| `{}` | {kind} | {} | {} |\n", spec.name, labels.join(", "), spec.help));
     }
