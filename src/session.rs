@@ -324,7 +324,7 @@ impl SessionTracker {
 mod cluster;
 mod rounds;
 pub(crate) use cluster::{unix_ms, News};
-pub(crate) use rounds::{CallLabels, InputWaits, Origin, RoundKey};
+pub(crate) use rounds::{CallLabels, InputWaits, Origin, RoundKey, SharedWait};
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,7 @@ mod orphans;
 mod privileges;
 mod sessions;
 mod sharing;
+mod waits;
 use keys::urls;
 pub(crate) use privileges::RouteNames;
 
@@ -180,9 +181,9 @@ impl Store {
         }
     }
 
-    /// Everything else the cluster shares: credentials used by two products (every exchange),
-    /// learned tool names (every exchange), session activity (every second one, about 0.5 s),
-    /// least privilege (every eighth, about 2 s).
+    /// Everything else the cluster shares: credentials used by two products, learned tool
+    /// names and calls waiting for input (every exchange), session activity (every second one,
+    /// about 0.5 s), least privilege (every eighth, about 2 s).
     async fn share(
         &mut self,
         conn: &mut MultiplexedConnection,
@@ -218,6 +219,7 @@ impl Store {
         if self.ticks % 2 == 1 {
             within(tokio::time::timeout(timeout, self.exchange_sessions(conn, config)).await)?;
         }
+        within(tokio::time::timeout(timeout, self.exchange_waits(conn, config)).await)?;
         if self.ticks % 8 == 1 {
             let checklist = self.checklist.clone();
             within(tokio::time::timeout(timeout, self.exchange_privileges(conn, config, &checklist)).await)?;
@@ -276,7 +278,7 @@ impl Store {
     fn alone(&self, pending: Pending) {
         let Some(outbox) = self.auditor.shared.as_ref() else { return };
         outbox.put_back(pending);
-        let parts: [&dyn Shares; 3] = [&*self.auditor, &*self.checklist, &*self.sessions];
+        let parts: [&dyn Shares; 4] = [&*self.auditor, &*self.checklist, &*self.sessions, &self.sessions.waits];
         for part in parts {
             part.decide_alone();
         }
@@ -294,6 +296,7 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     sessions.share();
+    sessions.waits.share();
     auditor.who.names.share();
     auditor.share_oauth();
     let mut random = [0u8; 6];

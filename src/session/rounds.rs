@@ -73,11 +73,23 @@ struct Waiting {
     answered: Instant,
     fallback: u64,
     labels: CallLabels,
+    /// Where the call waits: on this replica, sent to the store or not yet; or elsewhere in the
+    /// cluster (a copy, so that its retry can land here).
+    place: Place,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Here,
+    Published,
+    Elsewhere,
 }
 
 #[derive(Default)]
 struct Inner {
     waiting: HashMap<u64, Waiting>,
+    /// Cluster mode: what the next exchange sends (`shared`).
+    sharing: shared::Sharing,
     /// Fallback key → the calls waiting under it.
     by_fallback: HashMap<u64, Vec<u64>>,
     /// Keys for calls whose answer carried no `requestState`.
@@ -101,11 +113,18 @@ pub(crate) struct InputWaits {
     inner: Mutex<Inner>,
     metrics: Arc<Metrics>,
     limits: Mutex<(Duration, usize)>,
+    /// Cluster mode: calls waiting are shared through the store.
+    shared: std::sync::atomic::AtomicBool,
 }
 
 impl InputWaits {
     pub(crate) fn new(metrics: Arc<Metrics>, timeout: Duration, max: usize) -> Self {
-        Self { inner: Mutex::default(), metrics, limits: Mutex::new((timeout, max)) }
+        Self {
+            inner: Mutex::default(),
+            metrics,
+            limits: Mutex::new((timeout, max)),
+            shared: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     pub(crate) fn set_limits(&self, timeout: Duration, max: usize) {
@@ -141,8 +160,11 @@ impl InputWaits {
             return false;
         }
         let _ = inner.take(id);
+        if self.is_shared() {
+            inner.sharing.publish.push(id);
+        }
         inner.by_fallback.entry(key.fallback).or_default().push(id);
-        inner.waiting.insert(id, Waiting { origin, answered: now, fallback: key.fallback, labels });
+        inner.waiting.insert(id, Waiting { origin, answered: now, fallback: key.fallback, labels, place: Place::Here });
         true
     }
 
@@ -156,6 +178,10 @@ impl InputWaits {
             _ => None,
         })?;
         let w = inner.take(id)?;
+        if w.place != Place::Here {
+            // Taken here: the store's entry goes, and the replica that holds it learns so.
+            inner.sharing.claimed.push(id);
+        }
         drop(inner);
         let l = &w.labels;
         self.metrics.record_input_wait(&l.route, l.method, &l.tool, now.saturating_duration_since(w.answered));
@@ -169,7 +195,15 @@ impl InputWaits {
         let mut inner = self.inner.lock().expect("rounds lock");
         let expired: Vec<u64> =
             inner.waiting.iter().filter(|(_, w)| now >= w.answered + timeout).map(|(k, _)| *k).collect();
-        let gone: Vec<Waiting> = expired.into_iter().filter_map(|k| inner.take(k)).collect();
+        let mut gone = Vec::new();
+        for id in expired {
+            match inner.take(id) {
+                // Its retry may have reached another replica: the store decides (`shared`).
+                Some(w) if w.place == Place::Published => inner.sharing.expired.push((id, w)),
+                Some(w) if w.place == Place::Here => gone.push(w),
+                _ => {}
+            }
+        }
         drop(inner);
         for w in &gone {
             self.abandoned(w);
@@ -196,6 +230,9 @@ impl InputWaits {
         self.metrics.record_client_operation(&l.client, l.method, tool, outcome);
     }
 }
+
+mod shared;
+pub(crate) use shared::SharedWait;
 
 #[cfg(test)]
 mod tests;

@@ -17,7 +17,7 @@ use super::cluster_story as story;
 pub const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 
 /// nginx round-robin over `backends`, one request per upstream connection: what an L7 ingress does.
-async fn balancer(backends: &[std::net::SocketAddr], dir: &std::path::Path) -> Peer {
+pub(crate) async fn balancer(backends: &[std::net::SocketAddr], dir: &std::path::Path) -> Peer {
     let servers: String = backends.iter().map(|b| format!("server {b}; ")).collect();
     nginx_balancer(dir, "nginx (round robin)", &servers, "proxy_buffering off; proxy_next_upstream off;").await
 }

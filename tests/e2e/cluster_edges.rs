@@ -3,7 +3,8 @@
 //! reaches it with `rediss://`, `cluster.ca_file` and a password from the environment, decides a
 //! burst through it, and never touches a key outside its namespace (the ACL would refuse it). And
 //! a burst whose replica crashed is ended once by another replica. And a stateless (MCP
-//! 2026-07-28) client whose requests reach two replicas is one session.
+//! 2026-07-28) client whose requests reach two replicas is one session, and its call whose
+//! retry with the person's input reaches the other replica is one operation.
 
 use crate::auth_audit::LIST;
 use crate::common;
@@ -190,6 +191,57 @@ async fn a_stateless_client_on_two_replicas_is_one_session() {
     })
     .await;
     assert_eq!(ended, 1.0, "one session in the cluster, not one per replica");
+    for tap in taps {
+        tap.stop().await;
+    }
+}
+
+/// An MCP 2026-07-28 call that waits for the person: the balancer sends its retry to the other
+/// replica, which links it through the store. One operation in the cluster, the wait included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_call_whose_retry_reaches_another_replica_is_one_operation() {
+    let dir = std::env::temp_dir().join(format!("mcp-tap-rounds-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = redis_server(&dir).await;
+    let server = python_server_with(&["--elicitation"]).await;
+    let replica = || {
+        let mut c = config_for(&format!("http://127.0.0.1:{}", server.port), "py");
+        c.cluster.store_url = Some(format!("redis://127.0.0.1:{}/0", store.port));
+        c.cluster.password_env = Some("STORE_PASSWORD".into());
+        c.cluster.name = "rounds".into();
+        c.env = mcp_tap::config::Environment::fixed([("STORE_PASSWORD", STORE_PASSWORD)]);
+        c
+    };
+    let taps = [Tap::start(replica()).await, Tap::start(replica()).await];
+    for tap in &taps {
+        until_store_up(tap, "rounds").await;
+    }
+    let lb = crate::cluster::balancer(&[taps[0].proxy, taps[1].proxy], &dir).await;
+    let call = ["--call", r#"delete_entity={"name":"x"}"#];
+    let args = [&["--mode", "2026-07-28", "--no-list", "--accept-elicitation", "--think", "1.5"][..], &call].concat();
+    let seen = python_client(&format!("http://127.0.0.1:{}/mcp", lb.port), &args).await;
+    assert_eq!(seen["calls"][0]["content"][0], "deleted x", "{seen}");
+    let tool = ("gen_ai_tool_name", "delete_entity");
+    let mut per_replica = Vec::new();
+    for tap in &taps {
+        let m = tap.metrics().await;
+        let of = |name: &str| metric(&m, name, &[("mcp_method_name", "tools/call"), tool]);
+        per_replica.push((
+            of("mcp_tap_input_required_total"),
+            of("mcp_server_operation_duration_seconds_count"),
+            of("mcp_server_operation_duration_seconds_sum"),
+            of("mcp_tap_input_wait_duration_seconds_count"),
+        ));
+    }
+    println!("per replica (asked, operations, seconds, waits): {per_replica:?}");
+    let asked_on = per_replica.iter().position(|r| r.0 == 1.0).expect("one replica saw the question");
+    let ended_on = per_replica.iter().position(|r| r.1 == 1.0).expect("one replica saw the answer");
+    assert_ne!(asked_on, ended_on, "the balancer sent the retry to the other replica: {per_replica:?}");
+    let total: f64 = per_replica.iter().map(|r| r.1).sum();
+    assert_eq!(total, 1.0, "one operation in the cluster: {per_replica:?}");
+    assert!(per_replica[ended_on].2 >= 1.4, "it includes the person's 1.5 s: {per_replica:?}");
+    assert_eq!(per_replica[ended_on].3, 1.0, "the wait is recorded where the retry landed");
+    drop(lb);
     for tap in taps {
         tap.stop().await;
     }

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::HashMap;
 
 fn waits(timeout: u64, max: usize) -> (Arc<Metrics>, InputWaits) {
     let m = Arc::new(Metrics::new(vec![1.0, 10.0, 100.0]));
@@ -117,4 +118,77 @@ async fn random_states_stay_within_the_bound() {
     assert_eq!((w.len(), refused), (100, 900));
     assert_eq!(one(&m, "mcp_tap_label_overflow_total{label=\"input_wait\"}"), "900");
     assert!(lines(&m, "mcp_tap_input_wait_duration_seconds_count").is_empty());
+}
+
+/// Two replicas and the store between them, as the cluster exchange moves calls.
+fn exchange(replica: &InputWaits, store: &mut HashMap<u64, SharedWait>) {
+    let news = replica.take_news();
+    store.extend(news.publish);
+    for id in &news.claimed {
+        store.remove(id);
+    }
+    let still_there: Vec<bool> = news.expired.iter().map(|id| store.remove(id).is_some()).collect();
+    replica.cluster_news(&still_there, store.clone());
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_cluster_the_retry_links_on_another_replica_and_the_call_is_recorded_once() {
+    let (ma, a) = waits(60, 10);
+    let (mb, b) = waits(60, 10);
+    a.share();
+    b.share();
+    let mut store = HashMap::new();
+    let started = Instant::now();
+    assert!(a.asked(key(Some(1)), Origin { started, rounds: 1 }, Instant::now(), labels()));
+    exchange(&a, &mut store);
+    exchange(&b, &mut store);
+    // The retry reaches the other replica.
+    let origin = b.resumed(key(Some(1)), Instant::now()).expect("linked through the store");
+    assert_eq!(origin.rounds, 2);
+    assert_eq!(one(&mb, "mcp_tap_input_wait_duration_seconds_count"), "1");
+    exchange(&b, &mut store);
+    assert!(store.is_empty(), "taken: gone from the store");
+    exchange(&a, &mut store);
+    assert_eq!(a.len(), 0, "the replica it waited on learned it was taken");
+    tokio::time::advance(Duration::from_secs(120)).await;
+    assert_eq!(a.sweep(Instant::now()), 0);
+    exchange(&a, &mut store);
+    assert!(lines(&ma, "mcp_server_operation_duration_seconds_count").is_empty(), "never given up");
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_cluster_a_call_nobody_took_is_given_up_once_by_its_replica() {
+    let (ma, a) = waits(60, 10);
+    let (mb, b) = waits(60, 10);
+    a.share();
+    b.share();
+    let mut store = HashMap::new();
+    assert!(a.asked(key(Some(1)), Origin { started: Instant::now(), rounds: 1 }, Instant::now(), labels()));
+    exchange(&a, &mut store);
+    exchange(&b, &mut store);
+    assert_eq!(b.len(), 1, "a copy, for a retry that lands there");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!((a.sweep(Instant::now()), b.sweep(Instant::now())), (0, 0));
+    exchange(&a, &mut store);
+    exchange(&b, &mut store);
+    assert!(one(&ma, "mcp_server_operation_duration_seconds_count{").ends_with('1'));
+    assert!(lines(&mb, "mcp_server_operation_duration_seconds_count").is_empty());
+    assert!(store.is_empty() && a.len() == 0 && b.len() == 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_store_a_replica_decides_alone_and_sends_its_calls_again_later() {
+    use crate::shares::Shares;
+    let (m, a) = waits(60, 10);
+    a.share();
+    assert!(a.asked(key(Some(1)), Origin { started: Instant::now(), rounds: 1 }, Instant::now(), labels()));
+    let _lost = a.take_news();
+    a.decide_alone();
+    let mut store = HashMap::new();
+    exchange(&a, &mut store);
+    assert_eq!((store.len(), a.len()), (1, 1), "sent again once the store is back, and still waiting");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    a.sweep(Instant::now());
+    a.decide_alone();
+    assert_eq!(one(&m, "mcp_server_operation_duration_seconds_count{"), "1");
 }
