@@ -67,6 +67,8 @@ pub(crate) struct SessionTracker {
     shared: std::sync::atomic::AtomicBool,
     /// Multi round-trip calls waiting for their client's input.
     pub waits: InputWaits,
+    /// Requests their clients cancelled with `notifications/cancelled`.
+    pub cancels: cancels::Cancels,
 }
 
 impl SessionTracker {
@@ -78,6 +80,7 @@ impl SessionTracker {
             sharing: Mutex::default(),
             shared: std::sync::atomic::AtomicBool::new(false),
             waits: InputWaits::new(metrics.clone(), Duration::from_secs(600), 10_000),
+            cancels: cancels::Cancels::new(metrics.clone(), max_tracked),
             metrics,
         }
     }
@@ -85,6 +88,7 @@ impl SessionTracker {
     pub(crate) fn set_limits(&self, idle_timeout: Duration, max_tracked: usize) {
         *self.idle_timeout.lock().expect("session lock") = idle_timeout;
         *self.max_tracked.lock().expect("session lock") = max_tracked;
+        self.cancels.set_max(max_tracked);
     }
 
     fn has_room(&self, inner: &Inner) -> bool {
@@ -321,6 +325,7 @@ impl SessionTracker {
     }
 }
 
+mod cancels;
 mod cluster;
 mod rounds;
 pub(crate) use cluster::{unix_ms, News};

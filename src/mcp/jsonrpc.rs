@@ -47,6 +47,8 @@ pub(crate) struct Message {
     pub tracestate: Option<String>,
     /// A retry of a multi round-trip request (MCP 2026-07-28): what links it to its first round.
     pub retry: Option<RetryOf>,
+    /// `params.requestId` of `notifications/cancelled`: the request the client gave up.
+    pub cancels: Option<Id>,
     pub kind: Kind,
 }
 
@@ -198,6 +200,8 @@ struct RawParams<'a> {
     request_state: Option<u64>,
     #[serde(rename = "inputResponses", deserialize_with = "key_set_or_skip")]
     input_responses: Option<u64>,
+    #[serde(rename = "requestId", deserialize_with = "loose_id")]
+    request_id: Option<Id>,
 }
 
 #[derive(Deserialize, Default)]
@@ -341,6 +345,7 @@ impl Raw<'_> {
                 request_state: params.request_state,
                 input_keys: params.input_responses.unwrap_or(0),
             }),
+            cancels: params.request_id,
             kind,
         }
     }

@@ -150,6 +150,8 @@ label_enum! {
         Session = "session",
         /// The table of multi round-trip calls waiting for input was full (`sessions.max_input_waits`).
         InputWait = "input_wait",
+        /// More requests cancelled by `notifications/cancelled` at once than `sessions.max_tracked`.
+        Cancellation = "cancellation",
         /// More client names than `clients.max_names`.
         Client = "client",
     }

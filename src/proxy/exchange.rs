@@ -194,6 +194,8 @@ impl Exchange {
         };
         let mut p = self.pending.swap_remove(pos);
         let error = match &m.kind {
+            // The server's answer to a request its client cancelled: the client gave up.
+            Kind::Error { .. } if self.cancelled(&p) => ErrorType::Cancelled,
             Kind::Error { code } => ErrorType::JsonRpc(*code),
             Kind::Result(r) => {
                 let error = self.on_result(&mut p, r);
@@ -253,6 +255,13 @@ impl Exchange {
         }
     }
 
+    /// The client cancelled `p` with `notifications/cancelled` (the handshake generation).
+    fn cancelled(&self, p: &Pending) -> bool {
+        let Some(id) = &p.id else { return false };
+        let key = super::request::cancel_key(&self.recorder.route().label, self.session.as_ref(), id);
+        self.sessions.cancels.take(key, Instant::now())
+    }
+
     fn touch_session(&self) {
         if let Some(SessionRef::Header(id)) = &self.session {
             self.sessions.touch_header(&self.recorder.route().label, id);
@@ -302,6 +311,8 @@ impl Exchange {
         };
         let now = Instant::now();
         for mut p in std::mem::take(&mut self.pending) {
+            let error =
+                if error == ErrorType::StreamAborted && self.cancelled(&p) { ErrorType::Cancelled } else { error };
             self.recorder.operation(&mut p, error, now, self.answered());
         }
         // A client may close an SSE stream once it has its answer: the bytes it got still count.

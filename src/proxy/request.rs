@@ -16,7 +16,7 @@ use crate::mcp::jsonrpc::{Id, Message};
 use crate::mcp::method::Method;
 use crate::mcp::names::{protocol_version_label, DEFAULT_PROTOCOL_VERSION};
 use crate::metrics::MismatchKind;
-use crate::session::{ClientKey, Origin, RoundKey};
+use crate::session::{ClientKey, Origin};
 
 /// The session header, as a value: the answer's is looked up by name.
 pub(super) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -208,23 +208,6 @@ fn pending_from(messages: &[Message]) -> Vec<Pending> {
         .collect()
 }
 
-/// Retries with input (MCP 2026-07-28) continue the operation of the call that waited for it.
-fn resume_calls(shared: &Shared, route: &str, credential: u64, messages: &[Message], pending: &mut [Pending]) {
-    let retries = messages.iter().filter(|m| m.method.is_some());
-    for (m, p) in retries.zip(pending.iter_mut()) {
-        if let (Some(retry), Some(_)) = (m.retry, &m.id) {
-            let key = RoundKey::new(
-                route,
-                credential,
-                (p.method, p.target.as_deref()),
-                retry.request_state,
-                retry.input_keys,
-            );
-            p.origin = shared.sessions.waits.resumed(key, Instant::now());
-        }
-    }
-}
-
 /// Who sent a request, as the audit may record it. Read before the forwarding headers change.
 pub(super) fn caller(
     shared: &Shared,
@@ -296,9 +279,6 @@ pub(super) fn request_info(
     let mut protocol_version = meta_version.or_else(|| text(headers.protocol_version).map(protocol_version_label));
     let mut session = None;
     let mut pending = pending_from(messages);
-    if let (Some(state), true) = (route, messages.iter().any(|m| m.retry.is_some())) {
-        resume_calls(shared, &state.label, caller.credential.key(), messages, &mut pending);
-    }
     if let Some(state) = route {
         let session_header = text(headers.session_id);
         if let Some(id) = session_header.filter(|s| s.len() <= 256) {
@@ -320,6 +300,8 @@ pub(super) fn request_info(
             }
             session = Some(SessionRef::Inferred(key));
         }
+        let of = (&*state.label, session.as_ref(), caller.credential.key());
+        earlier::requests(shared, of, messages, &mut pending, started);
     }
     RequestInfo {
         call: CallContext {
@@ -339,6 +321,9 @@ pub(super) fn request_info(
         open: OpenRequests { pending, session, client_name },
     }
 }
+
+mod earlier;
+pub(crate) use earlier::cancel_key;
 
 #[cfg(test)]
 mod tests {

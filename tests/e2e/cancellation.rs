@@ -108,18 +108,18 @@ async fn a_call_abandoned_mid_stream_is_cancelled_and_closed_upstream() {
     cancelled_within_a_second(true).await;
 }
 
-/// The official Python SDK on both sides: an MCP 2026-07-28 client that gives up on a 5 s tool
-/// after 0.5 s cancels by closing its stream. The call is `cancelled` within a second of the
-/// client giving up, and the server's tool was cancelled: its request was closed. (A
-/// handshake-generation client also sends `notifications/cancelled`, and the server may end the
-/// stream first; the tap does not link that notification to its call yet: issue 35.)
+/// The official Python SDK on both sides: a client that gives up on a 5 s tool after 0.5 s. On
+/// MCP 2026-07-28 it cancels by closing its stream; on the handshake generation it also sends
+/// `notifications/cancelled`, and the server may end the stream before the client leaves. Either
+/// way the call is `cancelled` within a second of the client giving up (never `stream_aborted`),
+/// and the server's tool was cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sdk_client_that_gives_up_cancels_through_the_tap() {
     let events = std::env::temp_dir().join(format!("mcp-tap-cancel-events-{}", std::process::id()));
     let _ = std::fs::remove_file(&events);
     let server = python_server_with(&["--events", events.to_str().unwrap()]).await;
     let tap = Tap::start(config_for(&format!("http://127.0.0.1:{}", server.port), "py")).await;
-    for (n, mode) in ["2026-07-28", "2026-07-28"].into_iter().enumerate() {
+    for (n, mode) in ["2026-07-28", "legacy", "legacy"].into_iter().enumerate() {
         let args = ["--mode", mode, "--no-list", "--call", r#"slow={"seconds":5}"#, "--abandon-after", "0.5"];
         let out = python_client(&tap.url("/mcp"), &args).await;
         let gave_up = Instant::now();
@@ -151,4 +151,6 @@ async fn an_sdk_client_that_gives_up_cancels_through_the_tap() {
         &[("mcp_method_name", "tools/call"), ("error_type", "")],
     );
     assert_eq!(ok_calls, 0.0, "no abandoned call is counted as answered");
+    let aborted = metric(&m, "mcp_server_operation_duration_seconds_count", &[("error_type", "stream_aborted")]);
+    assert_eq!(aborted, 0.0, "a call its client cancelled is never a stream the server broke");
 }

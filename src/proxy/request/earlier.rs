@@ -1,0 +1,56 @@
+//! What a request says of earlier ones: a retry with input (MCP 2026-07-28) continues a call
+//! that waited for it; `notifications/cancelled` ends one.
+
+use tokio::time::Instant;
+
+use super::{Pending, SessionRef};
+use crate::mcp::jsonrpc::{Id, Message};
+use crate::mcp::method::Method;
+use crate::proxy::Shared;
+use crate::session::RoundKey;
+
+/// What names a request to a `notifications/cancelled` of its client: route, session, id.
+pub(crate) fn cancel_key(route: &str, session: Option<&SessionRef>, id: &Id) -> u64 {
+    use std::hash::BuildHasher;
+    let session = match session {
+        Some(SessionRef::Header(id)) => (Some(&**id), None),
+        Some(SessionRef::Inferred(key)) => (None, Some((key.credential, key.source))),
+        None => (None, None),
+    };
+    foldhash::quality::FixedState::with_seed(0x6361_6e63_656c).hash_one((route, session, id))
+}
+
+/// What the request says of earlier ones: a retry with input continues a call that waited for
+/// it; `notifications/cancelled` ends one.
+pub(super) fn requests(
+    shared: &Shared,
+    (route, session, credential): (&str, Option<&SessionRef>, u64),
+    messages: &[Message],
+    pending: &mut [Pending],
+    started: Instant,
+) {
+    if messages.iter().any(|m| m.retry.is_some()) {
+        resume_calls(shared, route, credential, messages, pending);
+    }
+    let cancelled = messages.iter().filter(|m| m.method == Some(Method::NotificationsCancelled));
+    for id in cancelled.filter_map(|m| m.cancels.as_ref()) {
+        shared.sessions.cancels.note(cancel_key(route, session, id), started);
+    }
+}
+
+/// Retries with input (MCP 2026-07-28) continue the operation of the call that waited for it.
+fn resume_calls(shared: &Shared, route: &str, credential: u64, messages: &[Message], pending: &mut [Pending]) {
+    let retries = messages.iter().filter(|m| m.method.is_some());
+    for (m, p) in retries.zip(pending.iter_mut()) {
+        if let (Some(retry), Some(_)) = (m.retry, &m.id) {
+            let key = RoundKey::new(
+                route,
+                credential,
+                (p.method, p.target.as_deref()),
+                retry.request_state,
+                retry.input_keys,
+            );
+            p.origin = shared.sessions.waits.resumed(key, Instant::now());
+        }
+    }
+}
