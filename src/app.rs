@@ -139,6 +139,7 @@ fn parts(config: &Config, metrics: &Arc<Metrics>, sink: AuditSink) -> anyhow::Re
         config.sessions.max_tracked,
     ));
     sessions.waits.set_limits(config.sessions.input_wait_timeout, config.sessions.max_input_waits);
+    sessions.tasks.set_limits(config.sessions.max_tasks, config.sessions.task_max_age);
     Ok(proxy::Parts { auditor, checklist, sessions })
 }
 

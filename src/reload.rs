@@ -124,6 +124,7 @@ impl Reloader {
         }
         self.shared.sessions.set_limits(new.sessions.idle_timeout, new.sessions.max_tracked);
         self.shared.sessions.waits.set_limits(new.sessions.input_wait_timeout, new.sessions.max_input_waits);
+        self.shared.sessions.tasks.set_limits(new.sessions.max_tasks, new.sessions.task_max_age);
         self.shared.routes.apply_labels(&new);
         self.shared.auditor.reload(&new);
         self.shared.checklist.reload(&new);

@@ -69,6 +69,8 @@ pub(crate) struct SessionTracker {
     pub waits: InputWaits,
     /// Requests their clients cancelled with `notifications/cancelled`.
     pub cancels: cancels::Cancels,
+    /// Tasks (the Tasks extension) followed to their end.
+    pub tasks: Tasks,
 }
 
 impl SessionTracker {
@@ -81,6 +83,7 @@ impl SessionTracker {
             shared: std::sync::atomic::AtomicBool::new(false),
             waits: InputWaits::new(metrics.clone(), Duration::from_secs(600), 10_000),
             cancels: cancels::Cancels::new(metrics.clone(), max_tracked),
+            tasks: Tasks::new(metrics.clone(), 10_000, Duration::from_secs(24 * 3600)),
             metrics,
         }
     }
@@ -263,6 +266,7 @@ impl SessionTracker {
     pub(crate) fn sweep(&self) -> usize {
         let now = Instant::now();
         self.waits.sweep(now);
+        self.tasks.sweep(now);
         let idle = *self.idle_timeout.lock().expect("session lock");
         let mut ended = Vec::new();
         {
@@ -328,8 +332,10 @@ impl SessionTracker {
 mod cancels;
 mod cluster;
 mod rounds;
+mod tasks;
 pub(crate) use cluster::{unix_ms, News};
 pub(crate) use rounds::{CallLabels, InputWaits, Origin, RoundKey, SharedWait};
+pub(crate) use tasks::{Access, TaskLabels, Tasks};
 
 #[cfg(test)]
 mod tests;

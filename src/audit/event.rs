@@ -9,6 +9,7 @@ use crate::mcp::method::Method;
 use crate::metrics::{MismatchKind, Reason, Scope};
 
 pub(crate) mod oauth;
+pub(crate) mod task;
 
 pub(crate) const SCHEMA: &str = "mcp-tap.audit.v1";
 
@@ -37,7 +38,7 @@ impl AuditLine {
 }
 
 /// The kinds of finding, as `finding` in audit lines and `kind` in `mcp_tap_findings_total`.
-pub const FINDINGS: [&str; 9] = [
+pub const FINDINGS: [&str; 10] = [
     "burst",
     "credential_shared",
     "stopped_refreshing",
@@ -47,6 +48,7 @@ pub const FINDINGS: [&str; 9] = [
     "hidden_denial",
     "refresh_token_replay",
     "resource_mismatch",
+    "task_foreign_access",
 ];
 
 /// How loud an audit event is, for the outputs that grade them (OTLP logs, syslog): a finding
@@ -195,6 +197,8 @@ pub(crate) enum AuditEvent {
     OauthRevocation(oauth::Revocation),
     RefreshTokenReplay(oauth::Replay),
     ResourceMismatch(oauth::Mismatch),
+    /// A `tasks/*` request about a task another principal created (once per task).
+    TaskForeignAccess(task::ForeignAccess),
 }
 
 /// The fields of an `operation` line.
@@ -232,7 +236,7 @@ pub(crate) struct OperationLine {
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub(crate) const NAMES: [&'static str; 22] = [
+    pub(crate) const NAMES: [&'static str; 23] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -255,10 +259,11 @@ impl AuditEvent {
         "oauth_revocation",
         "refresh_token_replay",
         "resource_mismatch",
+        "task_foreign_access",
     ];
 
     /// The OpenTelemetry event names (`event.name` of OTLP log records), in the order of `NAMES`.
-    pub(crate) const OTEL_NAMES: [&'static str; 22] = [
+    pub(crate) const OTEL_NAMES: [&'static str; 23] = [
         "mcp_tap.auth_failure",
         "mcp_tap.auth_failure_summary",
         "mcp_tap.burst_start",
@@ -281,6 +286,7 @@ impl AuditEvent {
         "mcp_tap.oauth_revocation",
         "mcp_tap.refresh_token_replay",
         "mcp_tap.resource_mismatch",
+        "mcp_tap.task_foreign_access",
     ];
 
     pub(crate) fn name(&self) -> &'static str {
@@ -307,6 +313,7 @@ impl AuditEvent {
             AuditEvent::OauthRevocation(_) => 19,
             AuditEvent::RefreshTokenReplay(_) => 20,
             AuditEvent::ResourceMismatch(_) => 21,
+            AuditEvent::TaskForeignAccess(_) => 22,
         };
         Self::NAMES[i]
     }
@@ -322,6 +329,7 @@ impl AuditEvent {
             AuditEvent::AuthFailure(line) => line.finding,
             AuditEvent::RefreshTokenReplay(_) => Some("refresh_token_replay"),
             AuditEvent::ResourceMismatch(_) => Some("resource_mismatch"),
+            AuditEvent::TaskForeignAccess(_) => Some("task_foreign_access"),
             _ => None,
         }
     }

@@ -18,3 +18,14 @@ impl Auditor {
         self.sink.write(line);
     }
 }
+
+impl Auditor {
+    /// A `tasks/*` request about a task another principal created: a finding, once per task and
+    /// principal in the cluster.
+    pub(crate) fn task_foreign_access(&self, task: u64, principal: u64, line: super::event::task::ForeignAccess) {
+        tracing::warn!(route = %line.route, client = %line.client, owner = %line.owner_client,
+            "a task was reached by another principal than the one that created it");
+        let key = self.who.fingerprinter.fingerprint(&format!("task\n{task:016x}\n{principal:016x}"));
+        self.raise(key, AuditEvent::TaskForeignAccess(line));
+    }
+}

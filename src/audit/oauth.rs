@@ -168,7 +168,7 @@ impl Auditor {
 
     /// A finding about `key` (a token family, a pair of URLs): once per cluster in cluster mode
     /// (the cluster claims it, or hands it back), else written now.
-    fn raise(&self, key: Fingerprint, event: AuditEvent) {
+    pub(crate) fn raise(&self, key: Fingerprint, event: AuditEvent) {
         match &self.shared {
             Some(outbox) => outbox.finding(key, event),
             None => self.findings_decided(vec![event]),

@@ -115,6 +115,7 @@ impl Config {
             ("upstream.response_timeout", self.upstream.response_timeout),
             ("sessions.idle_timeout", self.sessions.idle_timeout),
             ("sessions.input_wait_timeout", self.sessions.input_wait_timeout),
+            ("sessions.task_max_age", self.sessions.task_max_age),
         ] {
             if d.is_zero() {
                 p.push(format!("{name} must be greater than zero"));

@@ -157,6 +157,13 @@ pub struct Sessions {
     /// Multi round-trip calls waiting for input tracked at once; beyond it a call's rounds are
     /// recorded as separate operations (counted as `mcp_tap_label_overflow_total{label="input_wait"}`).
     pub max_input_waits: usize,
+    /// Tasks (the `io.modelcontextprotocol/tasks` extension) followed at once; beyond it new
+    /// tasks are not followed (counted as `mcp_tap_label_overflow_total{label="task"}`).
+    pub max_tasks: usize,
+    /// A task is followed at most this long (less when its `ttlMs` says so); not seen to an end
+    /// by then, it is counted as orphaned.
+    #[serde(with = "humantime_serde")]
+    pub task_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -275,6 +282,8 @@ impl Default for Sessions {
             duration_buckets: DEFAULT_SESSION_BUCKETS.to_vec(),
             input_wait_timeout: Duration::from_secs(10 * 60),
             max_input_waits: 10_000,
+            max_tasks: 10_000,
+            task_max_age: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::lenient::{hashed_or_skip, integer_or_skip, key_set_or_skip, loose_id, string_or_skip};
 use super::method::Method;
+pub(crate) use super::task::{TaskSeen, TaskStatus};
 
 /// A request id in canonical form, so `1` and `"1"` stay distinct as the spec requires.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -49,6 +50,9 @@ pub(crate) struct Message {
     pub retry: Option<RetryOf>,
     /// `params.requestId` of `notifications/cancelled`: the request the client gave up.
     pub cancels: Option<Id>,
+    /// `params.taskId` (its hash) of a `tasks/*` request, and `params.status` of a
+    /// `notifications/tasks` (the Tasks extension).
+    pub task: Option<TaskSeen>,
     pub kind: Kind,
 }
 
@@ -86,6 +90,8 @@ pub(crate) struct ResultInfo {
     /// set of `inputRequests`, which the retry's `inputResponses` answers.
     pub request_state: Option<u64>,
     pub input_keys: u64,
+    /// A task handle (`resultType: "task"`) or a task's state (a `tasks/get` answer).
+    pub task: Option<TaskSeen>,
     /// Names from a `tools/list` answer.
     pub tools: Option<Vec<String>>,
     pub prompts: Option<Vec<String>>,
@@ -202,6 +208,10 @@ struct RawParams<'a> {
     input_responses: Option<u64>,
     #[serde(rename = "requestId", deserialize_with = "loose_id")]
     request_id: Option<Id>,
+    #[serde(rename = "taskId", deserialize_with = "hashed_or_skip")]
+    task_id: Option<u64>,
+    #[serde(borrow, deserialize_with = "string_or_skip")]
+    status: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -240,6 +250,14 @@ struct RawResult<'a> {
     request_state: Option<u64>,
     #[serde(rename = "inputRequests", deserialize_with = "key_set_or_skip")]
     input_requests: Option<u64>,
+    #[serde(rename = "taskId", deserialize_with = "hashed_or_skip")]
+    task_id: Option<u64>,
+    #[serde(borrow, deserialize_with = "string_or_skip")]
+    status: Option<Cow<'a, str>>,
+    #[serde(rename = "ttlMs", deserialize_with = "integer_or_skip")]
+    ttl_ms: Option<i64>,
+    #[serde(rename = "pollIntervalMs", deserialize_with = "integer_or_skip")]
+    poll_interval_ms: Option<i64>,
     #[serde(borrow)]
     tools: Option<Vec<RawNamed<'a>>>,
     #[serde(borrow)]
@@ -300,6 +318,13 @@ impl RawResult<'_> {
             input_required: r.result_type.as_deref() == Some("input_required"),
             request_state: r.request_state,
             input_keys: r.input_requests.unwrap_or(0),
+            task: r.task_id.map(|id| TaskSeen {
+                id,
+                status: r.status.as_deref().and_then(TaskStatus::parse),
+                created: r.result_type.as_deref() == Some("task"),
+                ttl_ms: r.ttl_ms.and_then(|n| u64::try_from(n).ok()),
+                poll_ms: r.poll_interval_ms.and_then(|n| u64::try_from(n).ok()),
+            }),
             tools: names(r.tools),
             prompts: names(r.prompts),
         }
@@ -346,6 +371,11 @@ impl Raw<'_> {
                 input_keys: params.input_responses.unwrap_or(0),
             }),
             cancels: params.request_id,
+            task: params.task_id.map(|id| TaskSeen {
+                id,
+                status: params.status.as_deref().and_then(TaskStatus::parse),
+                ..TaskSeen::default()
+            }),
             kind,
         }
     }

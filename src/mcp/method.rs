@@ -26,6 +26,8 @@ label_enum! {
         TasksList = "tasks/list",
         TasksResult = "tasks/result",
         TasksCancel = "tasks/cancel",
+        /// The Tasks extension (`io.modelcontextprotocol/tasks`, MCP 2026-07-28).
+        TasksUpdate = "tasks/update",
         ServerDiscover = "server/discover",
         SubscriptionsListen = "subscriptions/listen",
         NotificationsInitialized = "notifications/initialized",
@@ -39,6 +41,7 @@ label_enum! {
         NotificationsRootsListChanged = "notifications/roots/list_changed",
         NotificationsElicitationComplete = "notifications/elicitation/complete",
         NotificationsTasksStatus = "notifications/tasks/status",
+        NotificationsTasks = "notifications/tasks",
         Other = "_OTHER",
     }
 }
@@ -52,6 +55,11 @@ impl Method {
     /// Methods whose `params.name` names a tool or prompt (`gen_ai.tool.name`, `gen_ai.prompt.name`).
     pub(crate) fn names_a_target(self) -> bool {
         matches!(self, Method::ToolsCall | Method::PromptsGet)
+    }
+
+    /// The Tasks extension's requests about a task (`params.taskId`).
+    pub(crate) fn names_a_task(self) -> bool {
+        matches!(self, Method::TasksGet | Method::TasksUpdate | Method::TasksCancel)
     }
 
     /// Methods that list what the server offers: their answers repeat for every session.

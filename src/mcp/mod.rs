@@ -8,3 +8,4 @@ pub(crate) mod names;
 mod repeat;
 pub(crate) mod response;
 pub(crate) mod sse;
+mod task;

@@ -35,6 +35,8 @@ pub enum Buckets {
     ResponseBytes,
     /// Rounds of a multi round-trip call, 2 to 10.
     Rounds,
+    /// Polls of a task, 1 to 500.
+    Polls,
 }
 
 /// One metric.
@@ -97,13 +99,6 @@ pub const TOOL_RESPONSE_BYTES: Spec = histogram(
     Buckets::ResponseBytes,
     &["mcp_route", "gen_ai_tool_name"],
     "Size of tools/call response bodies, by tool: which tools flood an agent's context window.",
-);
-
-pub const STREAM_DURATION: Spec = histogram(
-    "mcp_tap_stream_duration_seconds",
-    Buckets::Session,
-    &["mcp_route", "mcp_method_name", "error_type"],
-    "How long long-lived MCP streams (subscriptions/listen) stayed open; not operation latency.",
 );
 
 pub const CREDENTIAL_SHARED: Spec = counter(
@@ -330,6 +325,13 @@ pub const ALL: &[&Spec] = &[
     &INPUT_REQUIRED,
     &INPUT_WAIT,
     &OPERATION_ROUNDS,
+    &TASKS_CREATED,
+    &TASK_DURATION,
+    &TASK_INPUT_WAIT,
+    &TASK_POLLS,
+    &TASK_FAST_POLLS,
+    &TASK_CANCELS,
+    &TASKS_ORPHANED,
     &TOOLS_ADVERTISED,
     &TOOL_RESPONSE_BYTES,
     &SERVER_MESSAGES,
@@ -382,9 +384,11 @@ const fn process(kind: Kind, name: &'static str, help: &'static str) -> Spec {
 mod calls;
 mod mcp;
 mod oauth;
+mod tasks;
 pub use calls::*;
 pub use mcp::*;
 pub use oauth::*;
+pub use tasks::*;
 
 #[cfg(test)]
 mod tests;

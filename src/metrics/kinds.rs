@@ -152,6 +152,8 @@ label_enum! {
         InputWait = "input_wait",
         /// More requests cancelled by `notifications/cancelled` at once than `sessions.max_tracked`.
         Cancellation = "cancellation",
+        /// More tasks followed at once than `sessions.max_tasks`.
+        Task = "task",
         /// More client names than `clients.max_names`.
         Client = "client",
     }

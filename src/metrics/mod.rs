@@ -23,7 +23,9 @@ mod health;
 mod kinds;
 mod oauth;
 mod operation;
+mod tasks;
 pub(crate) use operation::{Operation, Upstream};
+pub(crate) use tasks::TaskEnd;
 pub(crate) mod otel;
 mod user_tokens;
 pub(crate) use auth::AuthMetrics;
@@ -79,6 +81,7 @@ pub(crate) struct Metrics {
     pub checklist: ChecklistMetrics,
     user_tokens: user_tokens::UserTokenMetrics,
     oauth: oauth::OAuthMetrics,
+    tasks: tasks::TaskMetrics,
     health: HealthMetrics,
     session_buckets: Vec<f64>,
     /// Set when OTLP export is on: histograms are recorded there too.
@@ -118,6 +121,7 @@ impl Metrics {
             checklist: ChecklistMetrics::new(r),
             user_tokens: user_tokens::UserTokenMetrics::new(r),
             oauth: oauth::OAuthMetrics::new(r),
+            tasks: tasks::TaskMetrics::new(r, &session_buckets),
             health: HealthMetrics::new(r),
             session_buckets,
             otel: std::sync::OnceLock::new(),

@@ -73,6 +73,9 @@ pub(crate) struct Histograms {
     pub stream: Histogram<f64>,
     pub input_wait: Histogram<f64>,
     pub rounds: Histogram<f64>,
+    pub task_duration: Histogram<f64>,
+    pub task_input_wait: Histogram<f64>,
+    pub task_polls: Histogram<f64>,
 }
 
 pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
@@ -91,5 +94,8 @@ pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
         tool_response_bytes: h(&catalogue::TOOL_RESPONSE_BYTES),
         input_wait: h(&catalogue::INPUT_WAIT),
         rounds: h(&catalogue::OPERATION_ROUNDS),
+        task_duration: h(&catalogue::TASK_DURATION),
+        task_input_wait: h(&catalogue::TASK_INPUT_WAIT),
+        task_polls: h(&catalogue::TASK_POLLS),
     }
 }

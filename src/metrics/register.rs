@@ -56,6 +56,7 @@ pub(crate) fn bounds(spec: &catalogue::Spec, session: &[f64]) -> Vec<f64> {
         Buckets::Overhead => OVERHEAD_BUCKETS.to_vec(),
         Buckets::ResponseBytes => RESPONSE_BYTES_BUCKETS.to_vec(),
         Buckets::Rounds => vec![2.0, 3.0, 4.0, 5.0, 10.0],
+        Buckets::Polls => vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0],
         Buckets::None => Vec::new(),
     }
 }

@@ -92,16 +92,7 @@ impl Exchange {
         };
         if let [p] = ex.pending.as_slice() {
             if p.method == Method::ToolsCall && p.id.is_some() {
-                let target = p.target.clone();
-                ex.tool_call = Some(Pending {
-                    id: None,
-                    method: p.method,
-                    target,
-                    cursor: false,
-                    denied: false,
-                    span: None,
-                    origin: None,
-                });
+                ex.tool_call = Some(Pending::answered_in_bytes(p.method, p.target.clone()));
             }
         }
         if status < 400 {
@@ -172,6 +163,9 @@ impl Exchange {
         if let Some(method) = m.method {
             // The server asks or tells the client something on this stream: not a client operation.
             self.recorder.server_message(method);
+            if let (Method::NotificationsTasks, Some(task)) = (method, &m.task) {
+                self.recorder.task_seen(task, &self.sessions.tasks);
+            }
             self.touch_session();
             return;
         }
@@ -228,6 +222,14 @@ impl Exchange {
             Method::ToolsCall if !r.is_error => {
                 if let Some(name) = &p.target {
                     self.recorder.tool_answered(name);
+                }
+                if let Some(task) = r.task.as_ref().filter(|t| t.created) {
+                    self.recorder.task_created(p, task, &self.sessions.tasks);
+                }
+            }
+            Method::TasksGet => {
+                if let Some(task) = &r.task {
+                    self.recorder.task_seen(task, &self.sessions.tasks);
                 }
             }
             _ => {}

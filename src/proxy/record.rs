@@ -55,6 +55,8 @@ pub(crate) struct Recorder {
     operations: AuditOperations,
     /// The upstream's HTTP status (0 when it never answered).
     status: u16,
+    /// Who the call acts for, as tasks are owned (`request::principal`).
+    principal: u64,
 }
 
 /// What the exchange knows when an operation is answered: the response bytes so far and the
@@ -82,6 +84,7 @@ impl Recorder {
             _ => (None, None),
         };
         let caller = &call.caller;
+        let principal = super::request::principal(user.as_deref(), &caller.credential);
         let holder = user.as_deref().map(|u| holder(u, caller.source, caller.user_agent.as_deref()));
         let audit = &shared.config.load().audit;
         let name_users = audit.user_identity == UserIdentity::Ref;
@@ -116,6 +119,7 @@ impl Recorder {
             upstream_address: shared.upstream_address,
             operations,
             status,
+            principal,
         }
     }
 
@@ -176,6 +180,9 @@ impl Recorder {
 
     /// One MCP request reached its end with `error` (`ErrorType::None` on success).
     pub(crate) fn operation(&self, p: &mut Pending, error: ErrorType, now: Instant, answered: Answered<'_>) {
+        if let Some(foreign) = p.foreign.take() {
+            self.foreign_task(p.method, &foreign);
+        }
         if self.operations.includes(p.method) {
             self.audit_operation(p, error, now, &answered);
         }
@@ -347,3 +354,4 @@ impl Recorder {
 }
 
 mod refusal;
+mod tasks;

@@ -95,6 +95,24 @@ pub(crate) struct Pending {
     pub span: Option<opentelemetry_sdk::trace::Span>,
     /// A retry with input of a multi round-trip call: where the operation began.
     pub origin: Option<Origin>,
+    /// A `tasks/*` request about another principal's task (the first for that task).
+    pub foreign: Option<Box<ForeignTask>>,
+}
+
+impl Pending {
+    /// A copy of a request's method and target only, for what is recorded of its answer's bytes.
+    pub(crate) fn answered_in_bytes(method: Method, target: Option<String>) -> Self {
+        Self { id: None, method, target, cursor: false, denied: false, span: None, origin: None, foreign: None }
+    }
+}
+
+/// Whose task a `tasks/*` request reached, for the `task_foreign_access` finding.
+#[derive(Debug)]
+pub(crate) struct ForeignTask {
+    pub owner: std::sync::Arc<str>,
+    pub tool: String,
+    pub task: u64,
+    pub principal: u64,
 }
 
 /// What the exchange knows of its session, for protocol version and session events.
@@ -204,6 +222,7 @@ fn pending_from(messages: &[Message]) -> Vec<Pending> {
             denied: false,
             span: None,
             origin: None,
+            foreign: None,
         })
         .collect()
 }
@@ -300,8 +319,7 @@ pub(super) fn request_info(
             }
             session = Some(SessionRef::Inferred(key));
         }
-        let of = (&*state.label, session.as_ref(), caller.credential.key());
-        earlier::requests(shared, of, messages, &mut pending, started);
+        earlier::requests(shared, (&*state.label, session.as_ref(), &caller), messages, &mut pending, started);
     }
     RequestInfo {
         call: CallContext {
@@ -323,7 +341,7 @@ pub(super) fn request_info(
 }
 
 mod earlier;
-pub(crate) use earlier::cancel_key;
+pub(crate) use earlier::{cancel_key, principal};
 
 #[cfg(test)]
 mod tests {

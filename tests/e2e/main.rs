@@ -43,6 +43,7 @@ mod siem;
 mod status_page;
 mod structure;
 mod syslog;
+mod tasks;
 mod upstream_connections;
 mod upstream_tls_and_ready;
 mod user_tokens;

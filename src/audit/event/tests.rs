@@ -1,8 +1,8 @@
 use super::*;
 use crate::oauth::{Outcome, Step};
 
-/// One event of each OAuth kind.
-fn oauth_events() -> [AuditEvent; 6] {
+/// One event of each OAuth kind, and a task reached by another principal.
+fn oauth_events() -> [AuditEvent; 7] {
     let (client, source) = (|| "Acme".to_string(), || "127.0.0.1".to_string());
     [
         AuditEvent::OauthRegistration(oauth::Registration {
@@ -44,6 +44,15 @@ fn oauth_events() -> [AuditEvent; 6] {
             resource: "http://backstage:7007/api/mcp-actions/v1".into(),
             dialled: "https://mcp.example.com/api/mcp-actions/v1".into(),
             fix: "set backend.baseUrl".into(),
+        }),
+        AuditEvent::TaskForeignAccess(task::ForeignAccess {
+            route: "jobs".into(),
+            mcp_method: Method::TasksGet,
+            tool: "long_job".into(),
+            client: "other".into(),
+            owner_client: "task-agent".into(),
+            credential: Some("0123456789abcdef".into()),
+            source: source(),
         }),
     ]
 }

@@ -54,3 +54,10 @@ pub const CLIENT_OPERATION_DURATION: Spec = histogram(
     &CLIENT_OPERATION_LABELS,
     "The tap-to-upstream hop: MCP request sent upstream to its matching response received (the upstream's own latency).",
 );
+
+pub const STREAM_DURATION: Spec = histogram(
+    "mcp_tap_stream_duration_seconds",
+    Buckets::Session,
+    &["mcp_route", "mcp_method_name", "error_type"],
+    "How long long-lived MCP streams (subscriptions/listen) stayed open; not operation latency.",
+);

@@ -63,6 +63,7 @@ fn markdown() -> String {
             Buckets::Overhead => "histogram (50 µs…250 ms)".into(),
             Buckets::ResponseBytes => "histogram (256 B…4 MiB)".into(),
             Buckets::Rounds => "histogram (2…10 rounds)".into(),
+            Buckets::Polls => "histogram (1…500 polls)".into(),
         };
         t.push_str(&format!("| `{}` | {kind} | {} | {} |\n", spec.name, labels.join(", "), spec.help));
     }

@@ -3,15 +3,17 @@
 
 use tokio::time::Instant;
 
-use super::{Pending, SessionRef};
+use std::hash::BuildHasher;
+
+use super::{Caller, ForeignTask, Pending, SessionRef};
+use crate::identity::Credential;
 use crate::mcp::jsonrpc::{Id, Message};
 use crate::mcp::method::Method;
 use crate::proxy::Shared;
-use crate::session::RoundKey;
+use crate::session::{Access, RoundKey, Tasks};
 
 /// What names a request to a `notifications/cancelled` of its client: route, session, id.
 pub(crate) fn cancel_key(route: &str, session: Option<&SessionRef>, id: &Id) -> u64 {
-    use std::hash::BuildHasher;
     let session = match session {
         Some(SessionRef::Header(id)) => (Some(&**id), None),
         Some(SessionRef::Inferred(key)) => (None, Some((key.credential, key.source))),
@@ -20,21 +22,55 @@ pub(crate) fn cancel_key(route: &str, session: Option<&SessionRef>, id: &Id) -> 
     foldhash::quality::FixedState::with_seed(0x6361_6e63_656c).hash_one((route, session, id))
 }
 
+/// Who a request acts for, as tasks are owned: the user of a Backstage user token (its
+/// subject), else the credential. A keyed hash either way.
+pub(crate) fn principal(user: Option<&str>, credential: &Credential) -> u64 {
+    match user {
+        Some(user) => foldhash::quality::FixedState::with_seed(0x7573_6572).hash_one(user),
+        None => credential.key(),
+    }
+}
+
 /// What the request says of earlier ones: a retry with input continues a call that waited for
-/// it; `notifications/cancelled` ends one.
+/// it; `notifications/cancelled` ends one; a `tasks/*` request follows a task.
 pub(super) fn requests(
     shared: &Shared,
-    (route, session, credential): (&str, Option<&SessionRef>, u64),
+    (route, session, caller): (&str, Option<&SessionRef>, &Caller),
     messages: &[Message],
     pending: &mut [Pending],
     started: Instant,
 ) {
     if messages.iter().any(|m| m.retry.is_some()) {
-        resume_calls(shared, route, credential, messages, pending);
+        resume_calls(shared, route, caller.credential.key(), messages, pending);
+    }
+    if messages.iter().any(|m| m.task.is_some() && m.method.is_some_and(Method::names_a_task)) {
+        follow_tasks(shared, route, caller, messages, pending, started);
     }
     let cancelled = messages.iter().filter(|m| m.method == Some(Method::NotificationsCancelled));
     for id in cancelled.filter_map(|m| m.cancels.as_ref()) {
         shared.sessions.cancels.note(cancel_key(route, session, id), started);
+    }
+}
+
+/// `tasks/get`, `tasks/update`, `tasks/cancel`: polls and cancels counted, and a request about
+/// another principal's task marked for the finding.
+fn follow_tasks(
+    shared: &Shared,
+    route: &str,
+    caller: &Caller,
+    messages: &[Message],
+    pending: &mut [Pending],
+    now: Instant,
+) {
+    let user = caller.user_token.as_ref().and_then(|t| crate::identity::jwt::subject(t.as_str()));
+    let principal = principal(user.as_deref(), &caller.credential);
+    let requests = messages.iter().filter(|m| m.method.is_some());
+    for (m, p) in requests.zip(pending.iter_mut()) {
+        let Some(task) = m.task.as_ref().filter(|_| p.method.names_a_task()) else { continue };
+        let key = Tasks::key(route, task);
+        if let Access::Foreign { owner, tool } = shared.sessions.tasks.request(key, principal, p.method, now) {
+            p.foreign = Some(Box::new(ForeignTask { owner, tool, task: key, principal }));
+        }
     }
 }
 
