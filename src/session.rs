@@ -335,7 +335,7 @@ mod rounds;
 mod tasks;
 pub(crate) use cluster::{unix_ms, News};
 pub(crate) use rounds::{CallLabels, InputWaits, Origin, RoundKey, SharedWait};
-pub(crate) use tasks::{Access, TaskLabels, Tasks};
+pub(crate) use tasks::{Access, Requester, TaskEvent, TaskLabels, Tasks};
 
 #[cfg(test)]
 mod tests;

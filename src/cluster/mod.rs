@@ -24,6 +24,7 @@ mod orphans;
 mod privileges;
 mod sessions;
 mod sharing;
+mod tasks;
 mod waits;
 use keys::urls;
 pub(crate) use privileges::RouteNames;
@@ -182,7 +183,7 @@ impl Store {
     }
 
     /// Everything else the cluster shares: credentials used by two products, learned tool
-    /// names and calls waiting for input (every exchange), session activity (every second one,
+    /// names, calls waiting for input and tasks (every exchange), session activity (every second one,
     /// about 0.5 s), least privilege (every eighth, about 2 s).
     async fn share(
         &mut self,
@@ -220,6 +221,7 @@ impl Store {
             within(tokio::time::timeout(timeout, self.exchange_sessions(conn, config)).await)?;
         }
         within(tokio::time::timeout(timeout, self.exchange_waits(conn, config)).await)?;
+        within(tokio::time::timeout(timeout, self.exchange_tasks(conn, config)).await)?;
         if self.ticks % 8 == 1 {
             let checklist = self.checklist.clone();
             within(tokio::time::timeout(timeout, self.exchange_privileges(conn, config, &checklist)).await)?;
@@ -278,7 +280,8 @@ impl Store {
     fn alone(&self, pending: Pending) {
         let Some(outbox) = self.auditor.shared.as_ref() else { return };
         outbox.put_back(pending);
-        let parts: [&dyn Shares; 4] = [&*self.auditor, &*self.checklist, &*self.sessions, &self.sessions.waits];
+        let sessions = &self.sessions;
+        let parts: [&dyn Shares; 5] = [&*self.auditor, &*self.checklist, &**sessions, &sessions.waits, &sessions.tasks];
         for part in parts {
             part.decide_alone();
         }
@@ -297,6 +300,7 @@ pub(crate) async fn run(
 ) {
     sessions.share();
     sessions.waits.share();
+    sessions.tasks.share();
     auditor.who.names.share();
     auditor.share_oauth();
     let mut random = [0u8; 6];

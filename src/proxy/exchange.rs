@@ -95,6 +95,9 @@ impl Exchange {
                 ex.tool_call = Some(Pending::answered_in_bytes(p.method, p.target.clone()));
             }
         }
+        for p in ex.pending.iter().filter(|p| p.task.is_some()) {
+            ex.recorder.task_request(p, &ex.sessions.tasks);
+        }
         if status < 400 {
             ex.recorder.credential_worked();
             // Cluster mode: the replica that holds the session learns it is still in use.

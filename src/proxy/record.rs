@@ -180,9 +180,6 @@ impl Recorder {
 
     /// One MCP request reached its end with `error` (`ErrorType::None` on success).
     pub(crate) fn operation(&self, p: &mut Pending, error: ErrorType, now: Instant, answered: Answered<'_>) {
-        if let Some(foreign) = p.foreign.take() {
-            self.foreign_task(p.method, &foreign);
-        }
         if self.operations.includes(p.method) {
             self.audit_operation(p, error, now, &answered);
         }

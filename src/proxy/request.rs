@@ -95,24 +95,15 @@ pub(crate) struct Pending {
     pub span: Option<opentelemetry_sdk::trace::Span>,
     /// A retry with input of a multi round-trip call: where the operation began.
     pub origin: Option<Origin>,
-    /// A `tasks/*` request about another principal's task (the first for that task).
-    pub foreign: Option<Box<ForeignTask>>,
+    /// The task a `tasks/*` request names (the hash of its id).
+    pub task: Option<u64>,
 }
 
 impl Pending {
     /// A copy of a request's method and target only, for what is recorded of its answer's bytes.
     pub(crate) fn answered_in_bytes(method: Method, target: Option<String>) -> Self {
-        Self { id: None, method, target, cursor: false, denied: false, span: None, origin: None, foreign: None }
+        Self { id: None, method, target, cursor: false, denied: false, span: None, origin: None, task: None }
     }
-}
-
-/// Whose task a `tasks/*` request reached, for the `task_foreign_access` finding.
-#[derive(Debug)]
-pub(crate) struct ForeignTask {
-    pub owner: std::sync::Arc<str>,
-    pub tool: String,
-    pub task: u64,
-    pub principal: u64,
 }
 
 /// What the exchange knows of its session, for protocol version and session events.
@@ -222,7 +213,7 @@ fn pending_from(messages: &[Message]) -> Vec<Pending> {
             denied: false,
             span: None,
             origin: None,
-            foreign: None,
+            task: m.task.filter(|_| method.names_a_task()).map(|t| t.id),
         })
         .collect()
 }

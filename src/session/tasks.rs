@@ -61,15 +61,34 @@ pub(crate) enum Access {
     },
 }
 
+/// Who made a `tasks/*` request, for the finding if the task is another principal's.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Requester {
+    pub route: String,
+    pub method: Method,
+    pub client: String,
+    pub credential: Option<String>,
+    pub source: String,
+}
+
 pub(crate) struct Tasks {
     tracked: Mutex<HashMap<u64, Tracked>>,
     metrics: Arc<Metrics>,
     limits: Mutex<(usize, Duration)>,
+    /// Cluster mode: what the tasks do is decided in the store (`shared`).
+    shared: std::sync::atomic::AtomicBool,
+    events: Mutex<Vec<TaskEvent>>,
 }
 
 impl Tasks {
     pub(crate) fn new(metrics: Arc<Metrics>, max: usize, max_age: Duration) -> Self {
-        Self { tracked: Mutex::default(), metrics, limits: Mutex::new((max, max_age)) }
+        Self {
+            tracked: Mutex::default(),
+            metrics,
+            limits: Mutex::new((max, max_age)),
+            shared: std::sync::atomic::AtomicBool::new(false),
+            events: Mutex::default(),
+        }
     }
 
     pub(crate) fn set_limits(&self, max: usize, max_age: Duration) {
@@ -110,13 +129,25 @@ impl Tasks {
             foreign_seen: false,
             labels,
         };
+        if self.is_shared() {
+            self.queue(TaskEvent::created(key, &task, seen));
+        }
         tracked.insert(key, task);
         drop(tracked);
         self.observed(key, seen, now);
     }
 
-    /// A `tasks/get`, `tasks/update` or `tasks/cancel` from `principal` arrived at `now`.
-    pub(crate) fn request(&self, key: u64, principal: u64, method: Method, now: Instant) -> Access {
+    /// A `tasks/get`, `tasks/update` or `tasks/cancel` from `principal` arrived at `now`. In
+    /// cluster mode the store decides (the finding too): `Unknown` here.
+    pub(crate) fn request(&self, key: u64, principal: u64, requester: Requester, now: Instant) -> Access {
+        if self.is_shared() {
+            self.queue(TaskEvent::access(key, principal, requester, now));
+            return Access::Unknown;
+        }
+        self.request_here(key, principal, requester.method, now)
+    }
+
+    fn request_here(&self, key: u64, principal: u64, method: Method, now: Instant) -> Access {
         let mut tracked = self.tracked.lock().expect("tasks lock");
         let Some(t) = tracked.get_mut(&key) else { return Access::Unknown };
         let (route, tool) = (t.labels.route.clone(), t.labels.tool.clone());
@@ -147,6 +178,14 @@ impl Tasks {
 
     /// A `tasks/get` answer or a `notifications/tasks` showed the task's state at `now`.
     pub(crate) fn observed(&self, key: u64, seen: &TaskSeen, now: Instant) {
+        if self.is_shared() {
+            self.observed_in_cluster(key, seen, now);
+            return;
+        }
+        self.observed_here(key, seen, now);
+    }
+
+    fn observed_here(&self, key: u64, seen: &TaskSeen, now: Instant) {
         let mut tracked = self.tracked.lock().expect("tasks lock");
         let Some(t) = tracked.get_mut(&key) else { return };
         if let Some(ms) = seen.poll_ms {
@@ -182,14 +221,26 @@ impl Tasks {
     pub(crate) fn sweep(&self, now: Instant) -> usize {
         let mut tracked = self.tracked.lock().expect("tasks lock");
         let expired: Vec<u64> = tracked.iter().filter(|(_, t)| now >= t.deadline).map(|(k, _)| *k).collect();
-        let gone: Vec<Tracked> = expired.iter().filter_map(|k| tracked.remove(k)).collect();
+        let gone: Vec<(u64, Tracked)> = expired.iter().filter_map(|k| tracked.remove(k).map(|t| (*k, t))).collect();
         drop(tracked);
-        for t in &gone {
-            self.metrics.record_task_orphaned(&t.labels.route, &t.labels.tool);
+        for (key, t) in &gone {
+            if self.is_shared() {
+                // Followed on another replica, maybe: the store says whether it ended.
+                self.queue(TaskEvent::Orphan {
+                    key: *key,
+                    route: t.labels.route.to_string(),
+                    tool: t.labels.tool.clone(),
+                });
+            } else {
+                self.metrics.record_task_orphaned(&t.labels.route, &t.labels.tool);
+            }
         }
         gone.len()
     }
 }
+
+mod shared;
+pub(crate) use shared::TaskEvent;
 
 #[cfg(test)]
 mod tests;

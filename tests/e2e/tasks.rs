@@ -133,3 +133,83 @@ async fn what_the_tap_recorded(tap: &Tap, config: &mcp_tap::config::Config, ids:
         assert!(!m.contains(secret) && !audit.contains(secret), "{secret} leaked");
     }
 }
+
+/// Two replicas and one store: a task made on one replica and polled, answered and polled to its
+/// end through both is one task in the cluster, and another principal polling it on the second
+/// replica is one finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_polled_on_two_replicas_is_one_task() {
+    let dir = std::env::temp_dir().join(format!("mcp-tap-tasks-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = redis_server(&dir).await;
+    let server = tasks_server().await;
+    let configs = [replica(server.port, store.port), replica(server.port, store.port)];
+    let taps = [Tap::start(configs[0].clone()).await, Tap::start(configs[1].clone()).await];
+    for tap in &taps {
+        metrics_when(tap, Duration::from_secs(10), "the replica reaches its store", |m| {
+            metric(m, "mcp_tap_store_up", &[("cluster", "tasks")]) == 1.0
+        })
+        .await;
+    }
+    let urls = [taps[0].url("/mcp"), taps[1].url("/mcp")];
+    let both = [urls[0].as_str(), urls[1].as_str()];
+    let task = start_job(&urls[0], r#"{"ask":true,"seconds":0.3}"#).await;
+    let mut polls = poll_until(&both, &task, "input_required").await;
+    let mut person = tokio::time::interval(Duration::from_secs(1));
+    person.tick().await;
+    person.tick().await;
+    task_verb(&urls[1], OTHER_TOKEN, "tasks/get", &task, "").await;
+    let answer = r#","inputResponses":{"confirm-1":{"action":"accept","content":{"ok":true}}}"#;
+    task_verb(&urls[1], OWNER_TOKEN, "tasks/update", &task, answer).await;
+    polls += poll_until(&both, &task, "completed").await;
+
+    let tool = ("gen_ai_tool_name", "long_job");
+    let sum = |texts: &[String], name: &str, extra: &[(&str, &str)]| -> f64 {
+        texts.iter().map(|m| metric(m, name, &[&[tool][..], extra].concat())).sum()
+    };
+    let texts = cluster_metrics(&taps, |t| {
+        sum(t, "mcp_tap_task_duration_seconds_count", &[("task_status", "completed")]) == 1.0
+    })
+    .await;
+    let per_replica: Vec<f64> = texts.iter().map(|m| metric(m, "mcp_tap_task_polls_sum", &[tool])).collect();
+    println!("{polls} polls over two replicas; recorded {per_replica:?}");
+    assert_eq!(sum(&texts, "mcp_tap_tasks_created_total", &[]), 1.0);
+    assert_eq!(sum(&texts, "mcp_tap_task_polls_sum", &[]), f64::from(polls) + 1.0, "every poll, the foreign one too");
+    assert!(sum(&texts, "mcp_tap_task_input_wait_seconds_sum", &[]) >= 0.9, "the person's second");
+    let foreign: usize =
+        configs.iter().map(|c| audit_lines(c).iter().filter(|l| l["event"] == "task_foreign_access").count()).sum();
+    assert_eq!(foreign, 1, "one finding in the cluster");
+    for tap in taps {
+        tap.stop().await;
+    }
+    drop(server);
+}
+
+fn replica(server: u16, store: u16) -> mcp_tap::config::Config {
+    let mut c = config_for(&format!("http://127.0.0.1:{server}"), "jobs");
+    c.cluster.store_url = Some(format!("redis://127.0.0.1:{store}/0"));
+    c.cluster.password_env = Some("STORE_PASSWORD".into());
+    c.cluster.name = "tasks".into();
+    // One fingerprint key for every replica, as a cluster is deployed: one principal is one.
+    c.env = mcp_tap::config::Environment::fixed([
+        ("STORE_PASSWORD", STORE_PASSWORD),
+        ("MCP_TAP_FINGERPRINT_KEY", "tasks-e2e-fingerprint-key-0123456789"),
+    ]);
+    c
+}
+
+/// Every replica's metrics, once `done` holds for them.
+async fn cluster_metrics(taps: &[Tap], done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    eventually(Duration::from_secs(5), "the end recorded in the cluster", || async {
+        let mut texts = Vec::new();
+        for tap in taps {
+            texts.push(tap.metrics().await);
+        }
+        if done(&texts) {
+            Ok(texts)
+        } else {
+            Err(texts.join("\n"))
+        }
+    })
+    .await
+}

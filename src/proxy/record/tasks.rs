@@ -2,13 +2,13 @@
 //! call's tool and client; a task's state goes to the tracker; a request about another
 //! principal's task is a finding.
 
-use super::super::request::{ForeignTask, Pending};
+use super::super::request::Pending;
 use super::Recorder;
 use crate::audit::event::task::ForeignAccess;
 use crate::mcp::jsonrpc::TaskSeen;
 use crate::mcp::method::Method;
 use crate::metrics::OverflowLabel;
-use crate::session::{TaskLabels, Tasks};
+use crate::session::{Access, Requester, TaskLabels, Tasks};
 
 impl Recorder {
     /// A `tools/call` was answered with a task handle.
@@ -27,21 +27,23 @@ impl Recorder {
         tasks.observed(Tasks::key(&self.route.label, task), task, tokio::time::Instant::now());
     }
 
-    /// A `tasks/*` request reached a task another principal created.
-    pub(super) fn foreign_task(&self, method: Method, f: &ForeignTask) {
+    /// A `tasks/get`, `tasks/update` or `tasks/cancel` about a task: a poll, a cancel, and a
+    /// finding when the task is another principal's.
+    pub(crate) fn task_request(&self, p: &Pending, tasks: &Tasks) {
+        let Some(id) = p.task else { return };
         let c = &self.call.caller;
-        self.auditor.task_foreign_access(
-            f.task,
-            f.principal,
-            ForeignAccess {
-                route: self.route.label.to_string(),
-                mcp_method: method,
-                tool: f.tool.clone(),
-                client: self.client.to_string(),
-                owner_client: f.owner.to_string(),
-                credential: c.credential.fingerprint().map(|fp| fp.to_string()),
-                source: c.source.to_string(),
-            },
-        );
+        let requester = Requester {
+            route: self.route.label.to_string(),
+            method: p.method,
+            client: self.client.to_string(),
+            credential: c.credential.fingerprint().map(|fp| fp.to_string()),
+            source: c.source.to_string(),
+        };
+        let key = Tasks::key(&self.route.label, &TaskSeen { id, ..TaskSeen::default() });
+        if let Access::Foreign { owner, tool } =
+            tasks.request(key, self.principal, requester.clone(), self.call.started)
+        {
+            self.auditor.task_foreign_access(key, self.principal, ForeignAccess::of(&requester, &owner, tool));
+        }
     }
 }

@@ -5,12 +5,12 @@ use tokio::time::Instant;
 
 use std::hash::BuildHasher;
 
-use super::{Caller, ForeignTask, Pending, SessionRef};
+use super::{Caller, Pending, SessionRef};
 use crate::identity::Credential;
 use crate::mcp::jsonrpc::{Id, Message};
 use crate::mcp::method::Method;
 use crate::proxy::Shared;
-use crate::session::{Access, RoundKey, Tasks};
+use crate::session::RoundKey;
 
 /// What names a request to a `notifications/cancelled` of its client: route, session, id.
 pub(crate) fn cancel_key(route: &str, session: Option<&SessionRef>, id: &Id) -> u64 {
@@ -32,7 +32,7 @@ pub(crate) fn principal(user: Option<&str>, credential: &Credential) -> u64 {
 }
 
 /// What the request says of earlier ones: a retry with input continues a call that waited for
-/// it; `notifications/cancelled` ends one; a `tasks/*` request follows a task.
+/// it; `notifications/cancelled` ends one.
 pub(super) fn requests(
     shared: &Shared,
     (route, session, caller): (&str, Option<&SessionRef>, &Caller),
@@ -43,34 +43,10 @@ pub(super) fn requests(
     if messages.iter().any(|m| m.retry.is_some()) {
         resume_calls(shared, route, caller.credential.key(), messages, pending);
     }
-    if messages.iter().any(|m| m.task.is_some() && m.method.is_some_and(Method::names_a_task)) {
-        follow_tasks(shared, route, caller, messages, pending, started);
-    }
+
     let cancelled = messages.iter().filter(|m| m.method == Some(Method::NotificationsCancelled));
     for id in cancelled.filter_map(|m| m.cancels.as_ref()) {
         shared.sessions.cancels.note(cancel_key(route, session, id), started);
-    }
-}
-
-/// `tasks/get`, `tasks/update`, `tasks/cancel`: polls and cancels counted, and a request about
-/// another principal's task marked for the finding.
-fn follow_tasks(
-    shared: &Shared,
-    route: &str,
-    caller: &Caller,
-    messages: &[Message],
-    pending: &mut [Pending],
-    now: Instant,
-) {
-    let user = caller.user_token.as_ref().and_then(|t| crate::identity::jwt::subject(t.as_str()));
-    let principal = principal(user.as_deref(), &caller.credential);
-    let requests = messages.iter().filter(|m| m.method.is_some());
-    for (m, p) in requests.zip(pending.iter_mut()) {
-        let Some(task) = m.task.as_ref().filter(|_| p.method.names_a_task()) else { continue };
-        let key = Tasks::key(route, task);
-        if let Access::Foreign { owner, tool } = shared.sessions.tasks.request(key, principal, p.method, now) {
-            p.foreign = Some(Box::new(ForeignTask { owner, tool, task: key, principal }));
-        }
     }
 }
 

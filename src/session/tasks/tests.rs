@@ -21,6 +21,10 @@ fn value(m: &Metrics, prefix: &str) -> String {
 
 const OWNER: u64 = 1;
 
+fn who(method: Method) -> Requester {
+    Requester { route: "default".into(), method, client: "agent".into(), credential: None, source: "127.0.0.1".into() }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_task_is_followed_through_input_required_to_its_end() {
     let (m, t) = tasks(10);
@@ -29,17 +33,17 @@ async fn a_task_is_followed_through_input_required_to_its_end() {
     assert_eq!(value(&m, "mcp_tap_tasks_created_total"), "1");
     for (after, status) in [(1, TaskStatus::Working), (1, TaskStatus::InputRequired), (3, TaskStatus::InputRequired)] {
         tokio::time::advance(Duration::from_secs(after)).await;
-        assert_eq!(t.request(key, OWNER, Method::TasksGet, Instant::now()), Access::Own);
+        assert_eq!(t.request(key, OWNER, who(Method::TasksGet), Instant::now()), Access::Own);
         t.observed(key, &seen(7, status), Instant::now());
     }
     // The client answers with tasks/update; the task works again, then completes.
     tokio::time::advance(Duration::from_secs(1)).await;
-    t.request(key, OWNER, Method::TasksUpdate, Instant::now());
-    t.request(key, OWNER, Method::TasksGet, Instant::now());
-    t.request(key, OWNER, Method::TasksGet, Instant::now());
+    t.request(key, OWNER, who(Method::TasksUpdate), Instant::now());
+    t.request(key, OWNER, who(Method::TasksGet), Instant::now());
+    t.request(key, OWNER, who(Method::TasksGet), Instant::now());
     t.observed(key, &seen(7, TaskStatus::Working), Instant::now());
     tokio::time::advance(Duration::from_secs(2)).await;
-    t.request(key, OWNER, Method::TasksGet, Instant::now());
+    t.request(key, OWNER, who(Method::TasksGet), Instant::now());
     t.observed(key, &seen(7, TaskStatus::Completed), Instant::now());
     assert_eq!(t.len(), 0);
     let lifetime = "mcp_tap_task_duration_seconds_sum{gen_ai_tool_name=\"long_job\",mcp_route=\"default\",task_status=\"completed\"}";
@@ -62,9 +66,9 @@ async fn cancels_orphans_and_foreign_principals() {
     t.created(b, OWNER, labels(), &TaskSeen { ttl_ms: Some(5_000), ..seen(2, TaskStatus::Working) }, Instant::now());
     // Another principal polls the first task: reported once, with the client that made it.
     let foreign = Access::Foreign { owner: "agent".into(), tool: "long_job".into() };
-    assert_eq!(t.request(a, 99, Method::TasksGet, Instant::now()), foreign);
-    assert_eq!(t.request(a, 99, Method::TasksGet, Instant::now()), Access::Own, "once per task");
-    assert_eq!(t.request(a, OWNER, Method::TasksCancel, Instant::now()), Access::Own);
+    assert_eq!(t.request(a, 99, who(Method::TasksGet), Instant::now()), foreign);
+    assert_eq!(t.request(a, 99, who(Method::TasksGet), Instant::now()), Access::Own, "once per task");
+    assert_eq!(t.request(a, OWNER, who(Method::TasksCancel), Instant::now()), Access::Own);
     assert_eq!(value(&m, "mcp_tap_task_cancels_total"), "1");
     t.observed(a, &seen(1, TaskStatus::Cancelled), Instant::now());
     assert!(m.render().contains("task_status=\"cancelled\"} 1"));
@@ -74,7 +78,7 @@ async fn cancels_orphans_and_foreign_principals() {
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(t.sweep(Instant::now()), 1);
     assert_eq!(value(&m, "mcp_tap_tasks_orphaned_total"), "1");
-    assert_eq!(t.request(b, OWNER, Method::TasksGet, Instant::now()), Access::Unknown);
+    assert_eq!(t.request(b, OWNER, who(Method::TasksGet), Instant::now()), Access::Unknown);
 }
 
 #[tokio::test(start_paused = true)]
@@ -85,7 +89,7 @@ async fn random_task_ids_stay_within_the_bound_and_mint_no_series() {
         let key = Tasks::key("default", &s);
         t.created(key, id, labels(), &s, Instant::now());
         // Polls of ids nobody created touch nothing.
-        assert_eq!(t.request(!key, id, Method::TasksGet, Instant::now()), Access::Unknown);
+        assert_eq!(t.request(!key, id, who(Method::TasksGet), Instant::now()), Access::Unknown);
     }
     assert_eq!(t.len(), 50);
     assert_eq!(value(&m, "mcp_tap_label_overflow_total{label=\"task\"}"), "950");
