@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::lenient::{hashed_or_skip, integer_or_skip, key_set_or_skip, loose_id, string_or_skip};
 use super::method::Method;
-pub(crate) use super::task::{TaskSeen, TaskStatus};
+use super::param::{Mirrored, RawSchema};
+pub(crate) use super::task::{RetryOf, TaskSeen, TaskStatus};
 
 /// A request id in canonical form, so `1` and `"1"` stay distinct as the spec requires.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,18 +51,13 @@ pub(crate) struct Message {
     pub retry: Option<RetryOf>,
     /// `params.requestId` of `notifications/cancelled`: the request the client gave up.
     pub cancels: Option<Id>,
+    /// Where `params.arguments` sits in the body (a single message only), read again only to
+    /// check `Mcp-Param-*` headers.
+    pub arguments: Option<Range<usize>>,
     /// `params.taskId` (its hash) of a `tasks/*` request, and `params.status` of a
     /// `notifications/tasks` (the Tasks extension).
     pub task: Option<TaskSeen>,
     pub kind: Kind,
-}
-
-/// What a retried request echoes (`params.requestState`, kept only as a hash) and answers
-/// (`params.inputResponses`, its key set as one hash).
-#[derive(Debug, Default, PartialEq, Clone, Copy)]
-pub(crate) struct RetryOf {
-    pub request_state: Option<u64>,
-    pub input_keys: u64,
 }
 
 #[derive(Debug, Default, PartialEq, Clone)]
@@ -92,6 +88,8 @@ pub(crate) struct ResultInfo {
     pub input_keys: u64,
     /// A task handle (`resultType: "task"`) or a task's state (a `tasks/get` answer).
     pub task: Option<TaskSeen>,
+    /// Tools of a `tools/list` answer whose schema mirrors arguments into `Mcp-Param-*` headers.
+    pub mirrored: Vec<(String, Vec<Mirrored>)>,
     /// Names from a `tools/list` answer.
     pub tools: Option<Vec<String>>,
     pub prompts: Option<Vec<String>>,
@@ -131,7 +129,11 @@ pub(crate) fn decode_single(body: &[u8]) -> Option<Result<Located, DecodeError>>
     Some(match serde_json::from_slice::<Raw<'_>>(body) {
         Ok(raw) => {
             let span = raw.id.and_then(|id| span_in(body, id.get().as_bytes()));
-            Ok((raw.into_message(), span))
+            let arguments =
+                raw.params.as_ref().and_then(|p| p.arguments).and_then(|a| span_in(body, a.get().as_bytes()));
+            let mut message = raw.into_message();
+            message.arguments = arguments;
+            Ok((message, span))
         }
         // Valid JSON of the wrong shape is a counted oddity, not a parse failure.
         Err(_) if serde_json::from_slice::<IgnoredAny>(body).is_ok() && first != Some(b'{') => {
@@ -212,6 +214,8 @@ struct RawParams<'a> {
     task_id: Option<u64>,
     #[serde(borrow, deserialize_with = "string_or_skip")]
     status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -276,6 +280,8 @@ struct RawContent<'a> {
 struct RawNamed<'a> {
     #[serde(borrow, deserialize_with = "string_or_skip")]
     name: Option<Cow<'a, str>>,
+    #[serde(rename = "inputSchema")]
+    input_schema: Option<RawSchema>,
 }
 
 #[derive(Deserialize)]
@@ -308,6 +314,11 @@ impl RawResult<'_> {
         } else {
             None
         };
+        let mirrored = r.tools.iter().flatten().filter_map(|t| {
+            let marked = t.input_schema.as_ref().map(|s| s.properties.clone()).filter(|p| !p.is_empty())?;
+            Some((truncated(t.name.as_deref()?, MAX_TEXT), marked))
+        });
+        let mirrored = mirrored.collect();
         let names = |v: Option<Vec<RawNamed<'_>>>| {
             v.map(|v| v.into_iter().filter_map(|n| n.name.map(|n| truncated(&n, MAX_TEXT))).collect())
         };
@@ -325,6 +336,7 @@ impl RawResult<'_> {
                 ttl_ms: r.ttl_ms.and_then(|n| u64::try_from(n).ok()),
                 poll_ms: r.poll_interval_ms.and_then(|n| u64::try_from(n).ok()),
             }),
+            mirrored,
             tools: names(r.tools),
             prompts: names(r.prompts),
         }
@@ -370,6 +382,7 @@ impl Raw<'_> {
                 request_state: params.request_state,
                 input_keys: params.input_responses.unwrap_or(0),
             }),
+            arguments: None,
             cancels: params.request_id,
             task: params.task_id.map(|id| TaskSeen {
                 id,

@@ -5,6 +5,7 @@ pub(crate) mod jsonrpc;
 mod lenient;
 pub(crate) mod method;
 pub(crate) mod names;
+pub(crate) mod param;
 mod repeat;
 pub(crate) mod response;
 pub(crate) mod sse;

@@ -1,5 +1,6 @@
-//! Tasks (the `io.modelcontextprotocol/tasks` extension of MCP 2026-07-28) as messages name them:
-//! a `tools/call` answered with a task handle, `tasks/get` answers, `notifications/tasks`.
+//! What MCP 2026-07-28 requests carry across requests: a multi round-trip retry's echoed state,
+//! and tasks (the `io.modelcontextprotocol/tasks` extension) as messages name them: a
+//! `tools/call` answered with a task handle, `tasks/get` answers, `notifications/tasks`.
 
 /// A task's status (the Tasks extension, `io.modelcontextprotocol/tasks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,4 +49,12 @@ pub(crate) struct TaskSeen {
     pub created: bool,
     pub ttl_ms: Option<u64>,
     pub poll_ms: Option<u64>,
+}
+
+/// What a retried request echoes (`params.requestState`, kept only as a hash) and answers
+/// (`params.inputResponses`, its key set as one hash).
+#[derive(Debug, Default, PartialEq, Clone, Copy)]
+pub(crate) struct RetryOf {
+    pub request_state: Option<u64>,
+    pub input_keys: u64,
 }

@@ -116,7 +116,7 @@ pub const UNAPPROVED_SOURCE: Spec = counter(
 pub const HEADER_MISMATCH: Spec = counter(
     "mcp_tap_header_mismatch_total",
     &["kind"],
-    "Requests whose Mcp-Method or Mcp-Name header disagreed with the JSON-RPC body.",
+    "Requests whose Mcp-Method, Mcp-Name or Mcp-Param-* header disagreed with the JSON-RPC body (kind method, name, param).",
 );
 
 pub const REQUESTS_REFUSED: Spec = counter(

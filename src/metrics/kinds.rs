@@ -71,6 +71,8 @@ label_enum! {
     pub(crate) enum MismatchKind {
         Method = "method",
         Name = "name",
+        /// An `Mcp-Param-*` header against the argument its tool's schema mirrors.
+        Param = "param",
     }
 }
 

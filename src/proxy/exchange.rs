@@ -214,6 +214,7 @@ impl Exchange {
             Method::ToolsList => {
                 if let Some(tools) = &r.tools {
                     self.recorder.tools_listed(tools, p.cursor);
+                    self.recorder.params_listed(tools, &r.mirrored);
                 }
             }
             Method::PromptsList => {

@@ -46,6 +46,16 @@ struct ReadRequest {
     sent: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
+impl ReadRequest {
+    /// The body, when it was read whole.
+    fn bytes(&self) -> Option<&[u8]> {
+        match &self.body {
+            UpstreamBody::Full { data: Some(bytes), .. } => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
 /// A body that streams upstream as it arrives. An empty one (a GET) is sent with the headers, so
 /// its response timeout starts at once.
 fn streamed(body: Incoming) -> ReadRequest {
@@ -138,8 +148,8 @@ pub(crate) async fn handle(
         Err(refused) => return refused,
     };
     let body_read = Instant::now();
-
-    let mut info = request_info(&shared, provisional.as_deref(), &headers, &read.messages, caller, started, version);
+    let read_as = (&read.messages[..], read.bytes());
+    let mut info = request_info(&shared, provisional.as_deref(), &headers, read_as, caller, started, version);
     let ids: Vec<Option<Id>> = info.open.pending.iter().filter(|p| p.id.is_some()).map(|p| p.id.clone()).collect();
     let method = parts.method.clone();
     let (reserved, body_sent) = (read.reserved, read.sent);

@@ -324,6 +324,20 @@ impl Recorder {
         }
     }
 
+    /// A `tools/list` answer's tools, and the arguments their schemas mirror into headers.
+    pub(crate) fn params_listed(&self, tools: &[String], mirrored: &[(String, Vec<crate::mcp::param::Mirrored>)]) {
+        let known = self.route.tools.lock().expect("route lock");
+        let mut params = self.route.params.lock().expect("route lock");
+        for name in tools {
+            params.remove(name);
+        }
+        for (name, marked) in mirrored {
+            if known.contains(name) {
+                params.insert(name.clone(), marked.clone());
+            }
+        }
+    }
+
     /// A `tools/call` of `name` got a result (an MCP 2026-07-28 client may call without listing).
     pub(crate) fn tool_answered(&self, name: &str) {
         self.route.tools.lock().expect("route lock").learn(name);

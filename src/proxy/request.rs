@@ -15,7 +15,6 @@ use crate::identity::Credential;
 use crate::mcp::jsonrpc::{Id, Message};
 use crate::mcp::method::Method;
 use crate::mcp::names::{protocol_version_label, DEFAULT_PROTOCOL_VERSION};
-use crate::metrics::MismatchKind;
 use crate::session::{ClientKey, Origin};
 
 /// The session header, as a value: the answer's is looked up by name.
@@ -163,43 +162,6 @@ pub(crate) struct Caller {
     pub user_token: Option<crate::identity::jwt::HeldToken>,
 }
 
-/// An `Mcp-Method` or `Mcp-Name` header that says something else than the body, with both
-/// values cut to `bounded::MISMATCH_VALUE` bytes.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct HeaderMismatch {
-    pub kind: MismatchKind,
-    pub header: String,
-    pub body: String,
-}
-
-fn cut(s: &str) -> String {
-    crate::bounded::cut(s, crate::bounded::MISMATCH_VALUE).to_string()
-}
-
-/// The headers MCP 2026-07-28 requires, checked against a single-message body. A batch, or a
-/// body the tap could not decode, is not checked; names are compared for `tools/call` and
-/// `prompts/get`, whose `params.name` the tap reads.
-pub(super) fn header_mismatches(headers: &RequestHeaders<'_>, messages: &[Message]) -> Vec<HeaderMismatch> {
-    let [message] = messages else { return Vec::new() };
-    let Some(method) = message.method else { return Vec::new() };
-    let mut out = Vec::new();
-    if let Some(header) = headers.mcp_method.map(|v| String::from_utf8_lossy(v.as_bytes())) {
-        // A method the tap does not know cannot be compared (its name is not kept).
-        if method != Method::Other && Method::parse(&header) != method {
-            out.push(HeaderMismatch { kind: MismatchKind::Method, header: cut(&header), body: method.to_string() });
-        }
-    }
-    if let (true, Some(header)) =
-        (method.names_a_target(), headers.mcp_name.map(|v| String::from_utf8_lossy(v.as_bytes())))
-    {
-        let body = message.target.as_deref().unwrap_or("");
-        if header != body {
-            out.push(HeaderMismatch { kind: MismatchKind::Name, header: cut(&header), body: cut(body) });
-        }
-    }
-    out
-}
-
 /// The pending list from the decoded request messages (requests and notifications, not answers).
 fn pending_from(messages: &[Message]) -> Vec<Pending> {
     messages
@@ -276,7 +238,7 @@ pub(super) fn request_info(
     shared: &Shared,
     route: Option<&RouteState>,
     headers: &RequestHeaders<'_>,
-    messages: &[Message],
+    (messages, body): (&[Message], Option<&[u8]>),
     caller: Caller,
     started: Instant,
     http_version: &'static str,
@@ -314,7 +276,7 @@ pub(super) fn request_info(
     }
     RequestInfo {
         call: CallContext {
-            mismatches: header_mismatches(headers, messages),
+            mismatches: header_mismatches(headers, messages, route.zip(body)),
             initialize_name: client_name.clone(),
             meta_name: messages
                 .iter()
@@ -332,7 +294,10 @@ pub(super) fn request_info(
 }
 
 mod earlier;
+mod mismatch;
 pub(crate) use earlier::{cancel_key, principal};
+use mismatch::header_mismatches;
+pub(crate) use mismatch::HeaderMismatch;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use crate::config::{is_server_key, Config};
 use crate::mcp::actions_path::{self, ActionsPath};
 use crate::mcp::names::{NameSet, OTHER};
+use crate::mcp::param::Mirrored;
 
 /// Label value for traffic that is not MCP (health, OAuth discovery, the rest of Backstage).
 pub(crate) const NON_MCP: &str = "_none";
@@ -20,6 +21,9 @@ pub(crate) struct RouteState {
     pub label: Box<str>,
     pub tools: Mutex<NameSet>,
     pub prompts: Mutex<NameSet>,
+    /// Tools whose schema mirrors arguments into `Mcp-Param-*` headers, from `tools/list`
+    /// answers (as many as the tools the route names).
+    pub params: Mutex<HashMap<String, Vec<Mirrored>>>,
 }
 
 impl RouteState {
@@ -32,7 +36,12 @@ impl RouteState {
         for p in &config.labels.prompt_allowlist {
             prompts.learn(p);
         }
-        Arc::new(Self { label: label.into(), tools: Mutex::new(tools), prompts: Mutex::new(prompts) })
+        Arc::new(Self {
+            label: label.into(),
+            tools: Mutex::new(tools),
+            prompts: Mutex::new(prompts),
+            params: Mutex::default(),
+        })
     }
 }
 

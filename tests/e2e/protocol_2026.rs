@@ -234,3 +234,39 @@ async fn a_tool_is_named_even_when_no_client_listed_tools() {
     assert_eq!(op(&m, "tools/call", v.1, &[("gen_ai_tool_name", "_OTHER")]), 2.0, "the unknown name stays _OTHER");
     assert!(!m.contains("no-such-tool-7f3a"), "an unknown name is never a label value");
 }
+
+/// A tool whose schema mirrors its `region` argument into `Mcp-Param-Region`: the SDK client's
+/// header agrees and passes; a header that disagrees with the body is counted and audited (names
+/// only, never the values) and reaches the server untouched, which refuses it itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_param_header_that_disagrees_with_its_argument_is_counted_and_forwarded() {
+    let server = python_server_with(&["--param-tool"]).await;
+    let config = config_for(&format!("http://127.0.0.1:{}", server.port), "py");
+    let tap = Tap::start(config.clone()).await;
+    let call = ["--mode", "2026-07-28", "--call", r#"in_region={"region":"us-west1","query":"q"}"#];
+    let seen = python_client(&tap.url("/mcp"), &call).await;
+    assert_eq!(seen["calls"][0]["content"][0], "q in us-west1", "{seen}");
+    let param = [("kind", "param")];
+    assert_eq!(metric(&tap.metrics().await, "mcp_tap_header_mismatch_total", &param), 0.0, "the SDK's header agrees");
+
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":"in_region","arguments":{{"region":"us-west1","query":"q"}},{meta}}}}}"#
+    );
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "in_region"),
+        ("mcp-param-region", "eu-north1"),
+    ];
+    let (status, _, answer) = post_mcp(&tap.url("/mcp"), &headers, &body).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(status == 400 && answer.contains("-32020"), "the server got the header and refused it: {status} {answer}");
+    assert_eq!(metric(&tap.metrics().await, "mcp_tap_header_mismatch_total", &param), 1.0);
+    let lines: Vec<_> = audit_lines(&config).into_iter().filter(|l| l["event"] == "header_mismatch").collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!((lines[0]["header"].as_str(), lines[0]["body"].as_str()), (Some("Mcp-Param-region"), Some("region")));
+    let audit = std::fs::read_to_string(&config.audit.output).unwrap();
+    assert!(!audit.contains("eu-north1") && !audit.contains("us-west1"), "argument values stay out of the audit");
+    drop(server);
+}

@@ -7,7 +7,7 @@ import argparse
 import asyncio
 from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 
@@ -17,6 +17,7 @@ parser.add_argument("--stateless", action="store_true")
 parser.add_argument("--json", action="store_true")
 parser.add_argument("--elicitation", action="store_true", help="add a tool that asks the client first")
 parser.add_argument("--trace-tool", action="store_true", help="add a tool that answers the traceparent it got")
+parser.add_argument("--param-tool", action="store_true", help="add a tool whose region argument rides an Mcp-Param header")
 parser.add_argument("--events", help="a file the server appends what happened to: `slow cancelled`")
 args = parser.parse_args()
 
@@ -67,8 +68,15 @@ def delete_entity(name: str, confirm: Annotated[Confirm, Resolve(ask_first)]) ->
     return f"deleted {name}" if confirm.ok else "kept"
 
 
+def in_region(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})], query: str) -> str:
+    """Runs a query in a region (2026-07-28 clients mirror the region into Mcp-Param-Region)."""
+    return f"{query} in {region}"
+
+
 if args.elicitation:
     server.tool()(delete_entity)
+if args.param_tool:
+    server.tool()(in_region)
 if args.trace_tool:
     server.tool()(traceparent)
 
