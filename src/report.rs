@@ -76,5 +76,5 @@ pub fn from_state_dir(dir: &Path, window: Duration) -> anyhow::Result<Report> {
     let mut privileges = Privileges::default();
     privileges.load(state.privileges);
     privileges.forget_before(now.saturating_sub(window.as_secs()));
-    Ok(privileges.report(window.as_secs()))
+    Ok(privileges.report(window.as_secs(), Default::default()))
 }

@@ -145,8 +145,9 @@ async fn status_page(shared: &Shared, history: &History) -> Response<Full<Bytes>
     let view = history.view(Snapshot::from_families(&shared.metrics.registry().gather(), Instant::now()));
     let config = shared.config.load();
     let upstream = Upstream { url: &config.upstream.url, not_ready: ready.as_ref().err().map(|e| e.client.as_str()) };
-    let mut r =
-        text(StatusCode::OK, "text/html; charset=utf-8", page::render(&view, &upstream, env!("CARGO_PKG_VERSION")));
+    let report = shared.checklist.report();
+    let page = page::render(&view, &upstream, &report, env!("CARGO_PKG_VERSION"));
+    let mut r = text(StatusCode::OK, "text/html; charset=utf-8", page);
     // Nothing but this origin, and nothing at all from scripts: the page has none.
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,

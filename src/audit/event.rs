@@ -199,6 +199,9 @@ pub(crate) enum AuditEvent {
     ResourceMismatch(oauth::Mismatch),
     /// A `tasks/*` request about a task another principal created (once per task).
     TaskForeignAccess(task::ForeignAccess),
+    /// A credential refused on MCP answered by a plugin's actions API (once per credential):
+    /// evidence of what its restrictions allow, not a finding.
+    ActionsApiReach(crate::detect::reach::Reached),
 }
 
 /// The fields of an `operation` line.
@@ -236,7 +239,7 @@ pub(crate) struct OperationLine {
 
 impl AuditEvent {
     /// Every event name (the `event` label of `mcp_tap_audit_events_total`).
-    pub(crate) const NAMES: [&'static str; 23] = [
+    pub(crate) const NAMES: [&'static str; 24] = [
         "auth_failure",
         "auth_failure_summary",
         "burst_start",
@@ -260,10 +263,11 @@ impl AuditEvent {
         "refresh_token_replay",
         "resource_mismatch",
         "task_foreign_access",
+        "actions_api_reach",
     ];
 
     /// The OpenTelemetry event names (`event.name` of OTLP log records), in the order of `NAMES`.
-    pub(crate) const OTEL_NAMES: [&'static str; 23] = [
+    pub(crate) const OTEL_NAMES: [&'static str; 24] = [
         "mcp_tap.auth_failure",
         "mcp_tap.auth_failure_summary",
         "mcp_tap.burst_start",
@@ -287,6 +291,7 @@ impl AuditEvent {
         "mcp_tap.refresh_token_replay",
         "mcp_tap.resource_mismatch",
         "mcp_tap.task_foreign_access",
+        "mcp_tap.actions_api_reach",
     ];
 
     pub(crate) fn name(&self) -> &'static str {
@@ -314,6 +319,7 @@ impl AuditEvent {
             AuditEvent::RefreshTokenReplay(_) => 20,
             AuditEvent::ResourceMismatch(_) => 21,
             AuditEvent::TaskForeignAccess(_) => 22,
+            AuditEvent::ActionsApiReach(_) => 23,
         };
         Self::NAMES[i]
     }

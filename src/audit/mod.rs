@@ -11,6 +11,7 @@ mod finding;
 pub(crate) mod oauth;
 pub(crate) mod outbox;
 mod preinit;
+mod reach;
 pub(crate) mod reason;
 mod sharing;
 pub(crate) mod sink;
@@ -148,6 +149,7 @@ impl Auditor {
         if f.reason == Reason::TokenExpired && self.expired(f) {
             return;
         }
+        self.note_mcp_refusal(f);
         let fingerprint = f.credential.fingerprint();
         let (verdict, keys) = {
             let mut bursts = self.detect.bursts.lock().expect("burst lock");

@@ -51,6 +51,17 @@ pub(crate) struct Checklist {
     due: Mutex<Vec<Rotation>>,
     /// Cluster mode is on (`cluster.store_url`).
     clustered: bool,
+    /// The configured MCP servers, for the report.
+    servers: Mutex<privileges::Context>,
+}
+
+/// The configured named servers and extra routes.
+fn servers(config: &Config) -> privileges::Context {
+    privileges::Context {
+        configured_servers: config.routes.server_keys.clone(),
+        extra_labels: config.routes.extra.iter().map(|r| r.label.clone()).collect(),
+        reach: Vec::new(),
+    }
 }
 
 impl Checklist {
@@ -77,6 +88,7 @@ impl Checklist {
             cluster_view: Mutex::new(None),
             due: Mutex::new(Vec::new()),
             clustered: config.cluster.url(&config.env).is_some(),
+            servers: Mutex::new(servers(config)),
         };
         checklist.load();
         checklist
@@ -105,6 +117,7 @@ impl Checklist {
         self.ages.lock().expect("ages lock").resize(config.checklist.max_credentials);
         self.metrics.checklist.set_rotation_period(config.checklist.rotation_period.as_secs());
         self.settings.store(Arc::new(config.checklist.clone()));
+        *self.servers.lock().expect("servers lock") = servers(config);
     }
 
     /// The upstream accepted a request with `credential`: a static token named by a subject ages.
@@ -150,9 +163,13 @@ impl Checklist {
     pub(crate) fn report(&self) -> Report {
         let window = self.settings.load().window.as_secs();
         let local = self.privileges.lock().expect("privileges lock").entries();
+        let cx = privileges::Context {
+            reach: self.auditor.other_way_evidence(),
+            ..self.servers.lock().expect("servers lock").clone()
+        };
         match self.cluster_view.lock().expect("cluster view lock").clone() {
-            Some(cluster) => privileges::report(privileges::union(local, cluster).iter(), window),
-            None => privileges::report(local.iter(), window),
+            Some(cluster) => privileges::report(privileges::union(local, cluster).iter(), window, cx),
+            None => privileges::report(local.iter(), window, cx),
         }
     }
 

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::reach::Reached;
 use crate::metrics::ToolCounts;
+use crate::proxy::ACTIONS_API_ROUTE;
 
 /// What one client of one route was offered and used (as written to the state file).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,10 +34,19 @@ pub(crate) struct ClientTools {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportLine {
     pub route: String,
+    /// `mcp`, or `actions_api` (the route of the plugins' actions API).
+    #[serde(default)]
+    pub surface: String,
     pub client: String,
     pub advertised: usize,
+    /// The tools advertised to this client on this route.
+    #[serde(default)]
+    pub tools: Vec<String>,
     pub called: Vec<String>,
-    /// Advertised to this client and not called within the window.
+    /// Advertised here, not called here, but called by this client on the other surface.
+    #[serde(default)]
+    pub called_on_other_surface: Vec<String>,
+    /// Advertised to this client and not called on either surface within the window.
     pub never_called: Vec<String>,
 }
 
@@ -44,7 +55,29 @@ pub struct ReportLine {
 pub struct Report {
     pub window_seconds: u64,
     pub clients: Vec<ReportLine>,
+    /// The named MCP servers (`/api/mcp-actions/v1/{key}`), configured or seen.
+    #[serde(default)]
+    pub named_servers: Vec<String>,
+    /// What an operator should know: clients on the default server while named servers exist.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Credentials refused on MCP that a plugin's actions API answered (evidence, not findings).
+    #[serde(default)]
+    pub actions_api_reach: Vec<Reached>,
 }
+
+/// What the report needs besides the entries.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Context {
+    /// `routes.server_keys`, and the labels of `routes.extra` (MCP servers that are not
+    /// Backstage's named servers).
+    pub configured_servers: Vec<String>,
+    pub extra_labels: Vec<String>,
+    pub reach: Vec<Reached>,
+}
+
+/// The default MCP server's route label.
+const DEFAULT: &str = "default";
 
 #[derive(Default)]
 pub(crate) struct Privileges {
@@ -135,11 +168,11 @@ impl Privileges {
         }
     }
 
-    pub(crate) fn report(&self, window_seconds: u64) -> Report {
-        report(self.all(), window_seconds)
+    pub(crate) fn report(&self, window_seconds: u64, cx: Context) -> Report {
+        report(self.all(), window_seconds, cx)
     }
 
-    fn all(&self) -> impl Iterator<Item = &ClientTools> {
+    fn all(&self) -> impl Iterator<Item = &ClientTools> + Clone {
         self.clients.values().flat_map(BTreeMap::values)
     }
 }
@@ -167,18 +200,80 @@ pub(crate) fn union(a: Vec<ClientTools>, b: Vec<ClientTools>) -> Vec<ClientTools
     merged.into_values().collect()
 }
 
-/// The report of `entries` (already limited to the window).
-pub(crate) fn report<'a>(entries: impl Iterator<Item = &'a ClientTools>, window_seconds: u64) -> Report {
-    let clients = entries
-        .map(|e| ReportLine {
-            route: e.route.clone(),
-            client: e.client.clone(),
-            advertised: e.advertised.len(),
-            called: e.called.keys().cloned().collect(),
-            never_called: e.advertised.iter().filter(|t| !e.called.contains_key(*t)).cloned().collect(),
+fn surface(route: &str) -> &'static str {
+    if route == ACTIONS_API_ROUTE {
+        "actions_api"
+    } else {
+        "mcp"
+    }
+}
+
+/// The report of `entries` (already limited to the window). A tool counts as used when the
+/// client called it on either surface; the line says where.
+pub(crate) fn report<'a>(
+    entries: impl Iterator<Item = &'a ClientTools> + Clone,
+    window_seconds: u64,
+    cx: Context,
+) -> Report {
+    // Per client and surface, every tool it called.
+    let mut calls: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+    for e in entries.clone() {
+        calls.entry((&e.client, surface(&e.route))).or_default().extend(e.called.keys().map(String::as_str));
+    }
+    let elsewhere = |e: &ClientTools, tool: &str| {
+        let other = if surface(&e.route) == "mcp" { "actions_api" } else { "mcp" };
+        calls.get(&(e.client.as_str(), other)).is_some_and(|c| c.contains(tool))
+    };
+    let clients: Vec<ReportLine> = entries
+        .map(|e| {
+            let unused = e.advertised.iter().filter(|t| !e.called.contains_key(*t));
+            let (other, never): (Vec<&String>, Vec<&String>) = unused.partition(|t| elsewhere(e, t));
+            ReportLine {
+                route: e.route.clone(),
+                surface: surface(&e.route).to_string(),
+                client: e.client.clone(),
+                advertised: e.advertised.len(),
+                tools: e.advertised.iter().cloned().collect(),
+                called: e.called.keys().cloned().collect(),
+                called_on_other_surface: other.into_iter().cloned().collect(),
+                never_called: never.into_iter().cloned().collect(),
+            }
         })
         .collect();
-    Report { window_seconds, clients }
+    let named = named_servers(&clients, &cx);
+    let notes = default_server_notes(&clients, &named);
+    Report { window_seconds, clients, named_servers: named, notes, actions_api_reach: cx.reach }
+}
+
+/// The named servers: configured, or seen (an MCP route with a server key that is not the
+/// default server nor an extra route).
+fn named_servers(lines: &[ReportLine], cx: &Context) -> Vec<String> {
+    let seen = lines.iter().map(|l| &l.route).filter(|r| {
+        surface(r) == "mcp" && *r != DEFAULT && crate::config::is_server_key(r) && !cx.extra_labels.contains(*r)
+    });
+    let all: BTreeSet<String> = cx.configured_servers.iter().chain(seen).cloned().collect();
+    all.into_iter().collect()
+}
+
+/// Since Backstage 1.55 (mcp-actions 0.2.2) the default server exposes every action even when
+/// named servers are configured: a client on it is outside the boundary named servers draw.
+fn default_server_notes(lines: &[ReportLine], named: &[String]) -> Vec<String> {
+    if named.is_empty() {
+        return Vec::new();
+    }
+    let servers = named.join(", ");
+    lines
+        .iter()
+        .filter(|l| l.route == DEFAULT)
+        .map(|l| {
+            format!(
+                "{} uses the default server (/api/mcp-actions/v1), which exposes every action ({} advertised to it) \
+                 although named servers exist ({servers}): since Backstage 1.55 named servers are no boundary; \
+                 move the client to its named server, or narrow its token's accessRestrictions",
+                l.client, l.advertised
+            )
+        })
+        .collect()
 }
 
 impl Report {
@@ -203,8 +298,24 @@ impl Report {
         let days = self.window_seconds / 86_400;
         out.push_str(&format!(
             "\nNever called: advertised to the client in its last tools/list, not called in the last {days} day(s).\n\
-             Candidates to drop from its accessRestrictions (or split-server filter).\n"
+             Candidates to drop from its accessRestrictions (or split-server filter).\n\
+             A tool the client called on the other surface (MCP or the actions API) counts as used.\n"
         ));
+        for note in &self.notes {
+            out.push_str(&format!("\nNote: {note}.\n"));
+        }
+        for r in &self.actions_api_reach {
+            out.push_str(&format!(
+                "\nReached another way: {} (credential {}) was refused on MCP route {} ({}), and the {} actions API \
+                 answered it{}. Its restrictions allow that; MCP metrics alone do not show it.\n",
+                r.client,
+                r.credential,
+                r.refused_route,
+                r.refused_reason,
+                r.plugin,
+                r.tool.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+            ));
+        }
         out
     }
 }
@@ -219,7 +330,7 @@ mod tests {
         p.listed("default", "ci-agent", &["a", "b"], true, 10);
         p.listed("default", "ci-agent", &["c"], false, 10);
         p.called("default", "ci-agent", "b", 20);
-        let r = p.report(86_400 * 30);
+        let r = p.report(86_400 * 30, Context::default());
         assert_eq!(r.clients.len(), 1);
         assert_eq!((r.clients[0].advertised, r.clients[0].called.clone()), (3, vec!["b".to_string()]));
         assert_eq!(r.clients[0].never_called, ["a", "c"]);
@@ -228,5 +339,33 @@ mod tests {
         p.listed("default", "ci-agent", &["b"], true, 30);
         p.forget_before(25);
         assert_eq!(p.counts()[&("default".into(), "ci-agent".into())], (1, 0));
+    }
+
+    #[test]
+    fn a_tool_called_on_either_surface_is_used_and_the_default_server_is_named() {
+        let mut p = Privileges::default();
+        p.listed("default", "ci-agent", &["a", "b", "c"], true, 10);
+        p.called("default", "ci-agent", "a", 10);
+        p.listed(ACTIONS_API_ROUTE, "ci-agent", &["a", "b", "c"], true, 10);
+        p.called(ACTIONS_API_ROUTE, "ci-agent", "b", 10);
+        p.listed("catalog", "reader", &["a"], true, 10);
+        p.listed("everything", "demo", &["x"], true, 10);
+        let cx = Context { extra_labels: vec!["everything".into()], ..Context::default() };
+        let r = p.report(86_400, cx);
+        let line = |route: &str| r.clients.iter().find(|l| l.route == route).unwrap().clone();
+        let mcp = line("default");
+        assert_eq!(
+            (mcp.surface.as_str(), mcp.called_on_other_surface.clone(), mcp.never_called.clone()),
+            ("mcp", vec!["b".to_string()], vec!["c".to_string()])
+        );
+        let api = line(ACTIONS_API_ROUTE);
+        assert_eq!((api.surface.as_str(), api.called_on_other_surface.clone()), ("actions_api", vec!["a".to_string()]));
+        assert_eq!(r.named_servers, ["catalog"], "an extra route and the actions API are not named servers");
+        assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+        assert!(r.notes[0].starts_with("ci-agent uses the default server") && r.table().contains("Note: ci-agent"));
+        // Without named servers the default server is the only one: nothing to say.
+        let mut alone = Privileges::default();
+        alone.listed("default", "ci-agent", &["a"], true, 10);
+        assert!(alone.report(86_400, Context::default()).notes.is_empty());
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod burst;
 pub(crate) mod expiry;
 pub(crate) mod oauth;
 pub(crate) mod raised;
+pub(crate) mod reach;
 pub(crate) mod sharing;
 
 use std::sync::Mutex;
@@ -26,6 +27,8 @@ pub(crate) struct Detectors {
     pub raised: Mutex<raised::Raised>,
     /// Refresh token families and resource metadata mismatches (the OAuth journey).
     pub oauth: Mutex<oauth::Journey>,
+    /// Credentials refused on MCP that the actions API answers.
+    pub other_way: Mutex<reach::OtherWay>,
 }
 
 impl Detectors {
@@ -51,6 +54,7 @@ impl Detectors {
             ),
             raised: Mutex::new(raised::Raised::new(remembered)),
             oauth: Mutex::new(oauth::Journey::new(config.oauth.max_tokens)),
+            other_way: Mutex::new(reach::OtherWay::new(remembered)),
         }
     }
 
@@ -69,5 +73,6 @@ impl Detectors {
         );
         self.approved.reconfigure(audit.approved_networks.clone(), audit.unapproved_audit_interval);
         self.oauth.lock().expect("oauth lock").set_cap(config.oauth.max_tokens);
+        self.other_way.lock().expect("other way lock").set_cap(config.audit.max_remembered_credentials);
     }
 }

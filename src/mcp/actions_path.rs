@@ -45,10 +45,100 @@ pub(crate) fn parse(path: &str) -> Option<ActionsPath<'_>> {
     Some(ActionsPath::Server(key))
 }
 
+/// What a path of a plugin's actions API names: `/api/{plugin}/.backstage/actions/v1/actions`
+/// (the list) or `…/actions/{action id}/invoke` (a call). The same tools as MCP, reached without
+/// it (the Backstage CLI, scripts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ActionsApi<'a> {
+    /// The plugin id as sent (Backstage's are `[a-z0-9-]`), at most 64 bytes.
+    pub plugin: &'a str,
+    /// The action id of an invocation, percent-decoded (`catalog:get-catalog-entity`).
+    pub action: Option<String>,
+}
+
+const ACTIONS: &str = ".backstage/actions/v1/actions";
+
+/// `%XX` escapes decoded (Express decodes route parameters); `None` for a bad escape or text
+/// that is not UTF-8.
+fn percent_decoded(s: &str) -> Option<String> {
+    let (mut out, bytes) = (Vec::with_capacity(s.len()), s.as_bytes());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The actions API a request path (without its query) names, if any.
+pub(crate) fn actions_api(path: &str) -> Option<ActionsApi<'_>> {
+    let rest = strip_prefix_ci(path, "/api/")?;
+    let (plugin, rest) = rest.split_once('/')?;
+    let plugin_ok = plugin.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if plugin.is_empty() || plugin.len() > 64 || !plugin_ok {
+        return None;
+    }
+    let rest = trim_trailing(strip_prefix_ci(rest, ACTIONS)?);
+    if rest.is_empty() {
+        return Some(ActionsApi { plugin, action: None });
+    }
+    let rest = rest.strip_prefix('/')?;
+    let cut = rest.len().checked_sub("/invoke".len())?;
+    let (id, invoke) = (rest.get(..cut)?, rest.get(cut..)?);
+    if !invoke.eq_ignore_ascii_case("/invoke") || id.is_empty() || id.len() > 256 || id.contains('/') {
+        return None;
+    }
+    Some(ActionsApi { plugin, action: Some(percent_decoded(id)?) })
+}
+
+/// The MCP tool name of an action: `catalog:get-catalog-entity` is `catalog.get-catalog-entity`.
+pub(crate) fn tool_name(action: &str) -> String {
+    action.replacen(':', ".", 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_actions_api_of_every_plugin_is_read() {
+        let list = actions_api("/api/catalog/.backstage/actions/v1/actions").unwrap();
+        assert_eq!((list.plugin, list.action), ("catalog", None));
+        for p in [
+            "/api/catalog/.backstage/actions/v1/actions/catalog:get-catalog-entity/invoke",
+            "/api/catalog/.backstage/actions/v1/actions/catalog%3Aget-catalog-entity/invoke",
+            "/api/catalog/.backstage/actions/v1/actions/catalog%3aget-catalog-entity/invoke/",
+        ] {
+            let call = actions_api(p).unwrap();
+            assert_eq!(call.action.as_deref(), Some("catalog:get-catalog-entity"), "{p}");
+            assert_eq!(tool_name(call.action.as_deref().unwrap()), "catalog.get-catalog-entity");
+        }
+        for p in [
+            "/api/catalog/.backstage/actions/v1",
+            "/api/catalog/.backstage/actions/v1/actions/x",
+            "/api/catalog/.backstage/actions/v1/actions/a/b/invoke",
+            "/api/catalog/.backstage/actions/v1/actions/%zz/invoke",
+            "/api/cat/alog/.backstage/actions/v1/actions",
+            "/api/mcp-actions/v1",
+            "/api/catalog/entities",
+        ] {
+            assert_eq!(actions_api(p), None, "{p}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_path_is_read_or_refused_without_a_panic(path in "\\PC{0,120}") {
+            let _ = actions_api(&path);
+        }
+    }
 
     #[test]
     fn the_variants_backstage_serves_are_mcp() {

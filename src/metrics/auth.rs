@@ -3,7 +3,7 @@
 
 use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
-use super::{catalogue, counter_of, float_gauge_of, gauge_of, AuditLoss, Outcome, Reason, Scope};
+use super::{catalogue, counter_of, float_gauge_of, gauge_of, AuditLoss, Outcome, Reason, Scope, Surface};
 use crate::mcp::method::Method;
 
 pub(crate) struct AuthMetrics {
@@ -75,8 +75,17 @@ impl super::Metrics {
         }
     }
 
-    pub(crate) fn record_client_operation(&self, client: &str, method: Method, tool: &str, outcome: Outcome) {
-        self.auth.client_operations.with_label_values(&[client, method.as_str(), tool, outcome.as_str()]).inc();
+    /// A client's use of a tool (or another method) on MCP (`surface` `mcp`) or the actions API.
+    pub(crate) fn record_client_operation(
+        &self,
+        client: &str,
+        surface: Surface,
+        method: Method,
+        tool: &str,
+        outcome: Outcome,
+    ) {
+        let labels = [client, surface.as_str(), method.as_str(), tool, outcome.as_str()];
+        self.auth.client_operations.with_label_values(&labels).inc();
     }
 
     pub(crate) fn record_burst_started(&self, scope: Scope) {

@@ -135,8 +135,8 @@ pub const AUTH_FAILURES: Spec = counter(
 
 pub const CLIENT_OPERATIONS: Spec = counter(
     "mcp_tap_client_operations_total",
-    &["client", "mcp_method_name", "gen_ai_tool_name", "outcome"],
-    "MCP operations by client (Backstage static-token subject) and outcome.",
+    &["client", "surface", "mcp_method_name", "gen_ai_tool_name", "outcome"],
+    "Tool use by client (Backstage static-token subject) and outcome, on MCP (surface mcp) or the actions API (surface actions_api: list is tools/list, invoke is tools/call).",
 );
 
 pub const BURST_ACTIVE: Spec = gauge(
@@ -325,6 +325,7 @@ pub const ALL: &[&Spec] = &[
     &INPUT_REQUIRED,
     &INPUT_WAIT,
     &OPERATION_ROUNDS,
+    &ACTIONS_API_DURATION,
     &TASKS_CREATED,
     &TASK_DURATION,
     &TASK_INPUT_WAIT,
@@ -381,10 +382,12 @@ const fn process(kind: Kind, name: &'static str, help: &'static str) -> Spec {
     Spec { kind, buckets: Buckets::None, name, help, labels: &[] }
 }
 
+mod actions;
 mod calls;
 mod mcp;
 mod oauth;
 mod tasks;
+pub use actions::*;
 pub use calls::*;
 pub use mcp::*;
 pub use oauth::*;

@@ -162,6 +162,14 @@ label_enum! {
 }
 
 label_enum! {
+    /// How a client reached a tool: MCP, or a plugin's actions API.
+    pub(crate) enum Surface {
+        Mcp = "mcp",
+        ActionsApi = "actions_api",
+    }
+}
+
+label_enum! {
     /// `outcome` of `mcp_tap_client_operations_total`.
     pub(crate) enum Outcome {
         Ok = "ok",

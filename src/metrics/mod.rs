@@ -17,7 +17,9 @@ pub(crate) use register::bounds;
 #[cfg(test)]
 use register::REGISTERED;
 use register::{counter_of, float_gauge_of, gauge_of, histogram, int_gauge_of};
+mod actions;
 mod calls;
+pub(crate) use actions::ActionsCall;
 mod checklist;
 mod health;
 mod kinds;
@@ -33,8 +35,8 @@ pub(crate) use checklist::{ChecklistMetrics, ToolCounts};
 use health::HealthMetrics;
 pub(crate) use kinds::{
     AuditLoss, DecodeErrorKind, ErrorType, ForwardLoss, ForwardOutput, Limit, Listener, MismatchKind, OtlpSignal,
-    Outcome, OverflowLabel, Reason, Scope, SessionEnd, SessionKind, StatusLabel, StoreOperation, UnparsedReason,
-    UpstreamErrorKind,
+    Outcome, OverflowLabel, Reason, Scope, SessionEnd, SessionKind, StatusLabel, StoreOperation, Surface,
+    UnparsedReason, UpstreamErrorKind,
 };
 
 /// OpenTelemetry MCP semantic-convention buckets for `mcp.server.operation.duration`.
@@ -74,6 +76,7 @@ pub(crate) struct Metrics {
     input_required: IntCounterVec,
     input_wait: HistogramVec,
     operation_rounds: HistogramVec,
+    actions_api: HistogramVec,
     stream_duration: HistogramVec,
     connections_open: prometheus::IntGauge,
     rpc_codes: Mutex<HashSet<i64>>,
@@ -115,6 +118,7 @@ impl Metrics {
             input_required: counter_of(r, &catalogue::INPUT_REQUIRED),
             input_wait: histogram(r, &catalogue::INPUT_WAIT, &session_buckets),
             operation_rounds: histogram(r, &catalogue::OPERATION_ROUNDS, &session_buckets),
+            actions_api: histogram(r, &catalogue::ACTIONS_API_DURATION, &session_buckets),
             connections_open: gauge_of(r, &catalogue::CONNECTIONS_OPEN).with_label_values(&[] as &[&str]),
             rpc_codes: Mutex::new(HashSet::new()),
             auth: AuthMetrics::new(r),

@@ -76,6 +76,7 @@ pub(crate) struct Histograms {
     pub task_duration: Histogram<f64>,
     pub task_input_wait: Histogram<f64>,
     pub task_polls: Histogram<f64>,
+    pub actions_api: Histogram<f64>,
 }
 
 pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
@@ -97,5 +98,6 @@ pub(super) fn histograms(meter: &Meter, session_buckets: &[f64]) -> Histograms {
         task_duration: h(&catalogue::TASK_DURATION),
         task_input_wait: h(&catalogue::TASK_INPUT_WAIT),
         task_polls: h(&catalogue::TASK_POLLS),
+        actions_api: h(&catalogue::ACTIONS_API_DURATION),
     }
 }

@@ -12,7 +12,33 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::exchange::{End, Exchange};
-use super::oauth::Watch;
+
+/// Something that reads an answer on its way to the client (an OAuth step, an actions API call).
+pub(crate) trait BodyWatch: Send {
+    fn on_data(&mut self, data: &Bytes);
+    /// The answer ended (`complete`: all of it reached the client).
+    fn finish(self: Box<Self>, complete: bool);
+}
+
+/// What reads a non-MCP answer on the side: an OAuth step, or an actions API call.
+pub(crate) enum Watcher {
+    OAuth(super::oauth::Start),
+    Actions(super::actions_api::Start),
+}
+
+impl Watcher {
+    pub(crate) fn answered(
+        self,
+        shared: &std::sync::Arc<super::Shared>,
+        status: http::StatusCode,
+        headers: &HeaderMap,
+    ) -> Box<dyn BodyWatch> {
+        match self {
+            Watcher::OAuth(start) => start.answered(shared, status, headers),
+            Watcher::Actions(start) => start.answered(shared, status.as_u16()),
+        }
+    }
+}
 
 /// A request body as the tap read it.
 pub(crate) enum ReadBody {
@@ -64,10 +90,10 @@ pub(crate) enum ClientBody {
     },
     /// A response the tap wrote itself (upstream failures).
     Own(Option<Bytes>),
-    /// An answer of the OAuth journey: unchanged, its start read on the way.
+    /// An answer the tap reads on the side (the OAuth journey, the actions API): unchanged.
     Watched {
         inner: Incoming,
-        watch: Option<Box<Watch>>,
+        watch: Option<Box<dyn BodyWatch>>,
     },
 }
 

@@ -10,7 +10,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 
-use super::body::{read_capped, ClientBody, ReadBody};
+use super::actions_api::Start as ActionsCall;
+use super::body::{read_capped, ClientBody, ReadBody, Watcher};
 use super::deadline;
 use super::exchange::Exchange;
 use super::forward::{self, ProxyError};
@@ -132,18 +133,11 @@ pub(crate) async fn handle(
     let headers = RequestHeaders::read(&parts.headers);
     let caller = caller(&shared, &headers, &parts.method, connection, &config);
     let mut side = Side::new(&config, route.is_mcp(), &parts, &caller, peer.ip(), connection.tls);
-    let read = match read_body(
-        &shared,
-        &config,
-        &route,
-        side.start.as_mut(),
-        &parts,
-        headers.content_length,
-        body,
-        peer,
-    )
-    .await
-    {
+    let actions =
+        (!route.is_mcp()).then(|| ActionsCall::new(parts.uri.path(), &parts.method, &caller, started)).flatten();
+    let oauth = side.start.as_mut();
+    let read = read_body(&shared, &config, &route, oauth, &parts, headers.content_length, body, peer).await;
+    let read = match read {
         Ok(read) => read,
         Err(refused) => return refused,
     };
@@ -164,9 +158,15 @@ pub(crate) async fn handle(
     let headers_at = Instant::now();
     drop(reserved);
     let (mut response, label) = match result {
-        Ok(resp) => respond(&shared, &config, &route, info, &method, resp, side.start.take()),
+        Ok(resp) => {
+            let watcher = side.start.take().map(Watcher::OAuth).or(actions.map(Watcher::Actions));
+            respond(&shared, &config, &route, info, &method, resp, watcher)
+        }
         Err(err) => {
             side.unanswered(&shared);
+            if let Some(call) = actions {
+                call.unanswered(&shared, err.status().as_u16());
+            }
             return upstream_failure(&shared, provisional, info, &err, &method, &ids, read.batch);
         }
     };
@@ -312,7 +312,7 @@ fn respond(
     info: RequestInfo,
     method: &Method,
     resp: Response<Incoming>,
-    oauth: Option<Start>,
+    watcher: Option<Watcher>,
 ) -> (Response<ClientBody>, Box<str>) {
     let status = resp.status().as_u16();
     let (mut parts, body) = resp.into_parts();
@@ -346,9 +346,9 @@ fn respond(
         Box::new(Exchange::new(recorder, shared.sessions.clone(), info.open, status, &parts.headers, decoder))
     });
     shared.metrics.record_http_exchange(&label, method, status);
-    let body = match oauth {
-        Some(start) if exchange.is_none() => {
-            ClientBody::Watched { watch: Some(start.answered(shared, parts.status, &parts.headers)), inner: body }
+    let body = match watcher {
+        Some(watcher) if exchange.is_none() => {
+            ClientBody::Watched { watch: Some(watcher.answered(shared, parts.status, &parts.headers)), inner: body }
         }
         _ => ClientBody::Tapped { inner: body, exchange },
     };

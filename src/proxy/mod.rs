@@ -1,6 +1,8 @@
 //! The proxy listener: accepts HTTP/1.1 and h2c, decodes MCP requests, forwards to the upstream,
 //! and hands the response to a tapped body. The tap never fails traffic it cannot decode.
 
+mod actions_api;
+pub(crate) use actions_api::ROUTE as ACTIONS_API_ROUTE;
 mod awaiting;
 pub(crate) mod body;
 mod deadline;

@@ -256,8 +256,8 @@ pub(crate) struct Watch {
     over: bool,
 }
 
-impl Watch {
-    pub(crate) fn on_data(&mut self, data: &Bytes) {
+impl super::body::BodyWatch for Watch {
+    fn on_data(&mut self, data: &Bytes) {
         if self.body.len() + data.len() > self.start.max_body {
             self.over = true;
         } else {
@@ -266,8 +266,8 @@ impl Watch {
     }
 
     /// The answer ended (`complete`: all of it reached the client).
-    pub(crate) fn finish(self, complete: bool) {
-        let Watch { start, shared, status, location, body, over } = self;
+    fn finish(self: Box<Self>, complete: bool) {
+        let Watch { start, shared, status, location, body, over } = *self;
         let step = start.step();
         let readable = complete && !over;
         let body: &[u8] = if readable { &body } else { b"" };

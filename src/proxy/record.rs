@@ -23,7 +23,7 @@ use crate::mcp::jsonrpc::ResultInfo;
 use crate::mcp::method::Method;
 use crate::mcp::names::{NameSet, OTHER};
 use crate::metrics::{
-    DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, UnparsedReason, Upstream,
+    DecodeErrorKind, ErrorType, Metrics, Operation, Outcome, OverflowLabel, Surface, UnparsedReason, Upstream,
 };
 use crate::session::{CallLabels, InputWaits, Origin, RoundKey};
 
@@ -222,7 +222,7 @@ impl Recorder {
             }),
         });
         let outcome = Outcome::of(p.method, error, p.denied);
-        self.metrics.record_client_operation(&self.client, p.method, &tool, outcome);
+        self.metrics.record_client_operation(&self.client, Surface::Mcp, p.method, &tool, outcome);
         if p.method == Method::ToolsCall && !tool.is_empty() && tool != OTHER && outcome != Outcome::Denied {
             self.checklist.tool_called(&self.route.label, &self.client, &tool);
         }

@@ -69,6 +69,8 @@ pub(crate) struct Routes {
     extra: Vec<(String, Arc<RouteState>)>,
     keys: Mutex<HashMap<Box<str>, Arc<RouteState>>>,
     configured_keys: usize,
+    /// The actions API's plugin and tool labels.
+    pub(crate) actions: super::actions_api::ActionsLabels,
 }
 
 impl Routes {
@@ -84,6 +86,7 @@ impl Routes {
             extra: config.routes.extra.iter().map(|r| (r.path.clone(), RouteState::new(&r.label, config))).collect(),
             configured_keys: keys.len(),
             keys: Mutex::new(keys),
+            actions: super::actions_api::ActionsLabels::new(config.labels.max_tools_per_route),
         }
     }
 

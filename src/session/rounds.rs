@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::mcp::method::Method;
-use crate::metrics::{ErrorType, Metrics, Operation, Outcome, OverflowLabel};
+use crate::metrics::{ErrorType, Metrics, Operation, Outcome, OverflowLabel, Surface};
 
 fn hash<T: std::hash::Hash>(value: T) -> u64 {
     foldhash::quality::FixedState::with_seed(0x726f_756e_6473).hash_one(value)
@@ -227,7 +227,7 @@ impl InputWaits {
         });
         self.metrics.record_rounds(&l.route, l.method, tool, w.origin.rounds);
         let outcome = Outcome::of(l.method, ErrorType::Cancelled, false);
-        self.metrics.record_client_operation(&l.client, l.method, tool, outcome);
+        self.metrics.record_client_operation(&l.client, Surface::Mcp, l.method, tool, outcome);
     }
 }
 

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::{OpRow, View};
+use crate::checklist::privileges::Report;
 
 /// How often the page reloads itself, in seconds.
 pub(crate) const REFRESH_SECONDS: u32 = 5;
@@ -145,7 +146,7 @@ fn gauges(out: &mut String, title: &str, head: &str, prefix: &str, rows: &std::c
 }
 
 /// The whole page.
-pub(crate) fn render(view: &View, upstream: &Upstream<'_>, version: &str) -> String {
+pub(crate) fn render(view: &View, upstream: &Upstream<'_>, report: &Report, version: &str) -> String {
     let now = &view.now;
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -186,6 +187,7 @@ pub(crate) fn render(view: &View, upstream: &Upstream<'_>, version: &str) -> Str
     pairs(&mut out, "Auth failures", ("reason", "client"), "auth", &view.auth);
     pairs(&mut out, "OAuth journey", ("step", "outcome"), "oauth", &view.oauth);
     oauth_clients(&mut out, view);
+    super::servers::render(&mut out, report);
     out.push_str("<div class=\"grid\">");
     gauges(&mut out, "Active bursts", "scope", "burst", &now.bursts_active);
     gauges(&mut out, "Sessions", "route", "sessions", &now.sessions_active);

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod actions_api;
 mod alert_cases;
 mod alert_rules;
 mod auth_audit;

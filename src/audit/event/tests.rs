@@ -171,7 +171,16 @@ fn every_event_serializes_with_its_name() {
             span_id: None,
         }),
     ];
-    let events = events.into_iter().chain(oauth_events());
+    let reach = AuditEvent::ActionsApiReach(crate::detect::reach::Reached {
+        client: "catalog-reader".into(),
+        credential: "0123456789abcdef".into(),
+        refused_route: "default".into(),
+        refused_reason: "plugin_not_allowed".into(),
+        plugin: "catalog".into(),
+        tool: Some("catalog.get-catalog-entity".into()),
+        at: 1,
+    });
+    let events = events.into_iter().chain(oauth_events()).chain([reach]);
     assert_eq!(events.clone().count(), AuditEvent::NAMES.len(), "every kind of event is checked");
     for e in events {
         let name = e.name();

@@ -98,7 +98,7 @@ async fn a_call_whose_client_never_comes_back_is_cancelled_at_the_timeout() {
     let duration = lines(&m, "mcp_server_operation_duration_seconds_sum");
     assert_eq!(duration.len(), 1);
     assert!(duration[0].contains("error_type=\"cancelled\"") && duration[0].ends_with(" 2"), "{duration:?}");
-    assert!(m.render().contains("mcp_tap_client_operations_total{client=\"claude-code\",gen_ai_tool_name=\"delete_entity\",mcp_method_name=\"tools/call\",outcome=\"error\"} 1"));
+    assert!(m.render().contains("mcp_tap_client_operations_total{client=\"claude-code\",gen_ai_tool_name=\"delete_entity\",mcp_method_name=\"tools/call\",outcome=\"error\",surface=\"mcp\"} 1"));
     assert_eq!(w.resumed(key(Some(1)), Instant::now()), None, "too late: the call was given up");
 }
 

@@ -1,0 +1,55 @@
+//! The status page's section on which server each client reaches: per client, the MCP routes
+//! (default or named) and the actions API it used within the least-privilege window, the tools
+//! each advertised to it, what the report notes about the default server, and credentials
+//! refused on MCP that the actions API answered. From the least-privilege report.
+
+use std::fmt::Write;
+
+use super::page::escape;
+use crate::checklist::privileges::Report;
+
+/// The section; nothing while no client was seen.
+pub(crate) fn render(out: &mut String, report: &Report) {
+    if report.clients.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<h2>Clients and the servers they reach</h2><table><tr><th>client</th><th>surface</th><th>route</th>\
+         <th>tools advertised</th><th>called</th><th>never called</th></tr>",
+    );
+    let mut lines: Vec<_> = report.clients.iter().collect();
+    lines.sort_by(|a, b| (&a.client, &a.surface, &a.route).cmp(&(&b.client, &b.surface, &b.route)));
+    for l in lines {
+        let tools = if l.tools.is_empty() { "-".to_string() } else { l.tools.join(", ") };
+        let never = if l.never_called.is_empty() { "-".to_string() } else { l.never_called.join(", ") };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td data-key=\"route|{}|{}\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            escape(&l.client),
+            escape(&l.surface),
+            escape(&l.client),
+            escape(&l.route),
+            escape(&l.route),
+            escape(&tools),
+            l.called.len(),
+            escape(&never),
+        );
+    }
+    out.push_str("</table>");
+    for note in &report.notes {
+        let _ = write!(out, "<p class=\"bad\" data-key=\"note\">{}.</p>", escape(note));
+    }
+    for r in &report.actions_api_reach {
+        let _ = write!(
+            out,
+            "<p data-key=\"reach|{}\">{} (credential {}) was refused on MCP route {} ({}) and answered by the {} \
+             actions API: its restrictions allow it.</p>",
+            escape(&r.client),
+            escape(&r.client),
+            escape(&r.credential),
+            escape(&r.refused_route),
+            escape(&r.refused_reason),
+            escape(&r.plugin),
+        );
+    }
+}
