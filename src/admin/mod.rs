@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 mod access;
+mod servers;
 pub(crate) use access::Access;
 use access::Loaded;
 
@@ -146,7 +147,7 @@ async fn status_page(shared: &Shared, history: &History) -> Response<Full<Bytes>
     let config = shared.config.load();
     let upstream = Upstream { url: &config.upstream.url, not_ready: ready.as_ref().err().map(|e| e.client.as_str()) };
     let report = shared.checklist.report();
-    let page = page::render(&view, &upstream, &report, env!("CARGO_PKG_VERSION"));
+    let page = page::render(&view, &upstream, &servers::render(&report), env!("CARGO_PKG_VERSION"));
     let mut r = text(StatusCode::OK, "text/html; charset=utf-8", page);
     // Nothing but this origin, and nothing at all from scripts: the page has none.
     r.headers_mut().insert(

@@ -9,7 +9,7 @@ use crate::identity::Credential;
 impl Auditor {
     /// An MCP refusal: remembered when it is about what the credential may reach.
     pub(super) fn note_mcp_refusal(&self, f: &AuthFailure<'_>) {
-        if f.route == crate::proxy::ACTIONS_API_ROUTE || !OtherWay::restriction(f.reason) {
+        if f.route == crate::mcp::actions_path::ACTIONS_API_ROUTE || !OtherWay::restriction(f.reason) {
             return;
         }
         if let Some(fp) = f.credential.fingerprint() {

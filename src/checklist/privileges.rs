@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::detect::reach::Reached;
+use crate::mcp::actions_path::ACTIONS_API_ROUTE;
 use crate::metrics::ToolCounts;
-use crate::proxy::ACTIONS_API_ROUTE;
 
 /// What one client of one route was offered and used (as written to the state file).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -58,6 +58,10 @@ pub(crate) struct ActionsApi<'a> {
 
 const ACTIONS: &str = ".backstage/actions/v1/actions";
 
+/// The route label of the actions API in refusals, bursts, least privilege and audit lines (no
+/// Backstage server key has an underscore, so it names no MCP server).
+pub(crate) const ACTIONS_API_ROUTE: &str = "actions_api";
+
 /// `%XX` escapes decoded (Express decodes route parameters); `None` for a bad escape or text
 /// that is not UTF-8.
 fn percent_decoded(s: &str) -> Option<String> {

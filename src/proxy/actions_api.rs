@@ -26,7 +26,7 @@ use crate::mcp::names::OTHER;
 use crate::metrics::{ActionsCall, Outcome, OverflowLabel, Surface};
 
 /// The route label of the actions API in refusals, bursts and least privilege.
-pub(crate) const ROUTE: &str = "actions_api";
+pub(crate) const ROUTE: &str = crate::mcp::actions_path::ACTIONS_API_ROUTE;
 /// An answer read for its list of actions or its error, at most.
 const MAX_READ: usize = 1 << 20;
 

@@ -2,7 +2,6 @@
 //! and hands the response to a tapped body. The tap never fails traffic it cannot decode.
 
 mod actions_api;
-pub(crate) use actions_api::ROUTE as ACTIONS_API_ROUTE;
 mod awaiting;
 pub(crate) mod body;
 mod deadline;

@@ -3,7 +3,6 @@
 //! listener) and the demo's terminal summary show. Only what `/metrics` exposes is shown.
 
 pub(crate) mod page;
-mod servers;
 pub(crate) mod terminal;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -5,7 +5,6 @@
 use std::fmt::Write;
 
 use super::{OpRow, View};
-use crate::checklist::privileges::Report;
 
 /// How often the page reloads itself, in seconds.
 pub(crate) const REFRESH_SECONDS: u32 = 5;
@@ -146,7 +145,8 @@ fn gauges(out: &mut String, title: &str, head: &str, prefix: &str, rows: &std::c
 }
 
 /// The whole page.
-pub(crate) fn render(view: &View, upstream: &Upstream<'_>, report: &Report, version: &str) -> String {
+/// `sections`: more of the page, already HTML (the admin listener adds the servers clients reach).
+pub(crate) fn render(view: &View, upstream: &Upstream<'_>, sections: &str, version: &str) -> String {
     let now = &view.now;
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -187,7 +187,7 @@ pub(crate) fn render(view: &View, upstream: &Upstream<'_>, report: &Report, vers
     pairs(&mut out, "Auth failures", ("reason", "client"), "auth", &view.auth);
     pairs(&mut out, "OAuth journey", ("step", "outcome"), "oauth", &view.oauth);
     oauth_clients(&mut out, view);
-    super::servers::render(&mut out, report);
+    out.push_str(sections);
     out.push_str("<div class=\"grid\">");
     gauges(&mut out, "Active bursts", "scope", "burst", &now.bursts_active);
     gauges(&mut out, "Sessions", "route", "sessions", &now.sessions_active);

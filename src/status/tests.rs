@@ -5,16 +5,6 @@ use super::*;
 use crate::mcp::method::Method;
 use crate::metrics::{ErrorType, Metrics, Operation, Reason, Scope};
 
-fn no_report() -> crate::checklist::privileges::Report {
-    crate::checklist::privileges::Report {
-        window_seconds: 86_400,
-        clients: Vec::new(),
-        named_servers: Vec::new(),
-        notes: Vec::new(),
-        actions_api_reach: Vec::new(),
-    }
-}
-
 fn call(metrics: &Metrics, tool: &str, error: ErrorType, ms: u64) {
     metrics.record_operation(&Operation {
         route: "default",
@@ -64,7 +54,7 @@ async fn the_view_shows_totals_now_and_rates_over_the_window() {
     assert_eq!((missing.1, missing.2), (1.0, 1.0));
     assert_eq!(view.now.bursts_active.get("source"), Some(&1.0));
 
-    let page = page::render(&view, &page::Upstream { url: "http://up", not_ready: None }, &no_report(), "1.0");
+    let page = page::render(&view, &page::Upstream { url: "http://up", not_ready: None }, "", "1.0");
     assert!(page.contains("data-key=\"op|default|tools/call|catalog.get-catalog-entity|count\">21<"));
     assert!(page.contains("data-key=\"bursts|active\">1<"));
     assert!(!page.contains("<script") && !page.contains("http://up\"") && !page.contains("src="));
@@ -85,7 +75,7 @@ fn the_oauth_journey_has_its_section_and_clients_their_refreshes() {
     let metrics = Metrics::new(vec![1.0]);
     metrics.preinit_oauth("unknown");
     let empty = History::default().view(Snapshot::from_families(&metrics.registry().gather(), Instant::now()));
-    let page = page::render(&empty, &page::Upstream { url: "http://up", not_ready: None }, &no_report(), "1.0");
+    let page = page::render(&empty, &page::Upstream { url: "http://up", not_ready: None }, "", "1.0");
     assert!(page.contains("<h2>OAuth journey</h2>") && !page.contains("<h2>OAuth clients</h2>"), "zero rows stay out");
     for _ in 0..3 {
         metrics.record_oauth_step(Step::TokenRefresh, Outcome::Ok);
@@ -94,39 +84,9 @@ fn the_oauth_journey_has_its_section_and_clients_their_refreshes() {
     metrics.record_oauth_refresh("Acme <Agent>");
     metrics.record_oauth_reauthorization("Forgetful");
     let view = History::default().view(Snapshot::from_families(&metrics.registry().gather(), Instant::now()));
-    let page = page::render(&view, &page::Upstream { url: "http://up", not_ready: None }, &no_report(), "1.0");
+    let page = page::render(&view, &page::Upstream { url: "http://up", not_ready: None }, "", "1.0");
     assert!(page.contains("data-key=\"oauth|token_refresh_token|ok\">3<"), "{page}");
     assert!(page.contains("data-key=\"oauth|token_refresh_token|invalid_grant\">1<"));
     assert!(page.contains("data-key=\"oauth-refreshes|Acme &lt;Agent&gt;\">1<"));
     assert!(page.contains("data-key=\"oauth-reauthorizations|Forgetful\">1<"));
-}
-
-#[test]
-fn each_client_shows_the_servers_it_reaches_and_the_default_server_note() {
-    use crate::checklist::privileges::ReportLine;
-    let line = |client: &str, surface: &str, route: &str| ReportLine {
-        route: route.into(),
-        surface: surface.into(),
-        client: client.into(),
-        advertised: 2,
-        tools: vec!["catalog.get-catalog-entity".into(), "<b>".into()],
-        called: vec!["catalog.get-catalog-entity".into()],
-        called_on_other_surface: Vec::new(),
-        never_called: vec!["<b>".into()],
-    };
-    let report = crate::checklist::privileges::Report {
-        clients: vec![line("ci-agent", "mcp", "default"), line("reader", "mcp", "catalog")],
-        named_servers: vec!["catalog".into()],
-        notes: vec!["ci-agent uses the default server".into()],
-        ..no_report()
-    };
-    let metrics = Metrics::new(vec![1.0]);
-    let view = History::default().view(Snapshot::from_families(&metrics.registry().gather(), Instant::now()));
-    let page = page::render(&view, &page::Upstream { url: "http://up", not_ready: None }, &report, "1.0");
-    assert!(page.contains("<h2>Clients and the servers they reach</h2>"), "{page}");
-    assert!(page.contains("data-key=\"route|ci-agent|default\">default<"));
-    assert!(page.contains("data-key=\"route|reader|catalog\">catalog<"));
-    assert!(page.contains("ci-agent uses the default server.") && page.contains("&lt;b&gt;") && !page.contains(", <b>"));
-    let empty = page::render(&view, &page::Upstream { url: "http://up", not_ready: None }, &no_report(), "1.0");
-    assert!(!empty.contains("Clients and the servers they reach"), "no clients, no section");
 }
