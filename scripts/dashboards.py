@@ -118,6 +118,9 @@ def overview():
             [(f"sum by (mcp_method_name) (rate({OPS}_count{{{RSEL}}}[$__rate_interval]))", "{{mcp_method_name}}")], w=18)
     b.panel("Tool calls by tool", "tools/call per second by tool (tools the upstream never advertised are _OTHER).", "reqps",
             [(f'sum by (gen_ai_tool_name) (rate({OPS}_count{{{RSEL}, mcp_method_name="tools/call"}}[$__rate_interval]))', "{{gen_ai_tool_name}}")])
+    b.panel("Tool use by surface and route", "tools/call per second on MCP by route (default or a named server), beside invocations of the plugins' actions API (/api/{plugin}/.backstage/actions/v1, the Backstage CLI and scripts) by plugin: the same tools reached two ways. Since Backstage 1.55 the default server exposes every action: traffic on it while named servers exist is outside their boundary (`mcp-tap report privileges` names the clients).", "reqps",
+            [(f'sum by (mcp_route) (rate({OPS}_count{{{RSEL}, mcp_method_name="tools/call"}}[$__rate_interval]))', "mcp {{mcp_route}}"),
+             (f'sum by (plugin) (rate(mcp_tap_actions_api_duration_seconds_count{{{SEL}, operation="invoke"}}[$__rate_interval]))', "actions_api {{plugin}}")])
     b.panel("Errors by error_type", "Failed operations per second by error_type: JSON-RPC code, tool_error, HTTP status, or transport failure (version negotiation left out).", "reqps",
             [(f'sum by (error_type) (rate({OPS}_count{{{WORK}, error_type!=""}}[$__rate_interval]))', "{{error_type}}")])
     b.panel("Version negotiation (server/discover)", "The probes MCP 2026-07-28 clients in auto mode send first: answered (empty error_type) or refused by a server on an older version (-32601, or -32000 with HTTP 400), after which the client falls back to initialize. Not errors.", "reqps",

@@ -20,6 +20,7 @@ const MUST_HAVE_DATA: &[&str] = &[
     "Success ratio by route",
     "Operations by method",
     "Tool calls by tool",
+    "Tool use by surface and route",
     "Errors by error_type",
     "HTTP exchanges by status",
     "Operation latency p50 / p95 / p99",
@@ -233,6 +234,13 @@ async fn scripted_traffic(url: &str, prom_port: u16) {
         )
         .await;
     }
+    // The same tool through the catalog's actions API (the Backstage CLI's way).
+    let invoke = url
+        .replace("/api/mcp-actions/v1", "/api/catalog/.backstage/actions/v1/actions/catalog:get-catalog-entity/invoke");
+    let headers = [("authorization", format!("Bearer {TOKEN_FULL}")), ("content-type", "application/json".into())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let entity = r#"{"kind":"component","namespace":"default","name":"payments-api"}"#;
+    assert_eq!(request("POST", &invoke, &headers, entity.to_string()).await.0, 200);
     let bad = "Bearer tap-test-burst-token-0000";
     for _ in 0..10 {
         assert_eq!(post_mcp(url, &[("authorization", bad)], LIST).await.0, 401);
