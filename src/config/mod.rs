@@ -172,6 +172,8 @@ pub struct Labels {
     /// Tool names accepted as label values per route, learned from `tools/list` answers.
     pub max_tools_per_route: usize,
     pub max_prompts_per_route: usize,
+    /// Plugins named in the actions API's metrics (`plugin`), learned when one answers.
+    pub max_plugins: usize,
     /// Tool and prompt names always accepted, advertised or not.
     pub tool_allowlist: Vec<String>,
     pub prompt_allowlist: Vec<String>,
@@ -293,6 +295,7 @@ impl Default for Labels {
         Self {
             max_tools_per_route: 256,
             max_prompts_per_route: 128,
+            max_plugins: 64,
             tool_allowlist: Vec::new(),
             prompt_allowlist: Vec::new(),
         }

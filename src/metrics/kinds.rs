@@ -158,6 +158,8 @@ label_enum! {
         Task = "task",
         /// More client names than `clients.max_names`.
         Client = "client",
+        /// More plugins answering on the actions API than `labels.max_plugins`.
+        Plugin = "plugin",
     }
 }
 

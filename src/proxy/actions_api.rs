@@ -138,7 +138,7 @@ impl Watch {
         let routes = &shared.routes;
         let client = start.client(&shared, status);
         // A plugin or an action is named once the upstream answered for it.
-        let plugin = routes.actions_plugin(&start.plugin, ok);
+        let plugin = routes.actions_plugin(&start.plugin, ok, &shared.metrics);
         let listed = if start.action.is_none() && ok && readable { listed(&body) } else { Vec::new() };
         let tool = start.action.as_deref().map(tool_name);
         let tool_label = match &tool {
@@ -221,23 +221,54 @@ pub(crate) struct ActionsLabels {
 }
 
 impl ActionsLabels {
-    pub(crate) fn new(max_tools: usize) -> Self {
-        Self {
-            plugins: std::sync::Mutex::new(crate::mcp::names::NameSet::new(64)),
-            tools: std::sync::Mutex::new(crate::mcp::names::NameSet::new(max_tools)),
+    /// Tool names start from `labels.tool_allowlist`, like an MCP route's, under the same cap.
+    pub(crate) fn new(config: &crate::config::Config) -> Self {
+        let labels = Self {
+            plugins: std::sync::Mutex::new(crate::mcp::names::NameSet::new(config.labels.max_plugins)),
+            tools: std::sync::Mutex::new(crate::mcp::names::NameSet::new(config.labels.max_tools_per_route)),
+        };
+        labels.apply(config);
+        labels
+    }
+
+    /// A reload's cap and allowlist.
+    pub(crate) fn apply(&self, config: &crate::config::Config) {
+        self.plugins.lock().expect("actions lock").set_cap(config.labels.max_plugins);
+        let mut tools = self.tools.lock().expect("actions lock");
+        tools.set_cap(config.labels.max_tools_per_route);
+        for t in &config.labels.tool_allowlist {
+            tools.learn(t);
+        }
+    }
+}
+
+impl ActionsLabels {
+    /// The tool names learned (cluster mode shares them like MCP routes' names).
+    pub(crate) fn tool_names(&self) -> Vec<String> {
+        self.tools.lock().expect("actions lock").names()
+    }
+
+    /// Tool names another replica learned (up to the cap).
+    pub(crate) fn learn_tools(&self, names: &[String]) {
+        let mut tools = self.tools.lock().expect("actions lock");
+        for name in names {
+            tools.learn(name);
         }
     }
 }
 
 impl super::route::Routes {
-    /// The label of `plugin`: learned once it answered (`answered`), while there is room.
-    fn actions_plugin(&self, plugin: &str, answered: bool) -> String {
+    /// The label of `plugin`: learned once it answered, while there is room (`labels.max_plugins`;
+    /// an answering plugin past the cap is counted as an overflow).
+    fn actions_plugin(&self, plugin: &str, answered: bool, metrics: &crate::metrics::Metrics) -> String {
         let mut plugins = self.actions.plugins.lock().expect("actions lock");
         if plugins.contains(plugin) || (answered && plugins.learn(plugin)) {
-            plugin.to_string()
-        } else {
-            OTHER.to_string()
+            return plugin.to_string();
         }
+        if answered {
+            metrics.record_label_overflow(OverflowLabel::Plugin);
+        }
+        OTHER.to_string()
     }
 
     /// The label of `tool`: advertised by a list, or answered now.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::borrow::Cow;
 
 use crate::config::{is_server_key, Config};
+use crate::mcp::actions_path::ACTIONS_API_ROUTE;
 use crate::mcp::actions_path::{self, ActionsPath};
 use crate::mcp::names::{NameSet, OTHER};
 use crate::mcp::param::Mirrored;
@@ -86,7 +87,7 @@ impl Routes {
             extra: config.routes.extra.iter().map(|r| (r.path.clone(), RouteState::new(&r.label, config))).collect(),
             configured_keys: keys.len(),
             keys: Mutex::new(keys),
-            actions: super::actions_api::ActionsLabels::new(config.labels.max_tools_per_route),
+            actions: super::actions_api::ActionsLabels::new(config),
         }
     }
 
@@ -155,7 +156,10 @@ impl Routes {
     pub(crate) fn tool_names(&self) -> Vec<(String, Vec<String>)> {
         let keys = self.keys.lock().expect("routes lock");
         let states = [&self.default].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
-        states.map(|s| (s.label.to_string(), s.tools.lock().expect("route lock").names())).collect()
+        let mut all: Vec<(String, Vec<String>)> =
+            states.map(|s| (s.label.to_string(), s.tools.lock().expect("route lock").names())).collect();
+        all.push((ACTIONS_API_ROUTE.to_string(), self.actions.tool_names()));
+        all
     }
 
     /// Split-server keys learned from traffic (not the configured ones).
@@ -182,6 +186,9 @@ impl Routes {
 
     /// Tool names another replica learned for the route labelled `label` (up to the cap).
     pub(crate) fn learn_tools(&self, label: &str, names: &[String]) {
+        if label == ACTIONS_API_ROUTE {
+            return self.actions.learn_tools(names);
+        }
         let keys = self.keys.lock().expect("routes lock");
         let states = [&self.default].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
         for state in states.filter(|s| &*s.label == label) {
@@ -194,6 +201,7 @@ impl Routes {
 
     /// Applies reloaded label caps and allowlists to every route.
     pub(crate) fn apply_labels(&self, config: &Config) {
+        self.actions.apply(config);
         let keys = self.keys.lock().expect("routes lock");
         let states =
             [&self.default, &self.other].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
@@ -294,5 +302,20 @@ mod tests {
         let mut tools = state.tools.lock().unwrap();
         assert!(tools.contains("scaffolder.run"), "the reloaded allowlist applies to the new route");
         assert!(!tools.learn("another"), "the reloaded cap applies to the new route");
+    }
+
+    #[test]
+    fn the_actions_api_names_follow_the_allowlist_the_cap_and_the_cluster() {
+        let mut c = config();
+        c.labels.tool_allowlist = vec!["catalog.get-catalog-entity".into()];
+        c.labels.max_tools_per_route = 2;
+        let r = Routes::new(&c);
+        r.learn_tools(ACTIONS_API_ROUTE, &["scaffolder.run".into(), "third".into()]);
+        let names = r.tool_names().into_iter().find(|(l, _)| l == ACTIONS_API_ROUTE).map(|(_, n)| n);
+        let mut names = names.expect("the actions API's names are shared with the cluster");
+        names.sort_unstable();
+        assert_eq!(names, ["catalog.get-catalog-entity", "scaffolder.run"], "allowlisted, then learned up to the cap");
+        let default = r.tool_names().into_iter().find(|(l, _)| l == "default").map(|(_, n)| n).unwrap();
+        assert_eq!(default, ["catalog.get-catalog-entity"], "another surface's names stay its own");
     }
 }
