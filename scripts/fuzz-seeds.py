@@ -195,7 +195,14 @@ def seeds(exchanges):
             write("jwt_token", part)
         for part in jwt_parts(x["answer"].decode("utf-8", "replace")):
             write("jwt_token", part)
-    for path in ("/api/mcp-actions/v1/catalog", "/API/MCP-ACTIONS//V1//", "/api/mcp-actions/v1/a/b"):
+    for path in (
+        "/api/mcp-actions/v1/catalog",
+        "/API/MCP-ACTIONS//V1//",
+        "/api/mcp-actions/v1/a/b",
+        "/api/catalog/.backstage/actions/v1/actions",
+        "/api/catalog/.backstage/actions/v1/actions/catalog%3Aget-catalog-entity/invoke",
+        "/api/catalog/.backstage/actions/v1/actions/catalog:get-catalog-entity/INVOKE/",
+    ):
         write("express_path", path.encode())
     for f in os.listdir(os.path.join(ROOT, "config")):
         with open(os.path.join(ROOT, "config", f), "rb") as fh:

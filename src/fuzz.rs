@@ -80,7 +80,7 @@ pub fn jwt_token(data: &[u8]) {
     assert!(user.is_none(), "no user is vouched for without a signing key");
 }
 
-/// Backstage's Express reading of an MCP Actions path.
+/// Backstage's Express reading of an MCP Actions path, and of a plugin's actions API path.
 pub fn express_path(data: &[u8]) {
     let Ok(path) = std::str::from_utf8(data) else { return };
     let parsed = actions_path::parse(path);
@@ -90,6 +90,14 @@ pub fn express_path(data: &[u8]) {
     }
     let upper = path.to_ascii_uppercase();
     assert_eq!(parsed.is_some(), actions_path::parse(&upper).is_some(), "matching ignores ASCII case");
+    // A plugin's actions API: bounded names, never a path of their own.
+    if let Some(api) = actions_path::actions_api(path) {
+        assert!(!api.plugin.is_empty() && api.plugin.len() <= 64 && path.contains(api.plugin));
+        if let Some(action) = &api.action {
+            assert!(action.len() <= 256, "an action id is at most 256 bytes: {action:?}");
+            assert!(!actions_path::tool_name(action).is_empty());
+        }
+    }
 }
 
 /// The config loader: any text is a config or a list of errors.

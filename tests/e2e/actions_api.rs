@@ -121,6 +121,12 @@ async fn the_actions_api_is_a_second_surface_per_client_and_tool() {
     assert_eq!((reader["route"].as_str(), reader["surface"].as_str()), (Some("actions_api"), Some("actions_api")));
     assert!(reader["called"].to_string().contains("catalog.get-catalog-entity"), "{report:#}");
     assert_eq!(report["actions_api_reach"][0]["client"], "catalog-reader", "{report:#}");
+    let callers =
+        report["clients"].as_array().unwrap().iter().filter(|l| {
+            l["surface"] == "actions_api" && l["called"].to_string().contains("catalog.get-catalog-entity")
+        });
+    let callers: Vec<&str> = callers.map(|l| l["client"].as_str().unwrap()).collect();
+    assert_eq!(callers.len(), 3, "two static tokens and a user token: {callers:?}");
     tap.stop().await;
     audited(&config);
     let audit = std::fs::read_to_string(&config.audit.output).unwrap();
