@@ -98,7 +98,7 @@ pub const TOOL_RESPONSE_BYTES: Spec = histogram(
     "mcp_tap_tool_response_bytes",
     Buckets::ResponseBytes,
     &["mcp_route", "gen_ai_tool_name"],
-    "Size of tools/call response bodies, by tool: which tools flood an agent's context window.",
+    "Size of tools/call response bodies, by tool: which tools flood an agent's context window. Actions API invocations count under mcp_route actions_api.",
 );
 
 pub const CREDENTIAL_SHARED: Spec = counter(

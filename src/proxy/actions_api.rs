@@ -62,12 +62,13 @@ impl Start {
 
     /// The upstream answered with `status`: its body is watched to its end.
     pub(crate) fn answered(self, shared: &Arc<Shared>, status: u16) -> Box<Watch> {
-        Box::new(Watch { start: self, shared: shared.clone(), status, body: BytesMut::new(), over: false })
+        Box::new(Watch { start: self, shared: shared.clone(), status, body: BytesMut::new(), over: false, bytes: 0 })
     }
 
     /// The upstream never answered (the tap answered `status`, 502 or 504).
     pub(crate) fn unanswered(self, shared: &Arc<Shared>, status: u16) {
-        Watch { start: self, shared: shared.clone(), status, body: BytesMut::new(), over: true }.record(false);
+        Watch { start: self, shared: shared.clone(), status, body: BytesMut::new(), over: true, bytes: 0 }
+            .record(false);
     }
 }
 
@@ -100,10 +101,13 @@ pub(crate) struct Watch {
     status: u16,
     body: BytesMut,
     over: bool,
+    /// Bytes of the answer that reached the client.
+    bytes: u64,
 }
 
 impl BodyWatch for Watch {
     fn on_data(&mut self, data: &Bytes) {
+        self.bytes += data.len() as u64;
         // A successful invocation's output is the caller's business: only lists and errors are read.
         let wanted = self.start.action.is_none() || self.status >= 400;
         if !wanted || self.body.len() + data.len() > MAX_READ {
@@ -132,7 +136,7 @@ struct ListedAction {
 
 impl Watch {
     fn record(self, complete: bool) {
-        let Watch { start, shared, status, body, over } = self;
+        let Watch { start, shared, status, body, over, bytes } = self;
         let readable = complete && !over;
         let ok = (200..300).contains(&status) && complete;
         let routes = &shared.routes;
@@ -157,6 +161,9 @@ impl Watch {
         let duration = start.started.elapsed();
         m.record_actions_call(&ActionsCall { plugin: &plugin, operation, tool: &tool_label, outcome, duration });
         m.record_client_operation(&client, Surface::ActionsApi, method, &tool_label, outcome);
+        if start.action.is_some() && ok {
+            m.record_tool_response_bytes(ROUTE, &tool_label, bytes);
+        }
         let checklist = &shared.checklist;
         if ok {
             shared.auditor.actions_api_answered(&start.credential, &client, &plugin, tool.as_deref());

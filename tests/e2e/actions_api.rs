@@ -69,6 +69,9 @@ fn usage_is_counted(m: &str) {
         &[("plugin", "catalog"), ("operation", "invoke"), TOOL],
     );
     assert_eq!(calls, 5.0, "four answered and one refused");
+    let sizes = metric(m, "mcp_tap_tool_response_bytes_count", &[("mcp_route", "actions_api"), TOOL]);
+    let bytes = metric(m, "mcp_tap_tool_response_bytes_sum", &[("mcp_route", "actions_api"), TOOL]);
+    assert!(sizes == 4.0 && bytes > 4.0 * 100.0, "the answers' sizes: {sizes} answers, {bytes} bytes");
     let mcp_calls = metric(m, "mcp_server_operation_duration_seconds_count", &[("mcp_method_name", "tools/call")]);
     assert_eq!(mcp_calls, 0.0, "the MCP histogram stays MCP's");
     let tools: std::collections::BTreeSet<&str> = m
