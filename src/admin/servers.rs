@@ -25,7 +25,7 @@ pub(crate) fn render(report: &Report) -> String {
         let never = if l.never_called.is_empty() { "-".to_string() } else { l.never_called.join(", ") };
         let _ = write!(
             &mut out,
-            "<tr><td>{}</td><td>{}</td><td data-key=\"route|{}|{}\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td data-route=\"{}|{}\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             escape(&l.client),
             escape(&l.surface),
             escape(&l.client),
@@ -38,12 +38,12 @@ pub(crate) fn render(report: &Report) -> String {
     }
     out.push_str("</table>");
     for note in &report.notes {
-        let _ = write!(out, "<p class=\"bad\" data-key=\"note\">{}.</p>", escape(note));
+        let _ = write!(out, "<p class=\"bad\" data-note>{}.</p>", escape(note));
     }
     for r in &report.actions_api_reach {
         let _ = write!(
             &mut out,
-            "<p data-key=\"reach|{}\">{} (credential {}) was refused on MCP route {} ({}) and answered by the {} \
+            "<p data-reach=\"{}\">{} (credential {}) was refused on MCP route {} ({}) and answered by the {} \
              actions API: its restrictions allow it.</p>",
             escape(&r.client),
             escape(&r.client),
@@ -88,8 +88,8 @@ mod tests {
         report.notes = vec!["ci-agent uses the default server".into()];
         let html = render(&report);
         assert!(html.contains("<h2>Clients and the servers they reach</h2>"), "{html}");
-        assert!(html.contains("data-key=\"route|ci-agent|default\">default<"));
-        assert!(html.contains("data-key=\"route|reader|catalog\">catalog<"));
+        assert!(html.contains("data-route=\"ci-agent|default\">default<"));
+        assert!(html.contains("data-route=\"reader|catalog\">catalog<"));
         assert!(html.contains("ci-agent uses the default server."));
         assert!(html.contains("&lt;b&gt;") && !html.contains("<b>"), "names are escaped");
     }

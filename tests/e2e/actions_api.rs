@@ -169,8 +169,7 @@ async fn each_client_shows_the_mcp_server_it_reaches() {
     let page = String::from_utf8_lossy(&page);
     assert_eq!(status, 200);
     assert!(
-        page.contains("data-key=\"route|ci-agent|default\"")
-            && page.contains("data-key=\"route|inspector-agent|catalog\"")
+        page.contains("data-route=\"ci-agent|default\"") && page.contains("data-route=\"inspector-agent|catalog\"")
     );
     assert!(page.contains("ci-agent uses the default server"), "{page}");
     drop(backstage);
