@@ -259,16 +259,44 @@ def run_wrk(wrk, target, script, seconds, connections):
     return r
 
 
+def nginx_main_directives():
+    """`-g` directives for nginx. Started as root, nginx runs its workers as `nobody`, who may not
+    read a checkout inside a private directory (a fresh clone in a `mktemp -d`, as CI makes): the
+    upstream then answers 403 to everything, and every number measures that. So the workers run as
+    whoever runs the bench."""
+    if os.geteuid() != 0:
+        return "daemon off;"
+    import grp
+    import pwd
+
+    return f"daemon off; user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
+
+
+def check_upstream(port):
+    """The captured answers are served: a tools/call with a token is a 200."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("POST", "/api/mcp-actions/v1", body=CALL,
+                 headers={"Authorization": "Bearer bench-agent-token-0001", "x-bench-answer": "call"})
+    status = conn.getresponse().status
+    conn.close()
+    if status != 200:
+        sys.exit(f"the upstream nginx answered {status} instead of 200: can its workers read {ANSWERS}?")
+
+
 def start_nginx(nginx, conf_text, name, port, work):
     conf = os.path.join(work, f"{name}.conf")
     with open(conf, "w") as f:
         f.write(conf_text)
-    subprocess.run([nginx, "-t", "-q", "-c", conf, "-p", work, "-e", os.path.join(work, f"{name}-error.log")],
-                   check=True)
-    proc = subprocess.Popen([nginx, "-c", conf, "-p", work, "-e", os.path.join(work, f"{name}-error.log"),
-                             "-g", "daemon off;"])
+    log = os.path.join(work, f"{name}-error.log")
+    directives = nginx_main_directives()
+    subprocess.run([nginx, "-t", "-q", "-c", conf, "-p", work, "-e", log, "-g", directives], check=True)
+    proc = subprocess.Popen([nginx, "-c", conf, "-p", work, "-e", log, "-g", directives])
     wait_port(port, name, proc)
     time.sleep(0.2)  # workers forked
+    if "/answers/" in conf_text:
+        check_upstream(port)
     return proc
 
 

@@ -45,7 +45,11 @@ pub struct Peer {
 }
 
 impl Drop for Peer {
+    /// Kills the peer's whole process group: nginx's workers and the processes a peer started
+    /// would otherwise outlive it (orphaned nginx workers piled up over a run).
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -87,6 +91,8 @@ pub async fn spawn_peer(what: &str, make: impl Fn(u16) -> Command) -> Peer {
 
 /// Starts a peer that listens on `port`; `Err` with its stderr when it exits before listening.
 pub async fn spawn_peer_on(port: u16, mut cmd: Command, what: &str) -> Result<Peer, String> {
+    // A process group of its own, so that dropping the peer ends everything it started.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let child =
         cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let peer = std::sync::Mutex::new(Some(Peer { child, port }));
