@@ -37,6 +37,17 @@ pub(crate) struct Pending {
     pub findings: Vec<(Fingerprint, super::event::AuditEvent)>,
     /// What this replica's own detectors decided: written only when the store cannot be reached.
     pub alone: Alone,
+    /// Restricted MCP refusals and actions API answers, to link across replicas.
+    pub reach: Reach,
+}
+
+/// Cluster mode: credentials MCP refused for what their restrictions leave out (route, reason),
+/// and credentials a plugin's actions API answered, since the last exchange (`detect::reach`
+/// across replicas: the refusal and the answer may reach different replicas).
+#[derive(Debug, Default)]
+pub(crate) struct Reach {
+    pub refused: HashMap<Fingerprint, (String, String)>,
+    pub answered: HashMap<Fingerprint, crate::detect::reach::Reached>,
 }
 
 /// Decisions of this replica's own detectors in cluster mode. With the store up the cluster
@@ -102,6 +113,16 @@ impl Pending {
         for p in older.alone.pairs {
             if self.alone.pairs.len() < cap {
                 self.alone.pairs.push(p);
+            }
+        }
+        for (fp, r) in older.reach.refused {
+            if self.reach.refused.len() < cap {
+                self.reach.refused.entry(fp).or_insert(r);
+            }
+        }
+        for (fp, a) in older.reach.answered {
+            if self.reach.answered.len() < cap {
+                self.reach.answered.entry(fp).or_insert(a);
             }
         }
         for (fp, p) in older.products {
@@ -199,6 +220,27 @@ impl Outbox {
         let mut pending = self.pending.lock().expect("outbox lock");
         if pending.findings.len() < self.cap {
             pending.findings.push((fp, event));
+        }
+    }
+
+    /// MCP refused `fp` on `route` for `reason`, a restriction: the other replicas should know.
+    pub(crate) fn restricted(&self, fp: Fingerprint, route: &str, reason: &str) {
+        let mut pending = self.pending.lock().expect("outbox lock");
+        if pending.reach.refused.len() < self.cap && !pending.reach.refused.contains_key(&fp) {
+            pending.reach.refused.insert(fp, (route.to_string(), reason.to_string()));
+        }
+    }
+
+    /// A plugin's actions API answered `fp` (this replica knows no refusal of it): the cluster
+    /// looks for one another replica saw.
+    pub(crate) fn actions_api_answered(
+        &self,
+        fp: Fingerprint,
+        reached: impl FnOnce() -> crate::detect::reach::Reached,
+    ) {
+        let mut pending = self.pending.lock().expect("outbox lock");
+        if pending.reach.answered.len() < self.cap && !pending.reach.answered.contains_key(&fp) {
+            pending.reach.answered.insert(fp, reached());
         }
     }
 

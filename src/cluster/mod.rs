@@ -22,6 +22,7 @@ mod labels;
 mod oauth;
 mod orphans;
 mod privileges;
+mod reach;
 mod sessions;
 mod sharing;
 mod tasks;
@@ -206,6 +207,7 @@ impl Store {
             let (seen, source) = (&pair.seen, pair.seen.source.unwrap_or([0, 0, 0, 0].into()));
             self.auditor.shared_found(&seen.route, &seen.client, pair.fp, pair.names, source);
         }
+        within(tokio::time::timeout(timeout, self.exchange_reach(conn, config, &mut pending.reach)).await)?;
         let findings = tokio::time::timeout(timeout, self.claim_findings(conn, config, &pending.findings))
             .await
             .map_err(|_| "no answer within cluster.timeout".to_string())?
@@ -262,7 +264,12 @@ impl Store {
                 };
                 let Err(e) = shared else { return };
                 // The bursts were sent; credential products go again with the next exchange.
-                let rest = Pending { products: pending.products, findings: pending.findings, ..Pending::default() };
+                let rest = Pending {
+                    products: pending.products,
+                    findings: pending.findings,
+                    reach: pending.reach,
+                    ..Pending::default()
+                };
                 self.failed(&config, StoreOperation::Exchange, &e);
                 self.alone(rest);
                 return;

@@ -67,6 +67,11 @@ impl OtherWay {
         self.refused.pop(&fp)
     }
 
+    /// Whether `fp` is evidence already.
+    pub(crate) fn reached(&self, fp: Fingerprint) -> bool {
+        self.reached.contains(&fp)
+    }
+
     /// Keeps the evidence for the report.
     pub(crate) fn recorded(&mut self, fp: Fingerprint, reached: Reached) {
         self.reached.put(fp, reached);

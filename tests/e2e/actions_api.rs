@@ -174,3 +174,57 @@ async fn each_client_shows_the_mcp_server_it_reaches() {
     assert!(page.contains("ci-agent uses the default server"), "{page}");
     drop(backstage);
 }
+
+/// In cluster mode the refusal and the answer may reach different replicas: the evidence is
+/// found through the store and written once in the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refused_on_one_replica_and_answered_on_another_is_evidence_once() {
+    let backstage = backstage().await;
+    let dir = std::env::temp_dir().join(format!("mcp-tap-reach-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = redis_server(&dir).await;
+    let replica = || {
+        let mut c = audit_config(&format!("http://127.0.0.1:{}", backstage.port));
+        c.cluster.store_url = Some(format!("redis://127.0.0.1:{}/0", store.port));
+        c.cluster.password_env = Some("STORE_PASSWORD".into());
+        c.cluster.name = "reach".into();
+        c.env = mcp_tap::config::Environment::fixed([
+            ("MCP_TAP_TEST_TOKEN", TOKEN_FULL),
+            ("MCP_TAP_TEST_CATALOG_TOKEN", TOKEN_CATALOG_ONLY),
+            ("MCP_TAP_TEST_MCP_ONLY_TOKEN", TOKEN_MCP_ONLY),
+            ("MCP_TAP_TEST_INSPECTOR_TOKEN", TOKEN_INSPECTOR),
+            ("STORE_PASSWORD", STORE_PASSWORD),
+        ]);
+        c
+    };
+    let configs = [replica(), replica()];
+    let taps = [Tap::start(configs[0].clone()).await, Tap::start(configs[1].clone()).await];
+    let auth = [("authorization", format!("Bearer {TOKEN_CATALOG_ONLY}"))];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(post_mcp(&taps[0].url("/api/mcp-actions/v1"), &auth, LIST).await.0, 403, "refused on MCP by one");
+    let other = format!("http://{}", taps[1].proxy);
+    let evidence = || configs.iter().flat_map(audit_lines).filter(|l| l["event"] == "actions_api_reach").count();
+    eventually(Duration::from_secs(15), "the other replica finds the refusal in the store", || async {
+        assert_eq!(invoke(&other, TOKEN_CATALOG_ONLY, "catalog:get-catalog-entity", ENTITY).await, 200);
+        match evidence() {
+            0 => Err("no actions_api_reach yet".to_string()),
+            n => Ok(n),
+        }
+    })
+    .await;
+    // More answers on both replicas: still one line in the cluster.
+    for tap in &taps {
+        let base = format!("http://{}", tap.proxy);
+        assert_eq!(invoke(&base, TOKEN_CATALOG_ONLY, "catalog:get-catalog-entity", ENTITY).await, 200);
+    }
+    for tap in taps {
+        tap.stop().await;
+    }
+    let lines: Vec<_> = configs.iter().flat_map(audit_lines).filter(|l| l["event"] == "actions_api_reach").collect();
+    assert_eq!(lines.len(), 1, "once in the cluster: {lines:#?}");
+    assert_eq!(
+        (lines[0]["refused_route"].as_str(), lines[0]["refused_reason"].as_str()),
+        (Some("default"), Some("plugin_not_allowed"))
+    );
+    drop(backstage);
+}
