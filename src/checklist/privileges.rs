@@ -280,20 +280,24 @@ impl Report {
     /// The report as a table for a terminal.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let head = ("ROUTE", "CLIENT", "ADVERTISED", "CALLED", "NEVER CALLED");
-        let rows: Vec<(String, String, String, String, String)> = self
+        let head = ("SURFACE", "ROUTE", "CLIENT", "ADVERTISED", "CALLED", "NEVER CALLED");
+        let rows: Vec<[String; 6]> = self
             .clients
             .iter()
             .map(|l| {
                 let never = if l.never_called.is_empty() { "-".to_string() } else { l.never_called.join(", ") };
-                (l.route.clone(), l.client.clone(), l.advertised.to_string(), l.called.len().to_string(), never)
+                let (advertised, called) = (l.advertised.to_string(), l.called.len().to_string());
+                [l.surface.clone(), l.route.clone(), l.client.clone(), advertised, called, never]
             })
             .collect();
-        let w0 = rows.iter().map(|r| r.0.len()).chain([head.0.len()]).max().unwrap_or(0);
-        let w1 = rows.iter().map(|r| r.1.len()).chain([head.1.len()]).max().unwrap_or(0);
-        out.push_str(&format!("{:w0$}  {:w1$}  {:>10}  {:>6}  {}\n", head.0, head.1, head.2, head.3, head.4));
+        let width = |i: usize, h: &str| rows.iter().map(|r| r[i].len()).chain([h.len()]).max().unwrap_or(0);
+        let (w0, w1, w2) = (width(0, head.0), width(1, head.1), width(2, head.2));
+        out.push_str(&format!(
+            "{:w0$}  {:w1$}  {:w2$}  {:>10}  {:>6}  {}\n",
+            head.0, head.1, head.2, head.3, head.4, head.5
+        ));
         for r in &rows {
-            out.push_str(&format!("{:w0$}  {:w1$}  {:>10}  {:>6}  {}\n", r.0, r.1, r.2, r.3, r.4));
+            out.push_str(&format!("{:w0$}  {:w1$}  {:w2$}  {:>10}  {:>6}  {}\n", r[0], r[1], r[2], r[3], r[4], r[5]));
         }
         let days = self.window_seconds / 86_400;
         out.push_str(&format!(

@@ -83,7 +83,8 @@ async fn least_privilege_report(admin: &str, tools: &[String], other: &str) -> s
     assert_eq!(json["never_called"], serde_json::json!(never));
     assert_eq!(json["advertised"], tools.len());
     let table = report(&["--admin", admin]).await;
-    let row = table.lines().find(|l| l.contains("ci-agent") && l.starts_with("default")).expect("a ci-agent row");
+    let on_default = |l: &&str| l.split_whitespace().take(3).eq(["mcp", "default", "ci-agent"]);
+    let row = table.lines().find(on_default).unwrap_or_else(|| panic!("a ci-agent row on the default server: {table}"));
     assert!(row.contains(&never.join(", ")), "{table}");
     json
 }
