@@ -221,54 +221,11 @@ fn refused(
     });
 }
 
-/// Plugin and tool labels of the actions API, bounded like MCP's.
-pub(crate) struct ActionsLabels {
-    plugins: std::sync::Mutex<crate::mcp::names::NameSet>,
-    tools: std::sync::Mutex<crate::mcp::names::NameSet>,
-}
-
-impl ActionsLabels {
-    /// Tool names start from `labels.tool_allowlist`, like an MCP route's, under the same cap.
-    pub(crate) fn new(config: &crate::config::Config) -> Self {
-        let labels = Self {
-            plugins: std::sync::Mutex::new(crate::mcp::names::NameSet::new(config.labels.max_plugins)),
-            tools: std::sync::Mutex::new(crate::mcp::names::NameSet::new(config.labels.max_tools_per_route)),
-        };
-        labels.apply(config);
-        labels
-    }
-
-    /// A reload's cap and allowlist.
-    pub(crate) fn apply(&self, config: &crate::config::Config) {
-        self.plugins.lock().expect("actions lock").set_cap(config.labels.max_plugins);
-        let mut tools = self.tools.lock().expect("actions lock");
-        tools.set_cap(config.labels.max_tools_per_route);
-        for t in &config.labels.tool_allowlist {
-            tools.learn(t);
-        }
-    }
-}
-
-impl ActionsLabels {
-    /// The tool names learned (cluster mode shares them like MCP routes' names).
-    pub(crate) fn tool_names(&self) -> Vec<String> {
-        self.tools.lock().expect("actions lock").names()
-    }
-
-    /// Tool names another replica learned (up to the cap).
-    pub(crate) fn learn_tools(&self, names: &[String]) {
-        let mut tools = self.tools.lock().expect("actions lock");
-        for name in names {
-            tools.learn(name);
-        }
-    }
-}
-
 impl super::route::Routes {
     /// The label of `plugin`: learned once it answered, while there is room (`labels.max_plugins`;
     /// an answering plugin past the cap is counted as an overflow).
     fn actions_plugin(&self, plugin: &str, answered: bool, metrics: &crate::metrics::Metrics) -> String {
-        let mut plugins = self.actions.plugins.lock().expect("actions lock");
+        let mut plugins = self.actions_plugins.lock().expect("routes lock");
         if plugins.contains(plugin) || (answered && plugins.learn(plugin)) {
             return plugin.to_string();
         }
@@ -280,7 +237,7 @@ impl super::route::Routes {
 
     /// The label of `tool`: advertised by a list, or answered now.
     fn actions_tool(&self, tool: &str, answered: bool, metrics: &crate::metrics::Metrics) -> String {
-        let mut tools = self.actions.tools.lock().expect("actions lock");
+        let mut tools = self.actions_api.tools.lock().expect("route lock");
         if tools.contains(tool) || (answered && tools.learn(tool)) {
             tool.to_string()
         } else {
@@ -291,7 +248,7 @@ impl super::route::Routes {
 
     /// A list answer's tools learned; the ones the labels name.
     fn actions_listed(&self, listed: &[String]) -> Vec<String> {
-        let mut tools = self.actions.tools.lock().expect("actions lock");
+        let mut tools = self.actions_api.tools.lock().expect("route lock");
         listed.iter().filter(|t| tools.learn(t)).cloned().collect()
     }
 }

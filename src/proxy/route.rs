@@ -70,8 +70,10 @@ pub(crate) struct Routes {
     extra: Vec<(String, Arc<RouteState>)>,
     keys: Mutex<HashMap<Box<str>, Arc<RouteState>>>,
     configured_keys: usize,
-    /// The actions API's plugin and tool labels.
-    pub(crate) actions: super::actions_api::ActionsLabels,
+    /// The plugins' actions API: its tool names bounded and shared like an MCP route's.
+    pub(crate) actions_api: Arc<RouteState>,
+    /// Plugins named in the actions API's labels (`labels.max_plugins`).
+    pub(crate) actions_plugins: Mutex<NameSet>,
 }
 
 impl Routes {
@@ -87,7 +89,8 @@ impl Routes {
             extra: config.routes.extra.iter().map(|r| (r.path.clone(), RouteState::new(&r.label, config))).collect(),
             configured_keys: keys.len(),
             keys: Mutex::new(keys),
-            actions: super::actions_api::ActionsLabels::new(config),
+            actions_api: RouteState::new(ACTIONS_API_ROUTE, config),
+            actions_plugins: Mutex::new(NameSet::new(config.labels.max_plugins)),
         }
     }
 
@@ -155,11 +158,17 @@ impl Routes {
     /// tool the same whichever replica saw the list).
     pub(crate) fn tool_names(&self) -> Vec<(String, Vec<String>)> {
         let keys = self.keys.lock().expect("routes lock");
-        let states = [&self.default].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
-        let mut all: Vec<(String, Vec<String>)> =
-            states.map(|s| (s.label.to_string(), s.tools.lock().expect("route lock").names())).collect();
-        all.push((ACTIONS_API_ROUTE.to_string(), self.actions.tool_names()));
-        all
+        self.learning(&keys).map(|s| (s.label.to_string(), s.tools.lock().expect("route lock").names())).collect()
+    }
+
+    /// Every route whose names are learned: the default, the extra ones, the actions API and the
+    /// keys in `keys` (not `_OTHER`).
+    fn learning<'a>(
+        &'a self,
+        keys: &'a HashMap<Box<str>, Arc<RouteState>>,
+    ) -> impl Iterator<Item = &'a Arc<RouteState>> + 'a {
+        let fixed = [&self.default, &self.actions_api].into_iter();
+        fixed.chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values())
     }
 
     /// Split-server keys learned from traffic (not the configured ones).
@@ -186,12 +195,8 @@ impl Routes {
 
     /// Tool names another replica learned for the route labelled `label` (up to the cap).
     pub(crate) fn learn_tools(&self, label: &str, names: &[String]) {
-        if label == ACTIONS_API_ROUTE {
-            return self.actions.learn_tools(names);
-        }
         let keys = self.keys.lock().expect("routes lock");
-        let states = [&self.default].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
-        for state in states.filter(|s| &*s.label == label) {
+        for state in self.learning(&keys).filter(|s| &*s.label == label) {
             let mut tools = state.tools.lock().expect("route lock");
             for name in names {
                 tools.learn(name);
@@ -201,11 +206,9 @@ impl Routes {
 
     /// Applies reloaded label caps and allowlists to every route.
     pub(crate) fn apply_labels(&self, config: &Config) {
-        self.actions.apply(config);
+        self.actions_plugins.lock().expect("routes lock").set_cap(config.labels.max_plugins);
         let keys = self.keys.lock().expect("routes lock");
-        let states =
-            [&self.default, &self.other].into_iter().chain(self.extra.iter().map(|(_, s)| s)).chain(keys.values());
-        for state in states {
+        for state in std::iter::once(&self.other).chain(self.learning(&keys)) {
             let mut tools = state.tools.lock().expect("route lock");
             tools.set_cap(config.labels.max_tools_per_route);
             for t in &config.labels.tool_allowlist {
