@@ -92,10 +92,10 @@ async fn the_store_paused_then_restarted_under_traffic_fails_nothing() {
     assert!(lost_and_regained("store_lost") >= 1 && lost_and_regained("store_regained") >= 1);
 }
 
-/// An exchange's end and its status (`None`: the exchange failed).
-type Timed = (Instant, Option<u16>);
+/// An exchange's start, its end and its status (`None`: the exchange failed).
+type Timed = (Instant, Instant, Option<u16>);
 
-/// Statuses from two clients of the tap at `url` until `stop`, each with when it came.
+/// Statuses from two clients of the tap at `url` until `stop`, each with when it was sent and came.
 async fn timed_statuses(url: String, stop: Arc<AtomicBool>) -> Vec<Timed> {
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..2 {
@@ -107,8 +107,9 @@ async fn timed_statuses(url: String, stop: Arc<AtomicBool>) -> Vec<Timed> {
             let mut pace = tokio::time::interval(Duration::from_millis(20));
             while !stop.load(Ordering::Relaxed) {
                 pace.tick().await;
+                let sent = Instant::now();
                 let status = post_status(&url, &[("authorization", &auth)]).await;
-                out.push((Instant::now(), status));
+                out.push((sent, Instant::now(), status));
             }
             out
         });
@@ -147,18 +148,20 @@ async fn backstage_restarted_under_traffic_gives_502_only_while_it_is_down() {
     more_oks(&tap, 20).await;
     stop.store(true, Ordering::Relaxed);
     let statuses = load.await.unwrap();
-    // Back: the first 200 after the kill (Backstage answers 404 while its MCP plugin mounts,
-    // which can outlast its readiness check).
-    let back = statuses.iter().filter(|(at, s)| *at > killed && *s == Some(200)).map(|(at, _)| *at).min();
+    // Back: the first 200 to an exchange sent after the kill (Backstage answers 404 while its MCP
+    // plugin mounts, which can outlast its readiness check). An exchange sent before the kill may
+    // still end in a 200 after it: that is not the restarted Backstage answering.
+    let back = statuses.iter().filter(|(sent, _, s)| *sent > killed && *s == Some(200)).map(|(_, at, _)| *at).min();
     let back = back.expect("traffic succeeds again after the restart");
     let count = |f: &dyn Fn(&Timed) -> bool| statuses.iter().filter(|s| f(s)).count();
-    let bad_gateway = count(&|(_, s)| *s == Some(502));
-    let outside = count(&|(at, s)| *s != Some(200) && (*at < killed || *at > back));
+    let bad_gateway = count(&|(_, _, s)| *s == Some(502));
+    let down = |sent: &Instant, at: &Instant| *at >= killed && *sent <= back;
+    let outside = count(&|(sent, at, s)| *s != Some(200) && !down(sent, at));
     // While Backstage starts, it answers before its MCP plugin is mounted (404): its own answer.
-    let starting = count(&|(at, s)| matches!(s, Some(404 | 503)) && *at >= killed && *at <= back);
+    let starting = count(&|(sent, at, s)| matches!(s, Some(404 | 503)) && down(sent, at));
     // The exchanges in flight when Backstage died break as its streams did (one per client).
-    let broken = count(&|(at, s)| s.is_none() && *at >= killed && *at <= back);
-    let other = count(&|(_, s)| !matches!(s, Some(200 | 502))) - starting - broken;
+    let broken = count(&|(sent, at, s)| s.is_none() && down(sent, at));
+    let other = count(&|(_, _, s)| !matches!(s, Some(200 | 502))) - starting - broken;
     let m = tap.metrics().await;
     let unavailable =
         metric(&m, "mcp_server_operation_duration_seconds_count", &[("error_type", "upstream_unavailable")]);
