@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step with the minutes and seconds since the start, so a slow step shows in CI's log.
+step() { printf '\n== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 apt_install() {
   local missing=()
@@ -118,3 +119,5 @@ python3 bench/speed.py --quick --binary target/release/mcp-tap
 # as without them, flat memory, every undelivered event counted, and syslog catching up after.
 step "bench/siem_outage.py"
 python3 bench/siem_outage.py --binary target/release/mcp-tap
+
+step "done"

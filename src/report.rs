@@ -75,6 +75,37 @@ pub fn from_state_dir(dir: &Path, window: Duration) -> anyhow::Result<Report> {
     let now = crate::clock::unix_secs();
     let mut privileges = Privileges::default();
     privileges.load(state.privileges);
-    privileges.forget_before(now.saturating_sub(window.as_secs()));
-    Ok(privileges.report(window.as_secs(), Default::default()))
+    let since = now.saturating_sub(window.as_secs());
+    privileges.forget_before(since);
+    let cx =
+        crate::checklist::privileges::Context { reach: store::reach_since(state.reach, since), ..Default::default() };
+    Ok(privileges.report(window.as_secs(), cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::reach::Reached;
+
+    #[test]
+    fn a_stopped_tap_reports_the_actions_api_reach_of_its_window() {
+        let dir = std::env::temp_dir().join(format!("mcp-tap-report-reach-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let now = crate::clock::unix_secs();
+        let reached = |client: &str, at: u64| Reached {
+            client: client.into(),
+            credential: "00112233aabbccdd".into(),
+            refused_route: "default".into(),
+            refused_reason: "plugin_not_allowed".into(),
+            plugin: "catalog".into(),
+            tool: None,
+            at,
+        };
+        let reach = vec![reached("last-month", now - 30 * 86_400), reached("yesterday", now - 86_400)];
+        store::write(&dir, &store::State::new(now, Vec::new(), Vec::new(), reach)).unwrap();
+        let report = from_state_dir(&dir, Duration::from_secs(7 * 86_400)).unwrap();
+        let clients: Vec<&str> = report.actions_api_reach.iter().map(|r| r.client.as_str()).collect();
+        assert_eq!(clients, ["yesterday"], "the evidence within the window, and only it");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -11,7 +11,7 @@ pub(crate) mod privileges;
 pub(crate) mod store;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -39,6 +39,8 @@ pub(crate) struct Checklist {
     privileges: Mutex<Privileges>,
     /// Something changed since the state file was last written.
     dirty: AtomicBool,
+    /// The auditor's count of `actions_api_reach` evidence at the last state built.
+    reach_recorded: AtomicU64,
     settings: ArcSwap<crate::config::Checklist>,
     /// Where the state file lives; `None` keeps the state in memory only.
     dir: Option<PathBuf>,
@@ -81,6 +83,7 @@ impl Checklist {
             ages: Mutex::new(Ages::new(settings.max_credentials)),
             privileges: Mutex::new(Privileges::default()),
             dirty: AtomicBool::new(false),
+            reach_recorded: AtomicU64::new(0),
             settings: ArcSwap::from_pointee(settings.clone()),
             dir,
             metrics,
@@ -101,6 +104,7 @@ impl Checklist {
                 let credentials = state.credentials.len();
                 self.ages.lock().expect("ages lock").load(state.credentials);
                 self.privileges.lock().expect("privileges lock").load(state.privileges);
+                self.auditor.restore_other_way(state.reach);
                 tracing::info!(dir = %dir.display(), credentials, "checklist state loaded");
             }
             Ok(None) => tracing::info!(dir = %dir.display(), "no checklist state yet: starting one"),
@@ -163,8 +167,9 @@ impl Checklist {
     pub(crate) fn report(&self) -> Report {
         let window = self.settings.load().window.as_secs();
         let local = self.privileges.lock().expect("privileges lock").entries();
+        let (reach, _) = self.auditor.other_way_evidence();
         let cx = privileges::Context {
-            reach: self.auditor.other_way_evidence(),
+            reach: store::reach_since(reach, unix_now().saturating_sub(window)),
             ..self.servers.lock().expect("servers lock").clone()
         };
         match self.cluster_view.lock().expect("cluster view lock").clone() {
@@ -208,12 +213,14 @@ impl Checklist {
             privileges.counts()
         };
         self.metrics.checklist.export_tools(&counts);
-        if !self.dirty.swap(false, Ordering::Relaxed) {
+        let (reach, recorded) = self.auditor.other_way_evidence();
+        let new_evidence = self.reach_recorded.swap(recorded, Ordering::Relaxed) != recorded;
+        if !self.dirty.swap(false, Ordering::Relaxed) && !new_evidence {
             return None;
         }
         let credentials = self.ages.lock().expect("ages lock").entries();
         let privileges = self.privileges.lock().expect("privileges lock").entries();
-        Some(State::new(now, credentials, privileges))
+        Some(State::new(now, credentials, privileges, store::reach_since(reach, before)))
     }
 
     /// Cluster mode: every credential as this replica saw it, for the other replicas.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ages::Seen;
 use super::privileges::ClientTools;
+use crate::detect::reach::Reached;
 
 pub(crate) const FILE: &str = "checklist.json";
 const VERSION: u32 = 1;
@@ -21,12 +22,27 @@ pub(crate) struct State {
     /// Least recently used first.
     pub credentials: Vec<Seen>,
     pub privileges: Vec<ClientTools>,
+    /// Credentials refused on MCP that an actions API answered, oldest first (absent in the
+    /// files of versions before it).
+    #[serde(default)]
+    pub reach: Vec<Reached>,
 }
 
 impl State {
-    pub(crate) fn new(written_at: u64, credentials: Vec<Seen>, privileges: Vec<ClientTools>) -> Self {
-        Self { version: VERSION, written_at, credentials, privileges }
+    pub(crate) fn new(
+        written_at: u64,
+        credentials: Vec<Seen>,
+        privileges: Vec<ClientTools>,
+        reach: Vec<Reached>,
+    ) -> Self {
+        Self { version: VERSION, written_at, credentials, privileges, reach }
     }
+}
+
+/// The evidence still within the report's window (`since`: its start, in Unix seconds).
+pub(crate) fn reach_since(mut reach: Vec<Reached>, since: u64) -> Vec<Reached> {
+    reach.retain(|r| r.at >= since);
+    reach
 }
 
 pub(crate) fn path(dir: &Path) -> PathBuf {

@@ -76,3 +76,30 @@ async fn an_unreadable_state_file_is_set_aside_and_counted() {
     assert!(dir.join("checklist.json.unreadable").exists());
     assert!(metrics.render().contains("mcp_tap_checklist_state_errors_total{operation=\"read\"} 1"));
 }
+
+#[tokio::test]
+async fn actions_api_reach_survives_a_restart_and_stays_once_per_credential() {
+    let dir = dir("reach");
+    let fp = Fingerprinter::new(b"test-key", KeySource::Env).fingerprint("restricted-token");
+    let reached = crate::detect::reach::Reached {
+        client: "catalog-reader".into(),
+        credential: fp.to_string(),
+        refused_route: "default".into(),
+        refused_reason: "plugin_not_allowed".into(),
+        plugin: "catalog".into(),
+        tool: Some("catalog.get-catalog-entity".into()),
+        at: unix_now() - 1_000,
+    };
+    let (checklist, _) = open(&dir, 100);
+    assert!(checklist.tick().is_none(), "nothing to write yet");
+    checklist.auditor.actions_api_reached(fp, reached.clone());
+    let state = checklist.tick().expect("new evidence is written");
+    checklist.write(&state);
+    assert!(checklist.tick().is_none(), "and written once");
+
+    let (restarted, _) = open(&dir, 100);
+    assert_eq!(restarted.report().actions_api_reach, vec![reached.clone()]);
+    restarted.auditor.actions_api_reached(fp, crate::detect::reach::Reached { at: unix_now(), ..reached.clone() });
+    assert_eq!(restarted.report().actions_api_reach, vec![reached.clone()], "still once per credential");
+    assert_eq!(store::read(&dir).unwrap().unwrap().reach, vec![reached], "in the state file");
+}

@@ -35,8 +35,12 @@ pub struct Reached {
 
 pub(crate) struct OtherWay {
     refused: LruCache<Fingerprint, Refused>,
-    /// Evidence already recorded, in order of recording (the report shows it).
-    reached: LruCache<Fingerprint, Reached>,
+    /// Evidence already recorded, by the fingerprint's short form (the one the evidence and the
+    /// state file carry), the least recently recorded forgotten first.
+    reached: LruCache<u64, Reached>,
+    /// How many pieces of evidence were recorded since the start (the state file is rewritten
+    /// when it moves).
+    recorded: u64,
 }
 
 impl OtherWay {
@@ -44,6 +48,7 @@ impl OtherWay {
         Self {
             refused: LruCache::new(crate::bounded::capacity(cap)),
             reached: LruCache::new(crate::bounded::capacity(cap)),
+            recorded: 0,
         }
     }
 
@@ -54,14 +59,14 @@ impl OtherWay {
 
     /// MCP refused `fp` on `route` for `reason`.
     pub(crate) fn refused(&mut self, fp: Fingerprint, route: &str, reason: Reason) {
-        if Self::restriction(reason) && !self.reached.contains(&fp) {
+        if Self::restriction(reason) && !self.reached(fp) {
             self.refused.put(fp, Refused { route: route.to_string(), reason });
         }
     }
 
     /// The actions API answered `fp`: how MCP refused it, the first time only.
     pub(crate) fn answered(&mut self, fp: Fingerprint) -> Option<Refused> {
-        if self.reached.contains(&fp) {
+        if self.reached(fp) {
             return None;
         }
         self.refused.pop(&fp)
@@ -69,12 +74,28 @@ impl OtherWay {
 
     /// Whether `fp` is evidence already.
     pub(crate) fn reached(&self, fp: Fingerprint) -> bool {
-        self.reached.contains(&fp)
+        self.reached.contains(&fp.short())
     }
 
     /// Keeps the evidence for the report.
     pub(crate) fn recorded(&mut self, fp: Fingerprint, reached: Reached) {
-        self.reached.put(fp, reached);
+        self.reached.put(fp.short(), reached);
+        self.recorded += 1;
+    }
+
+    /// How many pieces of evidence were recorded since the start.
+    pub(crate) fn recorded_count(&self) -> u64 {
+        self.recorded
+    }
+
+    /// The evidence of an earlier run (the state file), oldest first: each credential stays
+    /// evidence once across restarts. A line whose credential is not a fingerprint is dropped.
+    pub(crate) fn restore(&mut self, evidence: Vec<Reached>) {
+        for r in evidence {
+            if let Ok(short) = u64::from_str_radix(&r.credential, 16) {
+                self.reached.put(short, r);
+            }
+        }
     }
 
     /// The evidence recorded, oldest first.
@@ -125,6 +146,18 @@ mod tests {
         o.refused(a, "default", Reason::PluginNotAllowed);
         assert_eq!(o.answered(a), None, "once per credential");
         assert_eq!(o.evidence().len(), 1);
+    }
+
+    #[test]
+    fn restored_evidence_is_still_once_per_credential() {
+        let mut o = OtherWay::new(4);
+        let a = fp(1);
+        let earlier = Reached { credential: a.to_string(), ..reached("catalog-reader") };
+        o.restore(vec![earlier.clone(), Reached { credential: "not-hex".into(), ..reached("x") }]);
+        assert_eq!(o.evidence(), vec![earlier]);
+        assert_eq!(o.recorded_count(), 0, "restoring is not recording");
+        o.refused(a, "default", Reason::PluginNotAllowed);
+        assert_eq!(o.answered(a), None, "evidence of the run before the restart");
     }
 
     #[test]
