@@ -62,6 +62,12 @@ impl Method {
         matches!(self, Method::TasksGet | Method::TasksUpdate | Method::TasksCancel)
     }
 
+    /// A server's request that waits for the person behind the client (the handshake generation
+    /// asks over a call's stream): a form to fill, or a model answer to approve.
+    pub(crate) fn asks_the_person(self) -> bool {
+        matches!(self, Method::ElicitationCreate | Method::SamplingCreateMessage)
+    }
+
     /// Methods that list what the server offers: their answers repeat for every session.
     pub(crate) fn lists_offerings(self) -> bool {
         matches!(self, Method::ToolsList | Method::PromptsList | Method::ResourcesList | Method::ResourcesTemplatesList)

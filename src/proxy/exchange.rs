@@ -166,6 +166,10 @@ impl Exchange {
         if let Some(method) = m.method {
             // The server asks or tells the client something on this stream: not a client operation.
             self.recorder.server_message(method);
+            if let (Some(id), Some(call), true) = (&m.id, self.pending.first(), method.asks_the_person()) {
+                let key = super::request::request_key(&self.recorder.route().label, self.session.as_ref(), id);
+                self.recorder.question_asked(call, key, now, &self.sessions.waits);
+            }
             if let (Method::NotificationsTasks, Some(task)) = (method, &m.task) {
                 self.recorder.task_seen(task, &self.sessions.tasks);
             }
@@ -264,7 +268,7 @@ impl Exchange {
     /// The client cancelled `p` with `notifications/cancelled` (the handshake generation).
     fn cancelled(&self, p: &Pending) -> bool {
         let Some(id) = &p.id else { return false };
-        let key = super::request::cancel_key(&self.recorder.route().label, self.session.as_ref(), id);
+        let key = super::request::request_key(&self.recorder.route().label, self.session.as_ref(), id);
         self.sessions.cancels.take(key, Instant::now())
     }
 

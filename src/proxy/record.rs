@@ -273,26 +273,36 @@ impl Recorder {
     /// The server answered `p` with `input_required` at `now`: the call waits for its client to
     /// come back with the input, and `true` says its operation goes on (its span ends here).
     pub(crate) fn input_required(&self, p: &mut Pending, r: &ResultInfo, now: Instant, waits: &InputWaits) -> bool {
-        let tool = self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool);
-        self.metrics.record_input_required(&self.route.label, p.method, &tool);
-        let route = &self.route.label;
+        let labels = self.call_labels(p);
+        self.metrics.record_input_required(&self.route.label, p.method, &labels.tool);
         let target = (p.method, p.target.as_deref());
-        let key = RoundKey::new(route, self.call.caller.credential.key(), target, r.request_state, r.input_keys);
-        let labels = CallLabels {
-            route: route.clone(),
-            method: p.method,
-            prompt: self.bounded_target(p, Method::PromptsGet, &self.route.prompts, OverflowLabel::Prompt),
-            tool,
-            client: self.client.clone(),
-            protocol_version: self.call.protocol_version,
-            http_version: self.call.http_version,
-        };
+        let credential = self.call.caller.credential.key();
+        let key = RoundKey::new(&self.route.label, credential, target, r.request_state, r.input_keys);
         let origin = p.origin.unwrap_or(Origin { started: self.call.started, rounds: 1 });
         if !waits.asked(key, origin, now, labels) {
             return false;
         }
         super::trace::end(p.span.take(), ErrorType::None);
         true
+    }
+
+    /// The server asked the client something (`key`) on the stream of `call`, the request that
+    /// needs it (the handshake generation): the person's wait starts.
+    pub(crate) fn question_asked(&self, call: &Pending, key: u64, now: Instant, waits: &InputWaits) {
+        waits.question_asked(key, now, self.call_labels(call));
+    }
+
+    /// What a call is recorded under when it is not answered here and now.
+    fn call_labels(&self, p: &Pending) -> CallLabels {
+        CallLabels {
+            route: self.route.label.clone(),
+            method: p.method,
+            tool: self.bounded_target(p, Method::ToolsCall, &self.route.tools, OverflowLabel::Tool),
+            prompt: self.bounded_target(p, Method::PromptsGet, &self.route.prompts, OverflowLabel::Prompt),
+            client: self.client.clone(),
+            protocol_version: self.call.protocol_version,
+            http_version: self.call.http_version,
+        }
     }
 
     /// The size of a single `tools/call` exchange's answer.

@@ -295,7 +295,7 @@ pub(super) fn request_info(
 
 mod earlier;
 mod mismatch;
-pub(crate) use earlier::{cancel_key, principal};
+pub(crate) use earlier::{principal, request_key};
 use mismatch::header_mismatches;
 pub(crate) use mismatch::HeaderMismatch;
 

@@ -115,6 +115,8 @@ pub(crate) struct InputWaits {
     limits: Mutex<(Duration, usize)>,
     /// Cluster mode: calls waiting are shared through the store.
     shared: std::sync::atomic::AtomicBool,
+    /// The handshake generation's questions over a call's stream, waiting for their answer.
+    questions: questions::Questions,
 }
 
 impl InputWaits {
@@ -124,6 +126,7 @@ impl InputWaits {
             metrics,
             limits: Mutex::new((timeout, max)),
             shared: std::sync::atomic::AtomicBool::new(false),
+            questions: Default::default(),
         }
     }
 
@@ -231,6 +234,7 @@ impl InputWaits {
     }
 }
 
+mod questions;
 mod shared;
 pub(crate) use shared::SharedWait;
 

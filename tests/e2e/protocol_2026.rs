@@ -170,6 +170,10 @@ async fn a_confirmed_call_on_the_handshake_generation_is_one_operation_too() {
     assert!((1.4..10.0).contains(&took), "{took} s");
     let asked = metric(&m, "mcp_tap_server_messages_total", &[("mcp_method_name", "elicitation/create")]);
     assert_eq!(asked, 1.0, "the question went over the stream:\n{m}");
+    // The person's wait: from the question on the stream to the client's answer (its POST).
+    assert_eq!(of("mcp_tap_input_wait_duration_seconds_count"), 1.0, "{m}");
+    let waited = of("mcp_tap_input_wait_duration_seconds_sum");
+    assert!((1.4..took).contains(&waited), "waited {waited} s of {took} s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

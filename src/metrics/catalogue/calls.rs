@@ -13,7 +13,7 @@ pub const INPUT_WAIT: Spec = histogram(
     "mcp_tap_input_wait_duration_seconds",
     Buckets::Operation,
     &["mcp_route", "mcp_method_name", "gen_ai_tool_name"],
-    "Time a multi round-trip call waited for the client's input (the person answering an elicitation), from the input_required answer to the retry; part of the operation's duration.",
+    "Time a call waited for the client's input (the person answering an elicitation or approving a sample): from the input_required answer to the retry, or on the handshake generation from the server's question on the call's stream to the client's answer; part of the operation's duration.",
 );
 
 pub const OPERATION_ROUNDS: Spec = histogram(

@@ -1,5 +1,6 @@
 //! What a request says of earlier ones: a retry with input (MCP 2026-07-28) continues a call
-//! that waited for it; `notifications/cancelled` ends one.
+//! that waited for it; `notifications/cancelled` ends one; a response answers the server's
+//! question on a call's stream (the handshake generation).
 
 use tokio::time::Instant;
 
@@ -12,8 +13,9 @@ use crate::mcp::method::Method;
 use crate::proxy::Shared;
 use crate::session::RoundKey;
 
-/// What names a request to a `notifications/cancelled` of its client: route, session, id.
-pub(crate) fn cancel_key(route: &str, session: Option<&SessionRef>, id: &Id) -> u64 {
+/// What names a request in its session, for a `notifications/cancelled` of its client or a
+/// client's answer to a server's request: route, session, id.
+pub(crate) fn request_key(route: &str, session: Option<&SessionRef>, id: &Id) -> u64 {
     let session = match session {
         Some(SessionRef::Header(id)) => (Some(&**id), None),
         Some(SessionRef::Inferred(key)) => (None, Some((key.credential, key.source))),
@@ -32,7 +34,7 @@ pub(crate) fn principal(user: Option<&str>, credential: &Credential) -> u64 {
 }
 
 /// What the request says of earlier ones: a retry with input continues a call that waited for
-/// it; `notifications/cancelled` ends one.
+/// it; `notifications/cancelled` ends one; a response answers a server's question.
 pub(super) fn requests(
     shared: &Shared,
     (route, session, caller): (&str, Option<&SessionRef>, &Caller),
@@ -46,7 +48,12 @@ pub(super) fn requests(
 
     let cancelled = messages.iter().filter(|m| m.method == Some(Method::NotificationsCancelled));
     for id in cancelled.filter_map(|m| m.cancels.as_ref()) {
-        shared.sessions.cancels.note(cancel_key(route, session, id), started);
+        shared.sessions.cancels.note(request_key(route, session, id), started);
+    }
+
+    // The client's answers to what the server asked on a call's stream: the person's wait ends.
+    for id in messages.iter().filter(|m| m.is_response()).filter_map(|m| m.id.as_ref()) {
+        shared.sessions.waits.question_answered(request_key(route, session, id), started);
     }
 }
 
