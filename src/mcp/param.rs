@@ -3,7 +3,9 @@
 //! `Mcp-Param-Region`, so intermediaries can route on it without reading the body. The tap
 //! forwards them untouched; it learns the marked properties from `tools/list` answers and
 //! checks each call's headers against its arguments, as the server must (which refuses a
-//! disagreement with `-32020`). Only top-level properties are checked.
+//! disagreement with `-32020`). A marked property may sit in a nested object, reached through
+//! `properties` chains (the only path the spec lets a header come from): its argument is found
+//! at the same path, and named by it (`filter.region`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -16,11 +18,16 @@ use super::lenient::string_or_skip;
 
 /// Marked properties kept per `tools/list` answer, at most.
 const MAX_PER_ANSWER: usize = 64;
+/// How deep in nested objects a marked property is looked for, at most.
+const MAX_DEPTH: usize = 8;
 
 /// A tool argument its schema mirrors into a header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Mirrored {
+    /// The argument's path, dotted (`region`, `filter.region`), as the audit names it.
     pub param: String,
+    /// The same path, one property name per step.
+    pub path: Vec<String>,
     /// The header's name after `Mcp-Param-`, in lower case.
     pub header: String,
     /// The property is an integer: `42` and `42.0` agree.
@@ -33,6 +40,8 @@ pub(crate) struct Mirrored {
 struct RawProperty {
     header: Option<String>,
     integer: bool,
+    /// Marked properties of an object property (its own `properties`).
+    nested: Vec<Mirrored>,
 }
 
 impl<'de> Deserialize<'de> for RawProperty {
@@ -56,6 +65,7 @@ impl<'de> Visitor<'de> for PropertyVisitor {
             match &*key {
                 "x-mcp-header" => p.header = map.next_value::<Lenient>()?.0,
                 "type" => p.integer = map.next_value::<Lenient>()?.0.as_deref() == Some("integer"),
+                "properties" => p.nested = map.next_value::<Marked>()?.0,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -112,15 +122,25 @@ impl<'de> Visitor<'de> for Properties {
         let mut out = Vec::new();
         while let Some(param) = map.next_key::<Cow<'de, str>>()? {
             let p = map.next_value::<RawProperty>()?;
-            let Some(header) = p.header.filter(|h| !h.is_empty() && h.len() <= 64) else { continue };
-            if out.len() < MAX_PER_ANSWER && param.len() <= 128 {
+            if param.len() > 128 {
+                continue;
+            }
+            // A nested property's path starts with this one's name.
+            for mut n in p.nested.into_iter().filter(|n| n.path.len() < MAX_DEPTH) {
+                n.param = format!("{param}.{}", n.param);
+                n.path.insert(0, param.to_string());
+                out.push(n);
+            }
+            if let Some(header) = p.header.filter(|h| !h.is_empty() && h.len() <= 64) {
                 out.push(Mirrored {
-                    param: param.into_owned(),
+                    param: param.to_string(),
+                    path: vec![param.into_owned()],
                     header: header.to_ascii_lowercase(),
                     integer: p.integer,
                 });
             }
         }
+        out.truncate(MAX_PER_ANSWER);
         Ok(out)
     }
 
@@ -160,6 +180,15 @@ fn marked<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Mirrored>, D::Error> {
     d.deserialize_any(Properties)
 }
 
+/// A nested `properties`: its marked properties.
+struct Marked(Vec<Mirrored>);
+
+impl<'de> Deserialize<'de> for Marked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        marked(d).map(Marked)
+    }
+}
+
 /// A header value as the client meant it: `=?base64?…?=` is decoded; `None` if that fails.
 fn decoded(value: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(value).ok()?.trim();
@@ -188,6 +217,15 @@ fn agree(m: &Mirrored, header: &str, value: &serde_json::Value, as_text: &str) -
     header == as_text
 }
 
+/// The argument at `path` (`None` if any step is missing or not an object).
+fn argument<'a>(
+    args: &'a serde_json::Map<String, serde_json::Value>,
+    path: &[String],
+) -> Option<&'a serde_json::Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter().try_fold(args.get(first)?, |value, step| value.as_object()?.get(step))
+}
+
 /// The marked properties of a call whose header disagrees with its argument: a header missing
 /// for a value in the body, a different value, or one that cannot be decoded. `header(name)`
 /// gives the request's `Mcp-Param-{name}`; `arguments` is the call's `params.arguments`.
@@ -202,7 +240,7 @@ pub(crate) fn mismatches<'m, 'h>(
     declared
         .iter()
         .filter(|m| {
-            let Some(value) = args.get(&m.param) else { return false };
+            let Some(value) = argument(&args, &m.path) else { return false };
             let Some(as_text) = rendered(value) else { return false };
             match header(&m.header).map(decoded) {
                 None => true,
@@ -231,6 +269,35 @@ mod tests {
             [("region", "region", false), ("n", "n", true)]
         );
         assert!(schema(r#"{"properties":[1,2]}"#).is_empty());
+    }
+
+    #[test]
+    fn nested_marked_properties_are_found_at_their_path() {
+        let declared = schema(
+            r#"{"properties":{"filter":{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"deep":{"properties":{"n":{"type":"integer","x-mcp-header":"N"}}}}},"top":{"x-mcp-header":"Top"}}}"#,
+        );
+        let paths: Vec<&str> = declared.iter().map(|m| m.param.as_str()).collect();
+        assert_eq!(paths, ["filter.region", "filter.deep.n", "top"]);
+        let check = |headers: &[(&str, &str)], args: &str| -> Vec<String> {
+            let find = |name: &str| headers.iter().find(|(h, _)| *h == name).map(|(_, v)| v.as_bytes());
+            mismatches(&declared, find, args.as_bytes()).into_iter().map(|m| m.param.clone()).collect()
+        };
+        let args = r#"{"filter":{"region":"us-west1","deep":{"n":3}},"top":"t"}"#;
+        assert!(check(&[("region", "us-west1"), ("n", "3"), ("top", "t")], args).is_empty());
+        assert_eq!(check(&[("region", "eu-north1"), ("n", "3"), ("top", "t")], args), ["filter.region"]);
+        assert_eq!(check(&[("top", "t")], args), ["filter.region", "filter.deep.n"], "nested values need headers");
+        assert!(check(&[("top", "t")], r#"{"filter":"flat","top":"t"}"#).is_empty(), "no object there: no value");
+        // Nesting deeper than MAX_DEPTH is not followed; a deeply nested hostile schema is bounded.
+        let nested = |depth: usize| {
+            let deep = format!(
+                "{}{}{}",
+                r#"{"properties":{"a":"#.repeat(depth),
+                r#"{"x-mcp-header":"X"}"#,
+                "}}".repeat(depth)
+            );
+            schema(&deep).len()
+        };
+        assert_eq!((nested(MAX_DEPTH), nested(MAX_DEPTH + 1), nested(40)), (1, 0, 0));
     }
 
     #[test]
