@@ -267,7 +267,10 @@ async fn an_mcp_param_header_that_disagrees_with_its_argument_is_counted_and_for
     let answer = String::from_utf8_lossy(&answer);
     assert!(status == 400 && answer.contains("-32020"), "the server got the header and refused it: {status} {answer}");
     assert_eq!(metric(&tap.metrics().await, "mcp_tap_header_mismatch_total", &param), 1.0);
-    let lines: Vec<_> = audit_lines(&config).into_iter().filter(|l| l["event"] == "header_mismatch").collect();
+    // The audit line is written on the writer's thread, a moment after the count.
+    let mismatch = |l: &serde_json::Value| l["event"] == "header_mismatch";
+    let lines = audit_when(&config, Duration::from_secs(10), "the header_mismatch line", mismatch).await;
+    let lines: Vec<_> = lines.into_iter().filter(mismatch).collect();
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert_eq!((lines[0]["header"].as_str(), lines[0]["body"].as_str()), (Some("Mcp-Param-region"), Some("region")));
     let audit = std::fs::read_to_string(&config.audit.output).unwrap();

@@ -120,7 +120,10 @@ async fn what_the_tap_recorded(tap: &Tap, config: &mcp_tap::config::Config, ids:
     assert_eq!(of("mcp_tap_task_cancels_total", &[]), 1.0);
     let ops = metric(&m, "mcp_server_operation_duration_seconds_count", &[("mcp_method_name", "tasks/get")]);
     assert!(ops >= 4.0, "each poll is an operation of its own: {ops}");
-    let foreign: Vec<_> = audit_lines(config).into_iter().filter(|l| l["event"] == "task_foreign_access").collect();
+    // The audit line is written on the writer's thread, a moment after the count.
+    let is_foreign = |l: &serde_json::Value| l["event"] == "task_foreign_access";
+    let lines = audit_when(config, Duration::from_secs(10), "the task_foreign_access line", is_foreign).await;
+    let foreign: Vec<_> = lines.into_iter().filter(is_foreign).collect();
     assert_eq!(foreign.len(), 1, "once for the task, however often it is polled: {foreign:#?}");
     assert_eq!(
         (foreign[0]["owner_client"].as_str(), foreign[0]["mcp_method"].as_str()),
