@@ -71,20 +71,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::mcp::method::Method;
     use crate::metrics::Metrics;
-
-    fn labels() -> CallLabels {
-        CallLabels {
-            route: "default".into(),
-            method: Method::ToolsCall,
-            tool: "delete_entity".into(),
-            prompt: String::new(),
-            client: "vscode".into(),
-            protocol_version: "2025-06-18",
-            http_version: "1.1",
-        }
-    }
+    use crate::session::rounds::tests::labels;
 
     #[tokio::test(start_paused = true)]
     async fn a_question_answered_is_one_wait_and_the_table_stays_bounded() {

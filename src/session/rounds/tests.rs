@@ -6,7 +6,7 @@ fn waits(timeout: u64, max: usize) -> (Arc<Metrics>, InputWaits) {
     (m.clone(), InputWaits::new(m, Duration::from_secs(timeout), max))
 }
 
-fn labels() -> CallLabels {
+pub(super) fn labels() -> CallLabels {
     CallLabels {
         route: "default".into(),
         method: Method::ToolsCall,
