@@ -67,11 +67,14 @@ impl Auditor {
         self.raise(fp, AuditEvent::ActionsApiReach(reached));
     }
 
-    /// Every credential refused on MCP that the actions API answered (this replica's), oldest
-    /// first, and how many were recorded since the start.
-    pub(crate) fn other_way_evidence(&self) -> (Vec<Reached>, u64) {
-        let other_way = self.detect.other_way.lock().expect("other way lock");
-        (other_way.evidence(), other_way.recorded_count())
+    /// Every credential refused on MCP that the actions API answered (this replica's), oldest first.
+    pub(crate) fn other_way_evidence(&self) -> Vec<Reached> {
+        self.detect.other_way.lock().expect("other way lock").evidence()
+    }
+
+    /// How many pieces of that evidence were recorded since the start (it changed when this did).
+    pub(crate) fn other_way_recorded(&self) -> u64 {
+        self.detect.other_way.lock().expect("other way lock").recorded_count()
     }
 
     /// The evidence of an earlier run, from the state file.

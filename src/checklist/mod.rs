@@ -167,9 +167,8 @@ impl Checklist {
     pub(crate) fn report(&self) -> Report {
         let window = self.settings.load().window.as_secs();
         let local = self.privileges.lock().expect("privileges lock").entries();
-        let (reach, _) = self.auditor.other_way_evidence();
         let cx = privileges::Context {
-            reach: store::reach_since(reach, unix_now().saturating_sub(window)),
+            reach: store::reach_since(self.auditor.other_way_evidence(), unix_now().saturating_sub(window)),
             ..self.servers.lock().expect("servers lock").clone()
         };
         match self.cluster_view.lock().expect("cluster view lock").clone() {
@@ -213,14 +212,15 @@ impl Checklist {
             privileges.counts()
         };
         self.metrics.checklist.export_tools(&counts);
-        let (reach, recorded) = self.auditor.other_way_evidence();
+        let recorded = self.auditor.other_way_recorded();
         let new_evidence = self.reach_recorded.swap(recorded, Ordering::Relaxed) != recorded;
         if !self.dirty.swap(false, Ordering::Relaxed) && !new_evidence {
             return None;
         }
         let credentials = self.ages.lock().expect("ages lock").entries();
         let privileges = self.privileges.lock().expect("privileges lock").entries();
-        Some(State::new(now, credentials, privileges, store::reach_since(reach, before)))
+        let reach = store::reach_since(self.auditor.other_way_evidence(), before);
+        Some(State::new(now, credentials, privileges, reach))
     }
 
     /// Cluster mode: every credential as this replica saw it, for the other replicas.
